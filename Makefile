@@ -1,0 +1,54 @@
+# loopml's user interface. `make run` and `make test` set everything up first.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# uv from PATH, else from the system Python's user site (bootstrapped from PyPI).
+UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
+ARGS ?=
+export MLFLOW_DISABLE_TELEMETRY := true
+
+.PHONY: help setup lock run test lint fmt serve ui clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+setup: $(STAMP) ## Create .venv from requirements.lock with the system Python (idempotent)
+
+$(STAMP): requirements.lock pyproject.toml
+	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 \
+		|| $(PYTHON) -m pip install --quiet --user uv
+	@test -x $(BIN)/python || $(UV) venv --quiet --python $(PYTHON) --python-preference only-system $(VENV)
+	VIRTUAL_ENV=$(VENV) $(UV) pip sync --quiet --python $(BIN)/python requirements.lock
+	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet --python $(BIN)/python --no-deps -e .
+	@touch $(STAMP)
+
+lock: ## Re-compile requirements.lock from pyproject.toml (pins only, no URLs)
+	$(UV) pip compile pyproject.toml --extra dev --python-version 3.11 --no-header -o requirements.lock
+
+run: setup ## Run the whole loop (pass options with ARGS="--dataset online-retail")
+	$(BIN)/loopml run $(ARGS)
+
+test: setup lint ## Lint, then run every test
+	$(BIN)/pytest -q $(ARGS)
+
+lint: setup ## ruff check + ruff format --check + mypy --strict on src/
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy --strict src
+
+fmt: setup ## Format and fix what ruff can
+	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format src tests
+
+serve: setup ## Serve the champions on http://127.0.0.1:8000 (docs at /docs)
+	$(BIN)/loopml serve $(ARGS)
+
+ui: setup ## Open the MLflow UI on the active store (http://127.0.0.1:5000)
+	$(BIN)/loopml ui $(ARGS)
+
+clean: ## Remove the loopml home folder and caches (keeps .venv)
+	rm -rf .loopml .loopml-production .pytest_cache .mypy_cache .ruff_cache

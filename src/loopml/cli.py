@@ -1,0 +1,305 @@
+"""The ``loopml`` command line: one command per stage, plus run, serve and ui.
+
+Every stage reads and writes stored artefacts under the home folder, MLflow
+and the registry, so any command can be run alone, by a person, DVC, Airflow
+or CI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from loopml.config import Settings, load_settings
+from loopml.logs import setup_logging
+from loopml.runtime import configure_environment
+
+app = typer.Typer(
+    help=(
+        "loopml: data in, validated, a model trained and tracked in MLflow, "
+        "promoted through a gate, served over HTTP.\n\n"
+        "Start with `loopml run` (the whole loop on generated data), then "
+        "`loopml status`, `loopml serve` and `loopml ui`."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+WorkloadOpt = Annotated[
+    str, typer.Option("--workload", "-w", help="Workload to act on (now: demand).")
+]
+DatasetOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Data source: 'generated' (seeded generator) or 'online-retail' "
+        "(UCI Online Retail parquet; see --data-path).",
+    ),
+]
+DataPathOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="File to read for a real dataset; default for online-retail: "
+        "../shared/datasets/online_retail/online_retail.parquet.",
+    ),
+]
+
+
+class _State:
+    """Options given before the command (the profile)."""
+
+    profile: str | None = None
+    verbose: bool = False
+
+
+def _settings(**demand: Any) -> Settings:
+    overrides = {k: v for k, v in demand.items() if v is not None}
+    kwargs: dict[str, Any] = {"demand": overrides} if overrides else {}
+    try:
+        settings = load_settings(_State.profile, **kwargs)
+    except (ValueError, FileNotFoundError) as error:
+        err_console.print(f"[red]configuration error:[/red] {error}")
+        raise typer.Exit(2) from error
+    configure_environment(settings.home)
+    setup_logging(
+        settings.home,
+        settings.log_level,
+        json_lines=settings.log_json,
+        production=settings.profile == "production",
+        console_level="INFO" if _State.verbose else "WARNING",
+    )
+    return settings
+
+
+def _run_stage(name: str, settings: Settings, workload: str) -> None:
+    from loopml.pipeline import run_stage
+    from loopml.stages.common import StageError
+
+    try:
+        timed = run_stage(name, settings, workload)
+    except (StageError, ValueError) as error:
+        err_console.print(f"[red]{name} failed:[/red] {error}")
+        raise typer.Exit(1) from error
+    console.print(
+        f"[green]{name}[/green] {workload}: {timed.result.summary} "
+        f"({timed.seconds:.1f}s)"
+    )
+    if timed.result.status == "rejected":
+        raise typer.Exit(0)
+
+
+@app.callback()
+def main(
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            "--profile",
+            "-p",
+            help="Settings profile from configs/ (default, production); "
+            "also LOOPML_PROFILE.",
+        ),
+    ] = None,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="Show INFO logs on the console too "
+            "(they always go to <home>/logs/loopml.log).",
+        ),
+    ] = False,
+) -> None:
+    """Choose the profile (and verbosity) for the command that follows."""
+    _State.profile = profile
+    _State.verbose = verbose
+
+
+@app.command()
+def ingest(
+    workload: WorkloadOpt = "demand",
+    dataset: DatasetOpt = None,
+    data_path: DataPathOpt = None,
+) -> None:
+    """Read (or generate) the raw data into <home>/data/<workload>/raw.parquet."""
+    _run_stage("ingest", _settings(dataset=dataset, data_path=data_path), workload)
+
+
+@app.command()
+def validate(workload: WorkloadOpt = "demand") -> None:
+    """Check the raw data; on failure quarantine it, report, and exit 1."""
+    _run_stage("validate", _settings(), workload)
+
+
+@app.command()
+def train(workload: WorkloadOpt = "demand") -> None:
+    """Fit on validated data, log to MLflow, register as 'challenger'."""
+    _run_stage("train", _settings(), workload)
+
+
+@app.command()
+def evaluate(workload: WorkloadOpt = "demand") -> None:
+    """Rolling-origin backtest of model and baseline; metrics go to MLflow."""
+    _run_stage("evaluate", _settings(), workload)
+
+
+@app.command()
+def promote(workload: WorkloadOpt = "demand") -> None:
+    """Make the evaluated candidate 'champion' if it beats the bar; says why."""
+    _run_stage("promote", _settings(), workload)
+
+
+@app.command()
+def run(
+    workload: Annotated[
+        list[str] | None,
+        typer.Option("--workload", "-w", help="Workloads to run (default: all)."),
+    ] = None,
+    dataset: DatasetOpt = None,
+    data_path: DataPathOpt = None,
+) -> None:
+    """Run the whole loop: ingest, validate, train, evaluate, promote."""
+    from loopml.pipeline import TimedResult, run_loop
+    from loopml.status import collect
+    from loopml.workloads.base import WORKLOADS
+
+    settings = _settings(dataset=dataset, data_path=data_path)
+    names = workload or list(WORKLOADS)
+
+    def progress(timed: TimedResult) -> None:
+        colour = "red" if timed.result.status == "failed" else "green"
+        console.print(
+            f"[{colour}]{timed.result.stage:<9}[/{colour}] {timed.result.workload}: "
+            f"{timed.result.summary} ({timed.seconds:.1f}s)"
+        )
+
+    results = run_loop(settings, names, on_stage=progress)
+    status = collect(settings)
+    table = Table(title="loopml run")
+    for column in ("workload", "stage", "status", "seconds", "key metrics"):
+        table.add_column(column)
+    for timed in results:
+        res = timed.result
+        metrics = ", ".join(f"{k}={v:.3f}" for k, v in res.metrics.items())
+        table.add_row(
+            res.workload, res.stage, res.status, f"{timed.seconds:.1f}", metrics
+        )
+    console.print(table)
+    for name in names:
+        champion = status["workloads"][name]["champion"]
+        shown = f"version {champion['version']}" if champion else "none yet"
+        console.print(f"[bold]{name} champion:[/bold] {shown}")
+    console.print(
+        f"Look next: [bold]make ui[/bold] (MLflow at {settings.tracking_uri}), "
+        "[bold]make serve[/bold] (API docs at http://127.0.0.1:"
+        f"{settings.serving.port}/docs), [bold]loopml status[/bold]; "
+        f"logs in {settings.home / 'logs'}."
+    )
+    if any(t.result.status == "failed" for t in results):
+        raise typer.Exit(1)
+
+
+@app.command()
+def status(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print machine-readable JSON.")
+    ] = False,
+) -> None:
+    """Show each workload's champion, its key metrics and the last run."""
+    from loopml.status import collect
+
+    doc = collect(_settings())
+    if as_json:
+        sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
+        return
+    table = Table(title=f"loopml status ({doc['profile']})")
+    for column in ("workload", "champion", "metrics", "data version", "last run"):
+        table.add_column(column)
+    for name, info in doc["workloads"].items():
+        champ = info["champion"]
+        last = info["last_run"]
+        table.add_row(
+            name,
+            champ["version"] if champ else "-",
+            ", ".join(f"{k}={v:.3f}" for k, v in champ["metrics"].items())
+            if champ
+            else "-",
+            (champ["data_version"] or "-")[:12] if champ else "-",
+            f"{last['finished']} ({'ok' if last['ok'] else 'failed'})" if last else "-",
+        )
+    console.print(table)
+
+
+@app.command()
+def history(workload: WorkloadOpt = "demand") -> None:
+    """Print the promotion history: who, when, from/to version, and why."""
+    from loopml.registry import read_history
+
+    settings = _settings()
+    table = Table(title=f"{workload} promotion history")
+    for column in ("when", "who", "action", "from", "to", "reason"):
+        table.add_column(column)
+    for d in read_history(settings.state_dir(workload) / "history.jsonl"):
+        table.add_row(
+            d.when,
+            d.who,
+            d.action,
+            d.from_version or "-",
+            d.to_version or "-",
+            d.reason,
+        )
+    console.print(table)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (0 = any free).")] = None,
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes.")] = 1,
+) -> None:
+    """Serve the champion models over HTTP (FastAPI; docs at /docs)."""
+    import uvicorn
+
+    settings = _settings()
+    uvicorn.run(
+        "loopml.serving.app:create_app",
+        factory=True,
+        host=host or settings.serving.host,
+        port=settings.serving.port if port is None else port,
+        workers=workers,
+        log_level="warning",
+    )
+
+
+@app.command()
+def ui(
+    port: Annotated[int, typer.Option(help="Port of the MLflow UI.")] = 5000,
+) -> None:
+    """Open the MLflow UI on the active tracking store."""
+    settings = _settings()
+    mlflow_bin = shutil.which("mlflow") or str(Path(sys.executable).with_name("mlflow"))
+    console.print(f"MLflow UI on http://127.0.0.1:{port} ({settings.tracking_uri})")
+    args = [
+        mlflow_bin,
+        "ui",
+        "--backend-store-uri",
+        settings.tracking_uri,
+        "--default-artifact-root",
+        settings.artifact_root.as_uri(),
+        "--port",
+        str(port),
+    ]
+    os.execv(mlflow_bin, args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

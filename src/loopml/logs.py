@@ -1,0 +1,139 @@
+"""Logging setup: one function, configured with ``dictConfig``.
+
+Records carry the pipeline stage they were logged in (``stage_context``), so a
+line says where in the loop it happened. People read the stream handler;
+machines read the rotating file under ``<home>/logs`` (JSON lines if asked).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import json
+import logging
+import logging.config
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+_STAGE: contextvars.ContextVar[str] = contextvars.ContextVar("stage", default="-")
+
+TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s [%(stage)s] %(message)s"
+
+
+class StageFilter(logging.Filter):
+    """Stamp every record with the current stage name."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Add ``record.stage``; never drops a record."""
+        record.stage = _STAGE.get()
+        return True
+
+
+class DropDebugFilter(logging.Filter):
+    """Drop DEBUG records (used in production, whatever the level says)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep records above DEBUG."""
+        return record.levelno > logging.DEBUG
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, stage, message."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Render the record as a JSON line."""
+        payload: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "stage": getattr(record, "stage", "-"),
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            payload["exception"] = self.formatException(record.exc_info)
+        return json.dumps(payload, default=str)
+
+
+@contextlib.contextmanager
+def stage_context(stage: str) -> Iterator[None]:
+    """Tag the log records emitted inside the block with ``stage``."""
+    token = _STAGE.set(stage)
+    try:
+        yield
+    finally:
+        _STAGE.reset(token)
+
+
+def setup_logging(
+    home: Path,
+    level: str = "INFO",
+    json_lines: bool = False,
+    production: bool = False,
+    console: bool = True,
+    console_level: str = "INFO",
+) -> Path:
+    """Configure the ``loopml`` loggers.
+
+    Args:
+        home: the loopml home; the log file goes to ``<home>/logs/loopml.log``.
+        level: the lowest level to emit.
+        json_lines: write the file as JSON lines instead of text.
+        production: drop DEBUG records whatever ``level`` says.
+        console: also log to standard error.
+        console_level: the lowest level shown on standard error (the file
+            still gets everything from ``level`` up).
+
+    Returns:
+        The path of the log file.
+    """
+    log_dir = home / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_file = log_dir / "loopml.log"
+    filters = ["stage", "no_debug"] if production else ["stage"]
+    handlers: dict[str, dict[str, Any]] = {
+        "file": {
+            "class": "logging.handlers.RotatingFileHandler",
+            "filename": str(log_file),
+            "maxBytes": 5_000_000,
+            "backupCount": 3,
+            "encoding": "utf-8",
+            "formatter": "json" if json_lines else "text",
+            "filters": filters,
+        }
+    }
+    if console:
+        handlers["console"] = {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stderr",
+            "formatter": "text",
+            "level": console_level,
+            "filters": filters,
+        }
+    logging.config.dictConfig(
+        {
+            "version": 1,
+            "disable_existing_loggers": False,
+            "filters": {
+                "stage": {"()": StageFilter},
+                "no_debug": {"()": DropDebugFilter},
+            },
+            "formatters": {
+                "text": {"format": TEXT_FORMAT, "datefmt": "%H:%M:%S"},
+                "json": {"()": JsonFormatter},
+            },
+            "handlers": handlers,
+            "loggers": {
+                "loopml": {
+                    "level": level,
+                    "handlers": list(handlers),
+                    "propagate": False,
+                }
+            },
+        }
+    )
+    # MLflow's notices about our own, deliberate choices (a cloudpickled
+    # python_model we wrote, explicit pip requirements) are noise for users.
+    for noisy in ("mlflow.pyfunc", "mlflow.utils.environment", "mlflow.models.model"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    return log_file

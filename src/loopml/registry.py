@@ -1,0 +1,77 @@
+"""Model registry: the ``champion`` / ``challenger`` aliases and their history.
+
+Only MLflow aliases are used (stages are deprecated). Every decision is
+written as model-version tags and appended to ``<home>/state/<w>/history.jsonl``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+
+log = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+
+@dataclass
+class Decision:
+    """One promotion decision, as recorded in the history."""
+
+    workload: str
+    action: str
+    promoted: bool
+    from_version: str | None
+    to_version: str | None
+    reason: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    who: str = field(default_factory=getpass.getuser)
+    when: str = field(
+        default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    )
+
+
+def get_alias(model_name: str, alias: str) -> ModelVersion | None:
+    """Return the version an alias points at, or ``None`` when unset."""
+    try:
+        return MlflowClient().get_model_version_by_alias(model_name, alias)
+    except MlflowException:
+        return None
+
+
+def set_alias(model_name: str, alias: str, version: str) -> None:
+    """Point ``alias`` at ``version`` (a single atomic registry update)."""
+    MlflowClient().set_registered_model_alias(model_name, alias, version)
+
+
+def record(decision: Decision, history_file: Path) -> None:
+    """Append a decision to the history file and tag the target version."""
+    history_file.parent.mkdir(parents=True, exist_ok=True)
+    with history_file.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(asdict(decision)) + "\n")
+    if decision.to_version is not None:
+        client = MlflowClient()
+        model_name = decision.workload
+        client.set_model_version_tag(
+            model_name, decision.to_version, "loopml.decision", decision.action
+        )
+        client.set_model_version_tag(
+            model_name, decision.to_version, "loopml.reason", decision.reason
+        )
+
+
+def read_history(history_file: Path) -> list[Decision]:
+    """Read every recorded decision, oldest first."""
+    if not history_file.is_file():
+        return []
+    lines = history_file.read_text(encoding="utf-8").splitlines()
+    return [Decision(**json.loads(line)) for line in lines if line.strip()]

@@ -1,0 +1,1 @@
+"""The online service: FastAPI app, request schemas and the model store."""

@@ -1,0 +1,78 @@
+"""Loads champion models from the MLflow registry, and only from there.
+
+Hot reload: :meth:`ModelStore.refresh` resolves the ``champion`` alias; when
+it points at another version, the new model is loaded and warmed with its
+input example *before* it replaces the old one in a single reference swap.
+Requests that already hold the old model finish on it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import mlflow.pyfunc
+
+from loopml.registry import CHAMPION, get_alias
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A champion as served: its version, python model and MLflow wrapper."""
+
+    name: str
+    version: str
+    model: Any
+    pyfunc: Any
+
+
+class ModelStore:
+    """Holds the loaded champion of each workload."""
+
+    def __init__(self, on_swap: Callable[[LoadedModel], None] | None = None) -> None:
+        """Start empty; ``on_swap`` is told of every model put in service."""
+        self._models: dict[str, LoadedModel] = {}
+        self._on_swap = on_swap
+
+    def refresh(self, name: str) -> LoadedModel | None:
+        """Serve the version ``champion`` points at, loading it if it changed.
+
+        Returns:
+            The model now served, or ``None`` when there is no champion yet.
+        """
+        version = get_alias(name, CHAMPION)
+        if version is None:
+            return self._models.get(name)
+        current = self._models.get(name)
+        if current is not None and current.version == str(version.version):
+            return current
+        # Load the resolved version, not the alias, so version and model agree.
+        pyfunc = mlflow.pyfunc.load_model(f"models:/{name}/{version.version}")
+        example = pyfunc.input_example
+        if example is not None:
+            pyfunc.predict(example)  # warm caches before taking traffic
+        loaded = LoadedModel(
+            name, str(version.version), pyfunc.unwrap_python_model(), pyfunc
+        )
+        self._models[name] = loaded  # one reference swap: atomic for readers
+        log.info(
+            "serving %s version %s (was %s)",
+            name,
+            loaded.version,
+            current.version if current else "none",
+        )
+        if self._on_swap:
+            self._on_swap(loaded)
+        return loaded
+
+    def get(self, name: str) -> LoadedModel | None:
+        """The model currently served for ``name``."""
+        return self._models.get(name)
+
+    def versions(self) -> dict[str, str]:
+        """Served version per workload."""
+        return {name: m.version for name, m in self._models.items()}

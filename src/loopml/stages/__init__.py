@@ -1,0 +1,1 @@
+"""Pipeline stages: each reads stored artefacts and writes stored artefacts."""

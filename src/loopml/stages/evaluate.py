@@ -1,0 +1,58 @@
+"""Evaluate: backtest model and baseline, log both to the training run."""
+
+from __future__ import annotations
+
+import logging
+
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+
+from loopml.config import Settings
+from loopml.stages.common import StageResult, read_json, require_file, write_json
+from loopml.tracking import setup_mlflow
+from loopml.workloads.base import get_workload
+
+log = logging.getLogger(__name__)
+
+
+def run(settings: Settings, workload_name: str) -> StageResult:
+    """Evaluate the workload on a rolling-origin backtest and log the results.
+
+    The metrics are logged to the run that trained the registered candidate,
+    and as tags on its model version, so the registry shows them.
+    """
+    workload = get_workload(workload_name)
+    trained = read_json(settings.state_dir(workload_name) / "train.json", "train")
+    data_path = require_file(
+        settings.data_dir(workload_name) / "validated.parquet", "validate"
+    )
+    data = pd.read_parquet(data_path)
+    setup_mlflow(settings)
+    output = workload.evaluate(settings, data)
+    with mlflow.start_run(run_id=trained["run_id"]):
+        mlflow.log_metrics(output.metrics)
+        for name, figure in output.figures.items():
+            mlflow.log_figure(figure, f"plots/{name}.png")
+        for name, table in output.tables.items():
+            mlflow.log_table(table, f"tables/{name}.json")
+    client = MlflowClient()
+    for key in workload.key_metrics:
+        if key in output.metrics:
+            client.set_model_version_tag(
+                workload_name,
+                trained["version"],
+                f"metric.{key}",
+                f"{output.metrics[key]:.6g}",
+            )
+    details = {"version": trained["version"], "run_id": trained["run_id"]}
+    write_json(
+        {**details, "metrics": output.metrics},
+        settings.state_dir(workload_name) / "evaluate.json",
+    )
+    shown = {k: output.metrics[k] for k in workload.key_metrics if k in output.metrics}
+    summary = ", ".join(f"{k}={v:.3f}" for k, v in shown.items())
+    log.info("evaluated version %s: %s", trained["version"], summary)
+    return StageResult(
+        "evaluate", workload_name, summary=summary, metrics=shown, details=details
+    )

@@ -1,0 +1,86 @@
+"""Train: fit the production model, log it to MLflow and register it.
+
+The new version gets the ``challenger`` alias; only ``promote`` may make it
+``champion``. Lineage (data version, git commit, lock hash) is tagged on the
+run and on the model version.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.models import infer_signature
+
+from loopml.config import Settings
+from loopml.registry import CHALLENGER, set_alias
+from loopml.stages.common import StageResult, require_file, write_json
+from loopml.tracking import lineage_tags, setup_mlflow
+from loopml.workloads.base import get_workload
+
+log = logging.getLogger(__name__)
+
+# Passed explicitly: MLflow's requirement inference costs seconds per model.
+PIP_REQUIREMENTS = [
+    f"mlflow=={mlflow.__version__}",
+    "lightgbm",
+    "pandas<3",
+    "numpy",
+    "loopml",
+]
+
+
+def run(settings: Settings, workload_name: str) -> StageResult:
+    """Fit on all validated data, log and register the model as challenger."""
+    workload = get_workload(workload_name)
+    data_path = require_file(
+        settings.data_dir(workload_name) / "validated.parquet", "validate"
+    )
+    data = pd.read_parquet(data_path)
+    setup_mlflow(settings)
+    started = time.perf_counter()
+    output = workload.train(settings, data)
+    fit_seconds = time.perf_counter() - started
+    tags = lineage_tags(data_path)
+    example = output.input_example
+    prediction = output.model.predict(None, example)
+    with warnings.catch_warnings():
+        # Our integer flags are never missing; MLflow's hint does not apply.
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains")
+        signature = infer_signature(example, prediction)
+    with mlflow.start_run(run_name=f"{workload_name}-train") as active:
+        mlflow.set_tags({**tags, "loopml.workload": workload_name})
+        mlflow.log_params(output.params)
+        mlflow.log_metrics({**output.metrics, "fit_seconds": fit_seconds})
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=output.model,
+            signature=signature,
+            input_example=example,
+            pip_requirements=PIP_REQUIREMENTS,
+            registered_model_name=workload_name,
+        )
+        run_id = active.info.run_id
+    version = str(info.registered_model_version)
+    client = MlflowClient()
+    for key, value in tags.items():
+        client.set_model_version_tag(workload_name, version, key, value)
+    set_alias(workload_name, CHALLENGER, version)
+    details = {
+        "run_id": run_id,
+        "version": version,
+        "data_version": tags["loopml.data_version"],
+        "fit_seconds": round(fit_seconds, 2),
+    }
+    write_json(details, settings.state_dir(workload_name) / "train.json")
+    log.info("registered %s version %s (run %s)", workload_name, version, run_id)
+    return StageResult(
+        "train",
+        workload_name,
+        summary=f"version {version} registered as {CHALLENGER}",
+        details=details,
+    )

@@ -1,0 +1,87 @@
+"""MLflow set-up and lineage: which data, code and lock made a run."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import subprocess
+from pathlib import Path
+
+import mlflow
+from mlflow import MlflowClient
+
+from loopml.config import Settings
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def setup_mlflow(settings: Settings) -> str:
+    """Point MLflow at the profile's store and make sure the experiment exists.
+
+    Args:
+        settings: the active settings.
+
+    Returns:
+        The experiment id.
+    """
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    mlflow.set_registry_uri(settings.tracking_uri)
+    client = MlflowClient()
+    name = settings.mlflow.experiment
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        settings.artifact_root.mkdir(parents=True, exist_ok=True)
+        experiment_id = client.create_experiment(
+            name, artifact_location=settings.artifact_root.as_uri()
+        )
+    else:
+        experiment_id = experiment.experiment_id
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return str(experiment_id)
+
+
+def file_hash(path: Path) -> str:
+    """Return the md5 of a file's bytes (the same digest DVC records)."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", *args],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip()
+
+
+def lineage_tags(data_path: Path) -> dict[str, str]:
+    """Tags that name the data version, the git commit and the lock file.
+
+    Args:
+        data_path: the exact input file the run trained on.
+
+    Returns:
+        Tags ready for ``mlflow.set_tags``; unknown values are ``"unknown"``.
+    """
+    commit = _git("rev-parse", "HEAD") or "unknown"
+    status = _git("status", "--porcelain")
+    lock = REPO_ROOT / "requirements.lock"
+    return {
+        "loopml.data_version": file_hash(data_path),
+        "loopml.data_path": str(data_path),
+        "loopml.git_commit": commit,
+        "loopml.git_dirty": "unknown" if status is None else str(bool(status)),
+        "loopml.lock_hash": file_hash(lock) if lock.is_file() else "unknown",
+    }

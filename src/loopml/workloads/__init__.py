@@ -1,0 +1,1 @@
+"""Workloads: one business problem each (data, schema, features, models)."""

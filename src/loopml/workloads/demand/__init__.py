@@ -1,0 +1,1 @@
+"""Demand forecasting: daily sales per store x item, forecast weeks ahead."""

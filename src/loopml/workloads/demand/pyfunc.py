@@ -1,0 +1,82 @@
+"""The demand model as MLflow logs and serves it.
+
+It bundles the fitted forecaster with the series state at the forecast
+origin (lags, rolling means, last prices), so that ``models:/demand@champion``
+alone can answer "how much of item I in store S on date D?" for any date
+within the horizon. Clients send keys and dates; the model builds the
+features exactly as training did (``features.build_features``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from mlflow.pyfunc.model import PythonModel
+
+from loopml.workloads.demand.features import FEATURE_COLUMNS, build_features
+from loopml.workloads.demand.models import ForecastModel
+
+REQUEST_COLUMNS = ["store_id", "item_id", "date", "price", "promo", "holiday"]
+
+
+class DemandForecastModel(PythonModel):
+    """A fitted forecaster plus the state it forecasts from."""
+
+    def __init__(
+        self,
+        forecaster: ForecastModel,
+        state: pd.DataFrame,
+        origin: pd.Timestamp,
+        horizon: int,
+    ) -> None:
+        """Bundle a fitted forecaster with the series state at ``origin``."""
+        self.forecaster = forecaster
+        self.state = state
+        self.origin = origin
+        self.horizon = horizon
+        self.last_price: dict[tuple[str, str], float] = {
+            (str(s), str(i)): float(p)
+            for s, i, p in state[["store_id", "item_id", "last_price"]].itertuples(
+                index=False
+            )
+        }
+
+    def known(self, store_id: str, item_id: str) -> bool:
+        """Whether the model has history for this series."""
+        return (store_id, item_id) in self.last_price
+
+    def requests_frame(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """Normalise request rows: parse dates, fill missing price and flags."""
+        frame = rows.copy()
+        for column, default in (("price", np.nan), ("promo", 0), ("holiday", 0)):
+            if column not in frame.columns:
+                frame[column] = default
+        frame["store_id"] = frame["store_id"].astype(str)
+        frame["item_id"] = frame["item_id"].astype(str)
+        frame["date"] = pd.to_datetime(frame["date"]).dt.normalize()
+        keys = list(zip(frame["store_id"], frame["item_id"], strict=True))
+        fallback = pd.Series([self.last_price.get(k, np.nan) for k in keys])
+        price = pd.to_numeric(frame["price"], errors="coerce").reset_index(drop=True)
+        frame["price"] = price.fillna(fallback).to_numpy(dtype=float)
+        frame["promo"] = frame["promo"].fillna(0).astype("int64")
+        frame["holiday"] = frame["holiday"].fillna(0).astype("int64")
+        return frame[REQUEST_COLUMNS]
+
+    def forecast(self, rows: pd.DataFrame) -> npt.NDArray[np.float64]:
+        """Forecast each request row (keys, target date, optional price/promo)."""
+        frame = self.requests_frame(rows)
+        features = build_features(self.state, frame, self.origin)
+        values = self.forecaster.predict(features[FEATURE_COLUMNS])
+        return np.asarray(values, dtype=np.float64)
+
+    def predict(
+        self,
+        context: Any,
+        model_input: pd.DataFrame,
+        params: dict[str, Any] | None = None,
+    ) -> pd.DataFrame:
+        """MLflow's entry point: one ``forecast`` per input row."""
+        return pd.DataFrame({"forecast": self.forecast(model_input)})

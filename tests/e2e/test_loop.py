@@ -1,0 +1,169 @@
+"""The whole loop through the CLI, then the served API over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+
+import conftest
+
+LOOPML = [sys.executable, "-m", "loopml.cli"]
+
+
+def _cli(
+    home: Path, *args: str, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [*LOOPML, *args],
+        env=conftest.subprocess_env(home),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"loopml {args} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def looped_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A home on which `loopml run` has completed once."""
+    home = tmp_path_factory.mktemp("e2e") / "home"
+    result = _cli(home, "run")
+    assert "loopml run" in result.stdout  # the summary table's title
+    assert "demand champion:" in result.stdout
+    return home
+
+
+@pytest.fixture(scope="module")
+def server(looped_home: Path) -> Iterator[str]:
+    """`loopml serve` on an ephemeral port, stopped after the tests."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        [*LOOPML, "serve", "--port", str(port)],
+        env=conftest.subprocess_env(looped_home),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    try:
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None:
+                raise AssertionError(
+                    f"server exited: {proc.stdout.read() if proc.stdout else ''}"
+                )
+            time.sleep(0.3)
+        else:
+            raise AssertionError("server did not become ready in 90 s")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def _status(home: Path) -> dict[str, object]:
+    doc: dict[str, object] = json.loads(_cli(home, "status", "--json").stdout)
+    return doc
+
+
+def test_status_shows_champion_with_wape(looped_home: Path) -> None:
+    demand = _status(looped_home)["workloads"]["demand"]  # type: ignore[index]
+    champion = demand["champion"]
+    assert champion["version"] == "1"
+    metrics = champion["metrics"]
+    assert 0 < metrics["wape"] < metrics["baseline_wape"]
+    assert len(champion["data_version"]) == 32
+    assert demand["last_run"]["ok"] is True
+
+
+def test_predict_returns_one_forecast_per_row(server: str, looped_home: Path) -> None:
+    raw = pd.read_parquet(looped_home / "data" / "demand" / "validated.parquet")
+    origin = raw["date"].max()
+    rows = [
+        {
+            "store_id": "S01",
+            "item_id": "I001",
+            "date": str((origin + pd.Timedelta(days=h)).date()),
+        }
+        for h in (1, 7, 14)
+    ]
+    rows.append({**rows[0], "promo": 1, "price": 2.5})
+    response = httpx.post(f"{server}/v1/demand/predict", json={"rows": rows})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model_version"] == "1"
+    assert [f["horizon"] for f in body["forecasts"]] == [1, 7, 14, 1]
+    assert all(f["forecast"] >= 0 for f in body["forecasts"])
+
+
+def test_missing_field_is_422_naming_it(server: str) -> None:
+    response = httpx.post(
+        f"{server}/v1/demand/predict",
+        json={"rows": [{"store_id": "S01", "date": "2030-01-01"}]},
+    )
+    assert response.status_code == 422
+    locs = [err["loc"] for err in response.json()["detail"]]
+    assert ["body", "rows", 0, "item_id"] in locs
+
+
+def test_date_beyond_horizon_is_422(server: str, looped_home: Path) -> None:
+    raw = pd.read_parquet(looped_home / "data" / "demand" / "validated.parquet")
+    late = str((raw["date"].max() + pd.Timedelta(days=60)).date())
+    response = httpx.post(
+        f"{server}/v1/demand/predict",
+        json={"rows": [{"store_id": "S01", "item_id": "I001", "date": late}]},
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "rows", 0, "date"]
+
+
+def test_unknown_item_is_404_naming_it(server: str, looped_home: Path) -> None:
+    raw = pd.read_parquet(looped_home / "data" / "demand" / "validated.parquet")
+    day = str((raw["date"].max() + pd.Timedelta(days=1)).date())
+    response = httpx.post(
+        f"{server}/v1/demand/predict",
+        json={"rows": [{"store_id": "S01", "item_id": "NOPE", "date": day}]},
+    )
+    assert response.status_code == 404
+    assert "S01/NOPE" in response.json()["detail"]
+
+
+def test_bad_batch_is_quarantined_and_champion_kept(looped_home: Path) -> None:
+    before = _status(looped_home)["workloads"]["demand"]["champion"]  # type: ignore[index]
+    raw_path = looped_home / "data" / "demand" / "raw.parquet"
+    validated = looped_home / "data" / "demand" / "validated.parquet"
+    validated_bytes = validated.read_bytes()
+    bad = pd.read_parquet(validated)
+    bad = pd.concat([bad, bad.iloc[[0]]])  # a duplicated key
+    bad.loc[bad.index[1], "sales"] = -5.0  # a negative quantity
+    bad.to_parquet(raw_path, index=False)
+    result = _cli(looped_home, "validate", check=False)
+    assert result.returncode == 1
+    assert "quarantine" in result.stderr and "sales" in result.stderr
+    assert list((looped_home / "quarantine" / "demand").glob("raw-*.parquet"))
+    assert list((looped_home / "reports" / "demand").glob("validation-*.md"))
+    assert validated.read_bytes() == validated_bytes
+    after = _status(looped_home)["workloads"]["demand"]["champion"]  # type: ignore[index]
+    assert after["version"] == before["version"]

@@ -1,0 +1,54 @@
+"""The production profile: the same stages against the local PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from loopml.config import load_settings
+from loopml.pipeline import run_stage
+from loopml.registry import CHALLENGER, get_alias
+from loopml.runtime import configure_environment
+
+PG_URI = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+
+
+def _postgres_reachable() -> str | None:
+    try:
+        import psycopg2
+
+        psycopg2.connect(
+            host="127.0.0.1",
+            port=5432,
+            user="postgres",
+            dbname="test",
+            connect_timeout=3,
+        ).close()
+    except Exception as error:  # noqa: BLE001 - any failure means "skip"
+        return f"PostgreSQL at 127.0.0.1:5432/test is unreachable: {error}"
+    return None
+
+
+@pytest.mark.postgres
+def test_train_registers_in_postgres(
+    tiny_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reason = _postgres_reachable()
+    if reason:
+        pytest.skip(reason)
+    # A fresh experiment per test run, so artefacts land in this temp home.
+    monkeypatch.setenv("LOOPML_MLFLOW__EXPERIMENT", f"it-{uuid.uuid4().hex[:8]}")
+    settings = load_settings("production", home=tiny_env)
+    assert settings.tracking_uri == PG_URI
+    configure_environment(settings.home)
+    for stage in ("ingest", "validate", "train"):
+        run_stage(stage, settings, "demand")
+    challenger = get_alias("demand", CHALLENGER)
+    assert challenger is not None
+    run = MlflowClient().get_run(challenger.run_id)
+    assert run.data.tags["loopml.workload"] == "demand"
+    assert len(run.data.tags["loopml.data_version"]) == 32
+    assert run.info.artifact_uri.startswith(settings.artifact_root.as_uri())
