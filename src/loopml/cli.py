@@ -42,15 +42,17 @@ WorkloadOpt = Annotated[
 DatasetOpt = Annotated[
     str | None,
     typer.Option(
-        help="Data source: 'generated' (seeded generator) or 'online-retail' "
-        "(UCI Online Retail parquet; see --data-path).",
+        help="Data source: 'generated' (seeded generator), 'online-retail' "
+        "(UCI Online Retail parquet) or 'bike-sharing' (UCI Bike Sharing "
+        "day.csv); see --data-path.",
     ),
 ]
 DataPathOpt = Annotated[
     Path | None,
     typer.Option(
-        help="File to read for a real dataset; default for online-retail: "
-        "../shared/datasets/online_retail/online_retail.parquet.",
+        help="File to read for a real dataset; defaults, under "
+        "../shared/datasets/: online_retail/online_retail.parquet and "
+        "bike_sharing/day.csv.",
     ),
 ]
 
@@ -63,9 +65,13 @@ class _State:
 
 
 def _settings(**demand: Any) -> Settings:
+    from loopml.params import apply_params_file
+
     overrides = {k: v for k, v in demand.items() if v is not None}
     kwargs: dict[str, Any] = {"demand": overrides} if overrides else {}
     try:
+        # LOOPML_PARAMS_FILE (set by dvc.yaml) lays params.yaml under the options.
+        kwargs = apply_params_file(kwargs)
         settings = load_settings(_State.profile, **kwargs)
     except (ValueError, FileNotFoundError) as error:
         err_console.print(f"[red]configuration error:[/red] {error}")
@@ -129,9 +135,61 @@ def ingest(
     workload: WorkloadOpt = "demand",
     dataset: DatasetOpt = None,
     data_path: DataPathOpt = None,
+    date: Annotated[
+        str | None,
+        typer.Option(
+            metavar="YYYY-MM-DD",
+            help="Add that day's batch to <home>/data/<workload>/batches/ "
+            "(replacing an earlier batch of that day) and rebuild raw.parquet "
+            "as the union of the batches. Without it: the whole history as one "
+            "snapshot.",
+        ),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="With --date: replace a day that validate already accepted.",
+        ),
+    ] = False,
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            "--file",
+            help="Read this parquet file (in the raw table's format) instead of "
+            "the dataset, e.g. a day's delivery with --date; it is stored as it "
+            "is, for validate to judge.",
+        ),
+    ] = None,
 ) -> None:
-    """Read (or generate) the raw data into <home>/data/<workload>/raw.parquet."""
-    _run_stage("ingest", _settings(dataset=dataset, data_path=data_path), workload)
+    """Store the raw data: the whole history, or one day's batch (--date)."""
+    import datetime as dt
+
+    try:
+        day = None if date is None else dt.date.fromisoformat(date)
+    except ValueError as error:
+        raise typer.BadParameter(
+            f"{date!r} is not a date like 2025-02-04", param_hint="--date"
+        ) from error
+    if force and day is None:
+        raise typer.BadParameter("only applies with --date", param_hint="--force")
+    settings = _settings(dataset=dataset, data_path=data_path)
+    if day is None and file is None:
+        _run_stage("ingest", settings, workload)
+        return
+    from loopml.logs import stage_context
+    from loopml.stages import ingest as ingest_stage
+    from loopml.stages.common import StageError
+
+    try:
+        with stage_context("ingest"):
+            result = ingest_stage.run(
+                settings, workload, day=day, force=force, source=file
+            )
+    except (StageError, ValueError) as error:
+        err_console.print(f"[red]ingest failed:[/red] {error}")
+        raise typer.Exit(1) from error
+    console.print(f"[green]ingest[/green] {workload}: {result.summary}")
 
 
 @app.command()

@@ -42,7 +42,7 @@ class DemandModelSettings(BaseModel):
 class DemandSettings(BaseModel):
     """The demand-forecasting workload: data source, size and evaluation."""
 
-    dataset: Literal["generated", "online-retail"] = "generated"
+    dataset: Literal["generated", "online-retail", "bike-sharing"] = "generated"
     data_path: Path | None = None
     n_stores: int = Field(3, ge=1)
     n_items: int = Field(10, ge=1)
@@ -53,6 +53,10 @@ class DemandSettings(BaseModel):
     n_folds: int = Field(3, ge=1)
     fold_step: int = Field(28, ge=1)
     origin_step: int = Field(7, ge=1)
+    #: a daily batch with fewer / more rows per day than these multiples of the
+    #: previous validated batch's rows per day is refused by ``validate``.
+    min_rows_ratio: float = Field(0.5, gt=0, le=1)
+    max_rows_ratio: float = Field(2.0, ge=1)
     model: DemandModelSettings = DemandModelSettings()
 
 

@@ -18,9 +18,10 @@ from mlflow.models import infer_signature
 
 from loopml.config import Settings
 from loopml.registry import CHALLENGER, set_alias
-from loopml.stages.common import StageResult, require_file, write_json
+from loopml.stages.common import StageError, StageResult, require_file, write_json
 from loopml.tracking import lineage_tags, setup_mlflow
 from loopml.workloads.base import get_workload
+from loopml.workloads.errors import DataValidationError
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,10 @@ def run(settings: Settings, workload_name: str) -> StageResult:
     data = pd.read_parquet(data_path)
     setup_mlflow(settings)
     started = time.perf_counter()
-    output = workload.train(settings, data)
+    try:
+        output = workload.train(settings, data)
+    except DataValidationError as error:
+        raise StageError(f"the training set failed its schema: {error}") from error
     fit_seconds = time.perf_counter() - started
     tags = lineage_tags(data_path)
     example = output.input_example

@@ -1,4 +1,4 @@
-"""Raw demand data: a seeded synthetic generator and the UCI Online Retail loader.
+"""Raw demand data: a seeded generator and loaders for Online Retail and Bike Sharing.
 
 Every source returns the canonical raw table: columns ``date, store_id,
 item_id, sales, price, promo, holiday`` (in that order), one row per series and
@@ -19,9 +19,8 @@ import pandas as pd
 
 log = logging.getLogger(__name__)
 
-RAW_COLUMNS: list[str] = ["date", "store_id", "item_id", "sales", "price"]
-RAW_COLUMNS += ["promo", "holiday"]
-DATASETS: tuple[str, ...] = ("generated", "online-retail")
+RAW_COLUMNS = ["date", "store_id", "item_id", "sales", "price", "promo", "holiday"]
+DATASETS: tuple[str, ...] = ("generated", "online-retail", "bike-sharing")
 
 # Fixed (month, day) holidays of the synthetic world, the same every year.
 _GENERATED_HOLIDAYS = {(1, 1), (2, 14), (5, 1), (10, 31), (12, 24), (12, 25)}
@@ -38,10 +37,8 @@ _UK_BANK_HOLIDAYS = pd.to_datetime(
     + ["2011-12-27"]
 )
 # Postage, fees, manual adjustments, charity and vouchers are not products.
-_NON_PRODUCT_CODES = frozenset(
-    {"POST", "DOT", "M", "m", "C2", "D", "S", "B", "BANK CHARGES", "AMAZONFEE"}
-    | {"CRUK", "PADS"}
-)
+_NON_PRODUCT_CODES = {"POST", "DOT", "M", "m", "C2", "D", "S", "B", "CRUK", "PADS"}
+_NON_PRODUCT_CODES |= {"BANK CHARGES", "AMAZONFEE"}
 
 
 def _ids(prefix: str, n: int, width: int) -> npt.NDArray[np.object_]:
@@ -71,7 +68,8 @@ def generate(
         n_items: number of items per store (ids ``I001``...).
         n_days: number of consecutive days.
         start: first date.
-        seed: seeds the only random generator, so same arguments, same frame.
+        seed: seeds every random stream, so same arguments, same frame; a
+            bigger ``n_days`` only appends days (earlier days never change).
         drift_from_day: from this day index on the level is x1.6 and the weekly
             pattern shifts by three days, a deliberate drift for monitoring.
 
@@ -81,10 +79,11 @@ def generate(
     Raises:
         ValueError: for non-positive sizes or a negative ``drift_from_day``.
     """
-    if min(n_stores, n_items, n_days) < 1:
-        raise ValueError("n_stores, n_items and n_days must all be >= 1")
-    if drift_from_day is not None and drift_from_day < 0:
-        raise ValueError(f"drift_from_day must be >= 0, got {drift_from_day}")
+    if min(n_stores, n_items, n_days) < 1 or (drift_from_day or 0) < 0:
+        raise ValueError("n_stores, n_items, n_days must be >= 1, drift_from_day >= 0")
+    # Draws that do not depend on the day come first from one generator; each
+    # day then draws from its own stream, so a longer world (a bigger n_days)
+    # starts with exactly the same days: daily ingestion replays it.
     rng = np.random.default_rng(seed)
     shape = (n_stores, n_items, n_days)
     dates = pd.date_range(start, periods=n_days, freq="D")
@@ -102,17 +101,19 @@ def generate(
     trend = np.clip(
         1 + rng.uniform(-0.1, 0.3, shape[:2])[..., None] * t / 365, 0.3, None
     )
-
     base_price = rng.uniform(1.0, 20.0, n_items)[None, :, None]
+    elasticity = rng.uniform(1.0, 2.5, n_items)[None, :, None]
+    uplift = rng.uniform(1.3, 1.8, n_items)[None, :, None]
+
+    days = [np.random.default_rng([seed, day]) for day in range(n_days)]
+    draws = np.stack([r.random((3, n_stores, n_items)) for r in days], axis=-1)
     # Prices jump to a new level around the base now and then (not a random
     # walk), so the elasticity effect stays within a plausible range.
-    changed = rng.random(shape) < 1 / 90
-    factor = np.where(changed, rng.uniform(0.8, 1.2, shape), 1.0)
+    changed = draws[0] < 1 / 90
+    factor = np.where(changed, 0.8 + 0.4 * draws[1], 1.0)
     since = np.maximum.accumulate(np.where(changed, t, 0), axis=2)
     price = np.round(base_price * np.take_along_axis(factor, since, axis=2), 2)
-    elasticity = rng.uniform(1.0, 2.5, n_items)[None, :, None]
-    promo = (rng.random(shape) < 0.1).astype(np.int64)
-    uplift = rng.uniform(1.3, 1.8, n_items)[None, :, None]
+    promo = (draws[2] < 0.1).astype(np.int64)
     month_day = list(zip(dates.month, dates.day, strict=True))
     holiday = np.array([md in _GENERATED_HOLIDAYS for md in month_day], np.int64)
 
@@ -127,10 +128,14 @@ def generate(
     mu = level[..., None] * week_effect * yearly[None] * trend * drift
     mu *= (price / base_price) ** -elasticity * np.where(promo == 1, uplift, 1.0)
     mu *= np.where(holiday == 1, _HOLIDAY_UPLIFT, 1.0)
-    # Draw day by day (day-major order) so that a drifted world is identical
-    # to the undrifted one before the drift day.
-    lam = np.ascontiguousarray((mu * rng.gamma(8.0, 1 / 8.0, shape)).transpose(2, 0, 1))
-    sales = rng.poisson(lam).transpose(1, 2, 0).astype(np.float64)
+    # Over-dispersed counts: a gamma-mixed Poisson, drawn from each day's stream.
+    sales = np.stack(
+        [
+            r.poisson(mu[..., day] * r.gamma(8.0, 1 / 8.0, shape[:2]))
+            for day, r in enumerate(days)
+        ],
+        axis=-1,
+    ).astype(np.float64)
 
     n_series = n_stores * n_items
     frame = pd.DataFrame(
@@ -175,7 +180,7 @@ def load_online_retail(
         min_selling_days: minimum number of distinct selling days.
 
     Returns:
-        The canonical raw table (one store, ``top_n_items`` series).
+        The canonical raw table: one store, ``top_n_items`` series.
 
     Raises:
         FileNotFoundError: when ``path`` does not exist.
@@ -224,32 +229,74 @@ def load_online_retail(
     return full[RAW_COLUMNS].reset_index(drop=True)
 
 
+def load_bike_sharing(path: Path) -> pd.DataFrame:
+    """Turn UCI Bike Sharing ``day.csv`` into one daily demand series.
+
+    Capital Bikeshare is one "store" (``dc``) renting one "item" (``bikes``):
+    ``sales`` is the day's rentals (``cnt``), ``holiday`` the file's holiday
+    flag. Bikes have no price or promotions here, so ``price`` is 1.0 and
+    ``promo`` 0; the weather columns are not part of the canonical table.
+
+    Args:
+        path: the ``day.csv`` file (read only).
+
+    Returns:
+        The canonical raw table (one series, one row per day).
+
+    Raises:
+        FileNotFoundError: when ``path`` does not exist.
+    """
+    if not Path(path).is_file():
+        raise FileNotFoundError(
+            f"the UCI Bike Sharing day.csv is not at {path}. Point demand.data_path"
+            " (env LOOPML_DEMAND__DATA_PATH) at your copy, e.g. ../shared/datasets/"
+            "bike_sharing/day.csv, or use dataset 'generated'."
+        )
+    days = pd.read_csv(path, usecols=["dteday", "holiday", "cnt"])
+    frame = pd.DataFrame(
+        {
+            "date": pd.to_datetime(days["dteday"]).astype("datetime64[ns]"),
+            "store_id": "dc",
+            "item_id": "bikes",
+            "sales": days["cnt"].astype(np.float64),
+            "price": 1.0,
+            "promo": np.int64(0),
+            "holiday": days["holiday"].astype(np.int64),
+        }
+    )
+    log.info("bike sharing: %d days", len(frame))
+    return frame[RAW_COLUMNS].sort_values("date").reset_index(drop=True)
+
+
 def load(dataset: str, data_path: Path | None, **generator_kwargs: Any) -> pd.DataFrame:
     """Load the raw table for a named dataset.
 
     Args:
-        dataset: ``generated`` or ``online-retail``.
-        data_path: the Online Retail parquet; unused for ``generated``.
-        **generator_kwargs: options of :func:`generate` or
-            :func:`load_online_retail`; each source gets those it accepts, so a
-            caller can pass the whole workload config whatever the dataset.
+        dataset: ``generated``, ``online-retail`` or ``bike-sharing``.
+        data_path: the Online Retail parquet or the Bike Sharing ``day.csv``;
+            unused for ``generated``.
+        **generator_kwargs: options of :func:`generate`,
+            :func:`load_online_retail` or :func:`load_bike_sharing`; each source
+            gets those it accepts, so a caller can pass the whole workload
+            config whatever the dataset.
 
     Returns:
         The canonical raw table.
 
     Raises:
         ValueError: for an unknown dataset, or options neither source accepts.
-        FileNotFoundError: when ``online-retail`` has no file at ``data_path``.
+        FileNotFoundError: when a real dataset has no file at ``data_path``.
     """
     if dataset not in DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}; choose one of {DATASETS}")
     source: Callable[..., pd.DataFrame] = generate
-    if dataset == "online-retail":
-        source = load_online_retail
+    if dataset != "generated":
+        source = load_online_retail if dataset == "online-retail" else load_bike_sharing
         generator_kwargs["path"] = Path(data_path or "<demand.data_path not set>")
     accepted = set(inspect.signature(source).parameters)
-    known = accepted | set(inspect.signature(generate).parameters)
-    known |= set(inspect.signature(load_online_retail).parameters)
+    known: set[str] = set()
+    for each in (generate, load_online_retail, load_bike_sharing):
+        known |= set(inspect.signature(each).parameters)
     if unknown := sorted(set(generator_kwargs) - known):
         raise ValueError(f"unknown data options {unknown}; valid: {sorted(known)}")
     return source(**{k: v for k, v in generator_kwargs.items() if k in accepted})

@@ -54,6 +54,10 @@ def _ratio(numerator: float, denominator: float) -> float:
 def wape(y: ArrayLike, yhat: ArrayLike) -> float:
     """Weighted absolute percentage error: ``sum|y - yhat| / sum|y|``.
 
+    Args:
+        y: actual sales.
+        yhat: forecasts, same shape as ``y``.
+
     Returns:
         The error as a fraction (0.25 is 25%); NaN when ``sum|y|`` is 0.
     """
@@ -63,6 +67,10 @@ def wape(y: ArrayLike, yhat: ArrayLike) -> float:
 
 def bias(y: ArrayLike, yhat: ArrayLike) -> float:
     """Relative bias ``sum(yhat - y) / sum(y)``; positive means over-forecast.
+
+    Args:
+        y: actual sales.
+        yhat: forecasts, same shape as ``y``.
 
     Returns:
         The bias as a fraction; NaN when ``sum(y)`` is 0.
@@ -98,7 +106,8 @@ def mase_scale(df: pd.DataFrame, origin: pd.Timestamp) -> pd.DataFrame:
     """Per-series MASE scale: in-sample MAE of the lag-7 seasonal naive.
 
     Args:
-        df: canonical raw table; only rows dated on or before ``origin`` count.
+        df: canonical raw table (consecutive days per series); only rows
+            dated on or before ``origin`` count.
         origin: the forecast origin.
 
     Returns:

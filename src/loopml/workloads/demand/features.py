@@ -26,8 +26,7 @@ HISTORY_DAYS = 28
 LAGS: list[int] = [0, 1, 2, 3, 4, 5, 6, 13, 27]
 KEYS: list[str] = ["store_id", "item_id"]
 HIST_COLUMNS: list[str] = [f"hist_{k}" for k in range(HISTORY_DAYS)]
-TARGET_COLUMNS: list[str] = ["store_id", "item_id", "date", "price", "promo"]
-TARGET_COLUMNS += ["holiday"]
+TARGET_COLUMNS = ["store_id", "item_id", "date", "price", "promo", "holiday"]
 CALENDAR_COLUMNS: list[str] = ["dow", "dom", "month", "doy", "weekofyear"]
 FEATURE_COLUMNS: list[str] = [*KEYS, "horizon", *CALENDAR_COLUMNS, "holiday"]
 FEATURE_COLUMNS += ["price", "promo", "price_ratio", *(f"lag_{k}" for k in LAGS)]
@@ -103,8 +102,8 @@ def origin_state(df: pd.DataFrame, origin: pd.Timestamp) -> pd.DataFrame:
     start = origin - pd.Timedelta(days=HISTORY_DAYS - 1)
     window = df[(df["date"] >= start) & (df["date"] <= origin)]
     state, _ = _state_at(_to_wide(window, start, HISTORY_DAYS), HISTORY_DAYS - 1)
-    dropped = df[KEYS].drop_duplicates().shape[0] - len(state)
-    if dropped:
+    if log.isEnabledFor(logging.DEBUG):  # counting series scans the whole table
+        dropped = df[KEYS].drop_duplicates().shape[0] - len(state)
         log.debug("origin %s: dropped %d series with < 28 days", origin, dropped)
     return state
 
@@ -114,12 +113,8 @@ def _assemble(state: pd.DataFrame, targets: pd.DataFrame, how: str) -> pd.DataFr
     merge_keys = [*KEYS, "origin"]
     skip = set(targets.columns) | set(HIST_COLUMNS)
     state_columns = [c for c in state.columns if c in merge_keys or c not in skip]
-    merged = targets.merge(
-        state[state_columns].assign(_row=np.arange(len(state))),
-        on=merge_keys,
-        how=how,
-        validate="many_to_one",
-    )
+    indexed = state[state_columns].assign(_row=np.arange(len(state)))
+    merged = targets.merge(indexed, on=merge_keys, how=how, validate="many_to_one")
     date = merged["date"]
     horizon = (date - merged["origin"]).dt.days.to_numpy()
     if (horizon < 1).any():
@@ -197,9 +192,8 @@ def build_training_examples(
     """Labelled examples for every origin on a fixed grid and every horizon.
 
     Origins run every ``origin_step`` days from ``first date + min_history`` to
-    ``last_origin``; each yields rows for ``h = 1..horizon`` whose target sales
-    are observed (targets past the data are dropped, so a late
-    ``last_origin`` simply gives shorter horizons).
+    ``last_origin``; each gives rows for ``h = 1..horizon`` whose target sales
+    are observed (a late ``last_origin`` just gives shorter horizons).
 
     Args:
         df: canonical raw table.

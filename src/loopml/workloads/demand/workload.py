@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 from matplotlib.figure import Figure
 
+from loopml.batches import BatchSpec, DailyBatch
 from loopml.workloads.base import EvalOutput, TrainOutput, Workload
 from loopml.workloads.demand import data as demand_data
 from loopml.workloads.demand.evaluate import backtest
@@ -22,7 +23,12 @@ from loopml.workloads.demand.models.lightgbm_forecaster import (
 )
 from loopml.workloads.demand.models.seasonal_naive import SeasonalNaive
 from loopml.workloads.demand.pyfunc import DemandForecastModel
-from loopml.workloads.demand.schema import validate_raw
+from loopml.workloads.demand.schema import (
+    KEY_COLUMNS,
+    PERSONAL_COLUMNS,
+    validate_raw,
+    validate_training_examples,
+)
 
 if TYPE_CHECKING:
     from loopml.config import Settings
@@ -30,6 +36,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_ONLINE_RETAIL = Path("../shared/datasets/online_retail/online_retail.parquet")
+DEFAULT_BIKE_SHARING = Path("../shared/datasets/bike_sharing/day.csv")
+DEFAULT_PATHS = {
+    "online-retail": DEFAULT_ONLINE_RETAIL,
+    "bike-sharing": DEFAULT_BIKE_SHARING,
+}
 
 
 def _forecaster(settings: Settings) -> LightGBMForecaster:
@@ -69,27 +80,55 @@ class DemandWorkload(Workload):
     primary_metric = "wape"
     higher_is_better = False
     key_metrics = ("wape", "baseline_wape", "mase", "baseline_mase", "bias")
+    batch_spec = BatchSpec(
+        time_column="date",
+        sort_columns=tuple(KEY_COLUMNS),
+        personal_columns=PERSONAL_COLUMNS,
+    )
 
-    def load_raw(self, settings: Settings) -> pd.DataFrame:
-        """Generate the embedded data set or load Online Retail."""
+    def load_raw(self, settings: Settings, n_days: int | None = None) -> pd.DataFrame:
+        """Generate the embedded data set (``n_days`` long) or load a real one."""
         cfg = settings.demand
-        data_path = cfg.data_path
-        if cfg.dataset == "online-retail" and data_path is None:
-            data_path = DEFAULT_ONLINE_RETAIL
+        data_path = cfg.data_path or DEFAULT_PATHS.get(cfg.dataset)
         return demand_data.load(
             cfg.dataset,
             data_path,
             n_stores=cfg.n_stores,
             n_items=cfg.n_items,
-            n_days=cfg.n_days,
+            n_days=n_days or cfg.n_days,
             start=cfg.start,
             seed=settings.seed,
             top_n_items=cfg.top_n_items,
         )
 
+    def load_day(self, settings: Settings, day: pd.Timestamp) -> pd.DataFrame:
+        """One day of the source: its rows dated ``day`` (maybe none).
+
+        The generated world is extended up to ``day`` when it is later than
+        ``n_days``; the generator is prefix-stable, so the days before stay
+        exactly as a snapshot had them. Real data replays its own dates.
+        """
+        cfg = settings.demand
+        needed = (pd.Timestamp(day) - pd.Timestamp(cfg.start)).days + 1
+        longer = max(cfg.n_days, needed) if cfg.dataset == "generated" else None
+        raw = self.load_raw(settings, n_days=longer)
+        return raw[raw["date"] == pd.Timestamp(day)].reset_index(drop=True)
+
     def validate(self, raw: pd.DataFrame) -> pd.DataFrame:
         """Run the raw-table schema (raises ``DataValidationError``)."""
         return validate_raw(raw)
+
+    def validate_batch(
+        self, settings: Settings, raw: pd.DataFrame, batch: DailyBatch
+    ) -> pd.DataFrame:
+        """Run the raw-table schema plus the checks of the new days."""
+        return validate_raw(
+            raw,
+            new_days=batch.days,
+            reference_rows_per_day=batch.reference_rows_per_day,
+            min_rows_ratio=settings.demand.min_rows_ratio,
+            max_rows_ratio=settings.demand.max_rows_ratio,
+        )
 
     def train(self, settings: Settings, data: pd.DataFrame) -> TrainOutput:
         """Fit one global LightGBM on every origin with observed targets."""
@@ -97,6 +136,8 @@ class DemandWorkload(Workload):
         examples = build_training_examples(
             data, horizon=cfg.horizon, origin_step=cfg.origin_step
         )
+        # A broken feature pipeline must stop here, not train a quiet bad model.
+        validate_training_examples(examples)
         model = _forecaster(settings).fit(
             examples[FEATURE_COLUMNS], examples["sales"].to_numpy(dtype=float)
         )

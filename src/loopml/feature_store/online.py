@@ -1,0 +1,203 @@
+"""Online reads for serving, and pushes of fresh events.
+
+The service asks :class:`OnlineFeatures` for the state of the series in a
+request and builds model inputs with ``features.build_features``, the code
+training used, so online and offline features share one definition.
+
+Defaults for a series the online store does not know (never materialized,
+or a typo): every state feature and ``last_price`` is NaN, ``origin`` is NaT
+and its found flag is False. Nothing raises; the caller decides (the API
+answers 404 for an unknown series).
+
+Feast does not apply a view's TTL to online reads, so a found state may be
+old: compare its ``origin`` with the origin the model expects.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from operator import attrgetter
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from loopml.feature_store.repo import FeatureStoreSettings, open_store
+from loopml.workloads.demand.feature_views import (
+    JOIN_KEY,
+    PRICE_VIEW,
+    PUSH_SOURCE,
+    STATE_FEATURES,
+    STATE_VIEW,
+    TIMESTAMP,
+    TODAY_VIEW,
+)
+
+if TYPE_CHECKING:
+    from feast import FeatureStore
+
+    from loopml.config import Settings
+
+log = logging.getLogger(__name__)
+
+#: Columns of :meth:`OnlineFeatures.state_for`: ``origin_state``'s, plus
+#: ``last_price`` (the default price of a request without one).
+STATE_COLUMNS: list[str] = ["store_id", "item_id", "origin", *STATE_FEATURES]
+STATE_COLUMNS += ["last_price"]
+_NUMERIC = [*STATE_FEATURES, "last_price"]
+_NULL_STAMP = int(np.iinfo(np.int64).min)
+_REFS = [f"{STATE_VIEW}:origin", *(f"{STATE_VIEW}:{name}" for name in STATE_FEATURES)]
+_REFS += [f"{PRICE_VIEW}:last_price"]
+
+
+class OnlineFeatures:
+    """The demand state of series, read from the online store."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        fs: FeatureStoreSettings | None = None,
+        store: FeatureStore | None = None,
+    ) -> None:
+        """Open the profile's store once; reads reuse its connections.
+
+        Args:
+            settings: loopml settings.
+            fs: feature-store settings (default: from ``settings``).
+            store: an open store to reuse instead.
+        """
+        self.store = store or open_store(settings, fs)
+
+    def state_for(
+        self, series_keys: list[tuple[str, str]]
+    ) -> tuple[pd.DataFrame, list[bool]]:
+        """The origin state of each (store_id, item_id) pair, in order.
+
+        Args:
+            series_keys: the pairs to read (duplicates allowed).
+
+        Returns:
+            A frame with :data:`STATE_COLUMNS`, one row per pair (defaults
+            when missing, see the module docstring), and the found flags.
+        """
+        if not series_keys:
+            return _empty_state(), []
+        ids = [f"{store}:{item}" for store, item in series_keys]
+        response = self.store.get_online_features(
+            features=_REFS, entity_rows={JOIN_KEY: ids}
+        )
+        values = _raw_values(response.proto)
+        # Feast writes a missing timestamp as int64 min (NaT) or leaves it unset.
+        origins = [None if o == _NULL_STAMP else o for o in values["origin"]]
+        found = [origin is not None for origin in origins]
+        nat = np.datetime64("NaT", "s")
+        days = [nat if s is None else np.datetime64(s, "s") for s in origins]
+        matrix = np.array([values[name] for name in _NUMERIC], dtype=np.float64)
+        keys = pd.DataFrame(
+            {
+                "store_id": np.array([s for s, _ in series_keys], dtype=object),
+                "item_id": np.array([i for _, i in series_keys], dtype=object),
+                "origin": np.array(days, dtype="datetime64[ns]"),
+            }
+        )
+        # One float block glued to the keys: cheaper than to_df(), a dict of
+        # 46 columns or DataFrame.insert for the few rows a request has.
+        numbers = pd.DataFrame(
+            matrix.reshape(len(_NUMERIC), len(ids)).T, columns=_NUMERIC
+        )
+        return pd.concat([keys, numbers], axis=1, copy=False), found
+
+    def sales_today(self, series_keys: list[tuple[str, str]]) -> pd.DataFrame:
+        """The latest ``sales_today`` of each pair and the time it refers to.
+
+        After materialization this is the last validated day's total (stamped
+        that day); a push replaces it with the running total of its day.
+
+        Returns:
+            ``store_id, item_id, sales_today`` (NaN when unknown) and ``as_of``
+            (naive UTC event time, NaT when unknown), one row per pair.
+        """
+        ids = [f"{store}:{item}" for store, item in series_keys]
+        values = self.store.get_online_features(
+            features=[f"{TODAY_VIEW}:sales_today"], entity_rows={JOIN_KEY: ids}
+        ).to_dict(include_event_timestamps=True)
+        sales = [np.nan if v is None else float(v) for v in values["sales_today"]]
+        seconds = [
+            s if v is not None else None
+            for s, v in zip(
+                values["sales_today__ts"], values["sales_today"], strict=True
+            )
+        ]
+        return pd.DataFrame(
+            {
+                "store_id": [store for store, _ in series_keys],
+                "item_id": [item for _, item in series_keys],
+                "sales_today": sales,
+                "as_of": pd.to_datetime(pd.Series(seconds, dtype="float64"), unit="s"),
+            }
+        )
+
+    def push_sales(
+        self,
+        store_id: str,
+        item_id: str,
+        sales: float,
+        at: dt.datetime | None = None,
+    ) -> None:
+        """Push today's sales so far of one series to the online store now.
+
+        Args:
+            store_id: the store.
+            item_id: the item.
+            sales: sales of the day so far (not an increment).
+            at: event time (default now, UTC); naive times are taken as UTC.
+        """
+        when = pd.Timestamp(at or dt.datetime.now(dt.UTC))
+        when = when.tz_localize("UTC") if when.tzinfo is None else when
+        row = pd.DataFrame(
+            {
+                JOIN_KEY: [f"{store_id}:{item_id}"],
+                TIMESTAMP: [when],
+                "sales_today": [float(sales)],
+            }
+        )
+        from feast.data_source import PushMode
+
+        self.store.push(PUSH_SOURCE, row, to=PushMode.ONLINE)
+        log.info(
+            "pushed sales_today=%s for %s/%s at %s", sales, store_id, item_id, when
+        )
+
+
+def _empty_state() -> pd.DataFrame:
+    frame = pd.DataFrame({name: pd.Series(dtype=np.float64) for name in STATE_COLUMNS})
+    return frame.astype(
+        {"store_id": object, "item_id": object, "origin": "datetime64[ns]"}
+    )
+
+
+def _raw_values(proto: Any) -> dict[str, list[Any]]:
+    """Feature name -> raw values (None unless PRESENT) of an online response.
+
+    Reads the response proto directly: ``OnlineResponse.to_dict()`` converts
+    value by value through Feast's type map and costs ~2.5 ms for 50 entities
+    x 43 features, this ~0.4 ms. Timestamps stay Unix seconds.
+    """
+    from feast.protos.feast.serving.ServingService_pb2 import FieldStatus
+
+    present = FieldStatus.PRESENT
+    columns: dict[str, list[Any]] = {}
+    for name, vector in zip(
+        proto.metadata.feature_names.val, proto.results, strict=True
+    ):
+        values, statuses = vector.values, list(vector.statuses)
+        first = next((i for i, s in enumerate(statuses) if s == present), None)
+        if first is None:
+            columns[name] = [None] * len(statuses)
+            continue
+        # One value type per feature: read that field of every value at once.
+        raw = map(attrgetter(values[first].WhichOneof("val")), values)
+        pairs = zip(raw, statuses, strict=True)
+        columns[name] = [x if s == present else None for x, s in pairs]
+    return columns

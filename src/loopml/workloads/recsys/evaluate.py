@@ -1,0 +1,178 @@
+"""Offline evaluation: a time split, ranking metrics at k and slices.
+
+Relevance is binary: an item is relevant for a user when the user interacted
+with it in the test period and never in training. Metrics average over the
+users with at least one relevant item; a user's recall divides by all of the
+user's relevant items, NDCG and MAP by the best achievable in ``k`` slots.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from loopml.workloads.recsys.models import Recommender
+
+log = logging.getLogger(__name__)
+
+FloatArray = npt.NDArray[np.float64]
+
+
+def time_split(
+    interactions: pd.DataFrame, test_days: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split at midnight ``test_days`` days before the end of the last day.
+
+    Every user is kept, cold ones (no training history) included.
+
+    Returns:
+        ``(train, test)``: train strictly before the cut, test from it on.
+
+    Raises:
+        ValueError: when ``test_days < 1`` or there are no interactions.
+    """
+    if test_days < 1:
+        raise ValueError(f"test_days must be >= 1, got {test_days}")
+    if interactions.empty:
+        raise ValueError("cannot split an empty interaction table")
+    last_day = interactions["timestamp"].max().normalize()
+    cut = last_day + pd.Timedelta(days=1 - test_days)
+    before = interactions["timestamp"] < cut
+    return interactions[before], interactions[~before]
+
+
+def _hits(
+    recommended: Sequence[Sequence[str]], relevant: Sequence[set[str]], k: int
+) -> tuple[npt.NDArray[np.bool_], FloatArray]:
+    """Hit matrix (users x k) and relevant counts, for users with any relevant."""
+    hits = np.zeros((len(relevant), k), dtype=bool)
+    for row, (items, truth) in enumerate(zip(recommended, relevant, strict=True)):
+        hits[row, : min(k, len(items))] = [i in truth for i in items[:k]]
+    n_relevant = np.array([len(t) for t in relevant], dtype=float)
+    keep = n_relevant > 0
+    return hits[keep], n_relevant[keep]
+
+
+def _mean(values: FloatArray) -> float:
+    return float(values.mean()) if len(values) else 0.0
+
+
+def per_user_metrics(
+    recommended: Sequence[Sequence[str]], relevant: Sequence[set[str]], k: int
+) -> dict[str, FloatArray]:
+    """Precision, recall, NDCG and AP at ``k`` per user with a relevant item."""
+    hits, n_relevant = _hits(recommended, relevant, k)
+    discount = 1.0 / np.log2(np.arange(2, k + 2))
+    ideal = np.cumsum(discount)[np.minimum(n_relevant, k).astype(int) - 1]
+    precision_at = np.cumsum(hits, axis=1) / np.arange(1, k + 1)
+    return {
+        "precision": hits.sum(axis=1) / k,
+        "recall": hits.sum(axis=1) / n_relevant,
+        "ndcg": (hits * discount).sum(axis=1) / ideal,
+        "map": (precision_at * hits).sum(axis=1) / np.minimum(n_relevant, k),
+    }
+
+
+def precision_at_k(
+    recommended: Sequence[Sequence[str]], relevant: Sequence[set[str]], k: int
+) -> float:
+    """Mean share of the top ``k`` that is relevant."""
+    return _mean(per_user_metrics(recommended, relevant, k)["precision"])
+
+
+def recall_at_k(
+    recommended: Sequence[Sequence[str]], relevant: Sequence[set[str]], k: int
+) -> float:
+    """Mean share of each user's relevant items found in the top ``k``."""
+    return _mean(per_user_metrics(recommended, relevant, k)["recall"])
+
+
+def ndcg_at_k(
+    recommended: Sequence[Sequence[str]], relevant: Sequence[set[str]], k: int
+) -> float:
+    """Mean normalised discounted cumulative gain of the top ``k``."""
+    return _mean(per_user_metrics(recommended, relevant, k)["ndcg"])
+
+
+def map_at_k(
+    recommended: Sequence[Sequence[str]], relevant: Sequence[set[str]], k: int
+) -> float:
+    """Mean average precision of the top ``k``."""
+    return _mean(per_user_metrics(recommended, relevant, k)["map"])
+
+
+def catalogue_coverage(recommended: Sequence[Sequence[str]], n_items: int) -> float:
+    """Share of the catalogue recommended to at least one user."""
+    distinct = {item for items in recommended for item in items}
+    return len(distinct) / n_items if n_items else 0.0
+
+
+def slice_name(segment: str) -> str:
+    """A metric-name-safe form of a segment (``data engineer`` -> ``data_engineer``)."""
+    return re.sub(r"[^0-9a-z]+", "_", segment.lower()).strip("_") or "unknown"
+
+
+def evaluate_recommender(
+    model: Recommender,
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    users: pd.DataFrame,
+    k_values: Sequence[int] = (5, 10, 20),
+    cold_threshold: int = 3,
+    slice_k: int = 10,
+) -> dict[str, float]:
+    """Score a recommender fitted on ``train`` against the ``test`` period.
+
+    Args:
+        model: a recommender already fitted on ``train``.
+        train: the training interactions (what counts as already seen).
+        test: the test interactions.
+        users: the users table (segments for slices and cold users).
+        k_values: cut-offs of the ranking metrics.
+        cold_threshold: users with fewer training interactions are "cold".
+        slice_k: the cut-off of the per-segment and cold slices.
+
+    Returns:
+        ``precision/recall/ndcg/map_at_<k>``, ``coverage`` (at the largest k),
+        ``ndcg_at_<slice_k>_segment_<name>``, ``ndcg_at_<slice_k>_cold`` and
+        the user counts ``n_test_users`` and ``n_cold_users``.
+    """
+    seen = set(zip(train["user_id"], train["item_id"], strict=True))
+    fresh = [
+        (u, i)
+        for u, i in zip(test["user_id"], test["item_id"], strict=True)
+        if (u, i) not in seen
+    ]
+    truth = pd.DataFrame(fresh, columns=["user_id", "item_id"]).drop_duplicates()
+    relevant_by_user = truth.groupby("user_id")["item_id"].agg(set)
+    user_ids = sorted(relevant_by_user.index)
+    relevant = [relevant_by_user[u] for u in user_ids]
+    segment_of = users.set_index("user_id")["segment"]
+    segments = {u: str(segment_of[u]) for u in user_ids if u in segment_of.index}
+    k_max = max(*k_values, slice_k)
+    recs = model.recommend(user_ids, k_max, exclude_seen=True, segments=segments)
+    recommended = [[item for item, _ in row] for row in recs]
+
+    metrics: dict[str, float] = {}
+    for k in sorted(set(k_values)):
+        for name, values in per_user_metrics(recommended, relevant, k).items():
+            metrics[f"{name}_at_{k}"] = _mean(values)
+    catalogue = set(train["item_id"])
+    metrics["coverage"] = catalogue_coverage(recommended, len(catalogue))
+
+    ndcg = per_user_metrics(recommended, relevant, slice_k)["ndcg"]
+    history = train.groupby("user_id")["item_id"].nunique()
+    cold = np.array([history.get(u, 0) < cold_threshold for u in user_ids])
+    metrics[f"ndcg_at_{slice_k}_cold"] = _mean(ndcg[cold])
+    user_segments = np.array([segments.get(u, "unknown") for u in user_ids])
+    for segment in sorted(set(user_segments)):
+        key = f"ndcg_at_{slice_k}_segment_{slice_name(segment)}"
+        metrics[key] = _mean(ndcg[user_segments == segment])
+    metrics["n_test_users"] = float(len(user_ids))
+    metrics["n_cold_users"] = float(cold.sum())
+    return metrics

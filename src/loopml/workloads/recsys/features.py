@@ -1,0 +1,246 @@
+"""What the models know about the history up to a cutoff, and ranking features.
+
+:func:`build_context` summarises the interactions before a cutoff once
+(indexes, seen items, per-user category counts, windowed popularity per
+segment); :func:`build_features` then gathers the features of any number of
+(user, candidate item) pairs with array indexing, no per-user Python loop.
+Arrays over users have one extra last row for users unknown at fit time;
+arrays over segments one extra last row meaning "no known segment" (global).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import scipy.sparse as sp
+
+log = logging.getLogger(__name__)
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+FEATURE_COLUMNS: list[str] = [
+    "als_score",
+    "user_category_share",
+    "user_category_count",
+    "level_step",
+    "seniority_level_gap",
+    "role_relevant",
+    "segment_popularity",
+    "global_popularity",
+    "recent_popularity",
+    "popularity_all_time",
+    "item_age_days",
+    "days_since_last_interaction",
+    "user_history_length",
+    "seniority",
+    "level",
+    "duration_hours",
+]
+RECENT_DAYS = 14
+
+
+@dataclass(frozen=True)
+class FeatureContext:
+    """The history before ``cutoff``, indexed for fast gathering."""
+
+    cutoff: pd.Timestamp
+    user_ids: pd.Index
+    item_ids: pd.Index
+    segments: pd.Index
+    #: (users + 1) x items summed interaction weights; the last row is empty.
+    weights: sp.csr_matrix
+    user_segment: IntArray
+    user_seniority: FloatArray
+    user_length: FloatArray
+    user_category_count: FloatArray
+    user_category_level: FloatArray
+    item_category: IntArray
+    item_level: FloatArray
+    item_duration: FloatArray
+    item_age: FloatArray
+    item_idle: FloatArray
+    item_available: npt.NDArray[np.bool_]
+    segment_popularity: FloatArray
+    recent_popularity: FloatArray
+    popularity_all_time: FloatArray
+    role_relevant: FloatArray
+
+    def user_rows(self, user_ids: list[str]) -> IntArray:
+        """Row of each user; unknown users get the last (empty) row."""
+        rows = self.user_ids.get_indexer(pd.Index(user_ids, dtype=object))
+        return np.where(rows < 0, len(self.user_ids), rows).astype(np.int64)
+
+    def segment_rows(self, segments: list[str | None]) -> IntArray:
+        """Row of each segment name; ``None`` or unknown gets the global row."""
+        names = pd.Index(["" if s is None else s for s in segments], dtype=object)
+        rows = self.segments.get_indexer(names)
+        return np.where(rows < 0, len(self.segments), rows).astype(np.int64)
+
+
+def _popularity(
+    pairs: pd.DataFrame, n_segments: int, n_items: int, since: pd.Timestamp
+) -> FloatArray:
+    """Share of each segment's active users (since ``since``) per item.
+
+    The last row is the global share over every active user.
+    """
+    recent = pairs[pairs["last"] > since]
+    rows = np.concatenate([recent["segment"], np.full(len(recent), n_segments)])
+    users = np.concatenate([recent["user"], recent["user"]])
+    items = np.concatenate([recent["item"], recent["item"]])
+    counts = np.zeros((n_segments + 1, n_items))
+    np.add.at(counts, (rows, items), 1.0)
+    active = pd.DataFrame({"row": rows, "user": users}).drop_duplicates()
+    n_active = np.bincount(active["row"], minlength=n_segments + 1)
+    return counts / np.maximum(n_active, 1)[:, None]
+
+
+def build_context(
+    history: pd.DataFrame,
+    users: pd.DataFrame,
+    items: pd.DataFrame,
+    window_days: int,
+    cutoff: pd.Timestamp | None = None,
+) -> FeatureContext:
+    """Summarise the interactions up to ``cutoff`` for models and features.
+
+    Args:
+        history: canonical interactions, all before or at ``cutoff``.
+        users: the users table (users without history are indexed too).
+        items: the items table; the catalogue is every item created by the
+            cutoff plus every item in ``history``.
+        window_days: the "recent" window of segment and global popularity.
+        cutoff: the moment the features describe; the last interaction when
+            ``None``.
+
+    Returns:
+        The indexed history.
+
+    Raises:
+        ValueError: when there is no interaction to learn from.
+    """
+    if history.empty:
+        raise ValueError("no interactions to fit on")
+    cutoff = pd.Timestamp(cutoff if cutoff is not None else history["timestamp"].max())
+    available = items[items["created"] <= cutoff]["item_id"]
+    item_ids = pd.Index(sorted(set(available) | set(history["item_id"])), dtype=object)
+    user_ids = pd.Index(sorted(set(users["user_id"]) | set(history["user_id"])))
+    attrs = items.set_index("item_id").reindex(item_ids)
+    person = users.set_index("user_id").reindex(user_ids)
+    segments = pd.Index(sorted(person["segment"].dropna().unique()), dtype=object)
+    n_users, n_items, n_segments = len(user_ids), len(item_ids), len(segments)
+
+    user_segment = np.append(segments.get_indexer(person["segment"]), -1)
+    user_segment = np.where(user_segment < 0, n_segments, user_segment)
+    categories = pd.Index(sorted(attrs["category"].fillna("unknown").unique()))
+    item_category = categories.get_indexer(attrs["category"].fillna("unknown"))
+    level = attrs["level"].fillna(0).to_numpy(dtype=float)
+
+    pairs = (
+        history.assign(
+            user=user_ids.get_indexer(history["user_id"]),
+            item=item_ids.get_indexer(history["item_id"]),
+        )
+        .groupby(["user", "item"], as_index=False)
+        .agg(weight=("weight", "sum"), last=("timestamp", "max"))
+    )
+    pairs["segment"] = user_segment[pairs["user"].to_numpy()]
+    user, item = pairs["user"].to_numpy(), pairs["item"].to_numpy()
+    weights = sp.csr_matrix(
+        (pairs["weight"].to_numpy(dtype=float), (user, item)),
+        shape=(n_users + 1, n_items),
+    )
+    cat_count = np.zeros((n_users + 1, len(categories)))
+    np.add.at(cat_count, (user, item_category[item]), 1.0)
+    cat_level = np.zeros((n_users + 1, len(categories)))
+    np.maximum.at(cat_level, (user, item_category[item]), level[item])
+    last_seen = pairs.groupby("item")["last"].max().reindex(range(n_items))
+    created = attrs["created"].fillna(history["timestamp"].min())
+
+    roles = attrs["roles"].fillna("").str.split(",").explode()
+    roles = roles[roles.isin(segments)]
+    role_relevant = np.zeros((n_segments + 1, n_items))
+    role_relevant[segments.get_indexer(roles), item_ids.get_indexer(roles.index)] = 1.0
+
+    days = pd.Timedelta(days=1)
+    return FeatureContext(
+        cutoff=cutoff,
+        user_ids=user_ids,
+        item_ids=item_ids,
+        segments=segments,
+        weights=weights,
+        user_segment=user_segment.astype(np.int64),
+        user_seniority=np.append(
+            person["seniority"].where(person["seniority"] >= 0).to_numpy(float), np.nan
+        ),
+        user_length=cat_count.sum(axis=1),
+        user_category_count=cat_count,
+        user_category_level=cat_level,
+        item_category=item_category.astype(np.int64),
+        item_level=np.where(level > 0, level, np.nan),
+        item_duration=attrs["duration_hours"].fillna(0).to_numpy(dtype=float),
+        item_age=((cutoff - created) / days).to_numpy(dtype=float),
+        item_idle=((cutoff - last_seen) / days).to_numpy(dtype=float),
+        item_available=(created <= cutoff).to_numpy(),
+        segment_popularity=_popularity(
+            pairs, n_segments, n_items, cutoff - window_days * days
+        ),
+        recent_popularity=_popularity(
+            pairs, n_segments, n_items, cutoff - RECENT_DAYS * days
+        )[-1],
+        popularity_all_time=np.log1p(np.bincount(item, minlength=n_items)).astype(
+            float
+        ),
+        role_relevant=role_relevant,
+    )
+
+
+def build_features(
+    context: FeatureContext,
+    user_rows: IntArray,
+    segment_rows: IntArray,
+    items: IntArray,
+    als_score: FloatArray,
+) -> pd.DataFrame:
+    """Gather the ranking features of (user, item) pairs.
+
+    Args:
+        context: the history the features describe.
+        user_rows: each pair's user row (see ``FeatureContext.user_rows``).
+        segment_rows: each pair's segment row (the request may override it).
+        items: each pair's item column in the context's catalogue.
+        als_score: each pair's ALS score (NaN for users without factors).
+
+    Returns:
+        One row per pair, :data:`FEATURE_COLUMNS` in order.
+    """
+    category = context.item_category[items]
+    count = context.user_category_count[user_rows, category]
+    length = context.user_length[user_rows]
+    top_level = context.user_category_level[user_rows, category]
+    level = context.item_level[items]
+    seniority = context.user_seniority[user_rows]
+    columns = {
+        "als_score": als_score,
+        "user_category_share": count / np.maximum(length, 1.0),
+        "user_category_count": count,
+        "level_step": np.where(top_level > 0, level - top_level, np.nan),
+        "seniority_level_gap": level - (1.0 + seniority / 2.0),
+        "role_relevant": context.role_relevant[segment_rows, items],
+        "segment_popularity": context.segment_popularity[segment_rows, items],
+        "global_popularity": context.segment_popularity[-1, items],
+        "recent_popularity": context.recent_popularity[items],
+        "popularity_all_time": context.popularity_all_time[items],
+        "item_age_days": context.item_age[items],
+        "days_since_last_interaction": context.item_idle[items],
+        "user_history_length": length,
+        "seniority": seniority,
+        "level": level,
+        "duration_hours": context.item_duration[items],
+    }
+    return pd.DataFrame(columns, columns=FEATURE_COLUMNS)

@@ -1,0 +1,54 @@
+"""The rule-based service being replaced: most popular in the user's segment."""
+
+from __future__ import annotations
+
+import logging
+from typing import Self
+
+import numpy as np
+
+from loopml.workloads.recsys.features import FeatureContext
+from loopml.workloads.recsys.models.base import FloatArray, IntArray, RecommenderBase
+from loopml.workloads.recsys.tables import RecsysData
+
+log = logging.getLogger(__name__)
+
+
+class SegmentPopularity(RecommenderBase):
+    """Most popular items in the user's segment over the last ``window_days``.
+
+    Popularity is the share of the segment's active users (in the window) who
+    interacted with the item; ties, including items nobody in the segment
+    took recently, are broken by global popularity in the window. Users
+    without a known segment get global popularity.
+    """
+
+    def __init__(self, window_days: int = 90) -> None:
+        """Store the parameters.
+
+        Args:
+            window_days: how many days before the end of training count.
+        """
+        self.window_days = window_days
+
+    def fit(self, data: RecsysData) -> Self:
+        """Count recent popularity per segment in the training interactions."""
+        self._fit_context(data)
+        log.info(
+            "segment popularity fitted on %d segments", len(self.context_.segments)
+        )
+        return self
+
+    def _score_block(
+        self,
+        context: FeatureContext,
+        user_rows: IntArray,
+        segment_rows: IntArray,
+        exclude_seen: bool,
+        k: int,
+    ) -> FloatArray:
+        popularity = context.segment_popularity
+        # Global shares are <= 1, so scaling them down only breaks exact ties.
+        tie_break = popularity[-1] / (1.0 + popularity[-1].max()) * 1e-3
+        scores: FloatArray = popularity[segment_rows] + tie_break[None, :]
+        return np.array(scores, dtype=np.float64)

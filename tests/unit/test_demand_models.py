@@ -1,0 +1,109 @@
+"""Forecasters: the fit/predict contract, determinism, and beating the baseline."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from loopml.workloads.demand import data
+from loopml.workloads.demand.evaluate import backtest
+from loopml.workloads.demand.features import FEATURE_COLUMNS, build_training_examples
+from loopml.workloads.demand.models import (
+    MODELS,
+    ForecastModel,
+    LightGBMForecaster,
+    SeasonalNaive,
+)
+from loopml.workloads.errors import NotFittedError
+
+log = logging.getLogger(__name__)
+
+
+@pytest.fixture(scope="module")
+def examples() -> pd.DataFrame:
+    df = data.generate(n_stores=2, n_items=3, n_days=200, seed=3)
+    return build_training_examples(df, horizon=14)
+
+
+def _small_lgbm(**params: object) -> LightGBMForecaster:
+    return LightGBMForecaster(n_estimators=50, **params)  # type: ignore[arg-type]
+
+
+def test_registry_and_protocol() -> None:
+    assert list(MODELS) == ["seasonal_naive", "lightgbm_forecaster"]
+    assert MODELS["seasonal_naive"] is SeasonalNaive
+    assert MODELS["lightgbm_forecaster"] is LightGBMForecaster
+    for cls in MODELS.values():
+        assert isinstance(cls(), ForecastModel)
+        assert isinstance(cls().get_params(), dict)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("model", [SeasonalNaive(), LightGBMForecaster()])
+def test_predict_before_fit_raises(
+    model: ForecastModel, examples: pd.DataFrame
+) -> None:
+    with pytest.raises(NotFittedError, match="not fitted"):
+        model.predict(examples[FEATURE_COLUMNS])
+
+
+def test_init_only_stores_params() -> None:
+    model = LightGBMForecaster(num_leaves=7, seed=1)
+    assert model.get_params()["num_leaves"] == 7
+    assert not [name for name in vars(model) if name.endswith("_")]
+    with pytest.raises(NotFittedError):
+        model.feature_importance()
+
+
+def test_seasonal_naive_repeats_last_same_weekday(examples: pd.DataFrame) -> None:
+    x = examples[FEATURE_COLUMNS]
+    model = SeasonalNaive().fit(x, examples["sales"].to_numpy())
+    assert model.feature_ == "same_weekday_last"
+    np.testing.assert_array_equal(model.predict(x), x["same_weekday_last"])
+    with pytest.raises(ValueError, match="season"):
+        SeasonalNaive(season=12).fit(x, examples["sales"].to_numpy())
+
+
+def test_lightgbm_is_deterministic_and_non_negative(examples: pd.DataFrame) -> None:
+    x, y = examples[FEATURE_COLUMNS], examples["sales"].to_numpy()
+    first = _small_lgbm().fit(x, y).predict(x)
+    second = _small_lgbm().fit(x, y).predict(x)
+    np.testing.assert_array_equal(first, second)
+    assert (first >= 0).all()
+
+
+def test_lightgbm_categories_and_importance(examples: pd.DataFrame) -> None:
+    x, y = examples[FEATURE_COLUMNS], examples["sales"].to_numpy()
+    model = _small_lgbm().fit(x, y)
+    assert model.categories_ == {
+        "store_id": ["S01", "S02"],
+        "item_id": ["I001", "I002", "I003"],
+    }
+    importance = model.feature_importance()
+    assert set(importance) == set(FEATURE_COLUMNS)
+    assert all(v >= 0 for v in importance.values()) and sum(importance.values()) > 0
+    # A frame whose categories differ in order or content maps consistently.
+    rows = x.head(20).copy()
+    reordered = rows.assign(
+        item_id=rows["item_id"].cat.reorder_categories(["I003", "I002", "I001"])
+    )
+    np.testing.assert_array_equal(model.predict(rows), model.predict(reordered))
+    unseen = rows.assign(store_id=pd.Categorical(["S99"] * len(rows)))
+    assert np.isfinite(model.predict(unseen)).all()
+    with pytest.raises(ValueError, match="lacks"):
+        model.predict(rows.drop(columns="lag_0"))
+
+
+def test_lightgbm_beats_seasonal_naive_in_backtest() -> None:
+    df = data.generate(n_stores=2, n_items=5, n_days=400, seed=42)
+    common = {"horizon": 28, "n_folds": 2, "fold_step": 28}
+    naive = backtest(df, SeasonalNaive, **common)
+    lgbm = backtest(df, LightGBMForecaster, **common)
+    log.info(
+        "WAPE lightgbm %.4f vs seasonal naive %.4f",
+        *(r.metrics["wape"] for r in (lgbm, naive)),
+    )
+    assert lgbm.metrics["wape"] < 0.9 * naive.metrics["wape"]
+    assert lgbm.metrics["mase"] < naive.metrics["mase"]

@@ -1,0 +1,233 @@
+"""Recsys data: generator, loaders, the flat event log and the schemas."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from loopml.workloads.errors import DataValidationError
+from loopml.workloads.recsys.data import (
+    DATASETS,
+    RecsysData,
+    generate,
+    load,
+    load_movielens,
+    load_online_retail,
+)
+from loopml.workloads.recsys.schema import validate_data, validate_raw
+
+SHARED_DATASETS = Path(__file__).resolve().parents[3] / "shared" / "datasets"
+ONLINE_RETAIL = SHARED_DATASETS / "online_retail" / "online_retail.parquet"
+SMALL: dict[str, Any] = {"n_users": 80, "n_items": 30, "n_days": 90}
+
+
+@pytest.fixture(scope="module")
+def small() -> RecsysData:
+    return generate(**SMALL, seed=3)
+
+
+def _frames_equal(a: RecsysData, b: RecsysData) -> None:
+    pd.testing.assert_frame_equal(a.users, b.users)
+    pd.testing.assert_frame_equal(a.items, b.items)
+    pd.testing.assert_frame_equal(a.interactions, b.interactions)
+
+
+def test_generator_is_deterministic(small: RecsysData) -> None:
+    _frames_equal(small, generate(**SMALL, seed=3))
+    other = generate(**SMALL, seed=4)
+    assert not small.interactions.equals(other.interactions)
+
+
+def test_default_generator_is_fast_and_valid() -> None:
+    started = time.perf_counter()
+    data = generate()
+    assert time.perf_counter() - started < 2.0
+    validate_data(data)
+    assert len(data.users) == 600 and len(data.items) == 120
+    assert data.interactions["timestamp"].is_monotonic_increasing
+    assert set(data.interactions["event"]) == {"enrol", "complete"}
+    assert data.users["segment"].nunique() == 8
+    # Employees are hired and courses released during the period.
+    first = data.interactions["timestamp"].min()
+    assert (data.users["hire_date"] > first).any()
+    assert (data.items["created"] > first).any()
+
+
+def test_preferences_depend_on_role(small: RecsysData) -> None:
+    taken = small.interactions.merge(small.users, on="user_id").merge(
+        small.items, on="item_id"
+    )
+    share = pd.crosstab(taken["segment"], taken["category"], normalize="index")
+    # Engineers and sales reps learn different things.
+    assert share.loc["software engineer", "cloud"] > share.loc["sales rep", "cloud"]
+    assert share.loc["sales rep", "sales-skills"] > share.loc["data engineer"].get(
+        "sales-skills", 0.0
+    )
+
+
+def test_drift_changes_only_the_days_after_it() -> None:
+    base = generate(**SMALL, seed=3)
+    drifted = generate(**SMALL, seed=3, drift_from_day=60)
+    cut = pd.Timestamp("2025-01-01") + pd.Timedelta(days=60)
+    before = base.interactions[base.interactions["timestamp"] < cut]
+    before_drift = drifted.interactions[drifted.interactions["timestamp"] < cut]
+    enrol = before["event"] == "enrol"
+    pd.testing.assert_frame_equal(
+        before[enrol].reset_index(drop=True),
+        before_drift[before_drift["event"] == "enrol"].reset_index(drop=True),
+    )
+    assert not base.interactions.equals(drifted.interactions)
+
+
+def test_generator_rejects_bad_sizes() -> None:
+    with pytest.raises(ValueError, match="n_users"):
+        generate(n_users=0)
+    with pytest.raises(ValueError, match="drift_from_day"):
+        generate(drift_from_day=-1)
+
+
+def test_event_log_round_trips_through_parquet(
+    small: RecsysData, tmp_path: Path
+) -> None:
+    frame = small.to_frame()
+    path = tmp_path / "raw.parquet"
+    frame.to_parquet(path, index=False)
+    stored = pd.read_parquet(path)
+    assert validate_raw(stored) is stored
+    back = RecsysData.from_frame(stored)
+    active = small.users[small.users["user_id"].isin(small.interactions["user_id"])]
+    pd.testing.assert_frame_equal(back.users, active.reset_index(drop=True))
+    pd.testing.assert_frame_equal(back.interactions, small.interactions)
+
+
+def _error(data: RecsysData) -> DataValidationError:
+    with pytest.raises(DataValidationError) as caught:
+        validate_data(data)
+    return caught.value
+
+
+def test_schema_rejects_null_user_id(small: RecsysData) -> None:
+    interactions = small.interactions.copy()
+    interactions.loc[3, "user_id"] = None
+    error = _error(small.with_interactions(interactions))
+    assert "interactions" in str(error) and "'user_id'" in str(error)
+    assert "user_id" in set(error.failure_cases["column"])
+
+
+def test_schema_rejects_duplicated_item_key(small: RecsysData) -> None:
+    items = pd.concat([small.items, small.items.iloc[[0]]], ignore_index=True)
+    error = _error(RecsysData(small.users, items, small.interactions))
+    assert "items" in str(error) and "'item_id'" in str(error)
+    assert "field_uniqueness" in str(error)
+
+
+def test_schema_rejects_negative_weight(small: RecsysData) -> None:
+    interactions = small.interactions.copy()
+    interactions.loc[5, "weight"] = -1.0
+    error = _error(small.with_interactions(interactions))
+    assert "'weight'" in str(error) and "greater_than" in str(error)
+
+
+def test_schema_rejects_unknown_user_and_wrong_dtype(small: RecsysData) -> None:
+    interactions = small.interactions.copy()
+    interactions.loc[0, "user_id"] = "ghost"
+    assert "known_user" in str(_error(small.with_interactions(interactions)))
+    users = small.users.assign(seniority=small.users["seniority"].astype(float))
+    assert "'seniority'" in str(
+        _error(RecsysData(users, small.items, small.interactions))
+    )
+
+
+def test_event_log_rejects_inconsistent_item_attributes(small: RecsysData) -> None:
+    frame = small.to_frame()
+    row = frame.index[frame["item_id"] == frame.loc[0, "item_id"]][-1]
+    frame.loc[row, "title"] = "Renamed course"
+    with pytest.raises(DataValidationError, match="'item_id' failed field_uniq"):
+        validate_raw(frame)
+
+
+def _write_movielens(folder: Path) -> None:
+    """A five-user, four-movie fixture in the MovieLens 100K format."""
+    folder.mkdir()
+    ratings = [
+        (1, 1, 5, 881250949),
+        (1, 2, 3, 881250950),
+        (2, 1, 4, 881250000),
+        (3, 3, 2, 881251000),
+        (4, 4, 1, 881252000),
+        (5, 2, 4, 881253000),
+    ]
+    (folder / "u.data").write_text(
+        "".join(f"{u}\t{i}\t{r}\t{t}\n" for u, i, r, t in ratings)
+    )
+    (folder / "u.user").write_text(
+        "1|24|M|technician|85711\n2|53|F|other|94043\n3|23|M|writer|32067\n"
+        "4|33|F|technician|43537\n5|42|M|programmer|15213\n"
+    )
+    genres = ["0"] * 19
+    lines = []
+    for movie, title, genre in [
+        (1, "Toy Story (1995)", 3),
+        (2, "GoldenEye (1995)", 1),
+        (3, "Café Society (1995)", 8),
+        (4, "Mystery Reel (1996)", None),
+    ]:
+        flags = genres.copy()
+        if genre is not None:
+            flags[genre] = "1"
+            flags[genre + 1] = "1"
+        lines.append(f"{movie}|{title}|01-Jan-1995||http://x|" + "|".join(flags))
+    (folder / "u.item").write_bytes(("\n".join(lines) + "\n").encode("latin-1"))
+
+
+def test_movielens_loader_reads_the_format(tmp_path: Path) -> None:
+    _write_movielens(tmp_path / "ml")
+    data = validate_data(load_movielens(tmp_path / "ml"))
+    users = data.users.set_index("user_id")
+    assert users.loc["1", "segment"] == "technician"
+    assert users.loc["1", "seniority"] == 0 and users.loc["2", "seniority"] == 3
+    items = data.items.set_index("item_id")
+    assert items.loc["1", "category"] == "Animation"
+    assert items.loc["3", "title"] == "Café Society (1995)"
+    assert items.loc["4", "category"] == "unknown"
+    assert data.interactions["weight"].tolist() == [4.0, 5.0, 3.0, 2.0, 1.0, 4.0]
+    assert set(data.interactions["event"]) == {"rate"}
+    assert load("movielens", tmp_path / "ml").interactions.equals(data.interactions)
+
+
+def test_load_explains_bad_requests(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="generated"):
+        load("netflix")
+    with pytest.raises(ValueError, match="unknown data options"):
+        load("generated", n_shops=3)
+    with pytest.raises(FileNotFoundError, match="data_path"):
+        load("online-retail", None)
+    with pytest.raises(FileNotFoundError, match="u.data"):
+        load("movielens", tmp_path)
+    assert set(DATASETS) == {"generated", "online-retail", "movielens"}
+    # Options of other sources are accepted and ignored, like the demand loader.
+    data = load("generated", n_users=20, n_items=10, n_days=40, top_items=5)
+    assert len(data.users) == 20
+
+
+@pytest.mark.skipif(
+    not ONLINE_RETAIL.is_file(),
+    reason=f"UCI Online Retail not found at {ONLINE_RETAIL} (shared datasets absent)",
+)
+def test_online_retail_loader() -> None:
+    data = validate_data(load_online_retail(ONLINE_RETAIL, top_items=300))
+    assert len(data.items) <= 300
+    assert data.users["user_id"].str.fullmatch(r"\d+").all()
+    per_user = data.interactions.groupby("user_id")["item_id"].nunique()
+    assert per_user.min() >= 5
+    assert "United Kingdom" in set(data.users["segment"])
+    assert set(data.interactions["event"]) == {"purchase"}
+    assert not data.items["item_id"].isin(["POST", "M", "DOT"]).any()
+    days = data.interactions.assign(day=data.interactions["timestamp"].dt.normalize())
+    assert not days.duplicated(["user_id", "item_id", "day"]).any()
+    assert np.all(data.interactions["weight"] == 1.0)

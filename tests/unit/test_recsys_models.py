@@ -1,0 +1,231 @@
+"""Every recsys model through one contract, the ranker against the baseline,
+the MLflow round trip of ``RecsysModel`` and the workload end to end."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+import pytest
+
+from loopml.workloads.errors import NotFittedError
+from loopml.workloads.recsys.data import RecsysData, generate
+from loopml.workloads.recsys.evaluate import evaluate_recommender, time_split
+from loopml.workloads.recsys.features import FEATURE_COLUMNS, build_context
+from loopml.workloads.recsys.models import MODELS, Recommender, TwoStageRanker
+from loopml.workloads.recsys.pyfunc import OUTPUT_COLUMNS, RecsysModel
+from loopml.workloads.recsys.workload import RecsysSettings, RecsysWorkload
+
+log = logging.getLogger(__name__)
+
+# Small enough to fit every model in well under a second.
+SMALL: dict[str, Any] = {"n_users": 300, "n_items": 60, "n_days": 180}
+
+
+@pytest.fixture(scope="module")
+def data() -> RecsysData:
+    return generate(**SMALL, seed=1)
+
+
+@pytest.fixture(scope="module")
+def split(data: RecsysData) -> tuple[RecsysData, pd.DataFrame]:
+    train, test = time_split(data.interactions, test_days=28)
+    return data.with_interactions(train), test
+
+
+@pytest.fixture(scope="module")
+def fitted(split: tuple[RecsysData, pd.DataFrame]) -> dict[str, Recommender]:
+    train, _ = split
+    return {name: factory().fit(train) for name, factory in MODELS.items()}
+
+
+def _seen(data: RecsysData, user: str) -> set[str]:
+    rows = data.interactions[data.interactions["user_id"] == user]
+    return set(rows["item_id"])
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_unfitted_model_refuses(name: str) -> None:
+    model = MODELS[name]()
+    assert isinstance(model, Recommender)
+    with pytest.raises(NotFittedError, match="fit"):
+        model.recommend(["U0001"], 5)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_params_rebuild_the_model(name: str) -> None:
+    model = MODELS[name]()
+    assert type(model)(**model.get_params()).get_params() == model.get_params()
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_k_distinct_unseen_items(
+    name: str,
+    fitted: dict[str, Recommender],
+    split: tuple[RecsysData, pd.DataFrame],
+) -> None:
+    train, _ = split
+    users = sorted(train.interactions["user_id"].unique())[:40]
+    recs = fitted[name].recommend(users, 10)
+    assert len(recs) == len(users)
+    for user, row in zip(users, recs, strict=True):
+        items = [item for item, _ in row]
+        scores = [score for _, score in row]
+        assert len(items) == 10 == len(set(items))
+        assert not set(items) & _seen(train, user)
+        assert scores == sorted(scores, reverse=True)
+    with pytest.raises(ValueError, match="k must be"):
+        fitted[name].recommend(users, 0)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_exclude_seen_false_may_repeat_history(
+    name: str, fitted: dict[str, Recommender]
+) -> None:
+    everything = fitted[name].recommend(["U0001"], 1000, exclude_seen=False)[0]
+    unseen = fitted[name].recommend(["U0001"], 1000)[0]
+    assert len(everything) >= len(unseen)
+    assert len({item for item, _ in everything}) == len(everything)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_new_users_are_served_by_segment(
+    name: str, fitted: dict[str, Recommender]
+) -> None:
+    model = fitted[name]
+    sales = model.recommend(["new-1"], 10, segments={"new-1": "sales rep"})[0]
+    engineers = model.recommend(["new-2"], 10, segments={"new-2": "software engineer"})[
+        0
+    ]
+    assert len(sales) == len(engineers) == 10
+    if name != "global_popularity":
+        assert [i for i, _ in sales] != [i for i, _ in engineers]
+    # Documented fallback: no (or an unknown) segment means global popularity.
+    anonymous = model.recommend(["new-3"], 10)[0]
+    unknown_segment = model.recommend(["new-4"], 10, segments={"new-4": "pilot"})[0]
+    assert [i for i, _ in anonymous] == [i for i, _ in unknown_segment]
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_invariant_to_interaction_row_order(
+    name: str,
+    fitted: dict[str, Recommender],
+    split: tuple[RecsysData, pd.DataFrame],
+) -> None:
+    train, _ = split
+    shuffled = train.interactions.sample(frac=1.0, random_state=0)
+    again = MODELS[name]().fit(train.with_interactions(shuffled))
+    users = sorted(train.users["user_id"])[:60]
+    assert again.recommend(users, 10) == fitted[name].recommend(users, 10)
+
+
+def test_popularity_models_rank_by_popularity(
+    fitted: dict[str, Recommender], split: tuple[RecsysData, pd.DataFrame]
+) -> None:
+    train, _ = split
+    window = train.interactions[
+        train.interactions["timestamp"]
+        > train.interactions["timestamp"].max() - pd.Timedelta(days=90)
+    ]
+    buyers = window.groupby("item_id")["user_id"].nunique()
+    top = [item for item, _ in fitted["global_popularity"].recommend(["x"], 5)[0]]
+    assert buyers[top].is_monotonic_decreasing
+    assert buyers[top[0]] == buyers.max()
+
+
+def test_ranker_beats_segment_popularity(
+    fitted: dict[str, Recommender], split: tuple[RecsysData, pd.DataFrame]
+) -> None:
+    train, test = split
+    scores = {
+        name: evaluate_recommender(fitted[name], train.interactions, test, train.users)[
+            "ndcg_at_10"
+        ]
+        for name in ("ranker", "segment_popularity")
+    }
+    log.info("small generated set, NDCG@10: %s", scores)
+    # Measured 0.424 vs 0.297 (+43%); a 15% margin leaves room for noise.
+    assert scores["ranker"] > 1.15 * scores["segment_popularity"]
+
+
+def test_features_describe_only_the_history(data: RecsysData) -> None:
+    cutoff = pd.Timestamp("2025-04-01")
+    history = data.interactions[data.interactions["timestamp"] < cutoff]
+    context = build_context(history, data.users, data.items, 90)
+    assert context.cutoff == history["timestamp"].max()
+    user = history["user_id"].iloc[0]
+    row = context.user_rows([user])[0]
+    assert (
+        context.user_length[row]
+        == history.loc[history["user_id"] == user, "item_id"].nunique()
+    )
+    # Courses released after the cutoff are not in the catalogue yet.
+    released = set(data.items.loc[data.items["created"] > cutoff, "item_id"])
+    assert released and not released & set(context.item_ids)
+    assert len(FEATURE_COLUMNS) == len(set(FEATURE_COLUMNS))
+
+
+def test_ranker_needs_room_for_inner_labels(data: RecsysData) -> None:
+    short = data.interactions[data.interactions["timestamp"] < "2025-01-20"]
+    with pytest.raises(ValueError, match="label_days"):
+        TwoStageRanker().fit(data.with_interactions(short))
+
+
+def test_recsys_model_round_trips_through_mlflow(
+    fitted: dict[str, Recommender],
+    split: tuple[RecsysData, pd.DataFrame],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    train, _ = split
+    model = RecsysModel(fitted["ranker"], train, k=5)
+    request = pd.DataFrame(
+        {
+            "user_id": ["U0001", "U0002", "newcomer"],
+            "k": [5, 3, 4],
+            "segment": [None, None, "hr partner"],
+        }
+    )
+    expected = model.predict(None, request)
+    assert list(expected.columns) == OUTPUT_COLUMNS
+    assert expected.groupby("user_id").size().to_dict() == {
+        "U0001": 5,
+        "U0002": 3,
+        "newcomer": 4,
+    }
+    assert expected["reason"].str.len().gt(0).all()
+    newcomer = expected[expected["user_id"] == "newcomer"]
+    assert set(newcomer["reason"]) == {"popular with hr partners"}
+    assert expected["reason"].str.startswith("because you took").any()
+    path = tmp_path / "model"
+    mlflow.pyfunc.save_model(str(path), python_model=model, pip_requirements=["loopml"])
+    loaded = mlflow.pyfunc.load_model(str(path))
+    pd.testing.assert_frame_equal(loaded.predict(request), expected)
+    served = loaded.unwrap_python_model()
+    assert served.recommend(["U0001"], 5) == model.recommend(["U0001"], 5)
+
+
+def test_workload_trains_and_evaluates_against_the_baseline() -> None:
+    settings = SimpleNamespace(
+        seed=7, recsys=RecsysSettings(**SMALL, ranker_n_estimators=60)
+    )
+    workload = RecsysWorkload()
+    raw = workload.validate(workload.load_raw(settings))  # type: ignore[arg-type]
+    output = workload.train(settings, raw)  # type: ignore[arg-type]
+    answer = output.model.predict(None, output.input_example)
+    assert len(answer) == 10 * len(output.input_example)
+    evaluation = workload.evaluate(settings, raw)  # type: ignore[arg-type]
+    assert set(workload.key_metrics) <= set(evaluation.metrics)
+    assert all(np.isfinite(v) for v in evaluation.metrics.values())
+    assert set(evaluation.figures) == {"metrics_at_k", "ndcg_by_segment"}
+    assert workload.beats(
+        evaluation.metrics["ndcg_at_10"], evaluation.metrics["baseline_ndcg_at_10"]
+    )
+    with pytest.raises(ValueError, match="n_days"):
+        RecsysSettings(n_days=60)
