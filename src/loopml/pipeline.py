@@ -67,7 +67,7 @@ def run_loop(
         for name in STAGES:
             try:
                 timed = run_stage(name, settings, workload)
-            except StageError as error:
+            except (StageError, FileNotFoundError, ValueError) as error:
                 failed = StageResult(name, workload, "failed", str(error))
                 timed = TimedResult(failed, 0.0)
             mine.append(timed)

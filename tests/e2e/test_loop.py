@@ -17,6 +17,7 @@ import pytest
 import conftest
 
 LOOPML = [sys.executable, "-m", "loopml.cli"]
+ADMIN_TOKEN = "e2e-only-token-not-a-secret"
 
 
 def _cli(
@@ -56,7 +57,7 @@ def server(looped_home: Path) -> Iterator[str]:
     port = _free_port()
     proc = subprocess.Popen(
         [*LOOPML, "serve", "--port", str(port)],
-        env=conftest.subprocess_env(looped_home),
+        env=conftest.subprocess_env(looped_home, LOOPML_ADMIN_TOKEN=ADMIN_TOKEN),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -167,3 +168,50 @@ def test_bad_batch_is_quarantined_and_champion_kept(looped_home: Path) -> None:
     assert validated.read_bytes() == validated_bytes
     after = _status(looped_home)["workloads"]["demand"]["champion"]  # type: ignore[index]
     assert after["version"] == before["version"]
+
+
+def test_admin_reload_needs_the_token(server: str) -> None:
+    assert httpx.post(f"{server}/admin/reload").status_code == 401
+    wrong = {"Authorization": "Bearer nope"}
+    assert httpx.post(f"{server}/admin/reload", headers=wrong).status_code == 401
+    right = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    response = httpx.post(f"{server}/admin/reload", headers=right)
+    assert response.status_code == 200
+    assert response.json() == {"demand": "1"}
+
+
+def test_mlflow_and_v2_protocols_agree_with_v1(server: str, looped_home: Path) -> None:
+    raw = pd.read_parquet(looped_home / "data" / "demand" / "validated.parquet")
+    days = [str((raw["date"].max() + pd.Timedelta(days=h)).date()) for h in (1, 5)]
+    rows = [{"store_id": "S01", "item_id": "I002", "date": d} for d in days]
+    v1 = httpx.post(f"{server}/v1/demand/predict", json={"rows": rows}).json()
+    expected = [f["forecast"] for f in v1["forecasts"]]
+    columns = ["store_id", "item_id", "date"]
+    payloads = [
+        {"dataframe_records": rows},
+        {
+            "dataframe_split": {
+                "columns": columns,
+                "data": [[r[c] for c in columns] for r in rows],
+            }
+        },
+        {"instances": rows},
+    ]
+    for payload in payloads:
+        response = httpx.post(f"{server}/invocations", json=payload)
+        assert response.status_code == 200, response.text
+        got = [p["forecast"] for p in response.json()["predictions"]]
+        assert got == pytest.approx(expected)
+    v2 = {
+        "inputs": [
+            {"name": c, "shape": [2], "datatype": "BYTES", "data": [r[c] for r in rows]}
+            for c in columns
+        ]
+    }
+    response = httpx.post(f"{server}/v2/models/demand/infer", json=v2)
+    assert response.status_code == 200, response.text
+    assert response.json()["outputs"][0]["data"] == pytest.approx(expected)
+    assert httpx.get(f"{server}/v2/health/ready").json() == {"ready": True}
+    metrics = httpx.get(f"{server}/metrics").text
+    assert 'loopml_model_version_info{version="1",workload="demand"} 1.0' in metrics
+    assert "loopml_requests_total" in metrics
