@@ -22,12 +22,11 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A champion as served: its version, python model and MLflow wrapper."""
+    """A champion as served: its version and its python model."""
 
     name: str
     version: str
     model: Any
-    pyfunc: Any
 
 
 class ModelStore:
@@ -55,9 +54,7 @@ class ModelStore:
         example = pyfunc.input_example
         if example is not None:
             pyfunc.predict(example)  # warm caches before taking traffic
-        loaded = LoadedModel(
-            name, str(version.version), pyfunc.unwrap_python_model(), pyfunc
-        )
+        loaded = LoadedModel(name, str(version.version), pyfunc.unwrap_python_model())
         self._models[name] = loaded  # one reference swap: atomic for readers
         log.info(
             "serving %s version %s (was %s)",

@@ -11,6 +11,7 @@ import inspect
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from typing import Self
 
 import numpy as np
 import numpy.typing as npt
@@ -161,3 +162,26 @@ class RecommenderBase(ABC):
                     )
                 )
         return result
+
+
+class PopularityBase(RecommenderBase):
+    """Shared parameters and fit of the popularity rankings (no learning)."""
+
+    def __init__(self, window_days: int = 90) -> None:
+        """Store the parameters.
+
+        Args:
+            window_days: how many days before the end of training count.
+        """
+        self.window_days = window_days
+
+    def fit(self, data: RecsysData) -> Self:
+        """Count recent popularity (overall and per segment) in the training data."""
+        self._fit_context(data)
+        log.info(
+            "%s fitted on %d items, %d segments",
+            type(self).__name__,
+            len(self.context_.item_ids),
+            len(self.context_.segments),
+        )
+        return self

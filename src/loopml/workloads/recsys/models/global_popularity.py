@@ -3,37 +3,21 @@
 from __future__ import annotations
 
 import logging
-from typing import Self
 
 import numpy as np
 
 from loopml.workloads.recsys.features import FeatureContext
-from loopml.workloads.recsys.models.base import FloatArray, IntArray, RecommenderBase
-from loopml.workloads.recsys.tables import RecsysData
+from loopml.workloads.recsys.models.base import FloatArray, IntArray, PopularityBase
 
 log = logging.getLogger(__name__)
 
 
-class GlobalPopularity(RecommenderBase):
+class GlobalPopularity(PopularityBase):
     """Most popular items over all users in the last ``window_days``.
 
     Popularity is the share of active users (in the window) who interacted
     with the item; ties are broken by all-time popularity.
     """
-
-    def __init__(self, window_days: int = 90) -> None:
-        """Store the parameters.
-
-        Args:
-            window_days: how many days before the end of training count.
-        """
-        self.window_days = window_days
-
-    def fit(self, data: RecsysData) -> Self:
-        """Count recent popularity in the training interactions."""
-        self._fit_context(data)
-        log.info("global popularity fitted on %d items", len(self.context_.item_ids))
-        return self
 
     def _score_block(
         self,

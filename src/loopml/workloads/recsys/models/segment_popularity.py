@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import logging
-from typing import Self
 
 import numpy as np
 
 from loopml.workloads.recsys.features import FeatureContext
-from loopml.workloads.recsys.models.base import FloatArray, IntArray, RecommenderBase
-from loopml.workloads.recsys.tables import RecsysData
+from loopml.workloads.recsys.models.base import FloatArray, IntArray, PopularityBase
 
 log = logging.getLogger(__name__)
 
 
-class SegmentPopularity(RecommenderBase):
+class SegmentPopularity(PopularityBase):
     """Most popular items in the user's segment over the last ``window_days``.
 
     Popularity is the share of the segment's active users (in the window) who
@@ -22,22 +20,6 @@ class SegmentPopularity(RecommenderBase):
     took recently, are broken by global popularity in the window. Users
     without a known segment get global popularity.
     """
-
-    def __init__(self, window_days: int = 90) -> None:
-        """Store the parameters.
-
-        Args:
-            window_days: how many days before the end of training count.
-        """
-        self.window_days = window_days
-
-    def fit(self, data: RecsysData) -> Self:
-        """Count recent popularity per segment in the training interactions."""
-        self._fit_context(data)
-        log.info(
-            "segment popularity fitted on %d segments", len(self.context_.segments)
-        )
-        return self
 
     def _score_block(
         self,
