@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,12 +23,18 @@ TINY_ENV = {
     "LOOPML_DEMAND__N_FOLDS": "2",
     "LOOPML_DEMAND__FOLD_STEP": "14",
     "LOOPML_DEMAND__MODEL__N_ESTIMATORS": "60",
+    # recsys: 150 employees x 40 courses x 120 days, a small ranker.
+    "LOOPML_RECSYS__N_USERS": "150",
+    "LOOPML_RECSYS__N_ITEMS": "40",
+    "LOOPML_RECSYS__N_DAYS": "120",
+    "LOOPML_RECSYS__ALS_ITERATIONS": "8",
+    "LOOPML_RECSYS__RANKER_N_ESTIMATORS": "40",
 }
 
 
 @pytest.fixture()
 def tiny_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Point LOOPML_HOME at a temp folder and shrink the demand workload."""
+    """Point LOOPML_HOME at a temp folder and shrink the workloads."""
     home = tmp_path / "home"
     monkeypatch.setenv("LOOPML_HOME", str(home))
     monkeypatch.setenv("LOOPML_PROFILE", "default")
@@ -50,3 +59,27 @@ def subprocess_env(home: Path, **extra: str) -> dict[str, str]:
     )
     env.update(extra)
     return env
+
+
+def free_port() -> int:
+    """An ephemeral TCP port on loopback that is free right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], seconds: float = 90) -> None:
+    """Wait until ``url/readyz`` answers 200, failing early if ``proc`` exits."""
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited with {proc.returncode}")
+        time.sleep(0.3)
+    raise AssertionError(f"{url} did not become ready in {seconds:.0f} s")

@@ -37,7 +37,7 @@ console = Console()
 err_console = Console(stderr=True)
 
 WorkloadOpt = Annotated[
-    str, typer.Option("--workload", "-w", help="Workload to act on (now: demand).")
+    str, typer.Option("--workload", "-w", help="Workload to act on: demand or recsys.")
 ]
 DatasetOpt = Annotated[
     str | None,
@@ -198,6 +198,66 @@ def validate(workload: WorkloadOpt = "demand") -> None:
     _run_stage("validate", _settings(), workload)
 
 
+features_app = typer.Typer(
+    help="Publish validated data to the Feast feature store (offline tables, "
+    "definitions, online store up to the latest validated day; part of "
+    "`loopml run`), or `push` a fresh event to the online store.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+app.add_typer(features_app, name="features")
+
+
+@features_app.callback()
+def features(ctx: typer.Context, workload: WorkloadOpt = "demand") -> None:
+    """Apply the workload's Feast definitions and materialize the online store.
+
+    Writes the offline tables under <home>/feature_store/data, applies the
+    entities and feature views, and loads the online store (SQLite by default,
+    Redis in production) up to the latest validated day, incrementally after
+    the first run. `loopml run` does this between validate and train.
+    """
+    if ctx.invoked_subcommand is None:
+        _run_stage("features", _settings(), workload)
+
+
+@features_app.command("push")
+def features_push(
+    store_id: Annotated[str, typer.Option(help="Store of the series.")],
+    item_id: Annotated[str, typer.Option(help="Item of the series.")],
+    sales: Annotated[
+        float, typer.Option(min=0, help="Sales of the day so far (a total).")
+    ],
+    at: Annotated[
+        str | None,
+        typer.Option(
+            metavar="ISO-TIME",
+            help="Event time, e.g. 2026-01-02T14:00 (UTC); default now.",
+        ),
+    ] = None,
+) -> None:
+    """Push today's sales so far of one demand series to the online store now.
+
+    The next `/v1/demand/predict` for that series reports it as
+    `sales_today`, without waiting for the daily batch.
+    """
+    import datetime as dt
+
+    try:
+        when = None if at is None else dt.datetime.fromisoformat(at)
+    except ValueError as error:
+        raise typer.BadParameter(
+            f"{at!r} is not a time like 2026-01-02T14:00", param_hint="--at"
+        ) from error
+    settings = _settings()
+    from loopml.feature_store.online import OnlineFeatures
+
+    OnlineFeatures(settings).push_sales(store_id, item_id, sales, when)
+    console.print(
+        f"[green]pushed[/green] sales_today={sales:g} for {store_id}/{item_id}"
+    )
+
+
 @app.command()
 def train(workload: WorkloadOpt = "demand") -> None:
     """Fit on validated data, log to MLflow, register as 'challenger'."""
@@ -217,6 +277,103 @@ def promote(workload: WorkloadOpt = "demand") -> None:
 
 
 @app.command()
+def batch(
+    workload: WorkloadOpt = "recsys",
+    date: Annotated[
+        str | None,
+        typer.Option(
+            metavar="YYYY-MM-DD",
+            help="The day the results are for (default: the day after the last "
+            "validated interaction). Re-running a day replaces its results.",
+        ),
+    ] = None,
+) -> None:
+    """Score every known user with the champion: the day's top-k, stored.
+
+    Writes <home>/batch/<workload>/date=D.parquet and the SQL table
+    `recommendations` (SQLite at <home>/batch/<workload>.db; PostgreSQL in
+    production), each replaced whole for the day. Needs a champion.
+    """
+    import datetime as dt
+
+    try:
+        day = None if date is None else dt.date.fromisoformat(date)
+    except ValueError as error:
+        raise typer.BadParameter(
+            f"{date!r} is not a date like 2025-09-01", param_hint="--date"
+        ) from error
+    settings = _settings()
+    from loopml.logs import stage_context
+    from loopml.stages import batch as batch_stage
+    from loopml.stages.common import StageError
+
+    try:
+        with stage_context("batch"):
+            result = batch_stage.run(settings, workload, day, require_champion=True)
+    except (StageError, ValueError, FileNotFoundError) as error:
+        err_console.print(f"[red]batch failed:[/red] {error}")
+        raise typer.Exit(1) from error
+    console.print(f"[green]batch[/green] {workload}: {result.summary}")
+
+
+@app.command()
+def tune(
+    workload: WorkloadOpt = "demand",
+    trials: Annotated[
+        int | None,
+        typer.Option(min=1, help="Number of trials (default: tune.num_samples)."),
+    ] = None,
+) -> None:
+    """Search hyper-parameters with Ray Tune + Optuna; train/evaluate use the best.
+
+    Trials run in parallel (one per CPU, or tune.max_concurrent), each a
+    nested MLflow run under a '<workload>-tune' run; ASHA stops weak demand
+    trials after a backtest fold. The best parameters go to
+    <home>/state/<workload>/tuned.json, which the next train and evaluate
+    read (delete it to go back to the profile's parameters).
+    """
+    settings = _settings()
+    if trials is not None:
+        cfg = settings.tune.model_copy(update={"num_samples": trials})
+        settings = settings.model_copy(update={"tune": cfg})
+    _run_stage("tune", settings, workload)
+
+
+@app.command()
+def rollback(
+    workload: WorkloadOpt = "demand",
+    to_version: Annotated[
+        str | None,
+        typer.Option(
+            "--to-version",
+            help="Registered version to make champion (default: the champion "
+            "before the current one, from `loopml history`).",
+        ),
+    ] = None,
+    reason: Annotated[
+        str | None, typer.Option(help="Why, for the history (default: manual).")
+    ] = None,
+) -> None:
+    """Point 'champion' back at the previous champion, in one registry update.
+
+    The running service follows at its next poll (serving.poll_seconds) or at
+    once on POST /admin/reload; the rollback is recorded in `loopml history`.
+    """
+    from loopml.logs import stage_context
+    from loopml.stages import rollback as rollback_stage
+    from loopml.stages.common import StageError
+
+    settings = _settings()
+    try:
+        with stage_context("rollback"):
+            result = rollback_stage.run(settings, workload, to_version, reason)
+    except StageError as error:
+        err_console.print(f"[red]rollback failed:[/red] {error}")
+        raise typer.Exit(1) from error
+    console.print(f"[green]rollback[/green] {workload}: {result.summary}")
+
+
+@app.command()
 def run(
     workload: Annotated[
         list[str] | None,
@@ -224,8 +381,14 @@ def run(
     ] = None,
     dataset: DatasetOpt = None,
     data_path: DataPathOpt = None,
+    tune_first: Annotated[
+        bool,
+        typer.Option(
+            "--tune", help="Tune hyper-parameters (loopml tune) before train."
+        ),
+    ] = False,
 ) -> None:
-    """Run the whole loop: ingest, validate, train, evaluate, promote."""
+    """Run the whole loop: ingest, validate, features, train, evaluate, promote."""
     from loopml.pipeline import TimedResult, run_loop
     from loopml.status import collect
     from loopml.workloads.base import WORKLOADS
@@ -240,7 +403,7 @@ def run(
             f"{timed.result.summary} ({timed.seconds:.1f}s)"
         )
 
-    results = run_loop(settings, names, on_stage=progress)
+    results = run_loop(settings, names, on_stage=progress, tune_first=tune_first)
     status = collect(settings)
     table = Table(title="loopml run")
     for column in ("workload", "stage", "status", "seconds", "key metrics"):
@@ -271,10 +434,21 @@ def status(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print machine-readable JSON.")
     ] = False,
+    card: Annotated[
+        str | None,
+        typer.Option(
+            "--card",
+            metavar="WORKLOAD",
+            help="Print the model card (Markdown) of that workload's champion.",
+        ),
+    ] = None,
 ) -> None:
     """Show each workload's champion, its key metrics and the last run."""
     from loopml.status import collect
 
+    if card is not None:
+        _print_card(card)
+        return
     doc = collect(_settings())
     if as_json:
         sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
@@ -295,6 +469,22 @@ def status(
             f"{last['finished']} ({'ok' if last['ok'] else 'failed'})" if last else "-",
         )
     console.print(table)
+
+
+def _print_card(workload: str) -> None:
+    from loopml.model_card import read_card
+    from loopml.registry import CHAMPION, get_alias
+    from loopml.tracking import setup_mlflow
+
+    setup_mlflow(_settings())
+    champion = get_alias(workload, CHAMPION)
+    text = read_card(champion) if champion is not None else None
+    if text is None:
+        err_console.print(
+            f"[red]{workload} has no champion with a model card yet[/red]"
+        )
+        raise typer.Exit(1)
+    sys.stdout.write(text)
 
 
 @app.command()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
@@ -60,6 +60,88 @@ class DemandSettings(BaseModel):
     model: DemandModelSettings = DemandModelSettings()
 
 
+class RecsysSettings(BaseModel):
+    """The recommendation workload: data source, size, evaluation and models."""
+
+    dataset: Literal["generated", "online-retail", "movielens"] = "generated"
+    data_path: Path | None = None
+    n_users: int = Field(600, ge=1)
+    n_items: int = Field(120, ge=1)
+    n_days: int = Field(240, ge=30)
+    start: str = "2025-01-01"
+    min_user_items: int = Field(5, ge=1)
+    top_items: int = Field(1000, ge=1)
+    k: int = Field(10, ge=1, le=100)
+    test_days: int = Field(28, ge=1)
+    cold_threshold: int = Field(3, ge=1)
+    window_days: int = Field(90, ge=1)
+    label_days: int = Field(28, ge=1)
+    label_windows: int = Field(2, ge=1)
+    als_factors: int = Field(32, ge=1)
+    als_iterations: int = Field(15, ge=1)
+    als_regularization: float = Field(10.0, ge=0)
+    als_alpha: float = Field(1.0, gt=0)
+    ranker_n_estimators: int = Field(200, ge=1)
+    ranker_learning_rate: float = Field(0.05, gt=0)
+    ranker_n_jobs: int = Field(1, ge=1)
+    n_candidates: int = Field(100, ge=1)
+    #: SQLAlchemy URL of the daily batch's ``recommendations`` table; empty:
+    #: the MLflow database when that is PostgreSQL (the production profile),
+    #: else SQLite at ``<home>/batch/recsys.db``.
+    batch_db: str | None = None
+
+    @model_validator(mode="after")
+    def _long_enough(self) -> Self:
+        needed = self.test_days + self.label_windows * self.label_days
+        if self.dataset == "generated" and self.n_days <= needed:
+            raise ValueError(
+                f"recsys.n_days must exceed test_days + label_windows x label_days"
+                f" = {needed}, so the ranker has history, inner labels and a test"
+                " period"
+            )
+        return self
+
+
+PRODUCTION_REGISTRY = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+
+
+class FeatureStoreSettings(BaseModel):
+    """Where Feast keeps its registry and online store.
+
+    ``registry_path`` is a file path for ``registry: file`` (default
+    ``<home>/feature_store/registry.db``) or a SQLAlchemy URL for ``sql``.
+    """
+
+    project: str = Field("loopml", pattern=r"^[A-Za-z0-9][A-Za-z0-9_]*$")
+    online: Literal["sqlite", "redis"] = "sqlite"
+    redis_connection_string: str = "127.0.0.1:6379"
+    redis_key_ttl_seconds: int | None = Field(None, ge=1)
+    registry: Literal["file", "sql"] = "file"
+    registry_path: str | None = None
+    registry_cache_ttl_seconds: int = Field(60, ge=0)
+
+    @classmethod
+    def for_profile(cls, profile: str) -> FeatureStoreSettings:
+        """Defaults of a profile: embedded stores, or PostgreSQL + Redis."""
+        if profile == "production":
+            return cls(
+                online="redis", registry="sql", registry_path=PRODUCTION_REGISTRY
+            )
+        return cls()
+
+
+class GateSettings(BaseModel):
+    """The promotion gate (see ``loopml.gate``)."""
+
+    #: relative improvement over the champion's primary metric required
+    #: (0.02 = 2 %); 0 means strictly better.
+    margin: float = Field(0.0, ge=0, lt=1)
+    #: how much worse than the champion's a guard metric may be (absolute).
+    guard_tolerance: float = Field(0.05, ge=0)
+    #: how much worse than the champion's any slice may be (relative).
+    slice_tolerance: float = Field(0.10, ge=0)
+
+
 class ServingSettings(BaseModel):
     """The online API."""
 
@@ -68,6 +150,69 @@ class ServingSettings(BaseModel):
     max_rows: int = Field(1000, ge=1)
     max_body_bytes: int = Field(1_000_000, ge=1024)
     poll_seconds: float = Field(10.0, gt=0)
+    #: /v1/demand/predict reads series state from the Feast online store (and
+    #: falls back to the state bundled with the model when it cannot).
+    online_features: bool = True
+
+
+class TuneSettings(BaseModel):
+    """Hyper-parameter tuning (``loopml tune``): Ray Tune with an Optuna search.
+
+    ``ray_address`` empty means a local Ray started for the run (temp files
+    under the home); a cluster address such as ``ray://head:10001`` or
+    ``auto`` runs the trials there. ``max_concurrent`` empty means as many
+    trials at once as the cluster has CPUs / ``cpus_per_trial``.
+    """
+
+    ray_address: str | None = None
+    num_samples: int = Field(16, ge=1)
+    max_concurrent: int | None = Field(None, ge=1)
+    cpus_per_trial: float = Field(1.0, gt=0)
+    #: demand: rolling-origin folds per trial (ASHA may stop a trial after
+    #: any of them); they end before the folds ``evaluate`` reports on.
+    n_folds: int = Field(2, ge=1)
+    #: ASHA keeps the best 1 / reduction_factor of the trials at each rung.
+    reduction_factor: int = Field(2, ge=2)
+
+
+class MonitorSettings(BaseModel):
+    """Drift, data quality and live performance (``loopml monitor``).
+
+    Drift is judged per column by a distance, never a p-value: the normed
+    Wasserstein distance (how far the values moved, in standard deviations of
+    the reference) for numbers, PSI for categories. A distance says how much
+    a distribution moved, so a big sample cannot turn a negligible change into
+    an alarm. docs/monitoring.md has the measurements behind the thresholds.
+    """
+
+    #: current sample: the last N days up to the monitored date.
+    window_days: int = Field(7, ge=1)
+    #: reference sample: the last N days of the champion's training data.
+    reference_days: int = Field(56, ge=7)
+    #: a column with fewer rows in either sample gets no verdict.
+    min_rows: int = Field(30, ge=1)
+    wasserstein_threshold: float = Field(0.6, gt=0)
+    psi_threshold: float = Field(0.25, gt=0)
+    #: dataset drift: at least this share of the judged columns drifted.
+    drift_share: float = Field(0.5, gt=0, le=1)
+    #: an open incident is announced again only after this many hours.
+    alert_cooldown_hours: float = Field(24.0, ge=0)
+
+
+class RetrainSettings(BaseModel):
+    """The continuous-training policy of ``loopml retrain`` (None: trigger off)."""
+
+    #: retrain when the latest ``loopml monitor`` found dataset drift.
+    on_drift: bool = True
+    #: retrain when the live primary metric is this many times worse than
+    #: the champion's backtest (WAPE 1.5x higher, NDCG 1.5x lower).
+    max_metric_ratio: float | None = Field(1.5, gt=1)
+    #: retrain when the champion's data ends this many days before today.
+    max_age_days: int | None = Field(90, ge=1)
+    #: retrain at least every N days whatever the monitor says.
+    every_days: int | None = Field(None, ge=1)
+    #: no drift or performance retrain within N days of the previous retrain.
+    cooldown_days: int = Field(7, ge=0)
 
 
 class Settings(BaseSettings):
@@ -86,7 +231,18 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = None
     mlflow: MlflowSettings = MlflowSettings()
     demand: DemandSettings = DemandSettings()
+    recsys: RecsysSettings = RecsysSettings()
+    #: None: the profile's defaults (FeatureStoreSettings.for_profile).
+    feature_store: FeatureStoreSettings | None = None
+    gate: GateSettings = GateSettings()
     serving: ServingSettings = ServingSettings()
+    tune: TuneSettings = TuneSettings()
+    monitor: MonitorSettings = MonitorSettings()
+    retrain: RetrainSettings = RetrainSettings()
+    #: alert webhook (Slack, Teams or any JSON receiver); from
+    #: LOOPML_ALERT_WEBHOOK_URL, never from YAML: the URL is the credential.
+    alert_webhook_url: SecretStr | None = None
+    alert_kind: Literal["slack", "teams", "generic"] = "slack"
 
     @classmethod
     def settings_customise_sources(

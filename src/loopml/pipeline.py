@@ -10,7 +10,16 @@ from dataclasses import asdict, dataclass
 
 from loopml.config import Settings
 from loopml.logs import stage_context
-from loopml.stages import evaluate, ingest, promote, train, validate
+from loopml.stages import (
+    batch,
+    evaluate,
+    features,
+    ingest,
+    promote,
+    train,
+    tune,
+    validate,
+)
 from loopml.stages.common import StageError, StageResult, write_json
 
 log = logging.getLogger(__name__)
@@ -20,10 +29,17 @@ StageFn = Callable[[Settings, str], StageResult]
 STAGES: dict[str, StageFn] = {
     "ingest": ingest.run,
     "validate": validate.run,
+    "features": features.run,
     "train": train.run,
     "evaluate": evaluate.run,
     "promote": promote.run,
+    # The champion's daily top-k (recsys); skipped for other workloads.
+    "batch": batch.run,
 }
+#: Run only when asked (``loopml tune``, ``loopml run --tune``), before train.
+OPTIONAL_STAGES: dict[str, StageFn] = {"tune": tune.run}
+#: Stages that use the best parameters of the last tuning run, if any.
+TUNED_STAGES = ("train", "evaluate")
 
 
 @dataclass
@@ -39,7 +55,10 @@ def run_stage(name: str, settings: Settings, workload: str) -> TimedResult:
     with stage_context(name):
         log.info("start %s for %s", name, workload)
         started = time.perf_counter()
-        result = STAGES[name](settings, workload)
+        if name in TUNED_STAGES:
+            settings = tune.apply_tuned(settings, workload)
+        stage = STAGES.get(name) or OPTIONAL_STAGES[name]
+        result = stage(settings, workload)
         seconds = time.perf_counter() - started
         log.info("done %s in %.1fs: %s", name, seconds, result.summary)
     return TimedResult(result, seconds)
@@ -49,6 +68,7 @@ def run_loop(
     settings: Settings,
     workloads: list[str],
     on_stage: Callable[[TimedResult], None] | None = None,
+    tune_first: bool = False,
 ) -> list[TimedResult]:
     """Run every stage for every workload; stop a workload at its first failure.
 
@@ -56,15 +76,19 @@ def run_loop(
         settings: the active settings.
         workloads: names of the workloads to run.
         on_stage: called after each stage (for progress output).
+        tune_first: run the ``tune`` stage before ``train``.
 
     Returns:
         The timed results, failed stages included (status ``failed``).
     """
+    names = list(STAGES)
+    if tune_first:
+        names.insert(names.index("train"), "tune")
     results: list[TimedResult] = []
     for workload in workloads:
         started = dt.datetime.now(dt.UTC)
         mine: list[TimedResult] = []
-        for name in STAGES:
+        for name in names:
             try:
                 timed = run_stage(name, settings, workload)
             except (StageError, FileNotFoundError, ValueError) as error:

@@ -27,7 +27,6 @@ def configure_environment(home: Path) -> None:
         "GIT_PYTHON_REFRESH": "quiet",
         "MPLCONFIGDIR": str(home / "cache" / "matplotlib"),
         "RAY_TMPDIR": str(home / "ray" / "tmp"),
-        "TUNE_RESULT_DIR": str(home / "ray" / "results"),
         "RAY_USAGE_STATS_ENABLED": "0",
         "MPLBACKEND": "Agg",
     }

@@ -177,7 +177,7 @@ def test_admin_reload_needs_the_token(server: str) -> None:
     right = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     response = httpx.post(f"{server}/admin/reload", headers=right)
     assert response.status_code == 200
-    assert response.json() == {"demand": "1"}
+    assert response.json() == {"demand": "1", "recsys": "1"}
 
 
 def test_mlflow_and_v2_protocols_agree_with_v1(server: str, looped_home: Path) -> None:
@@ -186,6 +186,9 @@ def test_mlflow_and_v2_protocols_agree_with_v1(server: str, looped_home: Path) -
     rows = [{"store_id": "S01", "item_id": "I002", "date": d} for d in days]
     v1 = httpx.post(f"{server}/v1/demand/predict", json={"rows": rows}).json()
     expected = [f["forecast"] for f in v1["forecasts"]]
+    # /v1 reads the state from the online store, the others use the state
+    # bundled with the model: equal forecasts mean no training/serving skew.
+    assert [f["features"] for f in v1["forecasts"]] == ["online", "online"]
     columns = ["store_id", "item_id", "date"]
     payloads = [
         {"dataframe_records": rows},
@@ -215,3 +218,36 @@ def test_mlflow_and_v2_protocols_agree_with_v1(server: str, looped_home: Path) -
     metrics = httpx.get(f"{server}/metrics").text
     assert 'loopml_model_version_info{version="1",workload="demand"} 1.0' in metrics
     assert "loopml_requests_total" in metrics
+
+
+def test_pushed_sales_reach_the_next_prediction(server: str, looped_home: Path) -> None:
+    raw = pd.read_parquet(looped_home / "data" / "demand" / "validated.parquet")
+    last = raw["date"].max()
+    row = {
+        "store_id": "S02",
+        "item_id": "I003",
+        "date": str((last + pd.Timedelta(days=2)).date()),
+    }
+    before = httpx.post(f"{server}/v1/demand/predict", json={"rows": [row]}).json()
+    batch_value = raw.query("date == @last and store_id == 'S02' and item_id == 'I003'")
+    assert before["forecasts"][0]["sales_today"] == float(batch_value["sales"].iloc[0])
+
+    _cli(
+        looped_home,
+        "features",
+        "push",
+        "--store-id",
+        "S02",
+        "--item-id",
+        "I003",
+        "--sales",
+        "4321",
+        "--at",
+        f"{last + pd.Timedelta(days=1):%Y-%m-%d}T15:00",
+    )
+    after = httpx.post(f"{server}/v1/demand/predict", json={"rows": [row]}).json()
+    forecast = after["forecasts"][0]
+    assert forecast["sales_today"] == 4321.0
+    assert forecast["sales_today_as_of"].startswith(
+        f"{last + pd.Timedelta(days=1):%Y-%m-%d}T15:00"
+    )

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-STAGES = ["ingest", "validate", "train", "evaluate", "promote"]
+STAGES = ["ingest", "validate", "features", "train", "evaluate", "promote"]
 TINY = {"n_stores": 2, "n_items": 4, "n_days": 400, "horizon": 14, "n_folds": 2}
 TINY |= {"fold_step": 14}
 

@@ -16,10 +16,9 @@ import pandas as pd
 import pytest
 from feast import FeatureStore
 
-from loopml.config import Settings, load_settings
+from loopml.config import FeatureStoreSettings, Settings, load_settings
 from loopml.feature_store.online import OnlineFeatures
 from loopml.feature_store.repo import (
-    FeatureStoreSettings,
     data_dir,
     drop_project,
     open_store,

@@ -9,6 +9,7 @@ import pytest
 from mlflow import MlflowClient
 
 from loopml.config import load_settings
+from loopml.feature_store.repo import drop_project, open_store
 from loopml.pipeline import run_stage
 from loopml.registry import CHALLENGER, get_alias
 from loopml.runtime import configure_environment
@@ -41,14 +42,24 @@ def test_train_registers_in_postgres(
         pytest.skip(reason)
     # A fresh experiment per test run, so artefacts land in this temp home.
     monkeypatch.setenv("LOOPML_MLFLOW__EXPERIMENT", f"it-{uuid.uuid4().hex[:8]}")
+    # Its own Feast project in the shared SQL registry and Redis, dropped after.
+    monkeypatch.setenv("LOOPML_FEATURE_STORE__PROJECT", f"it_{uuid.uuid4().hex[:8]}")
     settings = load_settings("production", home=tiny_env)
     assert settings.tracking_uri == PG_URI
+    assert settings.feature_store is not None
+    assert settings.feature_store.online == "redis"
     configure_environment(settings.home)
-    for stage in ("ingest", "validate", "train"):
-        run_stage(stage, settings, "demand")
+    try:
+        for stage in ("ingest", "validate", "features", "train"):
+            run_stage(stage, settings, "demand")
+    finally:
+        drop_project(open_store(settings))
     challenger = get_alias("demand", CHALLENGER)
     assert challenger is not None
     run = MlflowClient().get_run(challenger.run_id)
     assert run.data.tags["loopml.workload"] == "demand"
     assert len(run.data.tags["loopml.data_version"]) == 32
     assert run.info.artifact_uri.startswith(settings.artifact_root.as_uri())
+    # The training set came from Feast; the run records the view it used.
+    assert run.data.params["feature_views"] == "demand_series_state"
+    assert len(run.data.tags["loopml.feature_view.demand_series_state"]) == 12

@@ -34,7 +34,7 @@ def test_training_twice_gives_identical_results(tiny_env: Path) -> None:
     settings = load_settings("default")
     configure_environment(settings.home)
     state = settings.state_dir("demand")
-    for stage in ("ingest", "validate"):
+    for stage in ("ingest", "validate", "features"):
         run_stage(stage, settings, "demand")
 
     runs = []

@@ -15,10 +15,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from loopml.config import load_settings
+from loopml.config import PRODUCTION_REGISTRY, FeatureStoreSettings, load_settings
 from loopml.feature_store.repo import (
-    PRODUCTION_REGISTRY,
-    FeatureStoreSettings,
     feature_store_settings,
     render_yaml,
     repo_config,

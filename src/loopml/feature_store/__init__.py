@@ -10,8 +10,8 @@ Importing this package does not import Feast (it takes seconds); the
 functions that need it do.
 """
 
+from loopml.config import FeatureStoreSettings
 from loopml.feature_store.repo import (
-    FeatureStoreSettings,
     feature_store_settings,
     open_store,
 )

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from loopml.feature_store.repo import FeatureStoreSettings, open_store
+from loopml.config import FeatureStoreSettings
+from loopml.feature_store.repo import open_store
 from loopml.workloads.demand.feature_views import (
     JOIN_KEY,
     PRICE_VIEW,

@@ -17,10 +17,11 @@ import importlib
 import logging
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import yaml
-from pydantic import BaseModel, Field
+
+from loopml.config import PRODUCTION_REGISTRY, FeatureStoreSettings
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -30,36 +31,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PRODUCTION_REGISTRY = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 #: Workload name -> module defining its Feast objects (see WorkloadFeatures).
 FEATURE_MODULES: dict[str, str] = {
     "demand": "loopml.workloads.demand.feature_views",
 }
-
-
-class FeatureStoreSettings(BaseModel):
-    """Where Feast keeps its registry and online store.
-
-    ``registry_path`` is a file path for ``registry: file`` (default
-    ``<home>/feature_store/registry.db``) or a SQLAlchemy URL for ``sql``.
-    """
-
-    project: str = Field("loopml", pattern=r"^[A-Za-z0-9][A-Za-z0-9_]*$")
-    online: Literal["sqlite", "redis"] = "sqlite"
-    redis_connection_string: str = "127.0.0.1:6379"
-    redis_key_ttl_seconds: int | None = Field(None, ge=1)
-    registry: Literal["file", "sql"] = "file"
-    registry_path: str | None = None
-    registry_cache_ttl_seconds: int = Field(60, ge=0)
-
-    @classmethod
-    def for_profile(cls, profile: str) -> FeatureStoreSettings:
-        """Defaults of a profile: embedded stores, or PostgreSQL + Redis."""
-        if profile == "production":
-            return cls(
-                online="redis", registry="sql", registry_path=PRODUCTION_REGISTRY
-            )
-        return cls()
 
 
 class WorkloadFeatures(Protocol):
@@ -90,16 +65,9 @@ def workload_features(name: str) -> WorkloadFeatures:
 def feature_store_settings(settings: Settings) -> FeatureStoreSettings:
     """The feature-store section of the settings, or the profile's defaults.
 
-    Until ``Settings`` has a ``feature_store`` field (or while it is None) the
-    profile decides; a section of another model class with the same fields
-    (a copy in ``config.py``) is accepted too.
+    While ``feature_store`` is unset (None) the profile decides.
     """
-    section = getattr(settings, "feature_store", None)
-    if section is None:
-        return FeatureStoreSettings.for_profile(settings.profile)
-    if isinstance(section, FeatureStoreSettings):
-        return section
-    return FeatureStoreSettings.model_validate(section, from_attributes=True)
+    return settings.feature_store or FeatureStoreSettings.for_profile(settings.profile)
 
 
 def store_dir(settings: Settings) -> Path:
@@ -214,3 +182,34 @@ def drop_project(store: FeatureStore) -> None:
     except ProjectNotFoundException:
         log.debug("Feast project %s was never registered", project)
     log.info("dropped Feast project %s", project)
+
+
+def describe_views(store: FeatureStore, names: tuple[str, ...]) -> dict[str, Any]:
+    """What a training run read from Feast, to record with the run.
+
+    Args:
+        store: the feature store.
+        names: feature view names.
+
+    Returns:
+        Per view: its features, TTL, Feast's definition version (``version``
+        and ``current_version_number`` when versioning is on), a SHA-256 of
+        the definition (changes whenever the definition does) and the end of
+        its last materialization.
+    """
+    import hashlib
+
+    described: dict[str, Any] = {}
+    for name in names:
+        view = store.get_feature_view(name)
+        spec = view.to_proto().spec.SerializeToString(deterministic=True)
+        end = view.most_recent_end_time
+        described[name] = {
+            "features": [feature.name for feature in view.features],
+            "ttl_seconds": int(view.ttl.total_seconds()) if view.ttl else None,
+            "version": view.version,
+            "version_number": view.current_version_number,
+            "definition_sha256": hashlib.sha256(spec).hexdigest(),
+            "materialized_until": end.isoformat() if end else None,
+        }
+    return described

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+from feast.errors import FeatureViewNotFoundException
 
 from loopml.workloads.demand.feature_views import (
     JOIN_KEY,
@@ -42,7 +43,7 @@ ROW_ID = "_loopml_row"
 MAX_FANOUT = 400_000
 
 
-class MissingFeaturesError(RuntimeError):
+class MissingFeaturesError(ValueError):
     """The offline store lacks feature rows that the labels require."""
 
 
@@ -158,9 +159,15 @@ def training_examples(
     pairs[TIMESTAMP] = pairs["origin"].dt.tz_localize("UTC")
     refs = [f"{STATE_VIEW}:{name}" for name in ["origin", *STATE_FEATURES]]
     per_series = len(df) // max(len(pairs[JOIN_KEY].unique()), 1)
-    state = point_in_time(
-        store, pairs.drop(columns="origin"), refs, [JOIN_KEY], per_series
-    )
+    try:
+        state = point_in_time(
+            store, pairs.drop(columns="origin"), refs, [JOIN_KEY], per_series
+        )
+    except FeatureViewNotFoundException as exc:
+        raise MissingFeaturesError(
+            f"{exc}: the feature store has not been built for this home; "
+            "run `loopml features` (part of `loopml run`) before training"
+        ) from exc
     stamped = pd.to_datetime(state["origin"], utc=True)
     missing = stamped.isna() | (stamped != state[TIMESTAMP])
     if missing.any():

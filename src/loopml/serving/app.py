@@ -6,17 +6,25 @@ import asyncio
 import contextlib
 import hmac
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
+import numpy as np
+import pandas as pd
 from fastapi import Depends, FastAPI, Header, HTTPException, Response
+from fastapi.exceptions import RequestValidationError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from loopml import __version__
 from loopml.config import Settings, load_settings
+from loopml.monitoring.collector import MonitorCollector
+from loopml.monitoring.inference_log import InferenceLog
 from loopml.runtime import configure_environment
-from loopml.serving import demand
+from loopml.serving import demand, recsys
+from loopml.serving.demand import OnlineScore
+from loopml.serving.features import OnlineSource
 from loopml.serving.metrics import (
     BodySizeLimitMiddleware,
     MetricsMiddleware,
@@ -28,13 +36,15 @@ from loopml.serving.schemas import (
     DemandForecast,
     DemandRequest,
     DemandResponse,
+    DemandRow,
     Health,
 )
 from loopml.tracking import setup_mlflow
 
 log = logging.getLogger(__name__)
 
-WORKLOADS = ("demand",)
+#: Workloads whose champion is served (and hot-reloaded).
+WORKLOADS = ("demand", "recsys")
 
 
 def _refresh_all(store: ModelStore, metrics: ServiceMetrics) -> None:
@@ -63,24 +73,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         raise ValueError("set LOOPML_ADMIN_TOKEN: the production profile needs one")
     configure_environment(settings.home)
     metrics = ServiceMetrics()
+    inference = InferenceLog(settings.home / "inference")
+    metrics.registry.register(MonitorCollector(settings, inference))
 
     def on_swap(loaded: LoadedModel) -> None:
         metrics.set_version(loaded.name, loaded.version)
         metrics.reloads.labels(loaded.name, "ok").inc()
 
     store = ModelStore(on_swap=on_swap)
+    online = OnlineSource(settings, enabled=settings.serving.online_features)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         setup_mlflow(settings)
         await asyncio.to_thread(_refresh_all, store, metrics)
+        await asyncio.to_thread(online.get)
         poller = asyncio.create_task(
             _poll(store, metrics, settings.serving.poll_seconds)
         )
+        inference.start()
         yield
         poller.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await poller
+        await asyncio.to_thread(inference.close)  # nothing logged is lost
 
     app = FastAPI(
         title="loopml",
@@ -114,12 +130,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/readyz", response_model=Health, tags=["ops"])
     def readyz() -> Health:
-        """Every workload has a loaded champion."""
+        """Some champion is loaded and, when demand is served, its online store.
+
+        Ready as soon as one workload has a champion: ``models`` lists what is
+        served and ``detail`` the workloads without a champion yet, whose
+        routes answer 503 until one is promoted. The online feature store
+        (demand's) is checked unless ``serving.online_features`` is false.
+        """
         versions = store.versions()
         missing = [w for w in WORKLOADS if w not in versions]
-        if missing:
+        if not versions:
             raise HTTPException(503, detail=f"no champion loaded for {missing}")
-        return Health(status="ok", models=versions)
+        if "demand" in versions and online.enabled and not online.reachable():
+            raise HTTPException(
+                503, detail=f"online feature store unreachable: {online.error}"
+            )
+        detail = f"no champion yet for {missing}" if missing else None
+        return Health(status="ok", models=versions, detail=detail)
 
     @app.get("/version", tags=["ops"])
     def version() -> dict[str, Any]:
@@ -143,28 +170,71 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def predict_demand(body: DemandRequest) -> DemandResponse:
         """Forecast demand for store/item/date rows within the model's horizon.
 
+        Each series' state (lags, rolling means, last price) is read from the
+        Feast online store, so a new day published by `loopml features` is
+        used without retraining; `features` says which state a forecast used.
         Missing prices default to the last known price. An unknown store/item
         pair is a 404 that names it; a date outside the horizon is a 422.
         """
+        started = time.perf_counter()
         loaded = demand.served(store)
-        values, horizons = demand.score(loaded, body.rows, ("body", "rows"))
-        for value in values:
+        scored = _score_demand(loaded, body.rows)
+        for value in scored.values:
             metrics.predictions.labels("demand").observe(float(value))
+        today = scored.sales_today.set_index(["store_id", "item_id"])
+        forecasts = []
+        for i, row in enumerate(body.rows):
+            key = (row.store_id, row.item_id)
+            sales = today["sales_today"].get(key, float("nan"))
+            as_of = today["as_of"].get(key, pd.NaT)
+            forecasts.append(
+                DemandForecast(
+                    store_id=row.store_id,
+                    item_id=row.item_id,
+                    date=row.date,
+                    horizon=scored.horizons[i],
+                    forecast=float(scored.values[i]),
+                    origin=scored.origins[i].date(),
+                    features=scored.sources[i],
+                    sales_today=None if pd.isna(sales) else float(sales),
+                    sales_today_as_of=None if pd.isna(as_of) else as_of,
+                )
+            )
+        inference.log("demand", body.rows, forecasts, loaded.version, started)
         return DemandResponse(
             model="demand",
             model_version=loaded.version,
             origin=loaded.model.origin.date(),
-            forecasts=[
-                DemandForecast(
-                    store_id=r.store_id,
-                    item_id=r.item_id,
-                    date=r.date,
-                    horizon=h,
-                    forecast=float(v),
-                )
-                for r, v, h in zip(body.rows, values, horizons, strict=True)
-            ],
+            forecasts=forecasts,
+        )
+
+    def _score_demand(loaded: LoadedModel, rows: list[DemandRow]) -> OnlineScore:
+        loc = ("body", "rows")
+        source = online.get()
+        if source is not None:
+            try:
+                return demand.score_online(loaded, rows, loc, source)
+            except (HTTPException, RequestValidationError):
+                raise
+            except Exception as error:  # the store failed: use the model's state
+                online.failed(error)
+        values, horizons = demand.score(loaded, rows, loc)
+        n = len(rows)
+        return OnlineScore(
+            values,
+            horizons,
+            [loaded.model.origin] * n,
+            ["model"] * n,
+            pd.DataFrame(
+                {
+                    "store_id": [r.store_id for r in rows],
+                    "item_id": [r.item_id for r in rows],
+                    "sales_today": np.nan,
+                    "as_of": pd.NaT,
+                }
+            ),
         )
 
     app.include_router(build_router(store))
+    app.include_router(recsys.build_router(store, settings))
     return app

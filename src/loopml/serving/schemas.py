@@ -46,6 +46,20 @@ class DemandForecast(BaseModel):
     date: dt.date
     horizon: int
     forecast: float
+    origin: dt.date | None = Field(
+        None, description="The day whose state the forecast started from."
+    )
+    features: Literal["online", "model"] = Field(
+        "model",
+        description="Where the series state came from: the Feast online store, "
+        "or the state bundled with the model (store unavailable or stale).",
+    )
+    sales_today: float | None = Field(
+        None,
+        description="Latest sales so far of the series' current day in the "
+        "online store (pushed events included); null when unknown.",
+    )
+    sales_today_as_of: dt.datetime | None = None
 
 
 class DemandResponse(BaseModel):
@@ -63,3 +77,32 @@ class Health(BaseModel):
     status: Literal["ok", "unavailable"]
     models: dict[str, str] = Field(default_factory=dict)
     detail: str | None = None
+
+
+class RecsysItem(BaseModel):
+    """One recommended item, with why."""
+
+    rank: int = Field(ge=1, description="1 is the best.")
+    item_id: str
+    score: float = Field(description="The model's score (higher is better).")
+    reason: str = Field(examples=["because you took SQL Bootcamp (Practitioner)"])
+
+
+class RecsysResponse(BaseModel):
+    """A user's recommendations and where they came from."""
+
+    user_id: str
+    model: Literal["recsys"] = "recsys"
+    model_version: str
+    source: Literal["batch", "live"] = Field(
+        description="`batch`: the served version's latest daily batch; `live`: "
+        "scored now (no batch for that version, a new user, a segment other "
+        "than the user's, or more items than the batch keeps)."
+    )
+    batch_date: dt.date | None = Field(
+        None, description="The day of the batch the items come from."
+    )
+    segment: str | None = Field(
+        None, description="The segment (job role) used: the one given, else the user's."
+    )
+    items: list[RecsysItem]

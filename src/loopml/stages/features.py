@@ -23,10 +23,9 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from loopml.config import Settings
+from loopml.config import FeatureStoreSettings, Settings
 from loopml.feature_store.repo import (
     FEATURE_MODULES,
-    FeatureStoreSettings,
     data_dir,
     feature_store_settings,
     open_store,

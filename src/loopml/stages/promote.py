@@ -1,59 +1,59 @@
-"""Promote: make the candidate ``champion`` only if it beats the bar.
+"""Promote: the gate between the registered challenger and ``champion``.
 
-This first gate compares the candidate's backtest metric with the baseline's
-(the rule the business used before) and, when a champion exists, with the
-champion's recorded metric. It says why, either way, and records the decision.
+The challenger (the version ``evaluate`` judged) and the current champion are
+loaded from the registry and scored afresh on the same, latest holdout of the
+validated data, next to the workload's baseline; stored metrics are never
+trusted. ``loopml.gate`` decides; the decision, every check and the metrics of
+both sides go to the model-version tags, the challenger's run and
+``history.jsonl``. Without a champion, beating the baseline is enough.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
+import mlflow.pyfunc
+import pandas as pd
 from mlflow import MlflowClient
 
+from loopml import gate, model_card
 from loopml.config import Settings
 from loopml.registry import CHAMPION, Decision, get_alias, record, set_alias
-from loopml.stages.common import StageResult, read_json
+from loopml.stages.common import StageError, StageResult, read_json, require_file
 from loopml.tracking import setup_mlflow
 from loopml.workloads.base import Workload, get_workload
+from loopml.workloads.errors import DataValidationError
 
 log = logging.getLogger(__name__)
 
 
-def _champion_metric(workload: Workload, run_id: str) -> float | None:
-    metrics = MlflowClient().get_run(run_id).data.metrics
-    return metrics.get(workload.primary_metric)
+def _load(name: str, version: str) -> tuple[Any, pd.DataFrame | None]:
+    """A registered version's python model and input example."""
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+    return pyfunc.unwrap_python_model(), pyfunc.input_example
 
 
-def decide(
-    workload: Workload, metrics: dict[str, float], champion_metric: float | None
-) -> tuple[bool, str]:
-    """Apply the gate to a candidate's metrics.
-
-    Args:
-        workload: supplies the primary metric and its direction.
-        metrics: the candidate's evaluation metrics (model and baseline).
-        champion_metric: the current champion's primary metric, if any.
-
-    Returns:
-        Whether to promote, and the reason in one sentence.
-    """
-    key = workload.primary_metric
-    value, baseline = metrics[key], metrics[f"baseline_{key}"]
-    if not workload.beats(value, baseline):
-        return False, f"{key} {value:.4f} does not beat the baseline's {baseline:.4f}"
-    if champion_metric is not None and not workload.beats(value, champion_metric):
-        return False, (
-            f"{key} {value:.4f} does not beat the champion's {champion_metric:.4f}"
-        )
-    versus = (
-        "" if champion_metric is None else f" and the champion's {champion_metric:.4f}"
-    )
-    return True, f"{key} {value:.4f} beats the baseline's {baseline:.4f}{versus}"
+def _headline(
+    workload: Workload, scores: dict[str, dict[str, float]]
+) -> dict[str, float]:
+    """Primary and guard metrics of every side, flat, for history and run."""
+    keys = [workload.primary_metric, *workload.guard_metrics]
+    return {
+        f"{side}_{key}": float(metrics[key])
+        for side, metrics in scores.items()
+        for key in keys
+        if key in metrics
+    }
 
 
 def run(settings: Settings, workload_name: str) -> StageResult:
-    """Promote the evaluated candidate if the gate lets it through."""
+    """Promote the evaluated challenger if it passes the gate.
+
+    Raises:
+        StageError: when the holdout data fails its schema, or the models
+            cannot be scored on it.
+    """
     workload = get_workload(workload_name)
     evaluated = read_json(
         settings.state_dir(workload_name) / "evaluate.json", "evaluate"
@@ -64,14 +64,28 @@ def run(settings: Settings, workload_name: str) -> StageResult:
     if champion is not None and champion.version == version:
         reason = f"version {version} is already the champion"
         return StageResult("promote", workload_name, "skipped", reason)
-    champion_metric = (
-        _champion_metric(workload, champion.run_id)
-        if champion is not None and champion.run_id
-        else None
+    data_path = require_file(
+        settings.data_dir(workload_name) / "validated.parquet", "validate"
     )
-    promoted, reason = decide(workload, evaluated["metrics"], champion_metric)
+    try:  # the data invariants: the holdout must still pass its schema
+        data = workload.validate(pd.read_parquet(data_path))
+    except DataValidationError as error:
+        raise StageError(f"the holdout data failed its schema: {error}") from error
+    challenger, example = _load(workload_name, version)
+    models = {gate.CHALLENGER: challenger}
+    if champion is not None:
+        models[gate.CHAMPION] = _load(workload_name, str(champion.version))[0]
+    problems = workload.check_model(settings, challenger, example)
+    try:
+        scores = workload.holdout_metrics(settings, data, models)
+    except ValueError as error:
+        raise StageError(f"cannot score the holdout: {error}") from error
+    found = gate.checks(workload, scores, settings.gate, problems)
+    promoted, reason = gate.verdict(found)
     if promoted:
         set_alias(workload_name, CHAMPION, version)
+    headline = _headline(workload, scores)
+    _log_gate(workload_name, version, headline, found)
     decision = Decision(
         workload=workload_name,
         action="promote" if promoted else "reject",
@@ -79,9 +93,18 @@ def run(settings: Settings, workload_name: str) -> StageResult:
         from_version=None if champion is None else str(champion.version),
         to_version=version,
         reason=reason,
-        metrics={k: float(v) for k, v in evaluated["metrics"].items()},
+        metrics=headline,
     )
     record(decision, settings.state_dir(workload_name) / "history.jsonl")
+    if promoted:
+        registered = MlflowClient().get_model_version(workload_name, version)
+        params = (
+            MlflowClient().get_run(registered.run_id).data.params
+            if registered.run_id
+            else {}
+        )
+        card = model_card.render(workload, registered, scores, found, decision, params)
+        model_card.log_card(registered, card)
     verdict = "promoted to champion" if promoted else "not promoted"
     log.info("version %s %s: %s", version, verdict, reason)
     return StageResult(
@@ -89,5 +112,30 @@ def run(settings: Settings, workload_name: str) -> StageResult:
         workload_name,
         "ok" if promoted else "rejected",
         f"v{version} {verdict}: {reason}",
-        details={"version": version, "promoted": promoted, "reason": reason},
+        details={
+            "version": version,
+            "promoted": promoted,
+            "reason": reason,
+            "checks": [
+                {"name": c.name, "passed": c.passed, "message": c.message}
+                for c in found
+            ],
+            "holdout": scores,
+        },
     )
+
+
+def _log_gate(
+    name: str, version: str, headline: dict[str, float], found: list[gate.Check]
+) -> None:
+    """The gate's metrics on the challenger's run, checks as version tags."""
+    client = MlflowClient()
+    run_id = client.get_model_version(name, version).run_id
+    if run_id:
+        for key, value in headline.items():
+            client.log_metric(run_id, f"gate_{key}", value)
+    for check in found:
+        tag = "loopml.gate." + check.name.replace(" ", "_")
+        client.set_model_version_tag(
+            name, version, tag, "pass" if check.passed else "fail"
+        )

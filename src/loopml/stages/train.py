@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
+from typing import Any
 
 import mlflow
 import pandas as pd
@@ -35,6 +36,15 @@ PIP_REQUIREMENTS = [
 ]
 
 
+def _feature_views(settings: Settings, names: tuple[str, ...]) -> dict[str, Any]:
+    """Describe the Feast views a training set came from (empty: none)."""
+    if not names:
+        return {}
+    from loopml.feature_store.repo import describe_views, open_store
+
+    return describe_views(open_store(settings), names)
+
+
 def run(settings: Settings, workload_name: str) -> StageResult:
     """Fit on all validated data, log and register the model as challenger."""
     workload = get_workload(workload_name)
@@ -56,9 +66,19 @@ def run(settings: Settings, workload_name: str) -> StageResult:
         # Our integer flags are never missing; MLflow's hint does not apply.
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains")
         signature = infer_signature(example, prediction)
+    views = _feature_views(settings, workload.feature_views)
+    tags.update(
+        {
+            f"loopml.feature_view.{name}": v["definition_sha256"][:12]
+            for name, v in views.items()
+        }
+    )
     with mlflow.start_run(run_name=f"{workload_name}-train") as active:
         mlflow.set_tags({**tags, "loopml.workload": workload_name})
         mlflow.log_params(output.params)
+        if views:
+            mlflow.log_param("feature_views", ",".join(views))
+            mlflow.log_dict(views, "feature_views.json")
         mlflow.log_metrics({**output.metrics, "fit_seconds": fit_seconds})
         info = mlflow.pyfunc.log_model(
             name="model",
@@ -79,6 +99,7 @@ def run(settings: Settings, workload_name: str) -> StageResult:
         "version": version,
         "data_version": tags["loopml.data_version"],
         "fit_seconds": round(fit_seconds, 2),
+        "feature_views": views,
     }
     write_json(details, settings.state_dir(workload_name) / "train.json")
     log.info("registered %s version %s (run %s)", workload_name, version, run_id)

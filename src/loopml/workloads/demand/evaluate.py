@@ -173,6 +173,7 @@ def backtest(
     n_folds: int = 3,
     fold_step: int = 28,
     origin_step: int = 7,
+    on_fold: Callable[[int, pd.DataFrame], None] | None = None,
 ) -> BacktestResult:
     """Rolling-origin backtest: train on the past, forecast the next horizon.
 
@@ -188,6 +189,8 @@ def backtest(
         n_folds: number of origins.
         fold_step: days between consecutive fold origins.
         origin_step: days between training origins.
+        on_fold: called after each fold with its number (1-based) and the
+            predictions of the folds so far (tuning reports them to ASHA).
 
     Returns:
         Pooled metrics and all predictions.
@@ -222,6 +225,8 @@ def backtest(
             )
         )
         scales.append(mase_scale(df, origin).assign(origin=origin))
+        if on_fold is not None:
+            on_fold(fold + 1, pd.concat(frames, ignore_index=True))
     predictions = pd.concat(frames, ignore_index=True)
     predictions[KEYS] = predictions[KEYS].astype(str).astype(object)
     metrics = evaluate_predictions(predictions, pd.concat(scales, ignore_index=True))

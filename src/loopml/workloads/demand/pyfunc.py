@@ -48,8 +48,14 @@ class DemandForecastModel(PythonModel):
         """Whether the model has history for this series."""
         return (store_id, item_id) in self.last_price
 
-    def requests_frame(self, rows: pd.DataFrame) -> pd.DataFrame:
-        """Normalise request rows: parse dates, fill missing price and flags."""
+    def requests_frame(
+        self, rows: pd.DataFrame, last_price: dict[tuple[str, str], float] | None = None
+    ) -> pd.DataFrame:
+        """Normalise request rows: parse dates, fill missing price and flags.
+
+        A missing price is the series' last known price (``last_price``, by
+        default the one bundled with the model).
+        """
         frame = rows.copy()
         for column, default in (("price", np.nan), ("promo", 0), ("holiday", 0)):
             if column not in frame.columns:
@@ -58,17 +64,43 @@ class DemandForecastModel(PythonModel):
         frame["item_id"] = frame["item_id"].astype(str)
         frame["date"] = pd.to_datetime(frame["date"]).dt.normalize()
         keys = list(zip(frame["store_id"], frame["item_id"], strict=True))
-        fallback = pd.Series([self.last_price.get(k, np.nan) for k in keys])
+        prices = self.last_price if last_price is None else last_price
+        fallback = pd.Series([prices.get(k, np.nan) for k in keys])
         price = pd.to_numeric(frame["price"], errors="coerce").reset_index(drop=True)
         frame["price"] = price.fillna(fallback).to_numpy(dtype=float)
         frame["promo"] = frame["promo"].fillna(0).astype("int64")
         frame["holiday"] = frame["holiday"].fillna(0).astype("int64")
         return frame[REQUEST_COLUMNS]
 
-    def forecast(self, rows: pd.DataFrame) -> npt.NDArray[np.float64]:
-        """Forecast each request row (keys, target date, optional price/promo)."""
-        frame = self.requests_frame(rows)
-        features = build_features(self.state, frame, self.origin)
+    def forecast(
+        self,
+        rows: pd.DataFrame,
+        state: pd.DataFrame | None = None,
+        origin: pd.Timestamp | None = None,
+    ) -> npt.NDArray[np.float64]:
+        """Forecast each request row (keys, target date, optional price/promo).
+
+        Args:
+            rows: request rows.
+            state: the series state to forecast from, e.g. read from the
+                online store (``OnlineFeatures.state_for``), with
+                ``last_price``; default: the state bundled with the model.
+            origin: the day ``state`` was computed at (required with it).
+        """
+        if state is None:
+            frame = self.requests_frame(rows)
+            features = build_features(self.state, frame, self.origin)
+        else:
+            if origin is None:
+                raise ValueError("forecast from a given state needs its origin")
+            prices = {
+                (str(s), str(i)): float(p)
+                for s, i, p in state[["store_id", "item_id", "last_price"]].itertuples(
+                    index=False
+                )
+            }
+            frame = self.requests_frame(rows, prices)
+            features = build_features(state, frame, origin)
         values = self.forecaster.predict(features[FEATURE_COLUMNS])
         return np.asarray(values, dtype=np.float64)
 

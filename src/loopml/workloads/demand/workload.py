@@ -3,25 +3,26 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 
+import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
 from loopml.batches import BatchSpec, DailyBatch
 from loopml.workloads.base import EvalOutput, TrainOutput, Workload
 from loopml.workloads.demand import data as demand_data
+from loopml.workloads.demand import holdout, tuning
 from loopml.workloads.demand.evaluate import backtest
-from loopml.workloads.demand.features import (
-    FEATURE_COLUMNS,
-    build_training_examples,
-    origin_state,
-)
+from loopml.workloads.demand.feature_views import STATE_VIEW
+from loopml.workloads.demand.features import FEATURE_COLUMNS, origin_state
 from loopml.workloads.demand.models.lightgbm_forecaster import (
     LightGBMForecaster,
 )
 from loopml.workloads.demand.models.seasonal_naive import SeasonalNaive
+from loopml.workloads.demand.plots import importance_plot, residual_plot
 from loopml.workloads.demand.pyfunc import DemandForecastModel
 from loopml.workloads.demand.schema import (
     KEY_COLUMNS,
@@ -32,6 +33,7 @@ from loopml.workloads.demand.schema import (
 
 if TYPE_CHECKING:
     from loopml.config import Settings
+    from loopml.workloads.tuning import Report, SearchParam
 
 log = logging.getLogger(__name__)
 
@@ -130,12 +132,73 @@ class DemandWorkload(Workload):
             max_rows_ratio=settings.demand.max_rows_ratio,
         )
 
-    def train(self, settings: Settings, data: pd.DataFrame) -> TrainOutput:
-        """Fit one global LightGBM on every origin with observed targets."""
+    #: Feast views the production model's training set is read from.
+    feature_views = (STATE_VIEW,)
+
+    def training_examples(self, settings: Settings, data: pd.DataFrame) -> pd.DataFrame:
+        """Labelled examples for every origin, origin states from Feast.
+
+        The states come from the offline store by point-in-time joins
+        (``loopml features`` must have published ``data``); labels and
+        target-date attributes from ``data``. Same rows and values as
+        ``build_training_examples`` (tests/integration/test_feature_store.py).
+        """
+        from loopml.feature_store.repo import open_store
+        from loopml.feature_store.training import training_examples
+
         cfg = settings.demand
-        examples = build_training_examples(
-            data, horizon=cfg.horizon, origin_step=cfg.origin_step
+        return training_examples(
+            open_store(settings), data, horizon=cfg.horizon, origin_step=cfg.origin_step
         )
+
+    guard_metrics: ClassVar[dict[str, bool]] = {"abs_bias": False}
+    slice_prefix = holdout.STORE_PREFIX
+    intended_use = (
+        "Daily demand forecasts per store x item, 1 to `horizon` days ahead, "
+        "for replenishment and staffing plans; planned prices and promotions "
+        "are inputs. Reviewed by planners, not executed blindly."
+    )
+    limitations = (
+        "Needs 28 days of history per series (new items: none until then). "
+        "Learns from the stores, items and promotions it saw: a new kind of "
+        "promotion, a price far outside the training range or a shock (store "
+        "closure, stock-out recorded as zero sales) is not anticipated. "
+        "Forecasts are means (Tweedie), not quantiles."
+    )
+
+    def holdout_metrics(
+        self, settings: Settings, data: pd.DataFrame, models: Mapping[str, Any]
+    ) -> dict[str, dict[str, float]]:
+        """WAPE, MASE, |bias| and WAPE per store on the last ``horizon`` days."""
+        forecasters = {name: model.forecaster for name, model in models.items()}
+        return holdout.holdout_metrics(data, settings.demand.horizon, forecasters)
+
+    def check_model(
+        self, settings: Settings, model: Any, example: pd.DataFrame | None
+    ) -> list[str]:
+        """Forecasts of the input example: one per row, finite, not negative."""
+        if example is None:
+            return ["the model has no input example to check"]
+        values = np.asarray(model.forecast(example), dtype=np.float64)
+        problems = []
+        if values.shape != (len(example),):
+            problems.append(f"{values.shape} forecasts for {len(example)} rows")
+        if not np.isfinite(values).all():
+            problems.append("a forecast is NaN or infinite")
+        if (values < 0).any():
+            problems.append("a forecast is negative")
+        return problems
+
+    def train(self, settings: Settings, data: pd.DataFrame) -> TrainOutput:
+        """Fit one global LightGBM on every origin with observed targets.
+
+        Training stops at the holdout cut (``last day - horizon``): the gate
+        scores the model on the days after it. The state it forecasts from is
+        the latest day's, so serving is not ``horizon`` days behind.
+        """
+        cfg = settings.demand
+        cut = holdout.holdout_cut(data, cfg.horizon)
+        examples = self.training_examples(settings, data[data["date"] <= cut])
         # A broken feature pipeline must stop here, not train a quiet bad model.
         validate_training_examples(examples)
         model = _forecaster(settings).fit(
@@ -174,6 +237,7 @@ class DemandWorkload(Workload):
             "seed": settings.seed,
             "n_series": len(state),
             "n_training_rows": len(examples),
+            "train_until": str(cut.date()),
             "origin": str(origin.date()),
             **{f"lgbm_{k}": v for k, v in model.get_params().items()},
         }
@@ -182,13 +246,20 @@ class DemandWorkload(Workload):
     def evaluate(self, settings: Settings, data: pd.DataFrame) -> EvalOutput:
         """Backtest LightGBM and the seasonal-naive baseline on the same folds."""
         cfg = settings.demand
-        common = {
+        common: dict[str, Any] = {
             "horizon": cfg.horizon,
             "n_folds": cfg.n_folds,
             "fold_step": cfg.fold_step,
             "origin_step": cfg.origin_step,
         }
-        model_bt = backtest(data, lambda: _forecaster(settings), **common)
+        fitted: list[LightGBMForecaster] = []
+
+        def make_model() -> LightGBMForecaster:
+            # Kept so the importance plot shows the last fold's model (no refit).
+            fitted.append(_forecaster(settings))
+            return fitted[-1]
+
+        model_bt = backtest(data, make_model, **common)
         base_bt = backtest(data, SeasonalNaive, **common)
         metrics = dict(model_bt.metrics)
         metrics.update({f"baseline_{k}": v for k, v in base_bt.metrics.items()})
@@ -201,5 +272,32 @@ class DemandWorkload(Workload):
         )
         return EvalOutput(
             metrics=metrics,
-            figures={"forecast_vs_actual": _forecast_plot(merged)},
+            figures={
+                "forecast_vs_actual": _forecast_plot(merged),
+                "residuals": residual_plot(merged),
+                "feature_importance": importance_plot(fitted[-1].feature_importance()),
+            },
         )
+
+    def search_space(self, settings: Settings) -> dict[str, SearchParam]:
+        """LightGBM's size, rate and leaf parameters (``demand.model``)."""
+        return dict(tuning.SEARCH_SPACE)
+
+    def with_params(self, settings: Settings, params: Mapping[str, Any]) -> Settings:
+        """Settings whose ``demand.model`` takes ``params``."""
+        return tuning.with_params(settings, params)
+
+    def tune_steps(self, settings: Settings) -> int:
+        """One report per tuning fold, so ASHA can stop a trial between folds."""
+        return settings.tune.n_folds
+
+    def tune_objective(
+        self,
+        settings: Settings,
+        data: pd.DataFrame,
+        params: Mapping[str, Any],
+        report: Report | None = None,
+    ) -> float:
+        """Backtest WAPE of ``params`` on folds before ``evaluate``'s."""
+        tuned = self.with_params(settings, params)
+        return tuning.objective(tuned, data, lambda: _forecaster(tuned), report)

@@ -8,6 +8,7 @@ user's latest item per category (for "because you took ..." reasons).
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -24,6 +25,11 @@ OUTPUT_COLUMNS = ["user_id", "rank", "item_id", "score", "reason"]
 _VAGUE_CATEGORIES = frozenset({"", "unknown", "other"})
 
 
+def _named(segment: object) -> bool:
+    """Whether a segment value names one (not missing, not empty)."""
+    return isinstance(segment, str) and bool(segment)
+
+
 class RecsysModel(PythonModel):
     """A fitted recommender plus the lookups that make it explainable."""
 
@@ -35,6 +41,7 @@ class RecsysModel(PythonModel):
         history_reason: str = "because you took {title}",
         segment_reason: str = "popular with {segment}s",
         fallback_reason: str = "popular overall",
+        recent: pd.DataFrame | None = None,
     ) -> None:
         """Bundle a recommender fitted on ``data`` with its lookups.
 
@@ -47,12 +54,25 @@ class RecsysModel(PythonModel):
             segment_reason: reason template otherwise; ``{segment}`` is the
                 user's segment.
             fallback_reason: the reason for users without a known segment.
+            recent: ``user_id, item_id`` of interactions after the
+                recommender's training data (the gate's holdout period):
+                never recommended, like the ones it was fitted on.
         """
         self.recommender = recommender
         self.k = k
         self.history_reason = history_reason
         self.segment_reason = segment_reason
         self.fallback_reason = fallback_reason
+        pairs = (
+            pd.DataFrame(columns=["user_id", "item_id"])
+            if recent is None
+            else recent[["user_id", "item_id"]].astype(str).drop_duplicates()
+        )
+        #: user_id, item_id taken after the fit: filtered from recommendations.
+        self.recent = pairs.reset_index(drop=True)
+        self._recent_max = (
+            int(pairs["user_id"].value_counts().max()) if len(pairs) else 0
+        )
         self.segment_of: dict[str, str] = dict(
             zip(data.users["user_id"], data.users["segment"], strict=True)
         )
@@ -65,26 +85,94 @@ class RecsysModel(PythonModel):
             .assign(category=lambda f: f["item_id"].map(self.category_of))
             .drop_duplicates(["user_id", "category"], keep="last")
         )
-        self.latest_title: dict[tuple[str, str], str] = {
-            (u, c): title_of.get(i, i)
-            for u, c, i in zip(
-                latest["user_id"], latest["category"], latest["item_id"], strict=True
-            )
-            if c not in _VAGUE_CATEGORIES
-        }
+        latest = latest[~latest["category"].isin(_VAGUE_CATEGORIES)]
+        #: each user's latest item title per category: ``user_id, category, title``.
+        self.latest_titles = pd.DataFrame(
+            {
+                "user_id": latest["user_id"].astype(str).to_numpy(),
+                "category": latest["category"].to_numpy(),
+                "title": latest["item_id"].map(title_of).fillna(latest["item_id"]),
+            }
+        )
 
     def known(self, user_id: str) -> bool:
         """Whether the model has the user's segment (a user it was fitted on)."""
         return user_id in self.segment_of
 
-    def _reason(self, user_id: str, item_id: str, segment: str | None) -> str:
-        category = self.category_of.get(item_id, "")
-        if (title := self.latest_title.get((user_id, category))) is not None:
-            return self.history_reason.format(title=title)
-        segment = segment or self.segment_of.get(user_id)
-        if segment:
-            return self.segment_reason.format(segment=segment)
-        return self.fallback_reason
+    def user_ids(self) -> list[str]:
+        """Every user the model was fitted with, sorted (the batch scores each)."""
+        return sorted(str(u) for u in self.segment_of)
+
+    @functools.cached_property
+    def segments(self) -> frozenset[str]:
+        """The segments the model knows (computed once)."""
+        return frozenset(str(s) for s in self.segment_of.values() if _named(s))
+
+    def _reasons(self, frame: pd.DataFrame, segment: str | None) -> pd.Series:
+        """A short reason per recommendation row, without a loop per row.
+
+        "Because you took X" when the user has an item of the recommended
+        item's category (X is the latest), else "popular with <segment>s",
+        else the fallback.
+        """
+        asked = pd.DataFrame(
+            {
+                "user_id": frame["user_id"].to_numpy(),
+                "category": frame["item_id"].map(self.category_of).to_numpy(),
+            }
+        )
+        titles = asked.merge(self.latest_titles, how="left", on=["user_id", "category"])
+        history = titles["title"].map(
+            {t: self.history_reason.format(title=t) for t in titles["title"].dropna()}
+        )
+        segments = (
+            pd.Series(segment, index=asked.index, dtype=object)
+            if segment
+            else asked["user_id"].map(self.segment_of)
+        )
+        by_segment = segments.map(
+            {s: self.segment_reason.format(segment=s) for s in segments if _named(s)}
+        )
+        reasons = history.fillna(by_segment).fillna(self.fallback_reason)
+        return pd.Series(reasons.to_numpy(dtype=object), index=frame.index)
+
+    def recommend_frame(
+        self, user_ids: list[str], k: int, segment: str | None = None
+    ) -> pd.DataFrame:
+        """Top ``k`` items per user with score and reason, as one long table.
+
+        Vectorised over users (the daily batch scores every user with it).
+
+        Args:
+            user_ids: the users; unknown ones are treated as new employees.
+            k: items per user.
+            segment: the segment (job role) of unknown users; known users keep
+                their own unless this is given.
+
+        Returns:
+            :data:`OUTPUT_COLUMNS`, in input order then rank order.
+        """
+        ids = [str(u) for u in user_ids]
+        segments = dict.fromkeys(ids, segment) if segment else None
+        frame = self.recommender.recommend_frame(
+            ids, k + self._recent_max, exclude_seen=True, segments=segments
+        )
+        frame = self._drop_recent(frame, k)
+        frame["reason"] = self._reasons(frame, segment)
+        return frame[OUTPUT_COLUMNS]
+
+    def _drop_recent(self, frame: pd.DataFrame, k: int) -> pd.DataFrame:
+        """Remove items users took after the fit; keep the top ``k``, re-ranked."""
+        if self._recent_max:
+            flagged = frame.merge(
+                self.recent.assign(_recent=True),
+                on=["user_id", "item_id"],
+                how="left",
+            )
+            frame = frame[flagged["_recent"].isna().to_numpy()]
+        frame = frame.reset_index(drop=True)
+        frame["rank"] = frame.groupby("user_id", sort=False).cumcount() + 1
+        return frame[frame["rank"] <= k].reset_index(drop=True)
 
     def recommend(
         self, user_ids: list[str], k: int, segment: str | None = None
@@ -101,12 +189,18 @@ class RecsysModel(PythonModel):
             Per user, ``(item_id, score, reason)`` sorted by decreasing score.
         """
         ids = [str(u) for u in user_ids]
-        segments = dict.fromkeys(ids, segment) if segment else None
-        recs = self.recommender.recommend(ids, k, exclude_seen=True, segments=segments)
-        return [
-            [(item, score, self._reason(user, item, segment)) for item, score in row]
-            for user, row in zip(ids, recs, strict=True)
-        ]
+        unique = list(dict.fromkeys(ids))
+        frame = self.recommend_frame(unique, k, segment)
+        rows: dict[str, list[tuple[str, float, str]]] = {u: [] for u in unique}
+        for user, item, score, reason in zip(
+            frame["user_id"],
+            frame["item_id"],
+            frame["score"],
+            frame["reason"],
+            strict=True,
+        ):
+            rows[user].append((str(item), float(score), str(reason)))
+        return [rows[u] for u in ids]
 
     def predict(
         self,

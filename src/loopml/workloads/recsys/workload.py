@@ -9,13 +9,16 @@ the three tables. The bar to beat is the rule-based service
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Self
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pandas as pd
-from pydantic import BaseModel, Field, model_validator
 
+from loopml.batches import BatchSpec
+from loopml.config import RecsysSettings
 from loopml.workloads.base import EvalOutput, TrainOutput, Workload
+from loopml.workloads.recsys import holdout, tuning
 from loopml.workloads.recsys.data import load
 from loopml.workloads.recsys.evaluate import evaluate_recommender, time_split
 from loopml.workloads.recsys.models import (
@@ -32,6 +35,7 @@ from loopml.workloads.recsys.tables import RecsysData
 
 if TYPE_CHECKING:
     from loopml.config import Settings
+    from loopml.workloads.tuning import Report, SearchParam
 
 log = logging.getLogger(__name__)
 
@@ -44,48 +48,9 @@ _REASONS = {
 }
 
 
-class RecsysSettings(BaseModel):
-    """The recommendation workload: data source, size, evaluation and models."""
-
-    dataset: Literal["generated", "online-retail", "movielens"] = "generated"
-    data_path: Path | None = None
-    n_users: int = Field(600, ge=1)
-    n_items: int = Field(120, ge=1)
-    n_days: int = Field(240, ge=30)
-    start: str = "2025-01-01"
-    min_user_items: int = Field(5, ge=1)
-    top_items: int = Field(1000, ge=1)
-    k: int = Field(10, ge=1, le=100)
-    test_days: int = Field(28, ge=1)
-    cold_threshold: int = Field(3, ge=1)
-    window_days: int = Field(90, ge=1)
-    label_days: int = Field(28, ge=1)
-    label_windows: int = Field(2, ge=1)
-    als_factors: int = Field(32, ge=1)
-    als_iterations: int = Field(15, ge=1)
-    als_regularization: float = Field(10.0, ge=0)
-    als_alpha: float = Field(1.0, gt=0)
-    ranker_n_estimators: int = Field(200, ge=1)
-    ranker_learning_rate: float = Field(0.05, gt=0)
-    ranker_n_jobs: int = Field(1, ge=1)
-    n_candidates: int = Field(100, ge=1)
-
-    @model_validator(mode="after")
-    def _long_enough(self) -> Self:
-        needed = self.test_days + self.label_windows * self.label_days
-        if self.dataset == "generated" and self.n_days <= needed:
-            raise ValueError(
-                f"recsys.n_days must exceed test_days + label_windows x label_days"
-                f" = {needed}, so the ranker has history, inner labels and a test"
-                " period"
-            )
-        return self
-
-
 def recsys_settings(settings: Settings) -> RecsysSettings:
-    """The recsys section of the settings (defaults until config has one)."""
-    cfg: RecsysSettings = getattr(settings, "recsys", RecsysSettings())
-    return cfg
+    """The recsys section of the settings."""
+    return settings.recsys
 
 
 def _ranker(cfg: RecsysSettings, seed: int) -> TwoStageRanker:
@@ -135,6 +100,40 @@ class RecsysWorkload(Workload):
         "baseline_recall_at_10",
         "coverage",
     )
+    batch_spec = BatchSpec(
+        time_column="timestamp",
+        sort_columns=("timestamp", "user_id", "item_id", "event"),
+    )
+
+    guard_metrics: ClassVar[dict[str, bool]] = {"coverage": True}
+    slice_prefix = holdout.SEGMENT_PREFIX
+    intended_use = (
+        "A daily list of learning courses per employee, ranked for their job "
+        "role, seniority and history, shown with a short reason; the employee "
+        "chooses. Replaces the rule 'most popular in your role'."
+    )
+    limitations = (
+        "Learns from past enrolments, so it repeats what people already take "
+        "(popularity feedback) and knows nothing of a course until someone "
+        "enrols; new employees get their role's popular courses. Not for "
+        "mandatory training or decisions about people."
+    )
+
+    def holdout_metrics(
+        self, settings: Settings, data: pd.DataFrame, models: Mapping[str, Any]
+    ) -> dict[str, dict[str, float]]:
+        """Ranking metrics, coverage and NDCG@10 per segment, last test_days."""
+        return holdout.holdout_metrics(recsys_settings(settings), data, models)
+
+    def check_model(
+        self, settings: Settings, model: Any, example: pd.DataFrame | None
+    ) -> list[str]:
+        """Recommendations for the input example: k distinct, finite items."""
+        if example is None:
+            return ["the model has no input example to check"]
+        answer = model.predict(None, example)
+        k = int(example["k"].max()) if "k" in example.columns else model.k
+        return holdout.check_recommendations(answer, k)
 
     def load_raw(self, settings: Settings) -> pd.DataFrame:
         """Generate the learning platform or load a real dataset, flattened."""
@@ -160,10 +159,13 @@ class RecsysWorkload(Workload):
         return validate_raw(raw)
 
     def train(self, settings: Settings, data: pd.DataFrame) -> TrainOutput:
-        """Fit the two-stage ranker on every interaction."""
+        """Fit the two-stage ranker on the interactions before the holdout."""
         cfg = recsys_settings(settings)
         tables = RecsysData.from_frame(data)
-        model = _ranker(cfg, settings.seed).fit(tables)
+        # Fit before the gate's holdout (the last test_days); what users took
+        # since is still excluded from their recommendations.
+        before, recent = time_split(tables.interactions, cfg.test_days)
+        model = _ranker(cfg, settings.seed).fit(tables.with_interactions(before))
         history_reason, segment_reason = _REASONS[cfg.dataset]
         wrapped = RecsysModel(
             model,
@@ -171,6 +173,7 @@ class RecsysWorkload(Workload):
             k=cfg.k,
             history_reason=history_reason,
             segment_reason=segment_reason,
+            recent=recent,
         )
         # Typical users: the heaviest ones may have exhausted the catalogue.
         activity = tables.interactions["user_id"].value_counts(ascending=True)
@@ -185,6 +188,8 @@ class RecsysWorkload(Workload):
             "n_users": len(tables.users),
             "n_items": len(tables.items),
             "n_interactions": len(tables.interactions),
+            "n_training_interactions": len(before),
+            "train_until": str(before["timestamp"].max()),
             "last_interaction": str(tables.interactions["timestamp"].max()),
             **{f"ranker_{k}": v for k, v in model.get_params().items()},
         }
@@ -235,3 +240,23 @@ class RecsysWorkload(Workload):
             },
             tables={"ndcg_by_segment": slices},
         )
+
+    def search_space(self, settings: Settings) -> dict[str, SearchParam]:
+        """The ranker's size and rate, ALS's factors and penalty."""
+        return dict(tuning.SEARCH_SPACE)
+
+    def with_params(self, settings: Settings, params: Mapping[str, Any]) -> Settings:
+        """Settings whose ``recsys`` section takes ``params``."""
+        return tuning.with_params(settings, params)
+
+    def tune_objective(
+        self,
+        settings: Settings,
+        data: pd.DataFrame,
+        params: Mapping[str, Any],
+        report: Report | None = None,
+    ) -> float:
+        """NDCG@10 of the ranker with ``params`` before the test period."""
+        tuned = self.with_params(settings, params)
+        cfg = recsys_settings(tuned)
+        return tuning.objective(tuned, data, lambda: _ranker(cfg, tuned.seed), report)

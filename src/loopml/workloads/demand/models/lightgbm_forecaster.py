@@ -15,9 +15,13 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from loopml.workloads.errors import NotFittedError
+from loopml.workloads.contract import check_fitted
 
 log = logging.getLogger(__name__)
+
+#: The demand law the model may not contradict: +1 never lowers the forecast
+#: as the feature rises, -1 never raises it (LightGBM monotone constraints).
+MONOTONE: dict[str, int] = {"promo": 1, "price": -1, "price_ratio": -1}
 
 
 class LightGBMForecaster:
@@ -35,6 +39,10 @@ class LightGBMForecaster:
         seed: seed of every random choice LightGBM makes.
         num_threads: worker threads; with a fixed value two fits are identical.
         objective: LightGBM objective (``tweedie``, ``poisson``, ``l2``...).
+        monotone: constrain the features of :data:`MONOTONE`, so a promotion
+            never lowers a forecast and a price rise never raises one (an
+            unconstrained fit broke both on a few rows of the generated data;
+            the constrained one also had a slightly lower backtest WAPE).
     """
 
     def __init__(
@@ -46,6 +54,7 @@ class LightGBMForecaster:
         seed: int = 42,
         num_threads: int = 1,
         objective: str = "tweedie",
+        monotone: bool = True,
     ) -> None:
         """Store the parameters; nothing is checked or learned here."""
         self.n_estimators = n_estimators
@@ -55,6 +64,7 @@ class LightGBMForecaster:
         self.seed = seed
         self.num_threads = num_threads
         self.objective = objective
+        self.monotone = monotone
 
     def get_params(self) -> dict[str, object]:
         """Parameters, for experiment tracking."""
@@ -66,6 +76,7 @@ class LightGBMForecaster:
             "seed": self.seed,
             "num_threads": self.num_threads,
             "objective": self.objective,
+            "monotone": self.monotone,
         }
 
     def _frame(self, X: pd.DataFrame) -> pd.DataFrame:  # noqa: N803
@@ -101,8 +112,13 @@ class LightGBMForecaster:
             for column in X.columns
             if isinstance(X[column].dtype, pd.CategoricalDtype)
         }
+        constraints = [
+            MONOTONE.get(name, 0) if self.monotone else 0
+            for name in self.feature_names_
+        ]
         model = lgb.LGBMRegressor(
             objective=self.objective,
+            monotone_constraints=constraints,
             n_estimators=self.n_estimators,
             learning_rate=self.learning_rate,
             num_leaves=self.num_leaves,
@@ -119,10 +135,7 @@ class LightGBMForecaster:
         return self
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "model_"):
-            raise NotFittedError(
-                "LightGBMForecaster is not fitted yet; call fit(X, y) first"
-            )
+        check_fitted(self, "model_")
 
     def predict(self, X: pd.DataFrame) -> npt.NDArray[np.float64]:  # noqa: N803
         """Forecast sales, clipped at zero.

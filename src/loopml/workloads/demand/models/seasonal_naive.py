@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from loopml.workloads.errors import NotFittedError
+from loopml.workloads.contract import check_fitted
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +75,5 @@ class SeasonalNaive:
         Raises:
             NotFittedError: before :meth:`fit`.
         """
-        if not hasattr(self, "feature_"):
-            raise NotFittedError(
-                "SeasonalNaive is not fitted yet; call fit(X, y) before predict(X)"
-            )
+        check_fitted(self, "feature_")
         return np.asarray(X[self.feature_], dtype=np.float64)

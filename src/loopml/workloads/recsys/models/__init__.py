@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol, Self, runtime_checkable
 
+import pandas as pd
+
 from loopml.workloads.recsys.models.als import ALSRecommender
 from loopml.workloads.recsys.models.global_popularity import GlobalPopularity
 from loopml.workloads.recsys.models.ranker import TwoStageRanker
@@ -33,6 +35,16 @@ class Recommender(Protocol):
         segments: Mapping[str, str] | None = None,
     ) -> list[list[tuple[str, float]]]:
         """Up to ``k`` distinct ``(item_id, score)`` per user, best first."""
+        ...
+
+    def recommend_frame(
+        self,
+        user_ids: Sequence[str],
+        k: int,
+        exclude_seen: bool = True,
+        segments: Mapping[str, str] | None = None,
+    ) -> pd.DataFrame:
+        """The same as one long ``user_id, rank, item_id, score`` table."""
         ...
 
     def get_params(self) -> dict[str, object]:

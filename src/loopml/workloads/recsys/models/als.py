@@ -7,11 +7,20 @@ import os
 from typing import Self
 
 import numpy as np
+import numpy.typing as npt
 from threadpoolctl import threadpool_limits
 
 from loopml.workloads.recsys.features import FeatureContext
-from loopml.workloads.recsys.models.base import FloatArray, IntArray, RecommenderBase
+from loopml.workloads.recsys.models.base import (
+    BLOCK,
+    FloatArray,
+    IntArray,
+    RecommenderBase,
+)
+from loopml.workloads.recsys.scoring import top_k_inner
 from loopml.workloads.recsys.tables import RecsysData
+
+Float32Array = npt.NDArray[np.float32]
 
 log = logging.getLogger(__name__)
 
@@ -20,9 +29,11 @@ class ALSRecommender(RecommenderBase):
     """implicit's CPU ALS on summed interaction weights.
 
     Users with training history are scored by ``user_factors @ item_factors.T``
-    (block-wise matrix products); users without history (new or unknown) get
-    segment popularity, as in :class:`SegmentPopularity`. Only the factor
-    matrices are kept after fit, so a pickled model needs numpy, not implicit.
+    (blocked float32 products with an exact top-k, ``scoring.top_k_inner``);
+    users without history (new or unknown) get segment popularity, as in
+    :class:`SegmentPopularity`. Only the factor matrices (float32, implicit's
+    own precision) are kept after fit, so a pickled model needs numpy, not
+    implicit.
     """
 
     def __init__(
@@ -71,8 +82,8 @@ class ALSRecommender(RecommenderBase):
                 random_state=self.seed,
             )
             model.fit(self.context_.weights.astype(np.float32), show_progress=False)
-        self.user_factors_: FloatArray = np.asarray(model.user_factors, np.float64)
-        self.item_factors_: FloatArray = np.asarray(model.item_factors, np.float64)
+        self.user_factors_: Float32Array = np.asarray(model.user_factors, np.float32)
+        self.item_factors_: Float32Array = np.asarray(model.item_factors, np.float32)
         log.info(
             "ALS fitted: %d users x %d items, %d factors",
             *self.context_.weights.shape,
@@ -80,11 +91,78 @@ class ALSRecommender(RecommenderBase):
         )
         return self
 
+    # top_k_inner bounds its own memory, so it gets many users per call.
+    block_size = 1 << 16
+
     def factor_scores(self, context: FeatureContext, user_rows: IntArray) -> FloatArray:
         """ALS scores of a block of users; NaN rows for users without history."""
-        scores: FloatArray = self.user_factors_[user_rows] @ self.item_factors_.T
+        users = self.user_factors_[user_rows].astype(np.float64)
+        scores: FloatArray = users @ self.item_factors_.T.astype(np.float64)
         scores[context.user_length[user_rows] == 0] = np.nan
         return scores
+
+    def pair_scores(
+        self, context: FeatureContext, user_rows: IntArray, items: IntArray
+    ) -> FloatArray:
+        """ALS score of each (user, item) pair; NaN for users without history.
+
+        Computed per pair in float64, so a pair's score never depends on which
+        other pairs are scored with it.
+        """
+        users = self.user_factors_[user_rows].astype(np.float64)
+        scores: FloatArray = np.einsum(
+            "ij,ij->i", users, self.item_factors_[items].astype(np.float64)
+        )
+        scores[context.user_length[user_rows] == 0] = np.nan
+        return scores
+
+    def factor_top_k(
+        self,
+        context: FeatureContext,
+        user_rows: IntArray,
+        exclude_seen: bool,
+        k: int,
+    ) -> tuple[IntArray, FloatArray]:
+        """Exact top-k available items by ALS score of users with history.
+
+        Returns:
+            ``users x min(k, items)`` item columns (-1 when none is left) and
+            their scores (``-inf`` there), best first.
+        """
+        columns, values = top_k_inner(
+            self.user_factors_[user_rows],
+            self.item_factors_,
+            k,
+            exclude=context.weights[user_rows] if exclude_seen else None,
+            allowed=context.item_available,
+        )
+        return columns, values.astype(np.float64)
+
+    def _top_block(
+        self,
+        context: FeatureContext,
+        user_rows: IntArray,
+        segment_rows: IntArray,
+        exclude_seen: bool,
+        k: int,
+    ) -> tuple[IntArray, FloatArray]:
+        columns = np.full((len(user_rows), k), -1, dtype=np.int64)
+        values = np.full((len(user_rows), k), -np.inf)
+        warm = np.flatnonzero(context.user_length[user_rows] > 0)
+        if len(warm):
+            cols, vals = self.factor_top_k(context, user_rows[warm], exclude_seen, k)
+            columns[warm, : cols.shape[1]] = cols
+            values[warm, : vals.shape[1]] = vals
+        cold = np.flatnonzero(context.user_length[user_rows] == 0)
+        # The fallback scores the whole catalogue: BLOCK users at a time.
+        for start in range(0, len(cold), BLOCK):
+            part = cold[start : start + BLOCK]
+            cols, vals = super()._top_block(
+                context, user_rows[part], segment_rows[part], exclude_seen, k
+            )
+            columns[part, : cols.shape[1]] = cols
+            values[part, : vals.shape[1]] = vals
+        return columns, values
 
     def _score_block(
         self,

@@ -1,8 +1,11 @@
 """What every recommender shares: the fitted history, blocks and exact top-k.
 
-A subclass only scores a block of users against the whole catalogue
+A subclass scores a block of users against the whole catalogue
 (``_score_block``); this base resolves users and segments, masks seen and
-unavailable items, and takes an exact top-k per block with ``argpartition``.
+unavailable items, and takes an exact top-k per block (``scoring.top_k``).
+A model with a faster exact path for a block (ALS, the ranker) overrides
+``_top_block`` instead. ``top_items`` and ``recommend_frame`` give every
+user's top-k as arrays and a long table, without a Python loop per user.
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from loopml.workloads.errors import NotFittedError
+from loopml.workloads.contract import check_fitted
 from loopml.workloads.recsys.features import FeatureContext, build_context
+from loopml.workloads.recsys.scoring import top_k
 from loopml.workloads.recsys.tables import RecsysData
 
 log = logging.getLogger(__name__)
@@ -36,28 +40,12 @@ def canonical_interactions(interactions: pd.DataFrame) -> pd.DataFrame:
     return interactions.sort_values(order, kind="stable").reset_index(drop=True)
 
 
-def top_k(scores: FloatArray, k: int) -> tuple[IntArray, FloatArray]:
-    """Exact top-k columns per row, best first; ``-inf`` marks excluded items.
-
-    Returns:
-        Column indices and scores, both ``rows x min(k, columns)``; ties within
-        the top k are ordered by column index.
-    """
-    k = min(k, scores.shape[1])
-    if k < scores.shape[1]:
-        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    else:
-        part = np.broadcast_to(np.arange(k), (scores.shape[0], k))
-    part_scores = np.take_along_axis(scores, part, axis=1)
-    order = np.lexsort((part, -part_scores), axis=1)
-    columns = np.take_along_axis(part, order, axis=1).astype(np.int64)
-    return columns, np.take_along_axis(part_scores, order, axis=1)
-
-
 class RecommenderBase(ABC):
     """Shared fit state and the block-wise ``recommend`` of every model."""
 
     window_days: int
+    #: users per call of ``_top_block``; bounds its memory.
+    block_size: int = BLOCK
 
     def get_params(self) -> dict[str, object]:
         """The constructor parameters, as stored by ``__init__``."""
@@ -74,12 +62,8 @@ class RecommenderBase(ABC):
         )
 
     def _check_fitted(self) -> FeatureContext:
-        context: FeatureContext | None = getattr(self, "context_", None)
-        if context is None:
-            raise NotFittedError(
-                f"{type(self).__name__} is not fitted yet: call fit(data) first"
-            )
-        return context
+        check_fitted(self, "context_")
+        return self.context_
 
     def _segment_rows(
         self,
@@ -108,6 +92,90 @@ class RecommenderBase(ABC):
     ) -> FloatArray:
         """Scores of a block of users for every catalogue item (higher is better)."""
 
+    def _top_block(
+        self,
+        context: FeatureContext,
+        user_rows: IntArray,
+        segment_rows: IntArray,
+        exclude_seen: bool,
+        k: int,
+    ) -> tuple[IntArray, FloatArray]:
+        """Best ``k`` item columns and scores per user of a block (-1 / -inf pad)."""
+        scores = self._score_block(context, user_rows, segment_rows, exclude_seen, k)
+        scores[:, ~context.item_available] = -np.inf
+        if exclude_seen:
+            seen = context.weights[user_rows].tocoo()
+            scores[seen.row, seen.col] = -np.inf
+        columns, values = top_k(scores, k)
+        return columns, values.astype(np.float64)
+
+    def top_items(
+        self,
+        user_ids: Sequence[str],
+        k: int,
+        exclude_seen: bool = True,
+        segments: Mapping[str, str] | None = None,
+    ) -> tuple[IntArray, FloatArray]:
+        """Every user's top ``k`` as arrays: the engine of ``recommend``.
+
+        Args:
+            user_ids: the users to recommend for.
+            k: how many items per user (>= 1).
+            exclude_seen: leave out items a user interacted with in training.
+            segments: segment per user, overriding the fitted one.
+
+        Returns:
+            ``users x k`` item columns (into ``context_.item_ids``; -1 where
+            the catalogue ran out) and scores (``-inf`` there), best first.
+
+        Raises:
+            NotFittedError: before ``fit``.
+            ValueError: when ``k < 1``.
+        """
+        context = self._check_fitted()
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        ids = [str(u) for u in user_ids]
+        columns = np.full((len(ids), k), -1, dtype=np.int64)
+        values = np.full((len(ids), k), -np.inf)
+        for start in range(0, len(ids), self.block_size):
+            block = ids[start : start + self.block_size]
+            rows = context.user_rows(block)
+            seg_rows = self._segment_rows(context, block, rows, segments)
+            cols, vals = self._top_block(context, rows, seg_rows, exclude_seen, k)
+            stop = start + len(block)
+            columns[start:stop, : cols.shape[1]] = cols
+            values[start:stop, : vals.shape[1]] = vals
+        columns[~np.isfinite(values)] = -1
+        return columns, values
+
+    def recommend_frame(
+        self,
+        user_ids: Sequence[str],
+        k: int,
+        exclude_seen: bool = True,
+        segments: Mapping[str, str] | None = None,
+    ) -> pd.DataFrame:
+        """Every user's top ``k`` as one long table (see :meth:`top_items`).
+
+        Returns:
+            ``user_id, rank, item_id, score``: up to ``k`` rows per user, in
+            input order then rank order (rank 1 is the best).
+        """
+        columns, values = self.top_items(user_ids, k, exclude_seen, segments)
+        position, slot = np.nonzero(columns >= 0)
+        items = self._check_fitted().item_ids.to_numpy()
+        return pd.DataFrame(
+            {
+                "user_id": np.asarray([str(u) for u in user_ids], dtype=object)[
+                    position
+                ],
+                "rank": (slot + 1).astype(np.int64),
+                "item_id": items[columns[position, slot]],
+                "score": values[position, slot].astype(np.float64),
+            }
+        )
+
     def recommend(
         self,
         user_ids: Sequence[str],
@@ -135,33 +203,18 @@ class RecommenderBase(ABC):
             NotFittedError: before ``fit``.
             ValueError: when ``k < 1``.
         """
-        context = self._check_fitted()
-        if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
-        ids = [str(u) for u in user_ids]
-        result: Recommendations = []
-        for start in range(0, len(ids), BLOCK):
-            block = ids[start : start + BLOCK]
-            rows = context.user_rows(block)
-            seg_rows = self._segment_rows(context, block, rows, segments)
-            scores = self._score_block(context, rows, seg_rows, exclude_seen, k)
-            scores[:, ~context.item_available] = -np.inf
-            if exclude_seen:
-                seen = context.weights[rows].tocoo()
-                scores[seen.row, seen.col] = -np.inf
-            columns, values = top_k(scores, k)
-            for cols, vals in zip(columns, values, strict=True):
-                keep = np.isfinite(vals)
-                result.append(
-                    list(
-                        zip(
-                            context.item_ids[cols[keep]].tolist(),
-                            vals[keep].astype(float).tolist(),
-                            strict=True,
-                        )
-                    )
+        columns, values = self.top_items(user_ids, k, exclude_seen, segments)
+        items = self._check_fitted().item_ids
+        return [
+            list(
+                zip(
+                    items[cols[cols >= 0]].tolist(),
+                    vals[cols >= 0].astype(float).tolist(),
+                    strict=True,
                 )
-        return result
+            )
+            for cols, vals in zip(columns, values, strict=True)
+        ]
 
 
 class PopularityBase(RecommenderBase):

@@ -16,6 +16,7 @@ from typing import Self
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from lightgbm import LGBMRanker
 
 from loopml.workloads.recsys.features import FeatureContext, build_features
@@ -26,7 +27,6 @@ from loopml.workloads.recsys.models.base import (
     IntArray,
     RecommenderBase,
     canonical_interactions,
-    top_k,
 )
 from loopml.workloads.recsys.tables import RecsysData
 
@@ -162,29 +162,29 @@ class TwoStageRanker(RecommenderBase):
         exclude_seen: bool,
         n: int,
     ) -> tuple[IntArray, IntArray, FloatArray]:
-        """Stage 1 for a block: (position in block, item column, ALS score)."""
+        """Stage 1 for a block: (position in block, item column, ALS score).
+
+        Both sources are exact top-n lists, unavailable (and, with
+        ``exclude_seen``, already seen) items left out; pairs come out by
+        position, then item.
+        """
         context = als.context_
-        valid = np.broadcast_to(
-            context.item_available, (len(user_rows), len(context.item_ids))
-        ).copy()
-        if exclude_seen:
-            seen = context.weights[user_rows].tocoo()
-            valid[seen.row, seen.col] = False
-        als_scores = als.factor_scores(context, user_rows)
-        warm = ~np.isnan(als_scores).any(axis=1)
-        chosen = np.zeros_like(valid)
-        if warm.any():
-            ranked = np.where(valid[warm], als_scores[warm], -np.inf)
-            columns, _ = top_k(ranked, n)
-            chosen[np.flatnonzero(warm)[:, None], columns] = True
-        popular = np.where(valid, context.segment_popularity[segment_rows], -np.inf)
-        columns, _ = top_k(popular, n)
-        chosen[np.arange(len(user_rows))[:, None], columns] = True
-        position, item = np.nonzero(chosen & valid)
+        seen = context.weights[user_rows] if exclude_seen else None
+        found = np.full((len(user_rows), 2 * n), -1, dtype=np.int64)
+        warm = np.flatnonzero(context.user_length[user_rows] > 0)
+        if len(warm):
+            columns, _ = als.factor_top_k(context, user_rows[warm], exclude_seen, n)
+            found[warm, : columns.shape[1]] = columns
+        found[:, n:] = _segment_top(context, segment_rows, seen, n)
+        found.sort(axis=1)
+        repeated = np.zeros(found.shape, dtype=bool)
+        repeated[:, 1:] = found[:, 1:] == found[:, :-1]
+        position, slot = np.nonzero((found >= 0) & ~repeated)
+        item = found[position, slot]
         return (
             position.astype(np.int64),
-            item.astype(np.int64),
-            als_scores[position, item],
+            item,
+            als.pair_scores(context, user_rows[position], item),
         )
 
     def _features(
@@ -255,3 +255,70 @@ class TwoStageRanker(RecommenderBase):
                 features.to_numpy(dtype=np.float64), num_threads=1
             )
         return scores
+
+    def _top_block(
+        self,
+        context: FeatureContext,
+        user_rows: IntArray,
+        segment_rows: IntArray,
+        exclude_seen: bool,
+        k: int,
+    ) -> tuple[IntArray, FloatArray]:
+        """Rerank every (user, candidate) row of the block at once, keep k each."""
+        n = max(self.n_candidates, k)
+        position, item, features = self._features(
+            self.als_, user_rows, segment_rows, exclude_seen, n
+        )
+        columns = np.full((len(user_rows), k), -1, dtype=np.int64)
+        values = np.full((len(user_rows), k), -np.inf)
+        if not len(position):
+            return columns, values
+        score = np.asarray(
+            self.ranker_.booster_.predict(
+                features.to_numpy(dtype=np.float64), num_threads=1
+            ),
+            dtype=np.float64,
+        )
+        # Per user: best score first, ties by item column (as scoring.top_k).
+        order = np.lexsort((item, -score, position))
+        position, item, score = position[order], item[order], score[order]
+        first = np.searchsorted(position, np.arange(len(user_rows)))
+        rank = np.arange(len(position)) - first[position]
+        keep = rank < k
+        columns[position[keep], rank[keep]] = item[keep]
+        values[position[keep], rank[keep]] = score[keep]
+        return columns, values
+
+
+def _segment_top(
+    context: FeatureContext,
+    segment_rows: IntArray,
+    seen: sp.csr_matrix | None,
+    n: int,
+) -> IntArray:
+    """Each user's ``n`` most popular available items of their segment.
+
+    Each segment's ranking is sorted once (ties by item column); a user's list
+    is its first ``n`` items not in ``seen`` (the block's rows), -1 padded.
+    """
+    n_users, n_items = len(segment_rows), len(context.item_ids)
+    popularity = np.where(context.item_available, context.segment_popularity, -np.inf)
+    extra = 0 if seen is None else int(np.diff(seen.indptr).max(initial=0))
+    segments, inverse = np.unique(segment_rows, return_inverse=True)
+    # Ties (often: nobody in the segment took it recently) go to the more
+    # popular item overall, then to the lower column, as in SegmentPopularity.
+    overall = np.broadcast_to(context.segment_popularity[-1], (len(segments), n_items))
+    ranked = np.lexsort((-overall, -popularity[segments]), axis=1)[:, : n + extra]
+    ranked[np.take_along_axis(popularity[segments], ranked, axis=1) == -np.inf] = -1
+    found = ranked[inverse.ravel()]
+    valid = found >= 0
+    if seen is not None and seen.nnz:
+        pairs = seen.tocoo()
+        keys = pairs.row.astype(np.int64) * n_items + pairs.col
+        asked = np.arange(n_users, dtype=np.int64)[:, None] * n_items + found
+        valid &= ~np.isin(asked, keys)
+    rank = np.cumsum(valid, axis=1) - 1
+    keep = valid & (rank < n)
+    out = np.full((n_users, n), -1, dtype=np.int64)
+    out[np.nonzero(keep)[0], rank[keep]] = found[keep]
+    return out

@@ -1,0 +1,281 @@
+"""Batch top-k: loopml's exact path vs the float32 matrix product alone.
+
+Scores every user against every item by inner product (64 factors, float32),
+already-consumed items excluded (a few per user), and keeps the top 10:
+
+* ``matrix product alone``: the float32 products in blocks, nothing else,
+  two ways (large blocks with BLAS's own threads; ``top_k_inner``'s blocks
+  and threads); the faster is the floor any exact method pays.
+* ``loopml top_k_inner``: what the batch stage runs (``ALSRecommender`` and
+  the ranker's candidate generation): blocked products, exclusion, the
+  folded exact top-k, in threads.
+* ``argpartition per block`` (``--argpartition``): the textbook path, the
+  product then ``np.argpartition`` over the whole catalogue.
+* ``faiss IndexFlatIP`` (when ``faiss-cpu`` is importable; not a loopml
+  dependency): exact search for ``k + most consumed`` then exclusion.
+
+The paths run in turns, ``--repeats`` times, so background load on a shared
+machine hits each alike; the table shows the fastest and the median run.
+Exactness: a sample of users is brute-forced (full sort of the float64
+scores) and must give the same items and scores.
+
+Not a test: run on demand; the Markdown table replaces this benchmark's
+section of ``docs/benchmarks.md``::
+
+    .venv/bin/python benchmarks/batch_scoring.py
+    .venv/bin/python benchmarks/batch_scoring.py --users 20000 --items 2000 \
+        --no-write   # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
+
+from loopml.workloads.recsys.scoring import BLOCK_USERS, top_k_inner
+
+START, END = "<!-- batch-scoring:start -->", "<!-- batch-scoring:end -->"
+COMMAND = ".venv/bin/python benchmarks/batch_scoring.py"
+F32 = npt.NDArray[np.float32]
+Result = tuple[npt.NDArray[np.int64], F32]
+
+
+def make_data(
+    users: int, items: int, factors: int, consumed: float, seed: int
+) -> tuple[F32, F32, sp.csr_matrix]:
+    """Random factors and a Poisson(``consumed``) set of items per user."""
+    rng = np.random.default_rng(seed)
+    user_factors = rng.standard_normal((users, factors), dtype=np.float32)
+    item_factors = rng.standard_normal((items, factors), dtype=np.float32)
+    counts = rng.poisson(consumed, users)
+    rows = np.repeat(np.arange(users), counts)
+    cols = rng.integers(0, items, counts.sum())
+    seen = sp.csr_matrix(
+        (np.ones(len(rows), np.float32), (rows, cols)), shape=(users, items)
+    )
+    seen.sum_duplicates()
+    return user_factors, item_factors, seen
+
+
+def product_alone(
+    user_factors: F32, item_factors: F32, block: int, threads: int = 1
+) -> None:
+    """Only the blocked float32 products, into reused buffers.
+
+    ``threads > 1`` splits the users as ``top_k_inner`` does: contiguous
+    shares, one Python thread each with single-threaded BLAS.
+    """
+    items_t = np.ascontiguousarray(item_factors.T)
+
+    def share(bounds: tuple[int, int]) -> None:
+        buffer = np.empty((block, items_t.shape[1]), np.float32)
+        for start in range(bounds[0], bounds[1], block):
+            part = user_factors[start : min(start + block, bounds[1])]
+            np.matmul(part, items_t, out=buffer[: len(part)])
+
+    n = len(user_factors)
+    if threads == 1:
+        share((0, n))
+        return
+    per = -(-n // threads)
+    with threadpool_limits(1, "blas"), ThreadPoolExecutor(threads) as pool:
+        list(pool.map(share, [(s, min(s + per, n)) for s in range(0, n, per)]))
+
+
+def argpartition_path(
+    user_factors: F32, item_factors: F32, seen: sp.csr_matrix, k: int
+) -> Result:
+    """The product, exclusion, then argpartition over the whole catalogue."""
+    items_t = np.ascontiguousarray(item_factors.T)
+    out_cols = np.empty((len(user_factors), k), np.int64)
+    out_vals = np.empty((len(user_factors), k), np.float32)
+    for start in range(0, len(user_factors), 1024):
+        scores = user_factors[start : start + 1024] @ items_t
+        excluded = seen[start : start + 1024].tocoo()
+        scores[excluded.row, excluded.col] = -np.inf
+        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        values = np.take_along_axis(scores, part, axis=1)
+        order = np.argsort(-values, axis=1)
+        out_cols[start : start + len(scores)] = np.take_along_axis(part, order, 1)
+        out_vals[start : start + len(scores)] = np.take_along_axis(values, order, 1)
+    return out_cols, out_vals
+
+
+def faiss_path(
+    user_factors: F32, item_factors: F32, seen: sp.csr_matrix, k: int
+) -> Result:
+    """faiss exact inner-product search for k + most consumed, then exclusion."""
+    import faiss
+
+    index = faiss.IndexFlatIP(item_factors.shape[1])
+    index.add(item_factors)
+    extra = int(np.diff(seen.indptr).max())
+    values, columns = index.search(user_factors, k + extra)
+    rows = np.repeat(np.arange(len(user_factors)), columns.shape[1])
+    hit = np.asarray(seen[rows, columns.ravel()]).reshape(columns.shape) != 0
+    rank = np.cumsum(~hit, axis=1)
+    keep = ~hit & (rank <= k)
+    return (
+        columns[keep].reshape(-1, k).astype(np.int64),
+        values[keep].reshape(-1, k),
+    )
+
+
+def brute_force(
+    user_factors: F32, item_factors: F32, seen: sp.csr_matrix, k: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """Full sort of float64 scores: the reference for a sample of users."""
+    scores = user_factors.astype(np.float64) @ item_factors.astype(np.float64).T
+    excluded = seen.tocoo()
+    scores[excluded.row, excluded.col] = -np.inf
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return order.astype(np.int64), np.take_along_axis(scores, order, axis=1)
+
+
+def check_exact(
+    result: Result,
+    user_factors: F32,
+    item_factors: F32,
+    seen: sp.csr_matrix,
+    k: int,
+    sample: npt.NDArray[np.int64],
+) -> str:
+    """Compare a path's sample rows with brute force: items and scores."""
+    columns, values = result
+    want_cols, want_vals = brute_force(
+        user_factors[sample], item_factors, seen[sample], k
+    )
+    same_items = (columns[sample] == want_cols).all(axis=1)
+    # float32 products round differently from float64: scores agree to that.
+    close = np.allclose(values[sample], want_vals, rtol=1e-5, atol=1e-4)
+    consumed = seen[sample].tocoo()
+    leaked = np.isin(
+        columns[sample] + len(item_factors) * np.arange(len(sample))[:, None],
+        consumed.col + len(item_factors) * consumed.row,
+    ).any()
+    verdict = "exact" if same_items.all() and close and not leaked else "DIFFERENT"
+    return f"{verdict} ({int(same_items.sum())}/{len(sample)} users identical)"
+
+
+def main() -> None:
+    """Time the paths in turns, check exactness, print and write the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=1_000_000)
+    parser.add_argument("--items", type=int, default=10_000)
+    parser.add_argument("--factors", type=int, default=64)
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--consumed", type=float, default=5.0)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--sample", type=int, default=2000)
+    parser.add_argument("--argpartition", action="store_true")
+    parser.add_argument("--output", type=Path, default=Path("docs/benchmarks.md"))
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+    user_factors, item_factors, seen = make_data(
+        args.users, args.items, args.factors, args.consumed, seed=0
+    )
+    k = args.k
+    threads = min(os.cpu_count() or 1, 4)
+    paths: dict[str, Callable[[], Result | None]] = {
+        "matrix product alone (blocks of 4096, BLAS threads)": lambda: product_alone(
+            user_factors, item_factors, 4096
+        ),
+        f"matrix product alone (blocks of {BLOCK_USERS}, {threads} threads)": (
+            lambda: product_alone(user_factors, item_factors, BLOCK_USERS, threads)
+        ),
+        "loopml top_k_inner": lambda: top_k_inner(
+            user_factors, item_factors, k, exclude=seen
+        ),
+    }
+    if args.argpartition:
+        paths["argpartition per block"] = lambda: argpartition_path(
+            user_factors, item_factors, seen, k
+        )
+    try:
+        import faiss  # noqa: F401
+
+        paths["faiss IndexFlatIP (k + most consumed)"] = lambda: faiss_path(
+            user_factors, item_factors, seen, k
+        )
+    except ImportError:
+        pass
+    times: dict[str, list[float]] = {name: [] for name in paths}
+    results: dict[str, Result] = {}
+    for _ in range(args.repeats):
+        for name, path in paths.items():
+            started = time.perf_counter()
+            result = path()
+            times[name].append(time.perf_counter() - started)
+            if result is not None:
+                results[name] = result
+            print(f"{name}: {times[name][-1]:.2f} s", flush=True)
+    floor = min(min(t) for name, t in times.items() if name.startswith("matrix"))
+    sample = np.random.default_rng(1).choice(
+        args.users, min(args.sample, args.users), replace=False
+    )
+    lines = [
+        "| path | fastest s | median s | vs product alone (fastest) | results |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for name, runs in times.items():
+        exact = (
+            check_exact(results[name], user_factors, item_factors, seen, k, sample)
+            if name in results
+            else "-"
+        )
+        lines.append(
+            f"| {name} | {min(runs):.2f} | {float(np.median(runs)):.2f} | "
+            f"{min(runs) / floor:.2f}x | {exact} |"
+        )
+    size = f"--users {args.users} --items {args.items}"
+    options = "" if (args.users, args.items) == (1_000_000, 10_000) else f" {size}"
+    if args.argpartition:
+        options += " --argpartition"
+    body = "\n".join(
+        [
+            "## Batch top-k scoring (recsys)",
+            "",
+            f"Measured {dt.date.today()} on {platform.python_implementation()} "
+            f"{platform.python_version()}, {os.cpu_count()} CPUs (shared with "
+            f"other work), numpy {np.__version__}: {args.users:,} users x "
+            f"{args.items:,} items x {args.factors} factors, float32, top-{k}, "
+            f"{seen.nnz:,} consumed items excluded (Poisson({args.consumed:g}) "
+            f"per user); {args.repeats} runs per path, in turns; exactness "
+            f"against a full float64 sort for {len(sample):,} sampled users.",
+            "",
+            *lines,
+            "",
+            f"Reproduce: `{COMMAND}{options}`",
+        ]
+    )
+    print(body)
+    if not args.no_write:
+        write_section(args.output, body)
+
+
+def write_section(path: Path, body: str) -> None:
+    """Replace this benchmark's section of ``path`` (create the file if absent)."""
+    section = f"{START}\n{body}\n{END}"
+    text = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmarks\n"
+    if START in text and END in text:
+        head, rest = text.split(START, 1)
+        text = head + section + rest.split(END, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

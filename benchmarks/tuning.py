@@ -1,0 +1,249 @@
+"""Tuning throughput: the same trials run sequentially, in a Pool(2), in Ray Tune.
+
+Every mode scores the same 16 LightGBM configurations (drawn once from the
+demand search space with a fixed seed) with the same objective,
+``DemandWorkload.tune_objective``: the WAPE of a 2-fold rolling-origin
+backtest on the folds before ``evaluate``'s, on the default generated data
+(3 stores x 10 items x 730 days). Modes:
+
+* ``sequential``: one trial after the other in this process;
+* ``multiprocessing.Pool(2)``: fork-started workers that receive the data once
+  (initializer), then one configuration per task;
+* ``Ray Tune``: ``Tuner`` with 2 concurrent trials, ``reuse_actors=True``, the
+  data passed once with ``tune.with_parameters``, no ASHA (same work as the
+  others) and no MLflow logging (the stage adds it); timed with and without
+  starting Ray (``ray.init`` + ``ray.shutdown``).
+
+The three modes must find the same 16 WAPE values (LightGBM is deterministic
+here), which the script checks. Not a test: run on demand; the Markdown table
+replaces this benchmark's section of ``docs/benchmarks.md``::
+
+    .venv/bin/python benchmarks/tuning.py --trials 16
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import math
+import multiprocessing as mp
+import os
+import platform
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import lightgbm
+import numpy as np
+import pandas as pd
+import ray
+
+from loopml.config import Settings, load_settings
+from loopml.ray_runtime import ray_session
+from loopml.runtime import configure_environment
+from loopml.workloads.base import get_workload
+from loopml.workloads.tuning import SearchParam
+
+START, END = "<!-- tuning:start -->", "<!-- tuning:end -->"
+COMMAND = ".venv/bin/python benchmarks/tuning.py --trials {n} --sizes {sizes}"
+WORKERS = 2
+
+# Set in each Pool worker by the initializer (the data crosses once).
+_POOL_STATE: dict[str, Any] = {}
+
+
+def sample_configs(
+    space: dict[str, SearchParam], n: int, seed: int
+) -> list[dict[str, Any]]:
+    """Draw ``n`` configurations uniformly (log-uniformly where ``log``)."""
+    rng = np.random.default_rng(seed)
+    configs = []
+    for _ in range(n):
+        config: dict[str, Any] = {}
+        for name, p in space.items():
+            low, high = (
+                (math.log(p.low), math.log(p.high)) if p.log else (p.low, p.high)
+            )
+            value = rng.uniform(low, high)
+            value = math.exp(value) if p.log else value
+            config[name] = int(round(value)) if p.kind == "int" else float(value)
+        configs.append(config)
+    return configs
+
+
+def objective(settings: Settings, data: pd.DataFrame, config: dict[str, Any]) -> float:
+    """One trial: the demand tuning objective of ``config``."""
+    return get_workload("demand").tune_objective(settings, data, config)
+
+
+def _pool_init(settings: Settings, data: pd.DataFrame) -> None:
+    _POOL_STATE.update(settings=settings, data=data)
+
+
+def _pool_trial(config: dict[str, Any]) -> float:
+    return objective(_POOL_STATE["settings"], _POOL_STATE["data"], config)
+
+
+def _ray_trial(config: dict[str, Any], settings: Settings, data: pd.DataFrame) -> None:
+    from ray import tune
+
+    tune.report({"wape": objective(settings, data, config["params"])})
+
+
+def run_sequential(
+    settings: Settings, data: pd.DataFrame, configs: list[dict[str, Any]]
+) -> list[float]:
+    """Every trial in this process."""
+    return [objective(settings, data, config) for config in configs]
+
+
+def run_pool(
+    settings: Settings, data: pd.DataFrame, configs: list[dict[str, Any]]
+) -> list[float]:
+    """Every trial in a Pool of fork-started workers (pool start-up included)."""
+    context = mp.get_context("fork")
+    with context.Pool(
+        WORKERS, initializer=_pool_init, initargs=(settings, data)
+    ) as pool:
+        return pool.map(_pool_trial, configs, chunksize=1)
+
+
+def run_ray(
+    settings: Settings, data: pd.DataFrame, configs: list[dict[str, Any]]
+) -> tuple[list[float], float]:
+    """Every trial as a Ray Tune trial; returns the values and the fit time."""
+    from ray import tune
+
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    with ray_session(settings):
+        started = time.perf_counter()
+        tuner = tune.Tuner(
+            tune.with_resources(
+                tune.with_parameters(_ray_trial, settings=settings, data=data),
+                {"cpu": 1},
+            ),
+            param_space={"params": tune.grid_search(configs)},
+            tune_config=tune.TuneConfig(
+                max_concurrent_trials=WORKERS, reuse_actors=True
+            ),
+            run_config=tune.RunConfig(
+                storage_path=str(settings.home / "ray_results"), verbose=0
+            ),
+        )
+        grid = tuner.fit()
+        fit_seconds = time.perf_counter() - started
+    by_config = {
+        repr(sorted(grid[i].config["params"].items())): grid[i].metrics["wape"]
+        for i in range(len(grid))
+    }
+    return [by_config[repr(sorted(c.items()))] for c in configs], fit_seconds
+
+
+def write_section(path: Path, body: str) -> None:
+    """Replace this benchmark's section of ``path`` (create the file if absent)."""
+    section = f"{START}\n{body}\n{END}"
+    text = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmarks\n"
+    if START in text and END in text:
+        head, rest = text.split(START, 1)
+        text = head + section + rest.split(END, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    path.write_text(text, encoding="utf-8")
+
+
+def _timed(fn: Any) -> tuple[Any, float, tuple[float, float]]:
+    before = os.getloadavg()[0]
+    started = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - started, (before, os.getloadavg()[0])
+
+
+def measure(home: Path, stores: int, items: int, trials: int) -> tuple[list[str], str]:
+    """Time the three modes on one data size; table rows and a summary line."""
+    settings = load_settings(
+        "default", home=home, demand={"n_stores": stores, "n_items": items}
+    )
+    configure_environment(settings.home)
+    workload = get_workload("demand")
+    data = workload.validate(workload.load_raw(settings))
+    configs = sample_configs(workload.search_space(settings), trials, seed=7)
+    sequential, t_seq, l_seq = _timed(lambda: run_sequential(settings, data, configs))
+    pooled, t_pool, l_pool = _timed(lambda: run_pool(settings, data, configs))
+    (rayed, t_fit), t_ray, l_ray = _timed(lambda: run_ray(settings, data, configs))
+    same = np.allclose(sequential, pooled, rtol=1e-9) and np.allclose(
+        sequential, rayed, rtol=1e-9
+    )
+    label = f"{stores} x {items} x {settings.demand.n_days}"
+    modes = [
+        ("sequential (1 process)", t_seq, l_seq),
+        (f"multiprocessing.Pool({WORKERS}), fork", t_pool, l_pool),
+        (f"Ray Tune, {WORKERS} concurrent, incl. ray.init + shutdown", t_ray, l_ray),
+        (f"Ray Tune, {WORKERS} concurrent, Tuner.fit only", t_fit, l_ray),
+    ]
+    rows = [
+        f"| {label} | {mode} | {sec:.1f} | {t_seq / sec:.2f}x "
+        f"| {load[0]:.1f} -> {load[1]:.1f} |"
+        for mode, sec, load in modes
+    ]
+    summary = (
+        f"{label}: mean trial {t_seq / trials:.1f}s sequential; same WAPE values "
+        f"in every mode: {'yes' if same else 'NO'}; best WAPE {min(sequential):.4f}."
+    )
+    print("\n".join([summary, *rows]), flush=True)
+    return rows, summary
+
+
+def main() -> None:
+    """Time the modes for each data size; print and write the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=16)
+    parser.add_argument(
+        "--sizes",
+        default="3x10",
+        help="stores x items of the generated data, comma-separated (3x10,5x20)",
+    )
+    parser.add_argument("--output", type=Path, default=Path("docs/benchmarks.md"))
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    os.environ.setdefault(
+        "LOOPML_CONFIG_DIR", str(Path(__file__).parents[1] / "configs")
+    )
+    rows: list[str] = []
+    summaries: list[str] = []
+    for size in args.sizes.split(","):
+        stores, items = (int(part) for part in size.split("x"))
+        with tempfile.TemporaryDirectory(prefix="lmb-") as tmp:
+            more, summary = measure(Path(tmp), stores, items, args.trials)
+        rows += more
+        summaries.append(summary)
+    lines = [
+        f"## Tuning: {args.trials} LightGBM trials, sequential vs Pool vs Ray Tune",
+        "",
+        f"Measured {dt.date.today().isoformat()} on CPython "
+        f"{platform.python_version()}, {os.cpu_count()} CPUs shared with other "
+        "work (the 1-minute load average before -> after each mode is shown), "
+        f"ray {ray.__version__}, lightgbm {lightgbm.__version__}. "
+        f"{args.trials} configurations of the demand search space (seed 7), each "
+        "scored by `DemandWorkload.tune_objective` (2-fold rolling-origin backtest "
+        "WAPE on generated data, one LightGBM thread per trial).",
+        "",
+        *(f"- {summary}" for summary in summaries),
+        "",
+        "| data (stores x items x days) | mode | wall s | speedup vs sequential "
+        "| load avg |",
+        "|---|---|---:|---:|---|",
+        *rows,
+        "",
+        f"Reproduce: `{COMMAND.format(n=args.trials, sizes=args.sizes)}`",
+    ]
+    body = "\n".join(lines)
+    print(body)
+    if not args.no_write:
+        write_section(args.output, body)
+
+
+if __name__ == "__main__":
+    main()

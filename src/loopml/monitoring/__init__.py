@@ -1,0 +1,1 @@
+"""Watching production: inference log, drift, alerts, continuous training."""

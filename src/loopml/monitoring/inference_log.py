@@ -1,0 +1,277 @@
+"""The inference log: every prediction served, kept as date-partitioned parquet.
+
+Layout, one folder per workload and UTC day of the prediction::
+
+    <home>/inference/<workload>/date=YYYY-MM-DD/part-<time>-<pid>-<n>.parquet
+
+One row per predicted row: ``ts`` (UTC), ``request_id``, ``workload``,
+``source`` (``online``, ``batch``, ``replay``), ``model_version``,
+``latency_seconds`` (of the whole request), the input fields, then the output
+fields the input does not already have (demand: ``horizon``, ``forecast``,
+``origin``, ``features``...). Nested values are stored as JSON text.
+
+The request only puts a reference to its rows on a bounded queue
+(:meth:`InferenceLog.log`, a few microseconds); a background thread turns
+them into rows and writes a part file every ``flush_seconds`` or
+``flush_rows``. :meth:`InferenceLog.close` drains the queue and writes the
+rest, so a clean shutdown loses nothing. When the queue is full (the disk
+cannot keep up), the request is not slowed down: the entry is dropped and
+counted in :attr:`InferenceLog.dropped`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import json
+import logging
+import os
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from loopml.stages.common import write_parquet
+
+log = logging.getLogger(__name__)
+
+PREFIX = "date="
+_STOP = object()
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """One request's predictions, as the request handed them over."""
+
+    workload: str
+    ts: dt.datetime
+    inputs: Sequence[Any]
+    outputs: Sequence[Any]
+    model_version: str
+    latency_seconds: float
+    source: str
+    request_id: str
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    if hasattr(value, "model_dump"):
+        dumped: dict[str, Any] = value.model_dump(mode="json")
+        return dumped
+    if isinstance(value, Mapping):
+        return dict(value)
+    return {"prediction": value}
+
+
+def _plain(value: Any) -> Any:
+    """Scalars stay; lists and dicts become JSON text (one parquet type)."""
+    if isinstance(value, list | tuple | dict):
+        return json.dumps(value, default=str)
+    return value
+
+
+def entry_records(entry: _Entry) -> list[dict[str, Any]]:
+    """The rows of one logged request, one per predicted row."""
+    meta = {
+        "ts": entry.ts,
+        "request_id": entry.request_id,
+        "workload": entry.workload,
+        "source": entry.source,
+        "model_version": entry.model_version,
+        "latency_seconds": entry.latency_seconds,
+    }
+    records = []
+    for row, output in zip(entry.inputs, entry.outputs, strict=True):
+        inputs = _as_dict(row)
+        outputs = {k: v for k, v in _as_dict(output).items() if k not in inputs}
+        merged = {**meta, **inputs, **outputs}
+        records.append({k: _plain(v) for k, v in merged.items()})
+    return records
+
+
+def partition(root: Path, workload: str, day: dt.date) -> Path:
+    """The folder of one workload's predictions of one UTC day."""
+    return root / workload / f"{PREFIX}{day.isoformat()}"
+
+
+_counter = itertools.count()
+
+
+def write_part(root: Path, workload: str, day: dt.date, frame: pd.DataFrame) -> Path:
+    """Write one part file atomically into the day's partition.
+
+    Also the way to log batch results in one go (no queue needed).
+    """
+    stamp = dt.datetime.now(dt.UTC).strftime("%H%M%S%f")
+    name = f"part-{stamp}-{os.getpid()}-{next(_counter)}.parquet"
+    path = partition(root, workload, day) / name
+    write_parquet(frame, path)
+    return path
+
+
+def read_log(
+    root: Path,
+    workload: str,
+    since: dt.date | None = None,
+    until: dt.date | None = None,
+) -> pd.DataFrame:
+    """Every logged row of ``workload`` in partitions ``since..until`` (inclusive).
+
+    Returns:
+        The rows, oldest part first; an empty frame when nothing was logged.
+    """
+    folder = root / workload
+    frames: list[pd.DataFrame] = []
+    for part in sorted(folder.glob(f"{PREFIX}*")):
+        day = dt.date.fromisoformat(part.name.removeprefix(PREFIX))
+        if (since and day < since) or (until and day > until):
+            continue
+        frames.extend(pd.read_parquet(p) for p in sorted(part.glob("part-*.parquet")))
+    if not frames:
+        return pd.DataFrame()
+    return pd.concat(frames, ignore_index=True)
+
+
+class InferenceLog:
+    """A bounded queue of predictions and the thread that writes them out."""
+
+    def __init__(
+        self,
+        root: Path,
+        max_queue: int = 10_000,
+        flush_rows: int = 5_000,
+        flush_seconds: float = 1.0,
+    ) -> None:
+        """Log under ``root`` (``<home>/inference``); nothing starts yet.
+
+        Args:
+            root: the folder holding one sub-folder per workload.
+            max_queue: requests waiting at most; more are dropped and counted.
+            flush_rows: write a part once this many rows are waiting.
+            flush_seconds: write what is waiting at least this often.
+        """
+        self.root = root
+        self.flush_rows = flush_rows
+        self.flush_seconds = flush_seconds
+        self.dropped = 0
+        self.rows_written = 0
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_queue)
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        """Start the writer thread (once)."""
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="inference-log", daemon=True
+                )
+                self._thread.start()
+
+    def log(
+        self,
+        workload: str,
+        inputs: Sequence[Any],
+        outputs: Sequence[Any],
+        model_version: str,
+        started: float,
+        source: str = "online",
+    ) -> bool:
+        """Hand one request's predictions to the writer; never blocks.
+
+        Args:
+            workload: the workload that answered.
+            inputs: the request rows (pydantic models or mappings).
+            outputs: one output per row (models, mappings or scalars).
+            model_version: the registry version that answered.
+            started: ``time.perf_counter()`` when the request began.
+            source: ``online`` for the API; batch jobs name themselves.
+
+        Returns:
+            Whether the entry was queued (``False``: the queue was full).
+        """
+        entry = _Entry(
+            workload,
+            dt.datetime.now(dt.UTC),
+            inputs,
+            outputs,
+            model_version,
+            time.perf_counter() - started,
+            source,
+            uuid.uuid4().hex,
+        )
+        try:
+            self._queue.put_nowait(entry)
+        except queue.Full:
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 1000 == 0:
+                log.warning("inference log queue full: %d dropped", self.dropped)
+            return False
+        return True
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Write everything still queued, then stop the thread."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is None:
+            self._drain_now()
+            return
+        self._queue.put(_STOP)
+        thread.join(timeout)
+        if thread.is_alive():
+            log.error("the inference log writer did not stop in %.0fs", timeout)
+
+    def _drain_now(self) -> None:
+        entries = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not _STOP:
+                entries.append(item)
+        self._write(entries)
+
+    def _run(self) -> None:
+        pending: list[_Entry] = []
+        rows = 0
+        deadline = time.monotonic() + self.flush_seconds
+        while True:
+            try:
+                item = self._queue.get(timeout=max(deadline - time.monotonic(), 0))
+            except queue.Empty:
+                item = None
+            stop = item is _STOP
+            if isinstance(item, _Entry):
+                pending.append(item)
+                rows += len(item.inputs)
+            due = time.monotonic() >= deadline or rows >= self.flush_rows
+            if pending and (due or stop):
+                self._write(pending)
+                pending, rows = [], 0
+            if due:
+                deadline = time.monotonic() + self.flush_seconds
+            if stop:
+                self._drain_now()
+                return
+
+    def _write(self, entries: list[_Entry]) -> None:
+        groups: dict[tuple[str, dt.date], list[dict[str, Any]]] = {}
+        for entry in entries:
+            key = (entry.workload, entry.ts.date())
+            groups.setdefault(key, []).extend(entry_records(entry))
+        for (workload, day), records in groups.items():
+            if not records:
+                continue
+            try:
+                write_part(self.root, workload, day, pd.DataFrame.from_records(records))
+            except Exception:  # a full disk must not kill the writer thread
+                log.exception("could not write %d inference rows", len(records))
+                self.dropped += len(records)
+                continue
+            self.rows_written += len(records)

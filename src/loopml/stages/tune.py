@@ -1,0 +1,382 @@
+"""Tune: search a workload's hyper-parameters with Ray Tune, every trial tracked.
+
+Optuna proposes configurations (``OptunaSearch``), Ray runs as many trials at
+once as the cluster has CPUs (``tune.max_concurrent`` caps it), and ASHA stops
+the weak ones early when the objective reports more than once (demand: after
+each backtest fold). Actors are reused between trials, which saves Ray's
+per-trial process start-up.
+
+MLflow: the stage opens a parent run ``<w>-tune``; every trial creates its own
+run under it (tag ``mlflow.parentRunId``), with the tracking URI set inside
+the trial, because a Ray worker shares neither the driver's MLflow state nor
+its active run (the stock callback does not nest runs). After the search the
+stage closes what Ray cut short (status KILLED: stopped early by ASHA) and
+logs the best configuration on the parent.
+
+The best configuration goes to ``<home>/state/<w>/tuned.json``;
+:func:`apply_tuned` lays it over the settings of the next ``train`` and
+``evaluate``, so the tuned candidate is retrained on the whole training window
+and judged on the holdout like any other.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunStatus
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+from loopml.config import Settings
+from loopml.params import PARAMS_ENV
+from loopml.runtime import configure_environment
+from loopml.stages.common import StageError, StageResult, require_file, write_json
+from loopml.tracking import lineage_tags, setup_mlflow
+from loopml.workloads.base import Workload, get_workload
+from loopml.workloads.tuning import SearchParam
+
+if TYPE_CHECKING:
+    from ray.tune import ResultGrid
+
+log = logging.getLogger(__name__)
+
+TRIAL_TAG = "loopml.tune.trial_id"
+
+
+@dataclass(frozen=True)
+class _Parent:
+    """What a trial needs to log under the tuning run."""
+
+    run_id: str
+    experiment_id: str
+    tracking_uri: str
+
+
+def tuned_path(settings: Settings, workload_name: str) -> Path:
+    """Where the best configuration of the last tuning run is kept."""
+    return settings.state_dir(workload_name) / "tuned.json"
+
+
+def ray_search_space(space: dict[str, SearchParam]) -> dict[str, Any]:
+    """Ray Tune domains for a workload's :class:`SearchParam` ranges."""
+    from ray import tune
+
+    domains: dict[str, Any] = {}
+    for name, p in space.items():
+        if p.kind == "int":
+            # Ray's integer upper bounds are exclusive; ours are inclusive.
+            sampler = tune.lograndint if p.log else tune.randint
+            domains[name] = sampler(int(p.low), int(p.high) + 1)
+        else:
+            domains[name] = (tune.loguniform if p.log else tune.uniform)(p.low, p.high)
+    return domains
+
+
+def _trial(
+    config: dict[str, Any],
+    settings: Settings,
+    workload_name: str,
+    data: pd.DataFrame,
+    parent: _Parent,
+) -> None:
+    """One Ray Tune trial: a nested MLflow run, the objective, its reports."""
+    from ray import tune
+
+    configure_environment(settings.home)
+    # A Ray worker has its own MLflow state: point it at the store explicitly.
+    mlflow.set_tracking_uri(parent.tracking_uri)
+    client = MlflowClient(tracking_uri=parent.tracking_uri)
+    trial_id = str(tune.get_context().get_trial_id())
+    run_id = client.create_run(
+        parent.experiment_id,
+        run_name=f"{workload_name}-trial-{trial_id}",
+        tags={
+            MLFLOW_PARENT_RUN_ID: parent.run_id,
+            TRIAL_TAG: trial_id,
+            "loopml.workload": workload_name,
+            "loopml.stage": "tune-trial",
+        },
+    ).info.run_id
+    client.log_batch(run_id, params=[Param(k, str(v)) for k, v in config.items()])
+    started = time.perf_counter()
+
+    def report(step: int, metrics: dict[str, float]) -> None:
+        now = int(time.time() * 1000)
+        seconds = time.perf_counter() - started
+        values = {**metrics, "trial_seconds": seconds}
+        # Logged before tune.report: Tune may end the trial inside that call.
+        client.log_batch(
+            run_id, metrics=[Metric(k, float(v), now, step) for k, v in values.items()]
+        )
+        tune.report(values)
+
+    get_workload(workload_name).tune_objective(settings, data, config, report)
+    client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
+
+
+def _search(
+    settings: Settings,
+    workload: Workload,
+    data: pd.DataFrame,
+    parent: _Parent,
+    concurrency: int,
+) -> ResultGrid:
+    """Run the Ray Tune search and return its results."""
+    import optuna
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search.optuna import OptunaSearch
+
+    # Progress goes to the log and MLflow: silence Optuna's and Tune's console
+    # output (Tune's newer reporter prints a banner even at verbose=0).
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    cfg = settings.tune
+    steps = workload.tune_steps(settings)
+    mode = "max" if workload.higher_is_better else "min"
+    scheduler = (
+        ASHAScheduler(
+            time_attr="training_iteration",
+            max_t=steps,
+            grace_period=1,
+            reduction_factor=cfg.reduction_factor,
+        )
+        if steps > 1
+        else None
+    )
+    trainable = tune.with_resources(
+        tune.with_parameters(
+            _trial,
+            settings=settings,
+            workload_name=workload.name,
+            data=data,
+            parent=parent,
+        ),
+        {"cpu": cfg.cpus_per_trial},
+    )
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
+    tuner = tune.Tuner(
+        trainable,
+        param_space=ray_search_space(workload.search_space(settings)),
+        tune_config=tune.TuneConfig(
+            metric=workload.primary_metric,
+            mode=mode,
+            search_alg=OptunaSearch(seed=settings.seed),
+            scheduler=scheduler,
+            num_samples=cfg.num_samples,
+            max_concurrent_trials=concurrency,
+            reuse_actors=True,
+        ),
+        run_config=tune.RunConfig(
+            name=f"{workload.name}-{stamp}",
+            storage_path=str(settings.home / "ray_results"),
+            verbose=0,
+        ),
+    )
+    return tuner.fit()
+
+
+def _trial_table(
+    results: ResultGrid, metric: str, steps: int, names: list[str]
+) -> pd.DataFrame:
+    """One row per trial: id, status, steps done, metric and parameters."""
+    rows = []
+    for index in range(len(results)):
+        result = results[index]
+        metrics, config = result.metrics or {}, result.config or {}
+        done = int(metrics.get("training_iteration", 0))
+        if result.error is not None:
+            status = "failed"
+        else:
+            status = "completed" if done >= steps else "stopped_early"
+        rows.append(
+            {
+                "trial_id": metrics.get("trial_id"),
+                "status": status,
+                "steps": done,
+                metric: metrics.get(metric, float("nan")),
+                **{name: config.get(name) for name in names},
+                "error": "" if result.error is None else str(result.error)[:500],
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _close_trial_runs(
+    client: MlflowClient, parent: _Parent, table: pd.DataFrame
+) -> int:
+    """Tag every nested run with its outcome and end those Ray cut short.
+
+    Tune ends a trial inside its last ``tune.report`` (ASHA's last rung, or an
+    early stop), so such runs are still RUNNING: they end at their last metric.
+
+    Returns:
+        How many nested runs the parent has.
+    """
+    status_of = dict(zip(table["trial_id"], table["status"], strict=True))
+    runs = client.search_runs(
+        [parent.experiment_id],
+        filter_string=f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{parent.run_id}'",
+    )
+    closed = 0
+    for run in runs:
+        run_id = run.info.run_id
+        trial_status = status_of.get(run.data.tags.get(TRIAL_TAG), "failed")
+        client.set_tag(run_id, "loopml.tune.status", trial_status)
+        if run.info.status != "RUNNING":
+            continue
+        mlflow_status = {"completed": "FINISHED", "stopped_early": "KILLED"}.get(
+            trial_status, "FAILED"
+        )
+        history = client.get_metric_history(run_id, "trial_seconds")
+        ended = max((m.timestamp for m in history), default=None)
+        client.set_terminated(run_id, mlflow_status, end_time=ended)
+        closed += 1
+    log.info("%d nested trial runs, %d closed after the search", len(runs), closed)
+    return len(runs)
+
+
+def run(settings: Settings, workload_name: str) -> StageResult:
+    """Search the workload's hyper-parameters; keep the best in ``tuned.json``.
+
+    Raises:
+        StageError: when the workload cannot be tuned, or no trial completed.
+    """
+    workload = get_workload(workload_name)
+    try:
+        space = workload.search_space(settings)
+    except NotImplementedError as error:
+        raise StageError(str(error)) from error
+    data_path = require_file(
+        settings.data_dir(workload_name) / "validated.parquet", "validate"
+    )
+    data = pd.read_parquet(data_path)
+    metric, steps = workload.primary_metric, workload.tune_steps(settings)
+    experiment_id = setup_mlflow(settings)
+    from loopml.ray_runtime import ray_session
+
+    started = time.perf_counter()
+    with mlflow.start_run(run_name=f"{workload_name}-tune") as active:
+        parent = _Parent(active.info.run_id, experiment_id, settings.tracking_uri)
+        tags = lineage_tags(data_path)
+        mlflow.set_tags({**tags, "loopml.workload": workload_name})
+        mlflow.set_tag("loopml.stage", "tune")
+        with ray_session(settings) as cpus:
+            concurrency = settings.tune.max_concurrent or max(
+                1, int(cpus // settings.tune.cpus_per_trial)
+            )
+            mlflow.log_params(
+                {
+                    "num_samples": settings.tune.num_samples,
+                    "max_concurrent": concurrency,
+                    "metric": metric,
+                    "steps": steps,
+                    "search_space": json.dumps(
+                        {k: vars(v) for k, v in space.items()}, sort_keys=True
+                    ),
+                }
+            )
+            log.info(
+                "tuning %s: %d trials, %d at once, %s over %d step(s)",
+                workload_name,
+                settings.tune.num_samples,
+                concurrency,
+                metric,
+                steps,
+            )
+            results = _search(settings, workload, data, parent, concurrency)
+        seconds = time.perf_counter() - started
+        table = _trial_table(results, metric, steps, list(space))
+        n_runs = _close_trial_runs(MlflowClient(), parent, table)
+        mlflow.log_table(table, "tuning/trials.json")
+        completed = table[table["status"] == "completed"].dropna(subset=[metric])
+        counts = {str(k): int(v) for k, v in table["status"].value_counts().items()}
+        if completed.empty:
+            errors = "; ".join(table["error"].loc[table["error"] != ""].head(2))
+            raise StageError(f"no tuning trial completed: {errors or 'no results'}")
+        best = completed.sort_values(metric, ascending=not workload.higher_is_better)
+        best_row = best.iloc[0]
+        params = {
+            name: int(best_row[name]) if p.kind == "int" else float(best_row[name])
+            for name, p in space.items()
+        }
+        mlflow.log_params({f"best_{k}": v for k, v in params.items()})
+        mlflow.log_metrics(
+            {
+                f"best_{metric}": float(best_row[metric]),
+                "n_trials": float(len(table)),
+                "n_stopped_early": float(counts.get("stopped_early", 0)),
+                "n_failed": float(counts.get("failed", 0)),
+                "tune_seconds": seconds,
+            }
+        )
+    best_value = float(best_row[metric])
+    record = {
+        "workload": workload_name,
+        "metric": metric,
+        "value": best_value,
+        "params": params,
+        "parent_run_id": parent.run_id,
+        "trial_id": str(best_row["trial_id"]),
+        "n_trials": len(table),
+        "status_counts": counts,
+        "data_version": tags["loopml.data_version"],
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    write_json(record, tuned_path(settings, workload_name))
+    shown = ", ".join(f"{k}={v:.4g}" for k, v in params.items())
+    summary = (
+        f"best {metric}={best_value:.4f} of {len(table)} trials "
+        f"({counts.get('stopped_early', 0)} stopped early, {n_runs} nested runs) "
+        f"in {seconds:.0f}s: {shown}"
+    )
+    log.info("tuned %s: %s", workload_name, summary)
+    return StageResult(
+        "tune",
+        workload_name,
+        summary=summary,
+        metrics={f"best_{metric}": best_value},
+        details=record,
+    )
+
+
+def apply_tuned(settings: Settings, workload_name: str) -> Settings:
+    """The settings with the last tuning run's best parameters, if any.
+
+    ``tuned.json`` is ignored (with a warning) when ``LOOPML_PARAMS_FILE`` is
+    set: under DVC, ``params.yaml`` must say what ran.
+
+    Args:
+        settings: the active settings.
+        workload_name: the workload about to train or evaluate.
+
+    Returns:
+        ``settings`` unchanged when there is nothing to apply, else a copy.
+    """
+    path = tuned_path(settings, workload_name)
+    if not path.is_file():
+        return settings
+    if os.environ.get(PARAMS_ENV):
+        log.warning(
+            "ignoring %s: %s pins the parameters; copy the tuned values into "
+            "params.yaml to use them",
+            path,
+            PARAMS_ENV,
+        )
+        return settings
+    record = json.loads(path.read_text(encoding="utf-8"))
+    log.info(
+        "using the parameters tuned by run %s: %s",
+        record.get("parent_run_id"),
+        record["params"],
+    )
+    return get_workload(workload_name).with_params(settings, record["params"])

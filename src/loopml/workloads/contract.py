@@ -1,0 +1,61 @@
+"""The contract every model follows, baselines included (scikit-learn's habit).
+
+* ``__init__`` stores its arguments as same-named attributes and nothing else;
+  ``get_params()`` returns them, so ``type(m)(**m.get_params())`` rebuilds it.
+* ``fit(...)`` learns, sets attributes whose names end in ``_`` (never touches
+  the parameters) and returns ``self``.
+* ``predict`` / ``recommend`` on an unfitted model raise
+  :class:`~loopml.workloads.errors.NotFittedError` (see :func:`check_fitted`).
+
+:func:`registered_models` lists every model of every workload, so one
+parametrised test (``tests/model/test_contract.py``) holds them all to it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
+
+from loopml.workloads.errors import NotFittedError
+
+#: Where each workload keeps its ``MODELS`` registry (name -> class/factory).
+MODEL_REGISTRIES: dict[str, str] = {
+    "demand": "loopml.workloads.demand.models",
+    "recsys": "loopml.workloads.recsys.models",
+}
+
+
+@runtime_checkable
+class Model(Protocol):
+    """What every model shares, whatever it predicts."""
+
+    def get_params(self) -> dict[str, object]:
+        """The constructor arguments."""
+        ...
+
+
+def check_fitted(model: object, attribute: str) -> None:
+    """Refuse a model that has not learned ``attribute`` yet.
+
+    Args:
+        model: the model asked to predict or recommend.
+        attribute: a ``_``-suffixed attribute that ``fit`` sets.
+
+    Raises:
+        NotFittedError: naming the model and what to call first.
+    """
+    if getattr(model, attribute, None) is None:
+        raise NotFittedError(
+            f"{type(model).__name__} is not fitted yet: call fit(...) before "
+            "predicting or recommending"
+        )
+
+
+def registered_models() -> dict[str, Callable[[], Any]]:
+    """Every registered model as ``"<workload>.<model>"`` -> default factory."""
+    models: dict[str, Callable[[], Any]] = {}
+    for workload, module in MODEL_REGISTRIES.items():
+        registry = importlib.import_module(module).MODELS
+        models.update({f"{workload}.{name}": f for name, f in registry.items()})
+    return models

@@ -1,0 +1,68 @@
+"""The promotion gate's holdout for recsys: the latest ``test_days`` days.
+
+Every registered recommender and the rule-based baseline (segment popularity
+fitted on the interactions before the cut) rank items for the users of the
+last ``test_days``; relevance is what each user took in that period and had
+not taken before. Training stops at the same cut, so no scored model has
+seen the holdout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from loopml.config import RecsysSettings
+from loopml.workloads.recsys.evaluate import evaluate_recommender, time_split
+from loopml.workloads.recsys.models import SegmentPopularity
+from loopml.workloads.recsys.tables import RecsysData
+
+BASELINE = "baseline"
+#: The k of the gate's metrics: the primary metric is ndcg_at_10.
+GATE_K = 10
+SEGMENT_PREFIX = f"ndcg_at_{GATE_K}_segment_"
+
+
+def holdout_metrics(
+    cfg: RecsysSettings, data: pd.DataFrame, models: Mapping[str, Any]
+) -> dict[str, dict[str, float]]:
+    """Score fitted recommenders (``.recommender`` of each python model).
+
+    Returns:
+        Per name (and ``baseline``): precision/recall/NDCG/MAP at ``k`` and
+        10, ``coverage``, ``ndcg_at_10_segment_<segment>`` and the cold slice.
+    """
+    tables = RecsysData.from_frame(data)
+    train, test = time_split(tables.interactions, cfg.test_days)
+    baseline = SegmentPopularity(window_days=cfg.window_days).fit(
+        tables.with_interactions(train)
+    )
+    recommenders = {name: model.recommender for name, model in models.items()}
+    scores: dict[str, dict[str, float]] = {}
+    for name, recommender in {**recommenders, BASELINE: baseline}.items():
+        scores[name] = evaluate_recommender(
+            recommender,
+            train,
+            test,
+            tables.users,
+            k_values=sorted({GATE_K, cfg.k}),
+            cold_threshold=cfg.cold_threshold,
+            slice_k=GATE_K,
+        )
+    return scores
+
+
+def check_recommendations(answer: pd.DataFrame, k: int) -> list[str]:
+    """Problems of a ``RecsysModel.predict`` answer: k distinct, finite items."""
+    problems = []
+    counts = answer.groupby("user_id")["item_id"].agg(["size", "nunique"])
+    if (counts["size"] != counts["nunique"]).any():
+        problems.append("a user got the same item twice")
+    if (counts["size"] > k).any():
+        problems.append(f"a user got more than {k} items")
+    if answer.empty or not np.isfinite(answer["score"].to_numpy(float)).all():
+        problems.append("no recommendations, or a NaN/infinite score")
+    return problems

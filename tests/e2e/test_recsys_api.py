@@ -1,0 +1,141 @@
+"""`loopml run -w recsys` batch-scores, then the recommendations route over HTTP."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+
+import conftest
+
+LOOPML = [sys.executable, "-m", "loopml.cli"]
+K = 10  # settings.recsys.k, what the batch keeps per user
+
+
+def _cli(home: Path, *args: str) -> str:
+    result = subprocess.run(
+        [*LOOPML, *args],
+        env=conftest.subprocess_env(home, COLUMNS="2000"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, f"loopml {args}:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A home on which `loopml run -w recsys` completed, batch included."""
+    home = tmp_path_factory.mktemp("recsys-e2e") / "home"
+    out = _cli(home, "run", "-w", "recsys")
+    assert "recsys champion: version 1" in out
+    assert any(line.startswith("batch") for line in out.splitlines()), out
+    return home
+
+
+@pytest.fixture(scope="module")
+def url(home: Path) -> Iterator[str]:
+    """`loopml serve` on an ephemeral port (only recsys has a champion)."""
+    port = conftest.free_port()
+    proc = subprocess.Popen(
+        [*LOOPML, "serve", "--port", str(port)],
+        env=conftest.subprocess_env(home),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        conftest.wait_ready(url, proc)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def history(home: Path) -> pd.DataFrame:
+    return pd.read_parquet(home / "data" / "recsys" / "validated.parquet")
+
+
+def _get(url: str, user: str, **params: object) -> httpx.Response:
+    return httpx.get(
+        f"{url}/v1/recsys/users/{user}/recommendations", params=params, timeout=30
+    )
+
+
+def test_ready_with_only_the_recsys_champion(url: str) -> None:
+    body = httpx.get(f"{url}/readyz").json()
+    assert body["models"] == {"recsys": "1"}
+    assert "demand" in body["detail"]
+
+
+def test_known_user_gets_the_days_batch_with_reasons(
+    url: str, history: pd.DataFrame
+) -> None:
+    user = str(history["user_id"].iloc[len(history) // 2])
+    response = _get(url, user, k=5)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["source"] == "batch" and body["model_version"] == "1"
+    last = history["timestamp"].max().date()
+    assert body["batch_date"] == (last + dt.timedelta(days=1)).isoformat()
+    items = [i["item_id"] for i in body["items"]]
+    assert len(items) == len(set(items)) == 5
+    assert [i["rank"] for i in body["items"]] == [1, 2, 3, 4, 5]
+    taken = set(history.loc[history["user_id"] == user, "item_id"])
+    assert not set(items) & taken
+    for item in body["items"]:
+        assert item["reason"].startswith(("because you took", "popular with"))
+    # The batch says what live scoring says (k above the batch's is live).
+    live = _get(url, user, k=K + 5).json()
+    assert live["source"] == "live"
+    assert [i["item_id"] for i in live["items"][:5]] == items
+
+
+def test_unknown_user_with_a_segment_gets_segment_results(
+    url: str, history: pd.DataFrame
+) -> None:
+    segment = str(history["segment"].iloc[0])
+    response = _get(url, "new-hire-0001", k=4, segment=segment)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["source"] == "live" and body["segment"] == segment
+    assert len({i["item_id"] for i in body["items"]}) == 4
+    assert all(i["reason"] == f"popular with {segment}s" for i in body["items"])
+
+
+def test_unknown_user_without_segment_is_404(url: str) -> None:
+    response = _get(url, "nobody-we-know")
+    assert response.status_code == 404
+    detail = response.json()["detail"]
+    assert "nobody-we-know" in detail and "segment" in detail
+
+
+@pytest.mark.parametrize("k", [0, 101])
+def test_k_out_of_range_is_422_naming_k(url: str, k: int) -> None:
+    response = _get(url, "U0001", k=k)
+    assert response.status_code == 422
+    assert [e["loc"] for e in response.json()["detail"]] == [["query", "k"]]
+
+
+def test_unknown_segment_is_422_naming_segment(url: str) -> None:
+    response = _get(url, "new-hire-0002", segment="astronaut")
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["query", "segment"]
+
+
+def test_a_new_batch_file_is_served_without_restart(
+    url: str, home: Path, history: pd.DataFrame
+) -> None:
+    user = str(history["user_id"].iloc[0])
+    day = "2031-01-01"
+    _cli(home, "batch", "--date", day)
+    body = _get(url, user, k=3).json()
+    assert body["source"] == "batch" and body["batch_date"] == day

@@ -1,0 +1,236 @@
+"""The daily recsys batch: replace-not-duplicate, valid top-k, and crash safety.
+
+One tiny home is built per module (ingest, validate, train; the version is
+made champion directly: the promotion gate is not what is tested here).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import conftest
+from loopml.config import Settings, load_settings
+from loopml.pipeline import run_stage
+from loopml.registry import CHAMPION, set_alias
+from loopml.runtime import configure_environment
+from loopml.stages import batch
+from loopml.stages.common import StageError
+
+PG_URI = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+K = 10  # settings.recsys.k
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A home with a trained recsys champion (version 1); env set for the module."""
+    home = tmp_path_factory.mktemp("batch") / "home"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LOOPML_HOME", str(home))
+        patch.setenv("LOOPML_PROFILE", "default")
+        patch.setenv("LOOPML_CONFIG_DIR", str(conftest.REPO / "configs"))
+        for key, value in conftest.TINY_ENV.items():
+            patch.setenv(key, value)
+        settings = load_settings("default")
+        configure_environment(settings.home)
+        for stage in ("ingest", "validate", "train"):
+            run_stage(stage, settings, "recsys")
+        set_alias("recsys", CHAMPION, "1")
+        yield home
+
+
+@pytest.fixture()
+def settings(home: Path) -> Settings:
+    return load_settings("default")
+
+
+def _sql(settings: Settings, day: dt.date) -> pd.DataFrame:
+    with sqlite3.connect(settings.home / "batch" / "recsys.db") as connection:
+        return pd.read_sql_query(
+            "select user_id, rank, item_id, score, reason, model_version "
+            "from recommendations where date = ? order by user_id, rank",
+            connection,
+            params=(day.isoformat(),),
+        )
+
+
+def _parquet(settings: Settings, day: dt.date) -> pd.DataFrame:
+    frame = pd.read_parquet(batch.result_path(settings, "recsys", day))
+    return frame.sort_values(["user_id", "rank"]).reset_index(drop=True)
+
+
+def test_a_day_run_twice_leaves_one_set_of_results(settings: Settings) -> None:
+    day, other = dt.date(2030, 1, 1), dt.date(2030, 1, 2)
+    first = batch.run(settings, "recsys", day)
+    assert first.status == "ok"
+    users = first.details["users"]
+    assert users > 100 and first.details["rows"] == users * K
+    before = _sql(settings, day)
+    batch.run(settings, "recsys", other)
+    again = batch.run(settings, "recsys", day)
+    assert again.details["rows"] == users * K
+
+    for frame in (_sql(settings, day), _parquet(settings, day)):
+        assert len(frame) == users * K
+        assert not frame.duplicated(["user_id", "rank"]).any()
+    pd.testing.assert_frame_equal(_sql(settings, day), before)
+    # The other day is untouched, and the only other file in the folder.
+    assert len(_sql(settings, other)) == users * K
+    files = sorted(
+        p.name for p in batch.batch_dir(settings, "recsys").glob("*.parquet")
+    )
+    assert files == ["date=2030-01-01.parquet", "date=2030-01-02.parquet"]
+
+
+def test_results_are_k_distinct_unconsumed_items_per_user(settings: Settings) -> None:
+    day = dt.date(2030, 2, 1)
+    batch.run(settings, "recsys", day)
+    frame = _parquet(settings, day)
+    pd.testing.assert_frame_equal(
+        frame.drop(columns=["date"]), _sql(settings, day), check_dtype=False
+    )
+    assert (frame["date"] == day).all() and (frame["model_version"] == "1").all()
+    validated = pd.read_parquet(settings.data_dir("recsys") / "validated.parquet")
+    assert set(frame["user_id"]) == set(validated["user_id"])
+    per_user = frame.groupby("user_id")
+    assert (per_user["item_id"].nunique() == K).all()
+    assert per_user["rank"].apply(lambda r: list(r) == list(range(1, K + 1))).all()
+    assert per_user["score"].apply(lambda s: s.is_monotonic_decreasing).all()
+    consumed = frame.merge(validated[["user_id", "item_id"]].drop_duplicates())
+    assert consumed.empty, f"already consumed items recommended:\n{consumed}"
+    assert frame["reason"].str.len().gt(0).all()
+    assert frame["reason"].str.startswith(("because you took", "popular")).all()
+
+
+def test_default_day_is_the_day_after_the_last_interaction(
+    settings: Settings,
+) -> None:
+    result = batch.run(settings, "recsys")
+    validated = pd.read_parquet(settings.data_dir("recsys") / "validated.parquet")
+    last = validated["timestamp"].max().date()
+    assert result.details["date"] == (last + dt.timedelta(days=1)).isoformat()
+
+
+def test_no_champion_or_no_batch_is_skipped_or_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings: Settings
+) -> None:
+    assert batch.run(settings, "demand").status == "skipped"
+    monkeypatch.setenv("LOOPML_HOME", str(tmp_path / "empty"))
+    empty = load_settings("default")
+    configure_environment(empty.home)
+    skipped = batch.run(empty, "recsys")
+    assert skipped.status == "skipped" and "no recsys champion" in skipped.summary
+    with pytest.raises(StageError, match="no recsys champion"):
+        batch.run(empty, "recsys", require_champion=True)
+
+
+def test_kill_9_mid_write_leaves_the_previous_results(
+    home: Path, settings: Settings
+) -> None:
+    day = dt.date(2030, 3, 1)
+    batch.run(settings, "recsys", day)
+    path = batch.result_path(settings, "recsys", day)
+    parquet_before, sql_before = path.read_bytes(), _sql(settings, day)
+    assert len(sql_before) > 0
+    # A run that would write 3 items per user, paused before commit and swap.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "loopml.cli", "batch", "--date", day.isoformat()],
+        env=conftest.subprocess_env(
+            home, LOOPML_RECSYS__K="3", **{batch.PAUSE_ENV: "120"}
+        ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        temp: list[Path] = []
+        while not temp and time.monotonic() < deadline:
+            assert proc.poll() is None, "the batch ended before it could be killed"
+            temp = list(path.parent.glob(f".{path.name}.*.tmp"))
+            time.sleep(0.2)
+        assert temp, "the batch never wrote its temp file"
+        log = home / "logs" / "loopml.log"
+        while time.monotonic() < deadline and batch.PAUSE_ENV not in log.read_text():
+            time.sleep(0.2)  # until it sleeps inside the open transaction
+        assert batch.PAUSE_ENV in log.read_text(), "the batch never paused"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    # Both stores still hold the previous results, whole.
+    assert path.read_bytes() == parquet_before
+    pd.testing.assert_frame_equal(_sql(settings, day), sql_before)
+    assert len(_sql(settings, day)) == len(sql_before)
+    # The next run of the day takes over: its results, no leftovers.
+    batch.run(settings, "recsys", day)
+    assert not list(path.parent.glob(f".{path.name}.*.tmp"))
+    assert len(_sql(settings, day)) == len(sql_before)
+
+
+def _postgres_reachable() -> str | None:
+    try:
+        import psycopg2
+
+        psycopg2.connect(
+            host="127.0.0.1",
+            port=5432,
+            user="postgres",
+            dbname="test",
+            connect_timeout=3,
+        ).close()
+    except Exception as error:  # noqa: BLE001 - any failure means "skip"
+        return f"PostgreSQL at 127.0.0.1:5432/test is unreachable: {error}"
+    return None
+
+
+def test_production_profile_writes_to_postgresql(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    production = load_settings("production", home=home)
+    assert batch.database_url(production, "recsys") == PG_URI
+    reason = _postgres_reachable()
+    if reason:
+        pytest.skip(reason)
+    from sqlalchemy import create_engine, delete, func, select
+
+    # The table in the shared database; the model from this home's registry.
+    monkeypatch.setenv("LOOPML_RECSYS__BATCH_DB", PG_URI)
+    settings = load_settings("default")
+    # A day of its own, far from any real one, so parallel runs never meet.
+    day = dt.date(1901, 1, 1) + dt.timedelta(days=uuid.uuid4().int % 20_000)
+    table = batch.result_table()
+    engine = create_engine(PG_URI)
+    try:
+        first = batch.run(settings, "recsys", day)
+        second = batch.run(settings, "recsys", day)
+        assert first.details["rows"] == second.details["rows"] > 0
+        with engine.connect() as connection:
+            count = connection.execute(
+                select(func.count()).select_from(table).where(table.c.date == day)
+            ).scalar_one()
+            distinct = connection.execute(
+                select(func.count()).select_from(
+                    select(table.c.user_id, table.c.rank)
+                    .where(table.c.date == day)
+                    .distinct()
+                    .subquery()
+                )
+            ).scalar_one()
+        assert count == distinct == second.details["rows"]
+    finally:
+        with engine.begin() as connection:
+            connection.execute(delete(table).where(table.c.date == day))
+        engine.dispose()

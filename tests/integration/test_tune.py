@@ -1,0 +1,87 @@
+"""``loopml tune`` on tiny demand data: real Ray, real MLflow, nested runs.
+
+4 trials, 2 at once, 2 backtest folds each (ASHA may stop a trial after the
+first); the best parameters land in ``tuned.json`` and reach the next train.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from loopml.config import load_settings
+from loopml.params import PARAMS_ENV
+from loopml.pipeline import run_stage
+from loopml.runtime import configure_environment
+from loopml.stages.tune import apply_tuned, tuned_path
+from loopml.workloads.base import get_workload
+
+log = logging.getLogger(__name__)
+
+
+def test_tune_runs_parallel_nested_trials_and_keeps_the_best(
+    tiny_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(PARAMS_ENV, raising=False)
+    monkeypatch.setenv("LOOPML_TUNE__NUM_SAMPLES", "4")
+    monkeypatch.setenv("LOOPML_TUNE__MAX_CONCURRENT", "2")
+    settings = load_settings("default")
+    configure_environment(settings.home)
+    for stage in ("ingest", "validate"):
+        run_stage(stage, settings, "demand")
+    token_before = os.environ.get("RAY_AUTH_TOKEN_PATH")
+
+    started = time.perf_counter()
+    timed = run_stage("tune", settings, "demand")
+    log.info(
+        "tune stage: %.1fs: %s", time.perf_counter() - started, timed.result.summary
+    )
+
+    record = json.loads(tuned_path(settings, "demand").read_text(encoding="utf-8"))
+    space = get_workload("demand").search_space(settings)
+    assert set(record["params"]) == set(space)
+    for name, param in space.items():
+        assert param.low <= record["params"][name] <= param.high
+    assert record["n_trials"] == 4
+
+    client = MlflowClient(settings.tracking_uri)
+    parent = client.get_run(record["parent_run_id"])
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["loopml.stage"] == "tune"
+    children = client.search_runs(
+        [parent.info.experiment_id],
+        filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'",
+    )
+    assert len(children) == 4
+    assert {c.info.status for c in children} <= {"FINISHED", "KILLED"}
+    completed = [
+        c for c in children if c.data.tags["loopml.tune.status"] == "completed"
+    ]
+    assert completed
+    for child in completed:
+        history = client.get_metric_history(child.info.run_id, "wape")
+        assert [m.step for m in history] == [1, 2]  # one report per fold
+    best = min(c.data.metrics["wape"] for c in completed)
+    assert record["value"] == pytest.approx(best)
+    assert parent.data.metrics["best_wape"] == pytest.approx(best)
+
+    # Two trials at once: some trial started before another one had finished.
+    spans = sorted((c.info.start_time, c.info.end_time) for c in children)
+    assert any(
+        later[0] < earlier[1] for earlier, later in zip(spans, spans[1:], strict=False)
+    )
+
+    # Ray stayed under the home, and its token variable did not leak.
+    assert (settings.home / "ray_results").is_dir()
+    assert (settings.home / "ray" / "auth_token").is_file()
+    assert os.environ.get("RAY_AUTH_TOKEN_PATH") == token_before
+
+    tuned = apply_tuned(settings, "demand")
+    assert tuned.demand.model.num_leaves == record["params"]["num_leaves"]
+    assert tuned.demand.model.learning_rate == record["params"]["learning_rate"]
