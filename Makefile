@@ -35,10 +35,11 @@ run: setup ## Run the whole loop (pass options with ARGS="--dataset online-retai
 test: setup lint ## Lint, then run every test
 	$(BIN)/pytest -q $(ARGS)
 
-lint: setup ## ruff check + ruff format --check + mypy --strict on src/
+lint: setup ## ruff check + ruff format --check + mypy --strict on src/ + secret scan
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy --strict src
+	$(BIN)/python -m loopml.secret_scan
 
 fmt: setup ## Format and fix what ruff can
 	$(BIN)/ruff check --fix src tests
