@@ -44,9 +44,12 @@ DatasetOpt = Annotated[
     typer.Option(
         help="Data source: 'generated' (seeded generator), 'online-retail' "
         "(UCI Online Retail parquet) or 'bike-sharing' (UCI Bike Sharing "
-        "day.csv); see --data-path.",
+        "day.csv); see --data-path. 'generated' and 'online-retail' apply to "
+        "both workloads, 'bike-sharing' to demand only.",
     ),
 ]
+#: --dataset values the recsys workload reads as well as demand.
+RECSYS_DATASETS = ("generated", "online-retail")
 DataPathOpt = Annotated[
     Path | None,
     typer.Option(
@@ -69,6 +72,9 @@ def _settings(**demand: Any) -> Settings:
 
     overrides = {k: v for k, v in demand.items() if v is not None}
     kwargs: dict[str, Any] = {"demand": overrides} if overrides else {}
+    # A dataset both workloads can read (online-retail) applies to recsys too.
+    if overrides.get("dataset") in RECSYS_DATASETS:
+        kwargs["recsys"] = overrides
     try:
         # LOOPML_PARAMS_FILE (set by dvc.yaml) lays params.yaml under the options.
         kwargs = apply_params_file(kwargs)
@@ -388,7 +394,11 @@ def run(
         ),
     ] = False,
 ) -> None:
-    """Run the whole loop: ingest, validate, features, train, evaluate, promote."""
+    """Run the whole loop: ingest, validate, features, train, evaluate, promote, batch.
+
+    Each workload stops at its first failed stage; the others go on. With
+    --dataset online-retail both workloads read the UCI Online Retail file.
+    """
     from loopml.pipeline import TimedResult, run_loop
     from loopml.status import collect
     from loopml.workloads.base import WORKLOADS
