@@ -11,7 +11,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 ARGS ?=
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: help setup lock run test lint fmt serve ui clean
+.PHONY: help setup lock run test lint fmt audit serve ui clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -40,6 +40,9 @@ lint: setup ## ruff check + ruff format --check + mypy --strict on src/ + secret
 	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy --strict src
 	$(BIN)/python -m loopml.secret_scan
+
+audit: setup ## pip-audit of requirements.lock (needs PyPI's JSON API; fails when a package cannot be audited)
+	$(BIN)/pip-audit --requirement requirements.lock --no-deps --disable-pip --strict --progress-spinner off
 
 fmt: setup ## Format and fix what ruff can
 	$(BIN)/ruff check --fix src tests
