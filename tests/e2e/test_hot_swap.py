@@ -104,6 +104,12 @@ def test_promotion_and_rollback_swap_without_failed_requests(tmp_path: Path) -> 
 
         _ok(home, "rollback", "-w", "demand", "--reason", "e2e test")
         client.wait_for("1")
+
+        # A worse model (a single tree) is refused; the service stays on v1.
+        for stage in ("train", "evaluate", "promote"):
+            _ok(home, stage, "-w", "demand", LOOPML_DEMAND__MODEL__N_ESTIMATORS="1")
+        time.sleep(float(POLL) * 4)
+        assert client.last_version == "1"
         client.stop.set()
         client.join(timeout=30)
     finally:
@@ -114,6 +120,9 @@ def test_promotion_and_rollback_swap_without_failed_requests(tmp_path: Path) -> 
     assert client.versions["1"] > 0 and client.versions["2"] > 0
     history = _ok(home, "history", "-w", "demand")
     assert "rollback" in history and "e2e test" in history
+    refused = history.strip().splitlines()[-2]  # the last row, above the border
+    assert "reject" in refused and "wape" in refused, history
+    assert client.versions["3"] == 0
     # Nothing left to roll back to: a clear error, the champion unchanged.
     failed = subprocess.run(
         [*LOOPML, "rollback", "-w", "demand"],

@@ -27,6 +27,17 @@ if TYPE_CHECKING:
 
 def parse_rows(records: Sequence[Any], loc: tuple[str | int, ...]) -> list[DemandRow]:
     """Validate raw records as ``DemandRow``; a 422 names the failing field."""
+    if not records:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "too_short",
+                    "loc": loc,
+                    "msg": "no rows: give at least one row to forecast",
+                    "input": [],
+                }
+            ]
+        )
     rows: list[DemandRow] = []
     errors: list[dict[str, Any]] = []
     for i, record in enumerate(records):

@@ -1,0 +1,120 @@
+"""Fault injection: ``kill -9`` in the middle of train and of promote.
+
+Whenever the process dies, the ``champion`` alias must be either unchanged
+or fully moved, always on a complete, loadable version; the registry and the
+feature store must still open; and the next run must simply work. The kills
+land at several moments of each command (no hook in the code: real timing),
+so a crash before, during and after the registry writes is covered.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+import conftest
+from loopml.config import load_settings
+from loopml.feature_store.repo import open_store
+from loopml.pipeline import run_stage
+from loopml.registry import CHAMPION, get_alias
+from loopml.runtime import configure_environment
+from loopml.tracking import setup_mlflow
+
+LOOPML = [sys.executable, "-m", "loopml.cli"]
+#: Seconds after start at which each attempt is killed.
+DELAYS = (3.0, 8.0)
+
+
+def _kill_after(home: Path, delay: float, *args: str, **env: str) -> int | None:
+    """Start ``loopml ARGS``, SIGKILL it after ``delay`` s; its exit status."""
+    proc = subprocess.Popen(
+        [*LOOPML, *args],
+        env=conftest.subprocess_env(home, **env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        proc.wait(timeout=delay)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    return proc.returncode
+
+
+def _ok(home: Path, *args: str, **env: str) -> None:
+    result = subprocess.run(
+        [*LOOPML, *args],
+        env=conftest.subprocess_env(home, **env),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, f"loopml {args}:\n{result.stdout}\n{result.stderr}"
+
+
+def _champion_is_whole(rows: pd.DataFrame) -> str:
+    """The champion's version: READY in the registry, loads and predicts."""
+    champion = get_alias("demand", CHAMPION)
+    assert champion is not None
+    version = MlflowClient().get_model_version("demand", champion.version)
+    assert version.status == "READY"
+    model = mlflow.pyfunc.load_model(f"models:/demand/{champion.version}")
+    forecasts = model.predict(rows)
+    assert len(forecasts) == len(rows) and forecasts["forecast"].notna().all()
+    return str(champion.version)
+
+
+@pytest.mark.slow
+def test_kill_9_during_train_and_promote_keeps_a_whole_champion(
+    tiny_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tiny_env
+    # v1: a deliberately small model, so that a normal one beats it.
+    monkeypatch.setenv("LOOPML_DEMAND__MODEL__N_ESTIMATORS", "20")
+    settings = load_settings("default")
+    configure_environment(settings.home)
+    for stage in ("ingest", "validate", "features", "train", "evaluate", "promote"):
+        run_stage(stage, settings, "demand")
+    setup_mlflow(settings)
+    validated = pd.read_parquet(settings.data_dir("demand") / "validated.parquet")
+    origin = validated["date"].max()
+    rows = pd.DataFrame(
+        {
+            "store_id": ["S01", "S02"],
+            "item_id": ["I001", "I002"],
+            "date": [f"{origin + pd.Timedelta(days=1):%Y-%m-%d}"] * 2,
+            "price": [2.5, 2.5],
+            "promo": [0, 1],
+            "holiday": [0, 0],
+        }
+    )
+    first = _champion_is_whole(rows)
+
+    # Train killed at several moments: the champion never moves.
+    for delay in DELAYS:
+        _kill_after(home, delay, "train", "-w", "demand")
+        assert _champion_is_whole(rows) == first
+    assert open_store(settings).list_feature_views()  # the store still opens
+
+    # A better challenger, evaluated; promote killed at several moments.
+    relaxed = {"LOOPML_GATE__GUARD_TOLERANCE": "1"}
+    _ok(home, "train", "-w", "demand", **relaxed)
+    _ok(home, "evaluate", "-w", "demand", **relaxed)
+    candidate = get_alias("demand", "challenger")
+    assert candidate is not None and str(candidate.version) != first
+    seen = set()
+    for delay in DELAYS:
+        _kill_after(home, delay, "promote", "-w", "demand", **relaxed)
+        seen.add(_champion_is_whole(rows))
+    assert seen <= {first, str(candidate.version)}  # old or new, nothing else
+    # Whatever was cut short, a complete promote leaves the challenger champion.
+    _ok(home, "promote", "-w", "demand", **relaxed)
+    assert _champion_is_whole(rows) == str(candidate.version)
