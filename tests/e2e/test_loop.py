@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -55,10 +56,12 @@ def looped_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def server(looped_home: Path) -> Iterator[str]:
     """`loopml serve` on an ephemeral port, stopped after the tests."""
     port = _free_port()
+    # To a file, not a pipe nobody reads: a full pipe would block the server.
+    output = (looped_home.parent / "serve.log").open("w", encoding="utf-8")
     proc = subprocess.Popen(
         [*LOOPML, "serve", "--port", str(port)],
         env=conftest.subprocess_env(looped_home, LOOPML_ADMIN_TOKEN=ADMIN_TOKEN),
-        stdout=subprocess.PIPE,
+        stdout=output,
         stderr=subprocess.STDOUT,
         text=True,
     )
@@ -72,9 +75,9 @@ def server(looped_home: Path) -> Iterator[str]:
             except httpx.TransportError:
                 pass
             if proc.poll() is not None:
-                raise AssertionError(
-                    f"server exited: {proc.stdout.read() if proc.stdout else ''}"
-                )
+                output.flush()
+                log = (looped_home.parent / "serve.log").read_text(encoding="utf-8")
+                raise AssertionError(f"server exited: {log}")
             time.sleep(0.3)
         else:
             raise AssertionError("server did not become ready in 90 s")
@@ -82,6 +85,7 @@ def server(looped_home: Path) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+        output.close()
 
 
 def _status(home: Path) -> dict[str, object]:
@@ -251,3 +255,75 @@ def test_pushed_sales_reach_the_next_prediction(server: str, looped_home: Path) 
     assert forecast["sales_today_as_of"].startswith(
         f"{last + pd.Timedelta(days=1):%Y-%m-%d}T15:00"
     )
+
+
+# Last in this module: it sends a flood of garbage to the shared server.
+FUZZ_CASES = 1500  # budget; some routes run out of distinct cases, >= 1000 sent
+
+
+def test_fuzzing_the_openapi_schema_gives_no_5xx(server: str) -> None:
+    """schemathesis: valid and invalid requests for every route of the schema.
+
+    No answer may be a 5xx, and every 4xx must say what was wrong (a JSON
+    ``detail``). Positive and negative generation, shared budget per route.
+    """
+    import hypothesis
+    import schemathesis
+    from hypothesis import HealthCheck, Phase
+    from schemathesis import GenerationMode
+
+    schema = schemathesis.openapi.from_url(f"{server}/openapi.json")
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) >= 8  # demand, recsys, protocols, ops and admin routes
+    modes = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+    # The budget goes to routes that take input; the others have one request.
+    spec = httpx.get(f"{server}/openapi.json").json()["paths"]
+    takes_input = [
+        o
+        for o in operations
+        if {"parameters", "requestBody"} & set(spec[o.path][o.method.lower()])
+    ]
+    per_run = -(-FUZZ_CASES // (len(takes_input) * len(modes)))
+    statuses: Counter[int] = Counter()
+    problems: list[str] = []
+    skipped: list[str] = []
+    for operation in operations:
+        for mode in modes:
+
+            @hypothesis.settings(
+                max_examples=per_run if operation in takes_input else 5,
+                deadline=None,
+                database=None,
+                derandomize=True,
+                phases=[Phase.generate],
+                suppress_health_check=list(HealthCheck),
+            )
+            @hypothesis.given(case=operation.as_strategy(generation_mode=mode))
+            def fuzz(case: schemathesis.Case) -> None:
+                response = case.call(base_url=server, timeout=30)
+                statuses[response.status_code] += 1
+                label = f"{case.method} {case.formatted_path} -> {response.status_code}"
+                if response.status_code >= 500:
+                    problems.append(f"{label}: {response.text[:300]}")
+                elif response.status_code >= 400:
+                    try:
+                        detail = response.json().get("detail")
+                    except ValueError:
+                        detail = None
+                    if not detail:
+                        problems.append(
+                            f"{label} without a detail: {response.text[:200]}"
+                        )
+
+            try:
+                fuzz()
+            except hypothesis.errors.Unsatisfiable:
+                # A route without parameters or body has no invalid request.
+                assert mode is GenerationMode.NEGATIVE, operation.label
+                skipped.append(operation.label)
+    total = sum(statuses.values())
+    print(f"fuzzing: {total} requests {dict(statuses)}; no invalid case: {skipped}")
+    assert total >= 1000, statuses
+    assert problems == [], problems[:10]
+    assert any(400 <= s < 500 for s in statuses)  # the invalid ones were refused
+    assert statuses[200] > 0  # and valid ones answered
