@@ -323,6 +323,50 @@ def batch(
 
 
 @app.command()
+def monitor(
+    workload: WorkloadOpt = "demand",
+    date: Annotated[
+        str | None,
+        typer.Option(
+            metavar="YYYY-MM-DD",
+            help="The monitored day: the current window is the last "
+            "monitor.window_days days up to it (default: the last validated day).",
+        ),
+    ] = None,
+) -> None:
+    """Compare the recent data with the champion's training data: drift, quality.
+
+    Data drift per column (normed Wasserstein or PSI, thresholds in the
+    `monitor:` settings), prediction drift and live WAPE (demand), missing
+    data, the model's age. Writes <home>/reports/<workload>/monitor-D.html and
+    .json and <home>/state/<workload>/monitor.json (read by the service's
+    /metrics). Drift posts one alert to LOOPML_ALERT_WEBHOOK_URL per incident
+    and cool-down. Exits 0 when it ran, drift or not; 1 when it could not run.
+    """
+    import datetime as dt
+
+    try:
+        day = None if date is None else dt.date.fromisoformat(date)
+    except ValueError as error:
+        raise typer.BadParameter(
+            f"{date!r} is not a date like 2025-09-01", param_hint="--date"
+        ) from error
+    settings = _settings()
+    from loopml.logs import stage_context
+    from loopml.stages import monitor as monitor_stage
+    from loopml.stages.common import StageError
+
+    try:
+        with stage_context("monitor"):
+            result = monitor_stage.run(settings, workload, day)
+    except (StageError, ValueError, FileNotFoundError) as error:
+        err_console.print(f"[red]monitor failed:[/red] {error}")
+        raise typer.Exit(1) from error
+    colour = "yellow" if result.status == "drift" else "green"
+    console.print(f"[{colour}]monitor[/{colour}] {workload}: {result.summary}")
+
+
+@app.command()
 def tune(
     workload: WorkloadOpt = "demand",
     trials: Annotated[

@@ -96,6 +96,8 @@ def entry_records(entry: _Entry) -> list[dict[str, Any]]:
 
 def partition(root: Path, workload: str, day: dt.date) -> Path:
     """The folder of one workload's predictions of one UTC day."""
+    if isinstance(day, dt.datetime):  # a timestamp would name the folder by time
+        day = day.date()
     return root / workload / f"{PREFIX}{day.isoformat()}"
 
 
@@ -128,7 +130,11 @@ def read_log(
     folder = root / workload
     frames: list[pd.DataFrame] = []
     for part in sorted(folder.glob(f"{PREFIX}*")):
-        day = dt.date.fromisoformat(part.name.removeprefix(PREFIX))
+        try:
+            day = dt.date.fromisoformat(part.name.removeprefix(PREFIX))
+        except ValueError:
+            log.warning("skipped %s: not a date=YYYY-MM-DD partition", part)
+            continue
         if (since and day < since) or (until and day > until):
             continue
         frames.extend(pd.read_parquet(p) for p in sorted(part.glob("part-*.parquet")))

@@ -1,10 +1,11 @@
 """What ``loopml monitor`` watches for demand, and how it measures it.
 
 **Drift columns.** Pooled raw sales are a mixture of series whose levels
-differ by two orders of magnitude, moved by seasons and holidays: measured
-on the generator, a week's pooled sales moved by up to 0.64 reference SDs
-with no drift at all, more than a real x1.5 level shift moved them
-(docs/monitoring.md). So the columns are made comparable first:
+differ by two orders of magnitude, so their standard deviation is mostly
+the spread between series: measured on the generator, a real x1.6 level
+shift moved a week's pooled sales by 0.34 reference SDs (median), hardly
+more than the 0.27 they moved without drift (docs/monitoring.md). So the
+columns are made comparable first:
 
 * ``sales_index``: a day's sales divided by the series' mean sales on that
   weekday in the reference window, on regular days only (no promotion, no
@@ -19,11 +20,19 @@ with no drift at all, more than a real x1.5 level shift moved them
 holiday always differs from eight weeks of reference, and nothing is wrong.
 
 **Reference.** The last ``monitor.reference_days`` days of the champion's
-training data (up to its forecast origin); **current**: the last
-``monitor.window_days`` days up to the monitored day.
+training data, ending at its last training day or the day before the current
+window, whichever is earlier; **current**: the last ``monitor.window_days``
+days up to the monitored day.
 
-**Performance.** Logged forecasts (inference log: the API, batch jobs, the
-replay) whose target date has an actual by now: WAPE and bias.
+**Predictions.** ``forecast_index``: one-day-ahead forecasts of the champion
+(each day from the state the day before, as a daily batch would) over the
+series' weekday level, reference days against the current window; the
+served forecasts of the inference log replace the current side when the
+service logged some.
+
+**Performance.** Forecasts whose target date has an actual by now: the
+logged ones (the API, batch jobs, the replay), else the champion's own
+forecasts from its origin (:func:`replayed_forecasts`): WAPE and bias.
 """
 
 from __future__ import annotations
@@ -33,7 +42,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from loopml.workloads.demand.features import KEYS, origin_state
+from loopml.workloads.demand.features import (
+    FEATURE_COLUMNS,
+    HISTORY_DAYS,
+    KEYS,
+    build_features,
+    origin_state,
+)
 
 if TYPE_CHECKING:
     from loopml.config import MonitorSettings
@@ -51,6 +66,49 @@ def _window(data: pd.DataFrame, end: pd.Timestamp, days: int) -> pd.DataFrame:
     return data[(data["date"] > start) & (data["date"] <= end)]
 
 
+def levels(reference: pd.DataFrame) -> pd.DataFrame:
+    """Mean sales per series and weekday on the reference's regular days."""
+    regular = reference[(reference["promo"] == 0) & (reference["holiday"] == 0)]
+    return (
+        regular.assign(dow=regular["date"].dt.dayofweek)
+        .groupby([*KEYS, "dow"], observed=True)["sales"]
+        .mean()
+        .rename("level")
+        .reset_index()
+    )
+
+
+def indexed(frame: pd.DataFrame, level: pd.DataFrame, column: str) -> pd.Series:
+    """``column`` over the series' weekday level; NaN off regular days.
+
+    Args:
+        frame: rows with ``store_id, item_id, date, promo, holiday, column``.
+        level: the output of :func:`levels`.
+        column: the value to index (``sales``, or a forecast).
+
+    Returns:
+        The index, aligned with ``frame``'s rows (1 means "as usual").
+    """
+    dates = pd.to_datetime(frame["date"])
+    keyed = pd.DataFrame(
+        {
+            "store_id": frame["store_id"].astype(str).to_numpy(),
+            "item_id": frame["item_id"].astype(str).to_numpy(),
+            "dow": dates.dt.dayofweek.to_numpy(),
+        }
+    )
+    level = level.assign(
+        store_id=level["store_id"].astype(str), item_id=level["item_id"].astype(str)
+    )
+    joined = keyed.merge(level, on=[*KEYS, "dow"], how="left")
+    regular = (frame["promo"].to_numpy() == 0) & (frame["holiday"].to_numpy() == 0)
+    # A floor of one sale keeps near-empty series from exploding the index.
+    index = frame[column].to_numpy(dtype=float) / joined["level"].clip(
+        lower=1.0
+    ).to_numpy(dtype=float)
+    return pd.Series(np.where(regular, index, np.nan), index=frame.index)
+
+
 def samples(
     data: pd.DataFrame,
     reference_end: pd.Timestamp,
@@ -61,7 +119,8 @@ def samples(
 
     Args:
         data: the validated table.
-        reference_end: the last day of the champion's training data.
+        reference_end: the last day of the reference window (the champion's
+            last training day, and before the current window).
         day: the monitored day (the current window ends there).
         cfg: window and reference lengths.
 
@@ -72,27 +131,114 @@ def samples(
     """
     reference = _window(data, reference_end, cfg.reference_days)
     current = _window(data, day, cfg.window_days)
-    regular = reference[(reference["promo"] == 0) & (reference["holiday"] == 0)]
-    levels = (
-        regular.assign(dow=regular["date"].dt.dayofweek)
-        .groupby([*KEYS, "dow"], observed=True)["sales"]
-        .mean()
-        .rename("level")
-        .reset_index()
-    )
+    level = levels(reference)
 
-    def indexed(frame: pd.DataFrame) -> pd.DataFrame:
-        out = frame.assign(dow=frame["date"].dt.dayofweek).merge(
-            levels, on=[*KEYS, "dow"], how="left"
+    def columns(frame: pd.DataFrame) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "sales_index": indexed(frame, level, "sales").to_numpy(),
+                "price": frame["price"].to_numpy(dtype=float),
+                "promo": frame["promo"].to_numpy(dtype=float),
+            }
         )
-        is_regular = (out["promo"] == 0) & (out["holiday"] == 0)
-        # A floor of one sale keeps near-empty series from exploding the index.
-        index = out["sales"] / out["level"].clip(lower=1.0)
-        out["sales_index"] = index.where(is_regular)
-        out["promo"] = out["promo"].astype(float)
-        return out[NUMERICAL]
 
-    return indexed(reference), indexed(current)
+    return columns(reference), columns(current)
+
+
+def one_day_ahead(
+    model: DemandForecastModel, data: pd.DataFrame, end: pd.Timestamp, days: int
+) -> pd.DataFrame:
+    """The model's forecast of each day in ``end - days + 1 .. end``, one day ahead.
+
+    Each day is forecast from every series' state the day before, with the
+    day's actual price, promotion and holiday: what a daily batch would have
+    predicted. Series without 28 days of history are left out.
+
+    Returns:
+        ``store_id, item_id, date, promo, holiday, forecast``, all days.
+    """
+    first = end - pd.Timedelta(days=days)
+    # The states need 28 days of history before the first origin.
+    recent = data[data["date"] > first - pd.Timedelta(days=HISTORY_DAYS)]
+    frames = []
+    for offset in range(days - 1, -1, -1):
+        target = end - pd.Timedelta(days=offset)
+        origin = target - pd.Timedelta(days=1)
+        state = origin_state(recent, origin)
+        plan = recent[recent["date"] == target].merge(state[KEYS], on=KEYS)
+        if plan.empty:
+            continue
+        rows = model.requests_frame(plan[[*KEYS, "date", "price", "promo", "holiday"]])
+        frames.append(build_features(state, rows, origin))
+    if not frames:
+        return pd.DataFrame(columns=[*KEYS, "date", "promo", "holiday", PREDICTION])
+    features = pd.concat(frames, ignore_index=True)
+    # One predict call for every day: LightGBM's per-call cost dominates.
+    values = model.forecaster.predict(features[FEATURE_COLUMNS])
+    out = features[[*KEYS, "date", "promo", "holiday"]].copy()
+    out[PREDICTION] = np.asarray(values, dtype=np.float64)
+    return out
+
+
+def prediction_samples(
+    reference_rows: pd.DataFrame,
+    current_rows: pd.DataFrame,
+    data: pd.DataFrame,
+    reference_end: pd.Timestamp,
+    cfg: MonitorSettings,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Forecasts indexed by the reference's weekday levels, as drift samples.
+
+    Args:
+        reference_rows: forecasts of reference days (:func:`one_day_ahead`).
+        current_rows: forecasts of the current window, replayed or logged
+            (``store_id, item_id, date, promo, holiday, forecast``).
+        data: the validated table (for the levels).
+        reference_end: the last day of the reference window.
+        cfg: the reference length.
+
+    Returns:
+        ``(reference, current)`` with one column, ``forecast_index``.
+    """
+    level = levels(_window(data, reference_end, cfg.reference_days))
+
+    def column(rows: pd.DataFrame) -> pd.DataFrame:
+        if rows.empty:
+            return pd.DataFrame({"forecast_index": pd.Series(dtype=float)})
+        # Logged rows may lack the flags; the model reads a missing one as 0.
+        rows = rows.reset_index(drop=True).fillna({"promo": 0, "holiday": 0})
+        values = indexed(rows, level, PREDICTION)
+        return pd.DataFrame({"forecast_index": values.to_numpy()})
+
+    return column(reference_rows), column(current_rows)
+
+
+def replayed_forecasts(
+    model: DemandForecastModel, data: pd.DataFrame, day: pd.Timestamp
+) -> pd.DataFrame:
+    """What the champion forecast from its own origin for the days up to ``day``.
+
+    The model bundles its state at its origin (the last training day), so
+    its forecasts of the following ``horizon`` days are the ones it made
+    then; the actual price, promotion and holiday of each day are used.
+
+    Returns:
+        ``store_id, item_id, date, forecast`` (empty when ``day`` is not
+        after the origin).
+    """
+    origin = pd.Timestamp(model.origin)
+    last = min(day, origin + pd.Timedelta(days=model.horizon))
+    rows = data[(data["date"] > origin) & (data["date"] <= last)]
+    rows = rows[
+        [
+            model.known(str(s), str(i))
+            for s, i in zip(*[rows[k] for k in KEYS], strict=True)
+        ]
+    ]
+    if rows.empty:
+        return pd.DataFrame(columns=[*KEYS, "date", PREDICTION])
+    plan = rows[[*KEYS, "date", "price", "promo", "holiday"]].reset_index(drop=True)
+    return plan.assign(forecast=model.forecast(plan))[[*KEYS, "date", PREDICTION]]
 
 
 def quality(data: pd.DataFrame, day: pd.Timestamp, window_days: int) -> dict[str, Any]:

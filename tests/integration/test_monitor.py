@@ -1,0 +1,103 @@
+"""The monitor stage on a real (tiny) loop: reports, state and /metrics."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+
+from loopml.config import load_settings
+from loopml.monitoring.collector import MonitorCollector
+from loopml.monitoring.inference_log import write_part
+from loopml.pipeline import run_stage
+from loopml.runtime import configure_environment
+from loopml.stages import ingest, monitor, validate
+
+NEW_DAYS = 3
+
+
+def test_monitor_writes_reports_state_and_metrics(
+    tiny_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LOOPML_DEMAND__N_DAYS", "240")  # enough for 56 + 28 days
+    settings = load_settings("default")
+    configure_environment(settings.home)
+    for stage in ("ingest", "validate", "features", "train", "evaluate", "promote"):
+        run_stage(stage, settings, "demand")
+    # Days arrive after the champion was trained: its forecasts meet actuals.
+    trained_until = pd.read_parquet(
+        settings.data_dir("demand") / "validated.parquet", columns=["date"]
+    )["date"].max()
+    for offset in range(1, NEW_DAYS + 1):
+        ingest.run(
+            settings, "demand", day=(trained_until + pd.Timedelta(days=offset)).date()
+        )
+        validate.run(settings, "demand")
+
+    started = time.perf_counter()
+    result = monitor.run(settings, "demand")
+    seconds = time.perf_counter() - started
+
+    assert result.status in {"ok", "drift"}
+    day = result.details["date"]
+    reports = settings.home / "reports" / "demand"
+    html = reports / f"monitor-{day}.html"
+    assert html.stat().st_size > 10_000  # Evidently's report, not a stub
+    report = json.loads((reports / f"monitor-{day}.json").read_text())
+    state = json.loads((settings.state_dir("demand") / "monitor.json").read_text())
+    assert state == report
+    assert 0.0 <= state["drift"]["share"] <= 1.0
+    assert set(state["drift"]["columns"]) == {"sales_index", "price", "promo"}
+    assert state["drift"]["columns"]["sales_index"]["judged"] is True
+    assert state["model_age_days"] == NEW_DAYS
+    assert day == str((trained_until + pd.Timedelta(days=NEW_DAYS)).date())
+    performance = state["performance"]
+    assert performance["metric"] == "wape"
+    assert performance["n"] == 8 * NEW_DAYS  # 8 series x the new days
+    assert 0 < performance["value"] < 1
+    assert performance["ratio"] == pytest.approx(
+        performance["value"] / performance["backtest"]
+    )
+    assert state["prediction_drift"]["score"] is not None
+    assert state["quality"]["rows"] == 8 * settings.monitor.window_days
+    assert state["quality"]["missing_share"] == 0.0
+    # The reference ends before the current window starts.
+    assert state["reference"]["end"] < day
+    assert seconds < 30, f"monitor took {seconds:.1f}s"
+
+    registry = CollectorRegistry()
+    registry.register(MonitorCollector(settings))
+    exposition = generate_latest(registry).decode()
+    assert f'loopml_drift_share{{workload="demand"}} {state["drift"]["share"]}' in (
+        exposition
+    )
+    assert 'loopml_feature_drift_score{feature="sales_index",workload="demand"}' in (
+        exposition
+    )
+    assert f'loopml_model_age_days{{workload="demand"}} {NEW_DAYS}.0' in exposition
+    assert 'loopml_live_metric{metric="wape",workload="demand"}' in exposition
+
+    # Forecasts the service logged take over from the replay: 10 % too high.
+    validated = pd.read_parquet(settings.data_dir("demand") / "validated.parquet")
+    window = validated[validated["date"] > trained_until]
+    served = window[["store_id", "item_id", "promo", "holiday"]].assign(
+        store_id=window["store_id"].astype(str),
+        item_id=window["item_id"].astype(str),
+        date=window["date"].dt.strftime("%Y-%m-%d"),
+        forecast=window["sales"] * 1.1,
+        model_version=state["model_version"],
+    )
+    write_part(
+        settings.home / "inference", "demand", window["date"].max().date(), served
+    )
+    logged = monitor.run(settings, "demand")
+    state = json.loads((settings.state_dir("demand") / "monitor.json").read_text())
+    assert logged.details["date"] == day
+    assert state["performance"]["source"] == "inference_log"
+    assert state["performance"]["value"] == pytest.approx(0.1)
+    assert state["performance"]["bias"] == pytest.approx(0.1)
+    assert state["prediction_drift"]["source"] == "inference_log"
