@@ -29,6 +29,8 @@ TINY_ENV = {
     "LOOPML_RECSYS__N_DAYS": "120",
     "LOOPML_RECSYS__ALS_ITERATIONS": "8",
     "LOOPML_RECSYS__RANKER_N_ESTIMATORS": "40",
+    # The monitor stage has its own tests; tiny loops skip it (Evidently import).
+    "LOOPML_MONITOR__IN_RUN": "false",
 }
 
 

@@ -438,10 +438,12 @@ def run(
         ),
     ] = False,
 ) -> None:
-    """Run the whole loop: ingest, validate, features, train, evaluate, promote, batch.
+    """Run the whole loop, from ingest to batch scoring and monitoring.
 
-    Each workload stops at its first failed stage; the others go on. With
-    --dataset online-retail both workloads read the UCI Online Retail file.
+    Stages: ingest, validate, features, train, evaluate, promote, batch,
+    monitor (`monitor.in_run`). Each workload stops at its first failed
+    stage; the others go on. With --dataset online-retail both workloads
+    read the UCI Online Retail file.
     """
     from loopml.pipeline import TimedResult, run_loop
     from loopml.status import collect

@@ -185,6 +185,10 @@ class MonitorSettings(BaseModel):
     an alarm. docs/monitoring.md has the measurements behind the thresholds.
     """
 
+    #: run ``monitor`` as the last stage of ``loopml run`` (it costs the
+    #: Evidently import, ~15 s on a busy 2-core machine, plus a few seconds).
+    in_run: bool = True
+
     #: current sample: the last N days up to the monitored date.
     window_days: int = Field(7, ge=1)
     #: reference sample: the last N days of the champion's training data.

@@ -15,6 +15,7 @@ from loopml.stages import (
     evaluate,
     features,
     ingest,
+    monitor,
     promote,
     train,
     tune,
@@ -35,6 +36,8 @@ STAGES: dict[str, StageFn] = {
     "promote": promote.run,
     # The champion's daily top-k (recsys); skipped for other workloads.
     "batch": batch.run,
+    # Drift, quality and live performance of the champion on the last day.
+    "monitor": monitor.run_in_loop,
 }
 #: Run only when asked (``loopml tune``, ``loopml run --tune``), before train.
 OPTIONAL_STAGES: dict[str, StageFn] = {"tune": tune.run}

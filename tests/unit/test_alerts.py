@@ -161,3 +161,20 @@ def test_the_monitor_stage_opens_and_closes_incidents(
     assert open_incidents(settings, "demand", _doc([], 1.0)) == []  # both close
     assert open_incidents(settings, "demand", _doc(["price"], None)) == ["drift"]
     assert len(received) == 3
+
+
+def test_a_stale_champion_opens_one_incident_until_retrained(
+    tmp_path: Path, receiver: tuple[str, list[dict[str, Any]]]
+) -> None:
+    url, received = receiver
+    settings = _settings(tmp_path, url)
+    limit = settings.retrain.max_age_days
+    assert limit is not None
+    old = {**_doc([], 1.0), "model_age_days": limit + 30}
+    assert open_incidents(settings, "demand", old) == ["stale"]
+    assert open_incidents(settings, "demand", old) == []  # one message per incident
+    assert "retrain.max_age_days" in received[0]["body"]["text"]
+    fresh = {**_doc([], 1.0), "model_age_days": 3}
+    assert open_incidents(settings, "demand", fresh) == []  # closes quietly
+    assert open_incidents(settings, "demand", old) == ["stale"]  # a new incident
+    assert len(received) == 2

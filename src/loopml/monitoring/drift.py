@@ -30,6 +30,7 @@ own.
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -124,8 +125,10 @@ def detect(
     Returns:
         The verdicts; ``share`` is over the judged columns only.
     """
-    from evidently import DataDefinition, Dataset, Report
-    from evidently.presets import DataDriftPreset, DataSummaryPreset
+    with warnings.catch_warnings():  # its own deprecations, not the user's
+        warnings.simplefilter("ignore")
+        from evidently import DataDefinition, Dataset, Report
+        from evidently.presets import DataDriftPreset, DataSummaryPreset
 
     categorical = categorical or []
     kinds = {c: NUMERICAL for c in numerical} | {c: CATEGORICAL for c in categorical}

@@ -177,7 +177,7 @@ def _number(value: Any) -> str:
 
 
 def open_incidents(settings: Settings, workload: str, doc: dict[str, Any]) -> list[str]:
-    """Open (and announce) or close the drift and performance incidents.
+    """Open (and announce) or close the drift, performance and stale incidents.
 
     Args:
         settings: alert settings and the retrain policy's metric ratio.
@@ -207,6 +207,13 @@ def open_incidents(settings: Settings, workload: str, doc: dict[str, Any]) -> li
             f"Report: {doc['reports']['json']}",
         ),
     }
+    max_age = settings.retrain.max_age_days
+    age = doc.get("model_age_days")
+    incidents["stale"] = (
+        max_age is not None and age is not None and int(age) >= max_age,
+        f"the champion's data ends {age} days before the monitored day "
+        f"(limit retrain.max_age_days = {max_age}); retrain it.",
+    )
     posted = []
     for kind, (is_open, text) in incidents.items():
         if not is_open:
@@ -307,3 +314,19 @@ def run(
             "alerts": doc["alerts"],
         },
     )
+
+
+def run_in_loop(settings: Settings, workload_name: str) -> StageResult:
+    """``monitor`` as the last stage of ``loopml run``: skipped when it can't apply.
+
+    Skipped when ``monitor.in_run`` is false (the tests' tiny loops) or when
+    the workload has no champion yet (a first model the gate refused).
+    """
+    if not settings.monitor.in_run:
+        return StageResult(
+            "monitor", workload_name, "skipped", "monitor.in_run is false"
+        )
+    setup_mlflow(settings)
+    if get_alias(workload_name, CHAMPION) is None:
+        return StageResult("monitor", workload_name, "skipped", "no champion yet")
+    return run(settings, workload_name)
