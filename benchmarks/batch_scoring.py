@@ -44,11 +44,12 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
+from doc_sections import write_section
 from threadpoolctl import threadpool_limits
 
 from loopml.workloads.recsys.scoring import BLOCK_USERS, top_k_inner
 
-START, END = "<!-- batch-scoring:start -->", "<!-- batch-scoring:end -->"
+SECTION = "batch-scoring"
 COMMAND = ".venv/bin/python benchmarks/batch_scoring.py"
 F32 = npt.NDArray[np.float32]
 Result = tuple[npt.NDArray[np.int64], F32]
@@ -301,20 +302,7 @@ def main() -> None:
     )
     print(body)
     if not args.no_write:
-        write_section(args.output, body)
-
-
-def write_section(path: Path, body: str) -> None:
-    """Replace this benchmark's section of ``path`` (create the file if absent)."""
-    section = f"{START}\n{body}\n{END}"
-    text = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmarks\n"
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+        write_section(args.output, SECTION, body)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from doc_sections import write_section
 from feast import FeatureStore
 
 from loopml.config import load_settings
@@ -45,7 +46,7 @@ from loopml.workloads.demand.feature_views import (
     STATE_VIEW,
 )
 
-START, END = "<!-- online-lookup:start -->", "<!-- online-lookup:end -->"
+SECTION = "online-lookup"
 REFS = [f"{STATE_VIEW}:origin", *(f"{STATE_VIEW}:{n}" for n in STATE_FEATURES)]
 REFS += [f"{PRICE_VIEW}:last_price"]
 COMMAND = ".venv/bin/python benchmarks/online_lookup.py --iterations {n}"
@@ -110,19 +111,6 @@ def measure(online: OnlineFeatures, iterations: int) -> list[list[str]]:
     return rows
 
 
-def write_section(path: Path, body: str) -> None:
-    """Replace this benchmark's section of ``path`` (create the file if absent)."""
-    section = f"{START}\n{body}\n{END}"
-    text = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmarks\n"
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-
-
 def main() -> None:
     """Publish, measure each backend, print and write the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -174,7 +162,7 @@ def main() -> None:
         ]
     )
     print(body)
-    write_section(args.output, body)
+    write_section(args.output, SECTION, body)
 
 
 if __name__ == "__main__":

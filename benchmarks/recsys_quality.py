@@ -23,8 +23,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from doc_sections import write_section
+
 REPO = Path(__file__).resolve().parents[1]
-START, END = "<!-- recsys-quality:start -->", "<!-- recsys-quality:end -->"
+SECTION = "recsys-quality"
 MODELS = {
     "two-stage ranker (ALS + LambdaRank)": "",
     "segment_popularity (rule-based baseline)": "baseline_",
@@ -89,10 +91,7 @@ def main() -> None:
     print(text)
     if args.no_write:
         return
-    doc = args.output.read_text(encoding="utf-8")
-    head, rest = doc.split(START, 1)
-    _, tail = rest.split(END, 1)
-    args.output.write_text(f"{head}{START}\n{text}\n{END}{tail}", encoding="utf-8")
+    write_section(args.output, SECTION, text)
 
 
 if __name__ == "__main__":

@@ -45,8 +45,9 @@ from typing import Any
 import httpx
 import numpy as np
 import pandas as pd
+from doc_sections import write_section
 
-START, END = "<!-- serving:start -->", "<!-- serving:end -->"
+SECTION = "serving"
 COMMAND = ".venv/bin/python benchmarks/serving.py"
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -324,19 +325,6 @@ def throughputs(
     return [float(x) for x in done / spent]
 
 
-def write_section(path: Path, body: str) -> None:
-    """Replace this benchmark's section of ``path`` (create the file if absent)."""
-    section = f"{START}\n{body}\n{END}"
-    text = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmarks\n"
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-
-
 def cpu_model() -> str:
     """The CPU's model name, from /proc/cpuinfo when there is one."""
     try:
@@ -518,7 +506,7 @@ def main() -> None:
     )
     print(body)
     if not args.no_write:
-        write_section(args.output, body)
+        write_section(args.output, SECTION, body)
 
 
 if __name__ == "__main__":

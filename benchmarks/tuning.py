@@ -39,6 +39,7 @@ import lightgbm
 import numpy as np
 import pandas as pd
 import ray
+from doc_sections import write_section
 
 from loopml.config import Settings, load_settings
 from loopml.ray_runtime import ray_session
@@ -46,7 +47,7 @@ from loopml.runtime import configure_environment
 from loopml.workloads.base import get_workload
 from loopml.workloads.tuning import SearchParam
 
-START, END = "<!-- tuning:start -->", "<!-- tuning:end -->"
+SECTION = "tuning"
 COMMAND = ".venv/bin/python benchmarks/tuning.py --trials {n} --sizes {sizes}"
 WORKERS = 2
 
@@ -141,18 +142,6 @@ def run_ray(
     return [by_config[repr(sorted(c.items()))] for c in configs], fit_seconds
 
 
-def write_section(path: Path, body: str) -> None:
-    """Replace this benchmark's section of ``path`` (create the file if absent)."""
-    section = f"{START}\n{body}\n{END}"
-    text = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmarks\n"
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text, encoding="utf-8")
-
-
 def _timed(fn: Any) -> tuple[Any, float, tuple[float, float]]:
     before = os.getloadavg()[0]
     started = time.perf_counter()
@@ -242,7 +231,7 @@ def main() -> None:
     body = "\n".join(lines)
     print(body)
     if not args.no_write:
-        write_section(args.output, body)
+        write_section(args.output, SECTION, body)
 
 
 if __name__ == "__main__":

@@ -85,3 +85,20 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], seconds: float = 90) -> 
             raise AssertionError(f"server exited with {proc.returncode}")
         time.sleep(0.3)
     raise AssertionError(f"{url} did not become ready in {seconds:.0f} s")
+
+
+def postgres_unreachable() -> str | None:
+    """Why the local PostgreSQL (database ``test``) can't be used, or None."""
+    try:
+        import psycopg2
+
+        psycopg2.connect(
+            host="127.0.0.1",
+            port=5432,
+            user="postgres",
+            dbname="test",
+            connect_timeout=3,
+        ).close()
+    except Exception as error:  # noqa: BLE001 - any failure means "skip"
+        return f"PostgreSQL at 127.0.0.1:5432/test is unreachable: {error}"
+    return None

@@ -180,28 +180,12 @@ def test_kill_9_mid_write_leaves_the_previous_results(
     assert len(_sql(settings, day)) == len(sql_before)
 
 
-def _postgres_reachable() -> str | None:
-    try:
-        import psycopg2
-
-        psycopg2.connect(
-            host="127.0.0.1",
-            port=5432,
-            user="postgres",
-            dbname="test",
-            connect_timeout=3,
-        ).close()
-    except Exception as error:  # noqa: BLE001 - any failure means "skip"
-        return f"PostgreSQL at 127.0.0.1:5432/test is unreachable: {error}"
-    return None
-
-
 def test_production_profile_writes_to_postgresql(
     home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     production = load_settings("production", home=home)
     assert batch.database_url(production, "recsys") == PG_URI
-    reason = _postgres_reachable()
+    reason = conftest.postgres_unreachable()
     if reason:
         pytest.skip(reason)
     from sqlalchemy import create_engine, delete, func, select

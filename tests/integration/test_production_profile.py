@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
+import conftest
 from loopml.config import load_settings
 from loopml.feature_store.repo import drop_project, open_store
 from loopml.pipeline import run_stage
@@ -17,27 +18,11 @@ from loopml.runtime import configure_environment
 PG_URI = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 
 
-def _postgres_reachable() -> str | None:
-    try:
-        import psycopg2
-
-        psycopg2.connect(
-            host="127.0.0.1",
-            port=5432,
-            user="postgres",
-            dbname="test",
-            connect_timeout=3,
-        ).close()
-    except Exception as error:  # noqa: BLE001 - any failure means "skip"
-        return f"PostgreSQL at 127.0.0.1:5432/test is unreachable: {error}"
-    return None
-
-
 @pytest.mark.postgres
 def test_train_registers_in_postgres(
     tiny_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    reason = _postgres_reachable()
+    reason = conftest.postgres_unreachable()
     if reason:
         pytest.skip(reason)
     # A fresh experiment per test run, so artefacts land in this temp home.
