@@ -605,5 +605,67 @@ def ui(
     os.execv(mlflow_bin, args)
 
 
+@app.command()
+def new(
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="Project name (the folder is its slug: 'My Shop' -> my-shop); "
+            "with --workload-only, the workload name."
+        ),
+    ],
+    workload_only: Annotated[
+        bool,
+        typer.Option(
+            "--workload-only",
+            help="Add workload NAME to the existing project in -o (default: .).",
+        ),
+    ] = False,
+    no_input: Annotated[
+        bool, typer.Option("--no-input", help="No prompts: options and defaults.")
+    ] = False,
+    output_dir: Annotated[
+        Path,
+        typer.Option(
+            "--output-dir", "-o", help="Where the project goes (or the project)."
+        ),
+    ] = Path("."),
+    first_workload: Annotated[
+        str | None,
+        typer.Option(
+            "--workload", help="The project's first workload (default: its package)."
+        ),
+    ] = None,
+    kind: Annotated[
+        str, typer.Option(help="Kind of workload the template makes.")
+    ] = "regression",
+    ci: Annotated[
+        str, typer.Option(help="CI files to keep: github, gitlab or none.")
+    ] = "github",
+) -> None:
+    """Start a project that runs on loopml (cookiecutter), or add a workload to one."""
+    from loopml import scaffold
+
+    try:
+        if workload_only:
+            made = scaffold.new_workload(name, output_dir, no_input=no_input, kind=kind)
+            console.print(f"[green]added[/green] workload {name} in {made}")
+            console.print("Next: make setup (registers it), make test, make run")
+            return
+        made = scaffold.new_project(
+            name,
+            output_dir,
+            no_input=no_input,
+            workload=first_workload,
+            kind=kind,
+            ci=ci,
+        )
+    except scaffold.ScaffoldError as error:
+        err_console.print(f"[red]loopml new failed:[/red] {error}")
+        raise typer.Exit(1) from error
+    console.print(f"[green]created[/green] {made}")
+    console.print(f"Next: cd {made} && make test && make run")
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -1,0 +1,1 @@
+"""The {{ cookiecutter.workload_name }} workload ({{ cookiecutter.workload_kind }}): data, schema, features, models, evaluation."""

@@ -1,0 +1,1 @@
+"""{{ cookiecutter.project_name }}: workloads run by loopml."""

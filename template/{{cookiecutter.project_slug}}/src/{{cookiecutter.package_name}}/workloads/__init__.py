@@ -1,0 +1,1 @@
+"""The workloads of this project, registered with loopml."""

@@ -1,0 +1,77 @@
+"""``loopml new`` checks names, kinds and folders before writing anything."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from loopml import scaffold
+from loopml.cli import app
+
+
+@pytest.mark.parametrize(
+    ("name", "slug", "package"),
+    [
+        ("demo", "demo", "demo"),
+        ("Acme Shop", "acme-shop", "acme_shop"),
+        ("sales_2", "sales-2", "sales_2"),
+    ],
+)
+def test_project_names_follow_the_template(name: str, slug: str, package: str) -> None:
+    names = scaffold.project_names(name)
+    assert (names.slug, names.package) == (slug, package)
+
+
+@pytest.mark.parametrize("name", ["9lives", "", "shop!", "-x"])
+def test_bad_project_names_are_refused(name: str) -> None:
+    with pytest.raises(scaffold.ScaffoldError, match="bad project name"):
+        scaffold.project_names(name)
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("Bad", "bad workload name"),
+        ("a-b", "bad workload name"),
+        ("demand", "built-in"),
+        ("recsys", "built-in"),
+    ],
+)
+def test_bad_workload_names_are_refused(name: str, message: str) -> None:
+    with pytest.raises(scaffold.ScaffoldError, match=message):
+        scaffold.check_workload_name(name)
+
+
+def test_the_template_offers_its_kinds() -> None:
+    assert "regression" in scaffold.workload_kinds()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["taken"], "already exists"),
+        (["9lives"], "bad project name"),
+        (["shop", "--workload", "Bad-Name"], "bad workload name"),
+        (["shop", "--workload", "demand"], "built-in"),
+        (["shop", "--kind", "astrology"], "unknown workload kind"),
+        (["shop", "--ci", "jenkins"], "unknown CI provider"),
+    ],
+)
+def test_new_fails_clearly_and_writes_nothing(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    (tmp_path / "taken").mkdir()
+    result = CliRunner().invoke(app, ["new", *args, "--no-input", "-o", str(tmp_path)])
+    assert result.exit_code == 1
+    assert message in " ".join(result.output.split())
+    assert [p.name for p in tmp_path.iterdir()] == ["taken"]
+
+
+def test_workload_only_needs_a_project(tmp_path: Path) -> None:
+    with pytest.raises(scaffold.ScaffoldError, match="no pyproject.toml"):
+        scaffold.new_workload("orders", tmp_path)
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    with pytest.raises(scaffold.ScaffoldError, match="exactly one package"):
+        scaffold.new_workload("orders", tmp_path)
