@@ -1,14 +1,24 @@
-"""What is in production now: champion, its metrics, and the last run."""
+"""What is in production now: champion, its metrics, the last run, drift.
+
+:func:`collect` builds one JSON document (``loopml status --json``);
+:func:`render_html` turns it into the status page the service shows at ``/``.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import html
 import json
+import re
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from mlflow import MlflowClient
 
 from loopml.config import Settings
-from loopml.registry import CHALLENGER, CHAMPION, get_alias
+from loopml.registry import CHALLENGER, CHAMPION, get_alias, read_history
 from loopml.tracking import setup_mlflow
 from loopml.workloads.base import WORKLOADS, get_workload
 
@@ -32,26 +42,57 @@ def _version_info(workload_name: str, alias: str) -> dict[str, Any] | None:
     }
 
 
+#: promotion decisions shown per workload, newest first.
+HISTORY_SHOWN = 5
+#: the report files the status page links to (``monitor-<date>.html|json``).
+REPORT_NAME = re.compile(r"monitor-\d{4}-\d{2}-\d{2}\.(html|json)")
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    doc: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return doc
+
+
+def _monitor_info(settings: Settings, name: str) -> dict[str, Any] | None:
+    """The headline of the latest ``loopml monitor`` of a workload."""
+    doc = _read_json(settings.state_dir(name) / "monitor.json")
+    if doc is None:
+        return None
+    drift = doc.get("drift") or {}
+    prediction = doc.get("prediction_drift") or {}
+    return {
+        "date": doc.get("date"),
+        "model_version": doc.get("model_version"),
+        "model_age_days": doc.get("model_age_days"),
+        "drift_share": drift.get("share"),
+        "drifted": list(drift.get("drifted") or []),
+        "prediction_drifted": bool(prediction.get("drifted")),
+        "performance": doc.get("performance"),
+        "alerts": doc.get("alerts") or [],
+        "reports": {k: Path(v).name for k, v in (doc.get("reports") or {}).items()},
+    }
+
+
 def collect(settings: Settings) -> dict[str, Any]:
     """Build the status document, stable in shape for scripts.
 
     Returns:
         ``{"profile": ..., "workloads": {name: {"champion": ..., "challenger":
-        ..., "last_run": ...}}}``; absent things are ``null``.
+        ..., "last_run": ..., "monitor": ..., "history": [...]}}}``; absent
+        things are ``null`` (``history``: the last decisions, newest first).
     """
     setup_mlflow(settings)
     workloads: dict[str, Any] = {}
     for name in WORKLOADS:
-        last_run_file = settings.state_dir(name) / "last_run.json"
-        last_run = (
-            json.loads(last_run_file.read_text(encoding="utf-8"))
-            if last_run_file.is_file()
-            else None
-        )
+        decisions = read_history(settings.state_dir(name) / "history.jsonl")
         workloads[name] = {
             "champion": _version_info(name, CHAMPION),
             "challenger": _version_info(name, CHALLENGER),
-            "last_run": last_run,
+            "last_run": _read_json(settings.state_dir(name) / "last_run.json"),
+            "monitor": _monitor_info(settings, name),
+            "history": [asdict(d) for d in reversed(decisions[-HISTORY_SHOWN:])],
         }
     return {
         "profile": settings.profile,
@@ -59,3 +100,164 @@ def collect(settings: Settings) -> dict[str, Any]:
         "tracking_uri": settings.tracking_uri,
         "workloads": workloads,
     }
+
+
+def _esc(value: Any) -> str:
+    return html.escape("-" if value is None else str(value))
+
+
+def _metrics_text(metrics: dict[str, float]) -> str:
+    return ", ".join(f"{k} = {v:.4g}" for k, v in metrics.items()) or "-"
+
+
+def _champion_html(info: dict[str, Any]) -> str:
+    champ, challenger = info["champion"], info["challenger"]
+    if champ is None:
+        return "<p class=warn>No champion yet: run <code>loopml run</code>.</p>"
+    registered = dt.datetime.fromtimestamp(champ["registered_at"] / 1000, dt.UTC)
+    rows = [
+        ("Champion", f"version {champ['version']}"),
+        ("Metrics", _metrics_text(champ["metrics"])),
+        ("Data version", (champ["data_version"] or "-")[:12]),
+        ("Git commit", (champ["git_commit"] or "-")[:12]),
+        ("Registered", registered.isoformat(timespec="minutes")),
+    ]
+    if challenger is not None and challenger["version"] != champ["version"]:
+        rows.append(("Challenger", f"version {challenger['version']}"))
+    return _table(["", ""], [[k, v] for k, v in rows], header=False)
+
+
+def _monitor_html(
+    name: str, monitor: dict[str, Any] | None, link: Callable[[str, str], str]
+) -> str:
+    if monitor is None:
+        return "<p>Not monitored yet: <code>loopml monitor -w " + name + "</code>.</p>"
+    drifted = monitor["drifted"] or (
+        ["predictions"] if monitor["prediction_drifted"] else []
+    )
+    verdict = (
+        f"<span class=bad>drift in {_esc(', '.join(drifted))}</span>"
+        if drifted
+        else "<span class=good>no drift</span>"
+    )
+    share = monitor["drift_share"]
+    rows = [
+        ["Day", _esc(monitor["date"])],
+        ["Drift", f"{verdict} (share {share:.2f})" if share is not None else verdict],
+        ["Model age", f"{_esc(monitor['model_age_days'])} days"],
+    ]
+    perf = monitor["performance"] or {}
+    if perf.get("value") is not None:
+        rows.append(
+            [
+                f"Live {_esc(perf.get('metric'))}",
+                f"{perf['value']:.4g} (backtest {perf.get('backtest') or 0:.4g})",
+            ]
+        )
+    if monitor["alerts"]:
+        rows.append(["Alerts", _esc(", ".join(map(str, monitor["alerts"])))])
+    reports = " ".join(
+        f'<a href="{html.escape(link(name, file))}">{_esc(kind)}</a>'
+        for kind, file in sorted(monitor["reports"].items())
+    )
+    rows.append(["Reports", reports or "-"])
+    return _table(["", ""], rows, header=False, escape=False)
+
+
+def _last_run_html(last: dict[str, Any] | None) -> str:
+    if last is None:
+        return "<p>No run yet.</p>"
+    outcome = (
+        "<span class=good>ok</span>" if last["ok"] else "<span class=bad>failed</span>"
+    )
+    rows = [
+        [_esc(s["stage"]), _esc(s["status"]), _esc(s["summary"]), f"{s['seconds']:.1f}"]
+        for s in last["stages"]
+    ]
+    return f"<p>Finished {_esc(last['finished'])}: {outcome}</p>" + _table(
+        ["stage", "status", "summary", "seconds"], rows, escape=False
+    )
+
+
+def _history_html(history: list[dict[str, Any]]) -> str:
+    if not history:
+        return "<p>No promotion decision yet.</p>"
+    rows = [
+        [d["when"], d["action"], d["from_version"], d["to_version"], d["reason"]]
+        for d in history
+    ]
+    return _table(["when", "action", "from", "to", "reason"], rows)
+
+
+def _table(
+    columns: list[str],
+    rows: list[list[Any]],
+    *,
+    header: bool = True,
+    escape: bool = True,
+) -> str:
+    head = "".join(f"<th>{_esc(c)}</th>" for c in columns) if header else ""
+    body = "".join(
+        "<tr>" + "".join(f"<td>{_esc(v) if escape else v}</td>" for v in row) + "</tr>"
+        for row in rows
+    )
+    return f"<table>{f'<tr>{head}</tr>' if head else ''}{body}</table>"
+
+
+STYLE = (
+    "body{font-family:system-ui,sans-serif;margin:2em;max-width:70em;color:#222}"
+    "table{border-collapse:collapse;margin:.5em 0}"
+    "td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top}"
+    "section{border-top:2px solid #444;margin-top:1.5em}"
+    ".good{color:#176f2c}.bad{color:#b00020;font-weight:bold}.warn{color:#a15c00}"
+)
+
+
+def render_html(
+    doc: dict[str, Any], report_link: Callable[[str, str], str] | None = None
+) -> str:
+    """The status page: per workload, champion, drift, last run and history.
+
+    Args:
+        doc: what :func:`collect` returned.
+        report_link: URL of a report file from (workload, file name); default
+            the service's ``/reports/<workload>/<file>``.
+
+    Returns:
+        A self-contained HTML page (no scripts, every value escaped).
+    """
+    link = report_link or (lambda name, file: f"/reports/{name}/{file}")
+    sections = []
+    for name, info in doc["workloads"].items():
+        sections.append(
+            f"<section id={_esc(name)}><h2>{_esc(name)}</h2>"
+            + _champion_html(info)
+            + "<h3>Latest monitor</h3>"
+            + _monitor_html(name, info.get("monitor"), link)
+            + "<h3>Last run</h3>"
+            + _last_run_html(info["last_run"])
+            + "<h3>Promotion history</h3>"
+            + _history_html(info.get("history") or [])
+            + "</section>"
+        )
+    return (
+        "<!doctype html><html><head><meta charset=utf-8>"
+        f"<title>loopml status</title><style>{STYLE}</style></head><body>"
+        f"<h1>loopml status</h1><p>Profile <b>{_esc(doc['profile'])}</b>, "
+        f"tracking {_esc(doc['tracking_uri'])}. Links: <a href=/docs>API docs</a>, "
+        "<a href=/metrics>metrics</a>, <a href=/version>version</a>.</p>"
+        + "".join(sections)
+        + "</body></html>"
+    )
+
+
+def report_file(settings: Settings, workload: str, name: str) -> Path | None:
+    """A monitor report of the home folder by file name, or None.
+
+    Only ``monitor-<date>.html|json`` of a known workload: nothing else of
+    the home folder can be read through the service.
+    """
+    if workload not in WORKLOADS or not REPORT_NAME.fullmatch(name):
+        return None
+    path = settings.home / "reports" / workload / name
+    return path if path.is_file() else None

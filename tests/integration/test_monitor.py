@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry, generate_latest
 
 from loopml.config import load_settings
@@ -15,6 +16,7 @@ from loopml.monitoring.collector import MonitorCollector
 from loopml.monitoring.inference_log import write_part
 from loopml.pipeline import run_stage
 from loopml.runtime import configure_environment
+from loopml.serving.app import create_app
 from loopml.stages import ingest, monitor, validate
 
 NEW_DAYS = 3
@@ -101,3 +103,16 @@ def test_monitor_writes_reports_state_and_metrics(
     assert state["performance"]["value"] == pytest.approx(0.1)
     assert state["performance"]["bias"] == pytest.approx(0.1)
     assert state["prediction_drift"]["source"] == "inference_log"
+
+    # The status page shows the champion and the monitor, linking its reports.
+    client = TestClient(create_app(settings))  # no lifespan: no model loading
+    page = client.get("/").text
+    demand_part = page[page.index("<h2>demand</h2>") : page.index("<h2>recsys</h2>")]
+    assert "version 1" in demand_part
+    assert f"share {state['drift']['share']:.2f}" in demand_part
+    assert "Live wape" in demand_part and "0.1" in demand_part
+    assert f'href="/reports/demand/monitor-{day}.html"' in demand_part
+    assert "promote" in demand_part and "baseline" in demand_part
+    linked = client.get(f"/reports/demand/monitor-{day}.html")
+    assert linked.status_code == 200
+    assert linked.content == html.read_bytes()

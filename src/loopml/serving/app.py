@@ -15,9 +15,10 @@ import numpy as np
 import pandas as pd
 from fastapi import Depends, FastAPI, Header, HTTPException, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, HTMLResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from loopml import __version__
+from loopml import __version__, status
 from loopml.config import Settings, load_settings
 from loopml.monitoring.collector import MonitorCollector
 from loopml.monitoring.inference_log import InferenceLog
@@ -122,6 +123,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 detail="admin routes need 'Authorization: Bearer <LOOPML_ADMIN_TOKEN>'",
                 headers={"WWW-Authenticate": "Bearer"},
             )
+
+    @app.get("/", response_class=HTMLResponse, tags=["ops"])
+    def status_page() -> HTMLResponse:
+        """The status page: champion, drift, last run and history per workload.
+
+        One place to look: the champion and its metrics, the latest monitor
+        verdict with links to its reports, the last run's stages and the
+        last promotion decisions (``loopml status --json`` has the same).
+        """
+        return HTMLResponse(status.render_html(status.collect(settings)))
+
+    @app.get("/reports/{workload}/{name}", tags=["ops"])
+    def report(workload: str, name: str) -> FileResponse:
+        """A ``loopml monitor`` report (``monitor-<date>.html`` or ``.json``)."""
+        path = status.report_file(settings, workload, name)
+        if path is None:
+            raise HTTPException(
+                404, detail=f"no report {name!r} for workload {workload!r}"
+            )
+        return FileResponse(path)
 
     @app.get("/healthz", response_model=Health, tags=["ops"])
     def healthz() -> Health:
