@@ -3,7 +3,9 @@
 Hot reload: :meth:`ModelStore.refresh` resolves the ``champion`` alias; when
 it points at another version, the new model is loaded and warmed with its
 input example *before* it replaces the old one in a single reference swap.
-Requests that already hold the old model finish on it.
+Requests that already hold the old model finish on it. A version whose
+artefacts do not match their recorded checksum is refused
+(:mod:`loopml.integrity`) and the old model stays in service.
 """
 
 from __future__ import annotations
@@ -13,8 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import mlflow.pyfunc
-
+from loopml.integrity import load_verified
 from loopml.registry import CHAMPION, get_alias
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,8 @@ class ModelStore:
         if current is not None and current.version == str(version.version):
             return current
         # Load the resolved version, not the alias, so version and model agree.
-        pyfunc = mlflow.pyfunc.load_model(f"models:/{name}/{version.version}")
+        # Checked against the checksum recorded at registration (IntegrityError).
+        pyfunc = load_verified(name, str(version.version))
         example = pyfunc.input_example
         if example is not None:
             pyfunc.predict(example)  # warm caches before taking traffic

@@ -34,6 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from loopml.config import Settings
+from loopml.integrity import load_verified
 from loopml.registry import CHAMPION, get_alias
 from loopml.stages.common import StageError, StageResult, require_file
 from loopml.tracking import setup_mlflow
@@ -239,12 +240,9 @@ def run(
         return StageResult("batch", workload_name, "skipped", message)
     version = str(champion.version)
     day = day or _default_day(settings, workload_name)
-    import mlflow.pyfunc
     from sqlalchemy import create_engine
 
-    model: Any = mlflow.pyfunc.load_model(
-        f"models:/{workload_name}/{version}"
-    ).unwrap_python_model()
+    model: Any = load_verified(workload_name, version).unwrap_python_model()
     k = settings.recsys.k
     path = result_path(settings, workload_name, day)
     url = database_url(settings, workload_name)

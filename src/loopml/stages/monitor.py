@@ -28,6 +28,7 @@ import pandas as pd
 from mlflow import MlflowClient
 
 from loopml.config import Settings
+from loopml.integrity import load_verified
 from loopml.monitoring import alerts
 from loopml.monitoring.drift import DriftResult, detect
 from loopml.monitoring.inference_log import read_log
@@ -106,14 +107,13 @@ def _demand(
     reference_end: pd.Timestamp,
 ) -> dict[str, Any]:
     """Drift, prediction drift, quality and live WAPE of the demand champion."""
-    import mlflow.pyfunc
 
     from loopml.workloads.demand import monitoring as demand
 
     cfg = settings.monitor
     reference, current = demand.samples(data, reference_end, day, cfg)
     drift = detect(reference, current, cfg, demand.NUMERICAL, demand.CATEGORICAL)
-    pyfunc = mlflow.pyfunc.load_model(f"models:/demand/{version}")
+    pyfunc = load_verified("demand", version)
     model: Any = pyfunc.unwrap_python_model()
     logged = _logged(settings, day)
     # Served forecasts when the service logged some, else the champion's own.

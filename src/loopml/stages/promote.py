@@ -13,12 +13,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import mlflow.pyfunc
 import pandas as pd
 from mlflow import MlflowClient
 
 from loopml import gate, model_card
 from loopml.config import Settings
+from loopml.integrity import load_verified
 from loopml.registry import CHAMPION, Decision, get_alias, record, set_alias
 from loopml.stages.common import StageError, StageResult, read_json, require_file
 from loopml.tracking import setup_mlflow
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 def _load(name: str, version: str) -> tuple[Any, pd.DataFrame | None]:
     """A registered version's python model and input example."""
-    pyfunc = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+    pyfunc = load_verified(name, version)
     return pyfunc.unwrap_python_model(), pyfunc.input_example
 
 

@@ -18,6 +18,7 @@ from mlflow import MlflowClient
 from mlflow.models import infer_signature
 
 from loopml.config import Settings
+from loopml.integrity import record_checksum
 from loopml.registry import CHALLENGER, set_alias
 from loopml.stages.common import StageError, StageResult, require_file, write_json
 from loopml.tracking import lineage_tags, setup_mlflow
@@ -90,6 +91,7 @@ def run(settings: Settings, workload_name: str) -> StageResult:
         )
         run_id = active.info.run_id
     version = str(info.registered_model_version)
+    checksum = record_checksum(workload_name, version)  # before it can be used
     client = MlflowClient()
     for key, value in tags.items():
         client.set_model_version_tag(workload_name, version, key, value)
@@ -99,6 +101,7 @@ def run(settings: Settings, workload_name: str) -> StageResult:
         "version": version,
         "data_version": tags["loopml.data_version"],
         "fit_seconds": round(fit_seconds, 2),
+        "model_sha256": checksum,
         "feature_views": views,
     }
     write_json(details, settings.state_dir(workload_name) / "train.json")
