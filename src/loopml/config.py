@@ -153,6 +153,16 @@ class ServingSettings(BaseModel):
     #: /v1/demand/predict reads series state from the Feast online store (and
     #: falls back to the state bundled with the model when it cannot).
     online_features: bool = True
+    #: no fallback: while the online store is unreachable, demand requests
+    #: are a 503 saying so (production: a stale forecast is worse than none).
+    require_online_features: bool = False
+    #: after a failed online-store read, try to reopen it at most this often.
+    online_retry_seconds: float = Field(30.0, gt=0)
+    #: requests per second per client address (token bucket); None: no limit.
+    #: /healthz, /readyz, /metrics and /v2/health/* are never limited.
+    rate_limit_per_second: float | None = Field(None, gt=0)
+    #: requests a client may send at once above the rate.
+    rate_limit_burst: int = Field(50, ge=1)
 
 
 class TuneSettings(BaseModel):

@@ -22,6 +22,8 @@ def configure_environment(home: Path) -> None:
     home.mkdir(parents=True, exist_ok=True)
     defaults = {
         "MLFLOW_DISABLE_TELEMETRY": "true",
+        # loopml's own stages report progress; no bar per model download.
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
         "DO_NOT_TRACK": "true",
         "FEAST_USAGE": "False",
         "GIT_PYTHON_REFRESH": "quiet",

@@ -193,12 +193,24 @@ def _raw_values(proto: Any) -> dict[str, list[Any]]:
         proto.metadata.feature_names.val, proto.results, strict=True
     ):
         values, statuses = vector.values, list(vector.statuses)
-        first = next((i for i, s in enumerate(statuses) if s == present), None)
-        if first is None:
+        # The value type of the feature, from its first set value. A missing
+        # entity can come back PRESENT with no value set (Redis online store).
+        kind = next(
+            (
+                k
+                for v, s in zip(values, statuses, strict=True)
+                if s == present and (k := v.WhichOneof("val")) is not None
+            ),
+            None,
+        )
+        if kind is None:
             columns[name] = [None] * len(statuses)
             continue
         # One value type per feature: read that field of every value at once.
-        raw = map(attrgetter(values[first].WhichOneof("val")), values)
-        pairs = zip(raw, statuses, strict=True)
-        columns[name] = [x if s == present else None for x, s in pairs]
+        raw = map(attrgetter(kind), values)
+        pairs = zip(raw, statuses, values, strict=True)
+        columns[name] = [
+            x if s == present and v.WhichOneof("val") is not None else None
+            for x, s, v in pairs
+        ]
     return columns

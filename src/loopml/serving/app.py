@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import hmac
 import logging
+import math
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,6 +27,7 @@ from loopml.runtime import configure_environment
 from loopml.serving import demand, recsys
 from loopml.serving.demand import OnlineScore
 from loopml.serving.features import OnlineSource
+from loopml.serving.limits import RateLimitMiddleware
 from loopml.serving.metrics import (
     BodySizeLimitMiddleware,
     MetricsMiddleware,
@@ -82,7 +84,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics.reloads.labels(loaded.name, "ok").inc()
 
     store = ModelStore(on_swap=on_swap)
-    online = OnlineSource(settings, enabled=settings.serving.online_features)
+    online = OnlineSource(
+        settings,
+        enabled=settings.serving.online_features,
+        retry_seconds=settings.serving.online_retry_seconds,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -107,6 +113,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.store = store
+    # Inner to outer: the rate limit's 429s are counted in /metrics.
+    if settings.serving.rate_limit_per_second is not None:
+        app.add_middleware(
+            RateLimitMiddleware,
+            rate=settings.serving.rate_limit_per_second,
+            burst=settings.serving.rate_limit_burst,
+        )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(
         BodySizeLimitMiddleware, max_bytes=settings.serving.max_body_bytes
@@ -239,6 +252,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 raise
             except Exception as error:  # the store failed: use the model's state
                 online.failed(error)
+        if online.enabled and settings.serving.require_online_features:
+            raise HTTPException(
+                503,
+                detail=f"online feature store unreachable ({online.error}); "
+                "serving.require_online_features forbids forecasting from the "
+                "model's own state",
+                headers={"Retry-After": str(math.ceil(online.retry_seconds))},
+            )
         values, horizons = demand.score(loaded, rows, loc)
         n = len(rows)
         return OnlineScore(

@@ -33,7 +33,7 @@ class OnlineSource:
         """Remember how to open the store; nothing is opened yet."""
         self._settings = settings
         self.enabled = enabled
-        self._retry_seconds = retry_seconds
+        self.retry_seconds = retry_seconds
         self._online: OnlineFeatures | None = None
         self._failed_at: float | None = None
         self._lock = threading.Lock()
@@ -45,7 +45,7 @@ class OnlineSource:
             return self._online
         due = (
             self._failed_at is None
-            or time.monotonic() - self._failed_at >= self._retry_seconds
+            or time.monotonic() - self._failed_at >= self.retry_seconds
         )
         if not due:
             return None
