@@ -424,6 +424,152 @@ def rollback(
 
 
 @app.command()
+def retrain(
+    workload: WorkloadOpt = "demand",
+    date: Annotated[
+        str | None,
+        typer.Option(
+            metavar="YYYY-MM-DD",
+            help="The day to decide for: the monitor report of that day (or the "
+            "latest before it), the model's age and the cool-down are judged "
+            "then (default: the last validated day).",
+        ),
+    ] = None,
+) -> None:
+    """Retrain if the policy says so: drift, live metric decay, age or schedule.
+
+    Reads the `retrain:` settings and the latest `loopml monitor` report on
+    the champion. Triggers: drift (a column or the predictions over the
+    monitor's thresholds), performance (live metric retrain.max_metric_ratio
+    times worse than the backtest), age (data older than
+    retrain.max_age_days), schedule (retrain.every_days); drift and
+    performance wait out retrain.cooldown_days after a retrain. When one
+    fires: features, train, evaluate and promote, as in `loopml run`; the
+    triggers and the gate's decision go to the MLflow run and version tags,
+    `loopml history` and <home>/state/<workload>/retrain.jsonl. No trigger:
+    says why, changes nothing, exits 0. A failed stage exits 1 and leaves
+    the champion as it was.
+    """
+    import datetime as dt
+
+    try:
+        day = None if date is None else dt.date.fromisoformat(date)
+    except ValueError as error:
+        raise typer.BadParameter(
+            f"{date!r} is not a date like 2025-09-01", param_hint="--date"
+        ) from error
+    settings = _settings()
+    from loopml.logs import stage_context
+    from loopml.stages import retrain as retrain_stage
+    from loopml.stages.common import StageError
+
+    try:
+        with stage_context("retrain"):
+            result = retrain_stage.run(settings, workload, day)
+    except (StageError, ValueError, FileNotFoundError) as error:
+        err_console.print(f"[red]retrain failed:[/red] {error}")
+        raise typer.Exit(1) from error
+    if result.status == "skipped":
+        console.print(f"[green]retrain[/green] {workload}: {result.summary}")
+        return
+    colour = "green" if result.status == "ok" else "yellow"
+    console.print(f"[{colour}]retrain[/{colour}] {workload}: {result.summary}")
+
+
+@app.command()
+def replay(
+    workload: Annotated[
+        str,
+        typer.Option(
+            "--workload", "-w", help="Workload to replay: demand (its generator)."
+        ),
+    ] = "demand",
+    days: Annotated[
+        int, typer.Option(min=1, help="How many days after the history to replay.")
+    ] = 30,
+    drift_from: Annotated[
+        int | None,
+        typer.Option(
+            "--drift-from",
+            min=1,
+            help="Replay day (1 = the first) from which the generated data drifts: "
+            "demand level x1.6 and the weekly pattern shifted by three days.",
+        ),
+    ] = None,
+) -> None:
+    """Live N generated days one by one: ingest, score, monitor, retrain.
+
+    Starts from the home's champion (without one, runs the whole loop on the
+    history first). Each day after the last validated one is ingested as a
+    daily batch and validated, the champion's next-day forecasts are logged
+    (a daily batch job), `loopml monitor` judges the day and `loopml
+    retrain` applies the policy. Prints the per-day table (drift, trigger,
+    decision) and writes it to <home>/reports/demand/replay-*.json and .md.
+    Only the generated demand dataset can be replayed.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from loopml import replay as replay_mod
+    from loopml.stages.common import StageError
+
+    if workload != "demand":
+        raise typer.BadParameter("only demand can be replayed", param_hint="--workload")
+    if drift_from is not None and drift_from > days:
+        raise typer.BadParameter(
+            f"must be at most --days ({days})", param_hint="--drift-from"
+        )
+    settings = _settings()
+    columns = (
+        TextColumn("[bold]replay[/bold]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+    )
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("starting", total=days)
+
+        def advance(day: replay_mod.ReplayDay) -> None:
+            progress.update(
+                task,
+                advance=1,
+                description=f"{day.date} drift {day.drift_share or 0:.2f} "
+                f"{day.decision}",
+            )
+
+        try:
+            report = replay_mod.run(settings, days, drift_from, on_day=advance)
+        except (StageError, ValueError, FileNotFoundError) as error:
+            progress.stop()
+            err_console.print(f"[red]replay failed:[/red] {error}")
+            raise typer.Exit(1) from error
+    table = Table(title=f"replay: {days} days from {report.first_date}")
+    for column in ("day", "date", "input", "drift share", "largest score"):
+        table.add_column(column)
+    for column in ("drifted", "live ratio (n)"):
+        table.add_column(column)
+    for column in ("trigger", "decision", "champion"):
+        table.add_column(column)
+    for d in report.days:
+        table.add_row(
+            str(d.day),
+            d.date,
+            "drifted" if d.drifted_input else "-",
+            "-" if d.drift_share is None else f"{d.drift_share:.2f}",
+            d.top_score,
+            ", ".join(d.drifted) or "-",
+            "-" if d.live_ratio is None else f"{d.live_ratio:.2f} ({d.live_n})",
+            d.trigger,
+            d.decision,
+            f"v{d.champion}",
+        )
+    console.print(table)
+    console.print(
+        f"{len(report.retrains)} retrain(s) in {report.seconds:.0f} s; "
+        f"report: {report.paths['md']} (and .json); see `loopml history -w demand`."
+    )
+
+
+@app.command()
 def run(
     workload: Annotated[
         list[str] | None,

@@ -216,16 +216,21 @@ class MonitorSettings(BaseModel):
 class RetrainSettings(BaseModel):
     """The continuous-training policy of ``loopml retrain`` (None: trigger off)."""
 
-    #: retrain when the latest ``loopml monitor`` found dataset drift.
+    #: retrain when the latest ``loopml monitor`` report on the champion found
+    #: drift: any judged column over its threshold, or drifted predictions (the
+    #: monitor's ``drift`` status). Not ``dataset_drift`` (half the columns):
+    #: demand's level shift moves one of its three columns, ``sales_index``.
     on_drift: bool = True
     #: retrain when the live primary metric is this many times worse than
     #: the champion's backtest (WAPE 1.5x higher, NDCG 1.5x lower).
     max_metric_ratio: float | None = Field(1.5, gt=1)
     #: retrain when the champion's data ends this many days before today.
     max_age_days: int | None = Field(90, ge=1)
-    #: retrain at least every N days whatever the monitor says.
+    #: retrain at least every N days whatever the monitor says (counted from
+    #: the last retrain, or from the champion's data end before the first).
     every_days: int | None = Field(None, ge=1)
-    #: no drift or performance retrain within N days of the previous retrain.
+    #: no drift or performance retrain within N days of the previous retrain
+    #: (age and schedule are deadlines: they fire regardless).
     cooldown_days: int = Field(7, ge=0)
 
 

@@ -53,12 +53,20 @@ def set_alias(model_name: str, alias: str, version: str) -> None:
     MlflowClient().set_registered_model_alias(model_name, alias, version)
 
 
-def record(decision: Decision, history_file: Path) -> None:
-    """Append a decision to the history file and tag the target version."""
+def record(decision: Decision, history_file: Path, tag: bool = True) -> None:
+    """Append a decision to the history file and tag the target version.
+
+    Args:
+        decision: what was decided.
+        history_file: ``<home>/state/<w>/history.jsonl``.
+        tag: set ``loopml.decision`` / ``loopml.reason`` on the target
+            version (off for a line that annotates a decision already tagged,
+            such as a retrain's summary after its promote).
+    """
     history_file.parent.mkdir(parents=True, exist_ok=True)
     with history_file.open("a", encoding="utf-8") as handle:
         handle.write(json.dumps(asdict(decision)) + "\n")
-    if decision.to_version is not None:
+    if tag and decision.to_version is not None:
         client = MlflowClient()
         model_name = decision.workload
         client.set_model_version_tag(
