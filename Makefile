@@ -6,15 +6,18 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Airflow lives in its own venv (it pins fastapi<0.137); its tasks call $(BIN)/loopml.
+AIRFLOW_VENV := .venv-airflow
+AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed
 # uv from PATH, else from the system Python's user site (bootstrapped from PyPI).
 UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 ARGS ?=
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: help setup lock run test lint fmt audit serve ui clean
+.PHONY: help setup lock run test lint fmt audit serve ui clean airflow-setup airflow-lock
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 setup: $(STAMP) ## Create .venv from requirements.lock with the system Python (idempotent)
 
@@ -28,6 +31,18 @@ $(STAMP): requirements.lock pyproject.toml
 
 lock: ## Re-compile requirements.lock from pyproject.toml (pins only, no URLs)
 	$(UV) pip compile pyproject.toml --extra dev --python-version 3.11 --no-header -o requirements.lock
+
+airflow-setup: $(AIRFLOW_STAMP) ## Create .venv-airflow from requirements-airflow.lock (for dags/; idempotent)
+
+$(AIRFLOW_STAMP): requirements-airflow.lock
+	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 \
+		|| $(PYTHON) -m pip install --quiet --user uv
+	@test -x $(AIRFLOW_VENV)/bin/python || $(UV) venv --quiet --python $(PYTHON) --python-preference only-system $(AIRFLOW_VENV)
+	VIRTUAL_ENV=$(AIRFLOW_VENV) $(UV) pip sync --quiet --python $(AIRFLOW_VENV)/bin/python requirements-airflow.lock
+	@touch $(AIRFLOW_STAMP)
+
+airflow-lock: ## Re-compile requirements-airflow.lock from requirements-airflow.in (pins only, no URLs)
+	$(UV) pip compile requirements-airflow.in --python-version 3.11 --no-header -o requirements-airflow.lock
 
 run: setup ## Run the whole loop (pass options with ARGS="--dataset online-retail")
 	$(BIN)/loopml run $(ARGS)
