@@ -51,8 +51,8 @@ test: setup lint ## Lint, then run every test
 	$(BIN)/pytest -q -n 2 --dist loadfile $(ARGS)
 
 lint: setup ## ruff check + ruff format --check + mypy --strict on src/ + secret scan
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests dags
+	$(BIN)/ruff format --check src tests dags
 	$(BIN)/mypy --strict src
 	$(BIN)/python -m loopml.secret_scan
 
@@ -60,8 +60,8 @@ audit: setup ## pip-audit of requirements.lock (needs PyPI's JSON API; fails whe
 	$(BIN)/pip-audit --requirement requirements.lock --no-deps --disable-pip --strict --progress-spinner off
 
 fmt: setup ## Format and fix what ruff can
-	$(BIN)/ruff check --fix src tests
-	$(BIN)/ruff format src tests
+	$(BIN)/ruff check --fix src tests dags
+	$(BIN)/ruff format src tests dags
 
 serve: setup ## Serve the champions on http://127.0.0.1:8000 (docs at /docs)
 	$(BIN)/loopml serve $(ARGS)
