@@ -715,11 +715,48 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
     port: Annotated[int | None, typer.Option(help="Port (0 = any free).")] = None,
     workers: Annotated[int, typer.Option(help="uvicorn worker processes.")] = 1,
+    ray: Annotated[
+        bool,
+        typer.Option(
+            "--ray",
+            help="Serve the same app as a Ray Serve deployment (local Ray, or "
+            "the cluster at tune.ray_address / --ray-address) instead of uvicorn.",
+        ),
+    ] = False,
+    replicas: Annotated[
+        int, typer.Option(min=1, help="With --ray: replicas of the app.")
+    ] = 1,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="With --ray: a Ray cluster (e.g. ray://head:10001)."),
+    ] = None,
 ) -> None:
-    """Serve the champion models over HTTP (FastAPI; docs at /docs)."""
+    """Serve the champion models over HTTP (FastAPI; docs at /docs).
+
+    One machine: uvicorn with --workers N (the fastest path). Several
+    machines: --ray runs the same app as replicas behind Ray Serve's proxy.
+    """
     import uvicorn
 
     settings = _settings()
+    if ray:
+        from loopml.serving.ray_serve import serve_on_ray
+
+        if ray_address:
+            settings = settings.model_copy(
+                update={
+                    "tune": settings.tune.model_copy(
+                        update={"ray_address": ray_address}
+                    )
+                }
+            )
+        serve_on_ray(
+            settings,
+            host or settings.serving.host,
+            settings.serving.port if port is None else port,
+            replicas,
+        )
+        return
     uvicorn.run(
         "loopml.serving.app:create_app",
         factory=True,

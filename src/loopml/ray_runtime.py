@@ -18,6 +18,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from loopml.config import Settings
 
@@ -65,7 +66,9 @@ def _local_token(home: Path) -> None:
 
 
 @contextmanager
-def ray_session(settings: Settings) -> Iterator[float]:
+def ray_session(
+    settings: Settings, env_vars: dict[str, str] | None = None
+) -> Iterator[float]:
     """Start (or join) Ray for the block, and stop it afterwards.
 
     A Ray already initialised by the caller is used as it is and left running.
@@ -75,6 +78,8 @@ def ray_session(settings: Settings) -> Iterator[float]:
     Args:
         settings: ``tune.ray_address`` chooses the cluster; ``home`` holds
             the local instance's files.
+        env_vars: environment of every Ray worker (a runtime environment),
+            e.g. the ``LOOPML_*`` settings a cluster's workers need.
 
     Yields:
         The number of CPUs the cluster offers.
@@ -86,17 +91,22 @@ def ray_session(settings: Settings) -> Iterator[float]:
     try:
         if not ray.is_initialized():
             address = settings.tune.ray_address
-            common = {"logging_level": logging.WARNING, "log_to_driver": False}
+            common: dict[str, Any] = {
+                "logging_level": logging.WARNING,
+                "log_to_driver": False,
+            }
+            if env_vars:
+                common["runtime_env"] = {"env_vars": env_vars}
             if address:
                 log.info("connecting to the Ray cluster at %s", address)
-                ray.init(address=address, **common)  # type: ignore[arg-type]
+                ray.init(address=address, **common)
             else:
                 _local_token(settings.home)
                 temp_dir, link = _temp_dir(settings.home)
                 ray.init(
                     include_dashboard=False,
                     _temp_dir=str(temp_dir),
-                    **common,  # type: ignore[arg-type]
+                    **common,
                 )
             started = True
         resources: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]

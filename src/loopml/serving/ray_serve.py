@@ -1,0 +1,76 @@
+"""``loopml serve --ray``: the same FastAPI app as a Ray Serve deployment.
+
+Each replica builds the app with :func:`loopml.serving.app.create_app` (the
+builder runs on the replica, so models load there, and its lifespan starts
+the registry poller and the inference log as under uvicorn). Ray Serve's
+HTTP proxy listens on ``serving.host:port`` and spreads requests over the
+replicas; on a cluster (``tune.ray_address``, or ``--ray-address``) the
+replicas run on its nodes, with the ``LOOPML_*`` settings of this process
+as their environment.
+
+Use uvicorn (``loopml serve --workers N``) on one machine: it is the faster
+path (no proxy hop). Use Ray Serve to spread replicas over several machines
+or to scale them with the cluster.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from fastapi import FastAPI
+
+from loopml.config import Settings
+from loopml.ray_runtime import ray_session
+
+log = logging.getLogger(__name__)
+
+#: Environment passed to the replicas (settings, MLflow and Feast options).
+PASSED_PREFIXES = ("LOOPML_", "MLFLOW_", "FEAST_", "OMP_NUM_THREADS", "RAY_SERVE_")
+#: Ray Serve gives its HTTP proxy 5 s to start, three times; importing the
+#: proxy's stack takes longer than that on a busy 2-core machine.
+SERVE_DEFAULTS = {"RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "60"}
+
+
+def build_app() -> FastAPI:
+    """The service, built on a replica from the environment's settings."""
+    from loopml.serving.app import create_app
+
+    return create_app()
+
+
+def replica_env(settings: Settings) -> dict[str, str]:
+    """What a replica needs to build the same app as this process would."""
+    env = {k: v for k, v in os.environ.items() if k.startswith(PASSED_PREFIXES)}
+    env.update(
+        LOOPML_PROFILE=settings.profile,
+        LOOPML_HOME=str(settings.home.resolve()),
+        OMP_NUM_THREADS=env.get("OMP_NUM_THREADS", "1"),  # one-row predictions
+    )
+    from loopml.config import config_dir
+
+    env.setdefault("LOOPML_CONFIG_DIR", str(config_dir().resolve()))
+    return env
+
+
+def serve_on_ray(settings: Settings, host: str, port: int, replicas: int) -> None:
+    """Run the service on Ray Serve until interrupted (Ctrl-C)."""
+    from ray import serve
+
+    for key, value in SERVE_DEFAULTS.items():
+        os.environ.setdefault(key, value)  # before Ray starts: its actors inherit
+    env = replica_env(settings)
+    with ray_session(settings, env_vars=env):
+        serve.start(http_options={"host": host, "port": port})
+        ingress: Any = serve.ingress(build_app)
+        deployment: Any = serve.deployment(
+            ingress(), name="loopml", num_replicas=replicas
+        )
+        log.info("Ray Serve: %d replica(s) on http://%s:%d", replicas, host, port)
+        try:
+            serve.run(deployment.bind(), name="loopml", route_prefix="/", blocking=True)
+        except KeyboardInterrupt:
+            log.info("stopping Ray Serve")
+        finally:
+            serve.shutdown()  # type: ignore[no-untyped-call]

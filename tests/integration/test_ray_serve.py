@@ -1,0 +1,84 @@
+"""``loopml serve --ray``: the same app, as a Ray Serve deployment, answers.
+
+A local Ray (files under the home) runs two replicas behind Ray Serve's
+proxy; the forecasts equal the ones the in-process app gives, and Ctrl-C
+stops Serve and Ray.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+import conftest
+from loopml.config import load_settings
+from loopml.pipeline import run_stage
+from loopml.runtime import configure_environment
+from loopml.serving.app import create_app
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+def test_serve_on_ray_answers_like_uvicorn(tiny_env: Path) -> None:
+    settings = load_settings("default")
+    configure_environment(settings.home)
+    for stage in ("ingest", "validate", "features", "train", "evaluate", "promote"):
+        run_stage(stage, settings, "demand")
+    origin = pd.read_parquet(settings.data_dir("demand") / "validated.parquet")[
+        "date"
+    ].max()
+    body = {
+        "rows": [
+            {"store_id": "S01", "item_id": "I001", "date": f"{origin:%Y-%m-%d}"},
+            {
+                "store_id": "S02",
+                "item_id": "I002",
+                "date": f"{origin + pd.Timedelta(days=3):%Y-%m-%d}",
+                "promo": 1,
+            },
+        ]
+    }
+    body["rows"][0]["date"] = f"{origin + pd.Timedelta(days=1):%Y-%m-%d}"
+    with TestClient(create_app(settings)) as local:
+        expected = local.post("/v1/demand/predict", json=body).json()
+
+    port = conftest.free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "loopml.cli", "serve", "--ray", "--replicas", "2"]
+        + ["--host", "127.0.0.1", "--port", str(port)],
+        env=conftest.subprocess_env(tiny_env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        try:
+            conftest.wait_ready(url, proc, seconds=240)
+        except AssertionError:
+            proc.kill()
+            raise AssertionError(proc.communicate()[1].decode()[-3000:]) from None
+        answers = [
+            httpx.post(f"{url}/v1/demand/predict", json=body, timeout=30)
+            for _ in range(6)
+        ]
+        assert {a.status_code for a in answers} == {200}
+        assert all(a.json() == expected for a in answers)
+        assert httpx.get(f"{url}/version", timeout=10).json()["models"] == {
+            "demand": "1"
+        }
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            _, err = proc.communicate(timeout=90)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+            pytest.fail(f"serve --ray did not stop on Ctrl-C:\n{err.decode()[-3000:]}")
+    assert proc.returncode in (0, 1, -signal.SIGINT), err.decode()[-3000:]
