@@ -163,6 +163,12 @@ class ServingSettings(BaseModel):
     rate_limit_per_second: float | None = Field(None, gt=0)
     #: requests a client may send at once above the rate.
     rate_limit_burst: int = Field(50, ge=1)
+    #: canary: this share of demand requests is answered by the `challenger`
+    #: (when it differs from the champion); logged with its version.
+    canary_share: float = Field(0.0, ge=0, le=1)
+    #: shadow: every demand request is also scored by the challenger after
+    #: the answer is sent; only the champion's answer is returned, both logged.
+    shadow: bool = False
 
 
 class TuneSettings(BaseModel):

@@ -93,8 +93,13 @@ def test_monitor_writes_reports_state_and_metrics(
         forecast=window["sales"] * 1.1,
         model_version=state["model_version"],
     )
+    # A challenger's shadow answers, 20 % too high, in the same log.
+    shadow = served.assign(forecast=window["sales"] * 1.2, model_version="99")
     write_part(
-        settings.home / "inference", "demand", window["date"].max().date(), served
+        settings.home / "inference",
+        "demand",
+        window["date"].max().date(),
+        pd.concat([served, shadow.assign(source="shadow")], ignore_index=True),
     )
     logged = monitor.run(settings, "demand")
     state = json.loads((settings.state_dir("demand") / "monitor.json").read_text())
@@ -103,6 +108,9 @@ def test_monitor_writes_reports_state_and_metrics(
     assert state["performance"]["value"] == pytest.approx(0.1)
     assert state["performance"]["bias"] == pytest.approx(0.1)
     assert state["prediction_drift"]["source"] == "inference_log"
+    # The champion is judged on its own answers; the challenger beside it.
+    assert state["challengers"]["99"]["value"] == pytest.approx(0.2)
+    assert state["challengers"]["99"]["sources"] == ["shadow"]
 
     # The status page shows the champion and the monitor, linking its reports.
     client = TestClient(create_app(settings))  # no lifespan: no model loading

@@ -7,6 +7,7 @@ import contextlib
 import hmac
 import logging
 import math
+import random
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,7 +15,7 @@ from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
-from fastapi import Depends, FastAPI, Header, HTTPException, Response
+from fastapi import BackgroundTasks, Depends, FastAPI, Header, HTTPException, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -50,19 +51,25 @@ log = logging.getLogger(__name__)
 WORKLOADS = ("demand", "recsys")
 
 
-def _refresh_all(store: ModelStore, metrics: ServiceMetrics) -> None:
+def _refresh_all(
+    store: ModelStore, metrics: ServiceMetrics, challengers: bool = False
+) -> None:
     for name in WORKLOADS:
         try:
             store.refresh(name)
+            if challengers and name == "demand":  # canary / shadow traffic
+                store.refresh_challenger(name)
         except Exception:  # a bad new version must not take the service down
             log.exception("reload of %s failed; still serving the old model", name)
             metrics.reloads.labels(name, "error").inc()
 
 
-async def _poll(store: ModelStore, metrics: ServiceMetrics, seconds: float) -> None:
+async def _poll(
+    store: ModelStore, metrics: ServiceMetrics, seconds: float, challengers: bool
+) -> None:
     while True:
         await asyncio.sleep(seconds)
-        await asyncio.to_thread(_refresh_all, store, metrics)
+        await asyncio.to_thread(_refresh_all, store, metrics, challengers)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -84,6 +91,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics.reloads.labels(loaded.name, "ok").inc()
 
     store = ModelStore(on_swap=on_swap)
+    canary_share = settings.serving.canary_share
+    challengers = canary_share > 0 or settings.serving.shadow
     online = OnlineSource(
         settings,
         enabled=settings.serving.online_features,
@@ -93,10 +102,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         setup_mlflow(settings)
-        await asyncio.to_thread(_refresh_all, store, metrics)
+        await asyncio.to_thread(_refresh_all, store, metrics, challengers)
         await asyncio.to_thread(online.get)
         poller = asyncio.create_task(
-            _poll(store, metrics, settings.serving.poll_seconds)
+            _poll(store, metrics, settings.serving.poll_seconds, challengers)
         )
         inference.start()
         yield
@@ -197,11 +206,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.post("/admin/reload", tags=["admin"], dependencies=[Depends(require_admin)])
     def reload() -> dict[str, str]:
         """Check the registry now instead of waiting for the next poll."""
-        _refresh_all(store, metrics)
+        _refresh_all(store, metrics, challengers)
         return store.versions()
 
     @app.post("/v1/demand/predict", response_model=DemandResponse, tags=["demand"])
-    def predict_demand(body: DemandRequest) -> DemandResponse:
+    def predict_demand(
+        body: DemandRequest, background: BackgroundTasks
+    ) -> DemandResponse:
         """Forecast demand for store/item/date rows within the model's horizon.
 
         Each series' state (lags, rolling means, last price) is read from the
@@ -212,7 +223,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """
         started = time.perf_counter()
         loaded = demand.served(store)
+        challenger = store.challenger("demand") if challengers else None
+        role = "online"
+        if challenger is not None and canary_share and random.random() < canary_share:
+            loaded, role = challenger, "canary"
         scored = _score_demand(loaded, body.rows)
+        if challenger is not None and settings.serving.shadow and role == "online":
+            background.add_task(_shadow, challenger, body.rows, time.perf_counter())
         for value in scored.values:
             metrics.predictions.labels("demand").observe(float(value))
         today = scored.sales_today.set_index(["store_id", "item_id"])
@@ -234,12 +251,34 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     sales_today_as_of=None if pd.isna(as_of) else as_of,
                 )
             )
-        inference.log("demand", body.rows, forecasts, loaded.version, started)
+        inference.log(
+            "demand", body.rows, forecasts, loaded.version, started, source=role
+        )
         return DemandResponse(
             model="demand",
             model_version=loaded.version,
             origin=loaded.model.origin.date(),
             forecasts=forecasts,
+        )
+
+    def _shadow(challenger: LoadedModel, rows: list[DemandRow], started: float) -> None:
+        """Score a request with the challenger after the answer; log, return nothing."""
+        try:
+            scored = _score_demand(challenger, rows)
+        except Exception:  # the shadow must never affect the service
+            log.exception("shadow scoring by demand v%s failed", challenger.version)
+            return
+        outputs = [
+            {
+                "store_id": r.store_id,
+                "item_id": r.item_id,
+                "date": r.date,
+                "forecast": v,
+            }
+            for r, v in zip(rows, scored.values, strict=True)
+        ]
+        inference.log(
+            "demand", rows, outputs, challenger.version, started, source="shadow"
         )
 
     def _score_demand(loaded: LoadedModel, rows: list[DemandRow]) -> OnlineScore:

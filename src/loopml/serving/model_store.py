@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from loopml.integrity import load_verified
-from loopml.registry import CHAMPION, get_alias
+from loopml.registry import CHALLENGER, CHAMPION, get_alias
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,7 @@ class ModelStore:
     def __init__(self, on_swap: Callable[[LoadedModel], None] | None = None) -> None:
         """Start empty; ``on_swap`` is told of every model put in service."""
         self._models: dict[str, LoadedModel] = {}
+        self._challengers: dict[str, LoadedModel] = {}
         self._on_swap = on_swap
 
     def refresh(self, name: str) -> LoadedModel | None:
@@ -50,13 +51,7 @@ class ModelStore:
         current = self._models.get(name)
         if current is not None and current.version == str(version.version):
             return current
-        # Load the resolved version, not the alias, so version and model agree.
-        # Checked against the checksum recorded at registration (IntegrityError).
-        pyfunc = load_verified(name, str(version.version))
-        example = pyfunc.input_example
-        if example is not None:
-            pyfunc.predict(example)  # warm caches before taking traffic
-        loaded = LoadedModel(name, str(version.version), pyfunc.unwrap_python_model())
+        loaded = self._load(name, str(version.version))
         self._models[name] = loaded  # one reference swap: atomic for readers
         log.info(
             "serving %s version %s (was %s)",
@@ -67,6 +62,41 @@ class ModelStore:
         if self._on_swap:
             self._on_swap(loaded)
         return loaded
+
+    def refresh_challenger(self, name: str) -> LoadedModel | None:
+        """Load the ``challenger`` for canary and shadow traffic, if it differs.
+
+        Returns:
+            The challenger, or ``None`` when there is none or it is the champion.
+        """
+        version = get_alias(name, CHALLENGER)
+        champion = self._models.get(name)
+        if version is None or (
+            champion is not None and champion.version == str(version.version)
+        ):
+            self._challengers.pop(name, None)
+            return None
+        current = self._challengers.get(name)
+        if current is not None and current.version == str(version.version):
+            return current
+        loaded = self._load(name, str(version.version))
+        self._challengers[name] = loaded
+        log.info("challenger %s version %s loaded", name, loaded.version)
+        return loaded
+
+    @staticmethod
+    def _load(name: str, version: str) -> LoadedModel:
+        """Load a version (checksum checked) and warm it with its example."""
+        # Checked against the checksum recorded at registration (IntegrityError).
+        pyfunc = load_verified(name, version)
+        example = pyfunc.input_example
+        if example is not None:
+            pyfunc.predict(example)  # warm caches before taking traffic
+        return LoadedModel(name, version, pyfunc.unwrap_python_model())
+
+    def challenger(self, name: str) -> LoadedModel | None:
+        """The loaded challenger of ``name`` (canary / shadow), if any."""
+        return self._challengers.get(name)
 
     def get(self, name: str) -> LoadedModel | None:
         """The model currently served for ``name``."""

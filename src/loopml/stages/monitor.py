@@ -98,6 +98,36 @@ def _logged(settings: Settings, day: pd.Timestamp) -> pd.DataFrame:
     return logged[(target > start) & (target <= day)].reset_index(drop=True)
 
 
+def _of_version(logged: pd.DataFrame, version: str) -> pd.DataFrame:
+    """The logged rows one model version answered (all rows of an old log)."""
+    if logged.empty or "model_version" not in logged.columns:
+        return logged
+    mine = logged["model_version"].astype(str) == str(version)
+    return logged[mine].reset_index(drop=True)
+
+
+def _challenger_performance(
+    logged: pd.DataFrame,
+    champion: str,
+    data: pd.DataFrame,
+    day: pd.Timestamp,
+    cfg: Any,
+) -> dict[str, Any]:
+    """Live metric of every other version in the log (canary or shadow rows)."""
+    from loopml.workloads.demand import monitoring as demand
+
+    if logged.empty or "model_version" not in logged.columns:
+        return {}
+    result: dict[str, Any] = {}
+    for other in sorted(set(logged["model_version"].astype(str)) - {str(champion)}):
+        rows = _of_version(logged, other)
+        performance = demand.performance(rows, data, day, cfg.window_days)
+        if performance is not None:
+            sources = sorted(set(rows.get("source", pd.Series(["online"])).astype(str)))
+            result[other] = {**performance, "sources": sources}
+    return result
+
+
 def _demand(
     settings: Settings,
     data: pd.DataFrame,
@@ -115,7 +145,9 @@ def _demand(
     drift = detect(reference, current, cfg, demand.NUMERICAL, demand.CATEGORICAL)
     pyfunc = load_verified("demand", version)
     model: Any = pyfunc.unwrap_python_model()
-    logged = _logged(settings, day)
+    everything = _logged(settings, day)
+    # The champion's own answers; a challenger's (canary, shadow) are compared.
+    logged = _of_version(everything, version)
     # Served forecasts when the service logged some, else the champion's own.
     source = "inference_log" if not logged.empty else "replay"
     current_rows = (
@@ -144,6 +176,7 @@ def _demand(
         performance["ratio"] = performance["value"] / max(float(backtest), 1e-9)
     return {
         "drift_result": drift,
+        "challengers": _challenger_performance(everything, version, data, day, cfg),
         "prediction_drift": {**verdict["columns"]["forecast_index"], "source": source},
         "quality": demand.quality(data, day, cfg.window_days),
         "performance": performance,
