@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import platform
 import time
@@ -211,6 +212,7 @@ def main() -> None:
     parser.add_argument("--argpartition", action="store_true")
     parser.add_argument("--output", type=Path, default=Path("docs/benchmarks.md"))
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     user_factors, item_factors, seen = make_data(
         args.users, args.items, args.factors, args.consumed, seed=0
@@ -301,6 +303,10 @@ def main() -> None:
         ]
     )
     print(body)
+    if args.json:
+        fastest = {name: min(runs) for name, runs in times.items()}
+        figures = {"fastest": fastest, "floor": floor, "loadavg": os.getloadavg()}
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
     if not args.no_write:
         write_section(args.output, SECTION, body)
 

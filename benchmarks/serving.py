@@ -386,6 +386,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--output", type=Path, default=REPO / "docs/benchmarks.md")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="loopml-bench-") as tmp:
@@ -505,6 +506,26 @@ def main() -> None:
         ]
     )
     print(body)
+    if args.json:
+        figures = {
+            "targets": [
+                {
+                    "server": t.server.name,
+                    "route": t.route,
+                    "rows": t.rows,
+                    "p50": float(stats[j][0]),
+                    "p95": float(stats[j][1]),
+                    "p99": float(stats[j][2]),
+                    "rps": rps[j],
+                }
+                for j, t in enumerate(all_)
+            ],
+            "rss_mb": {
+                name: {"server": m[0], "tree": m[1]} for name, m in memory.items()
+            },
+            "loadavg": load,
+        }
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
     if not args.no_write:
         write_section(args.output, SECTION, body)
 

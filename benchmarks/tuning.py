@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import math
 import multiprocessing as mp
 import os
@@ -149,8 +150,10 @@ def _timed(fn: Any) -> tuple[Any, float, tuple[float, float]]:
     return out, time.perf_counter() - started, (before, os.getloadavg()[0])
 
 
-def measure(home: Path, stores: int, items: int, trials: int) -> tuple[list[str], str]:
-    """Time the three modes on one data size; table rows and a summary line."""
+def measure(
+    home: Path, stores: int, items: int, trials: int
+) -> tuple[list[str], str, dict[str, float]]:
+    """Time the three modes on one data size: table rows, a summary, seconds."""
     settings = load_settings(
         "default", home=home, demand={"n_stores": stores, "n_items": items}
     )
@@ -181,7 +184,8 @@ def measure(home: Path, stores: int, items: int, trials: int) -> tuple[list[str]
         f"in every mode: {'yes' if same else 'NO'}; best WAPE {min(sequential):.4f}."
     )
     print("\n".join([summary, *rows]), flush=True)
-    return rows, summary
+    seconds = {"sequential": t_seq, "pool": t_pool, "ray": t_ray, "ray_fit": t_fit}
+    return rows, summary, seconds
 
 
 def main() -> None:
@@ -195,6 +199,7 @@ def main() -> None:
     )
     parser.add_argument("--output", type=Path, default=Path("docs/benchmarks.md"))
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     os.environ.setdefault(
@@ -202,10 +207,13 @@ def main() -> None:
     )
     rows: list[str] = []
     summaries: list[str] = []
+    figures: dict[str, dict[str, float]] = {}
     for size in args.sizes.split(","):
         stores, items = (int(part) for part in size.split("x"))
         with tempfile.TemporaryDirectory(prefix="lmb-") as tmp:
-            more, summary = measure(Path(tmp), stores, items, args.trials)
+            more, summary, figures[size] = measure(
+                Path(tmp), stores, items, args.trials
+            )
         rows += more
         summaries.append(summary)
     lines = [
@@ -230,6 +238,8 @@ def main() -> None:
     ]
     body = "\n".join(lines)
     print(body)
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
     if not args.no_write:
         write_section(args.output, SECTION, body)
 
