@@ -1,0 +1,57 @@
+"""Helpers of the replay tests (tests/e2e/test_replay*.py): the CLI and its files.
+
+Two files, one replay each, so that pytest-xdist runs them side by side.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import conftest
+
+LOOPML = [sys.executable, "-m", "loopml.cli"]
+DAYS = 30
+DRIFT_FROM = 15
+
+
+def cli(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*LOOPML, *args],
+        # Wide enough that the console never wraps a message (or a path).
+        env=conftest.subprocess_env(home, COLUMNS="2000", **env),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+def ok(home: Path, *args: str, **env: str) -> str:
+    result = cli(home, *args, **env)
+    assert result.returncode == 0, f"loopml {args}:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def read_report(home: Path, drift: bool) -> dict[str, Any]:
+    folder = home / "reports" / "demand"
+    suffix = f"-drift{DRIFT_FROM}" if drift else ""
+    (path,) = folder.glob(f"replay-*-{DAYS}d{suffix}.json")
+    assert path.with_suffix(".md").is_file()
+    report: dict[str, Any] = json.loads(path.read_text())
+    assert [d["day"] for d in report["days"]] == list(range(1, DAYS + 1))
+    return report
+
+
+def retrain_log(home: Path) -> list[dict[str, Any]]:
+    path = home / "state" / "demand" / "retrain.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+
+def champion(home: Path) -> str:
+    status = json.loads(ok(home, "status", "--json"))
+    return str(status["workloads"]["demand"]["champion"]["version"])
