@@ -229,11 +229,19 @@ def features(ctx: typer.Context, workload: WorkloadOpt = "demand") -> None:
 
 @features_app.command("push")
 def features_push(
-    store_id: Annotated[str, typer.Option(help="Store of the series.")],
-    item_id: Annotated[str, typer.Option(help="Item of the series.")],
+    item_id: Annotated[str, typer.Option(help="Item of the series or interaction.")],
+    workload: WorkloadOpt = "demand",
+    store_id: Annotated[
+        str | None, typer.Option(help="demand: store of the series.")
+    ] = None,
     sales: Annotated[
-        float, typer.Option(min=0, help="Sales of the day so far (a total).")
-    ],
+        float | None, typer.Option(min=0, help="demand: sales of the day so far.")
+    ] = None,
+    user_id: Annotated[str | None, typer.Option(help="recsys: the user.")] = None,
+    interactions: Annotated[
+        float,
+        typer.Option(min=1, help="recsys: the user's interactions today so far."),
+    ] = 1,
     at: Annotated[
         str | None,
         typer.Option(
@@ -242,10 +250,13 @@ def features_push(
         ),
     ] = None,
 ) -> None:
-    """Push today's sales so far of one demand series to the online store now.
+    """Push a live event to the online store now.
 
-    The next `/v1/demand/predict` for that series reports it as
-    `sales_today`, without waiting for the daily batch.
+    demand (--store-id, --item-id, --sales): today's sales so far of one
+    series; the next `/v1/demand/predict` for it reports them as
+    `sales_today`, without waiting for the daily batch. recsys (--user-id,
+    --item-id, --interactions): the user's interactions today so far and the
+    latest item (`recsys_user_today`).
     """
     import datetime as dt
 
@@ -255,9 +266,24 @@ def features_push(
         raise typer.BadParameter(
             f"{at!r} is not a time like 2026-01-02T14:00", param_hint="--at"
         ) from error
+    if workload not in ("demand", "recsys"):
+        raise typer.BadParameter("push supports demand and recsys", param_hint="-w")
     settings = _settings()
     from loopml.feature_store.online import OnlineFeatures
 
+    if workload == "recsys":
+        if user_id is None:
+            raise typer.BadParameter("recsys needs --user-id", param_hint="--user-id")
+        OnlineFeatures(settings).push_interactions(user_id, item_id, interactions, when)
+        console.print(
+            f"[green]pushed[/green] interactions_today={interactions:g} for "
+            f"{user_id} ({item_id})"
+        )
+        return
+    if store_id is None or sales is None:
+        raise typer.BadParameter(
+            "demand needs --store-id and --sales", param_hint="--store-id"
+        )
     OnlineFeatures(settings).push_sales(store_id, item_id, sales, when)
     console.print(
         f"[green]pushed[/green] sales_today={sales:g} for {store_id}/{item_id}"

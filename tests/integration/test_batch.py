@@ -1,7 +1,7 @@
 """The daily recsys batch: replace-not-duplicate, valid top-k, and crash safety.
 
-One tiny home is built per module (ingest, validate, train; the version is
-made champion directly: the promotion gate is not what is tested here).
+One tiny home is built per module (ingest, validate, features, train; the
+version is made champion directly: the promotion gate is not tested here).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             patch.setenv(key, value)
         settings = load_settings("default")
         configure_environment(settings.home)
-        for stage in ("ingest", "validate", "train"):
+        for stage in ("ingest", "validate", "features", "train"):
             run_stage(stage, settings, "recsys")
         set_alias("recsys", CHAMPION, "1")
         yield home

@@ -19,6 +19,7 @@ import pytest
 from loopml.config import RecsysSettings
 from loopml.workloads.recsys.data import RecsysData
 from loopml.workloads.recsys.evaluate import evaluate_recommender
+from loopml.workloads.recsys.features import build_features
 from loopml.workloads.recsys.models import SegmentPopularity, TwoStageRanker
 from loopml.workloads.recsys.pyfunc import RecsysModel
 from loopml.workloads.recsys.workload import RecsysWorkload
@@ -109,7 +110,9 @@ def test_recommendations_do_not_depend_on_event_log_row_order(
     workload = RecsysWorkload()
     request = pd.DataFrame({"user_id": ["U0001", "U0007", "U0150", "nobody"]})
     answers = [
-        workload.train(settings, frame).model.predict(None, request)
+        workload.train_with_features(settings, frame, build_features).model.predict(
+            None, request
+        )
         for frame in (raw, shuffled)
     ]
     assert len(answers[0]) == 4 * K

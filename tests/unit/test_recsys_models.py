@@ -16,7 +16,11 @@ import pytest
 from loopml.workloads.errors import NotFittedError
 from loopml.workloads.recsys.data import RecsysData, generate
 from loopml.workloads.recsys.evaluate import evaluate_recommender, time_split
-from loopml.workloads.recsys.features import FEATURE_COLUMNS, build_context
+from loopml.workloads.recsys.features import (
+    FEATURE_COLUMNS,
+    build_context,
+    build_features,
+)
 from loopml.workloads.recsys.models import MODELS, Recommender, TwoStageRanker
 from loopml.workloads.recsys.pyfunc import OUTPUT_COLUMNS, RecsysModel
 from loopml.workloads.recsys.workload import RecsysSettings, RecsysWorkload
@@ -217,7 +221,8 @@ def test_workload_trains_and_evaluates_against_the_baseline() -> None:
     )
     workload = RecsysWorkload()
     raw = workload.validate(workload.load_raw(settings))  # type: ignore[arg-type]
-    output = workload.train(settings, raw)  # type: ignore[arg-type]
+    # Plain-code features: the Feast path gives the same (integration tests).
+    output = workload.train_with_features(settings, raw, build_features)  # type: ignore[arg-type]
     answer = output.model.predict(None, output.input_example)
     assert len(answer) == 10 * len(output.input_example)
     evaluation = workload.evaluate(settings, raw)  # type: ignore[arg-type]

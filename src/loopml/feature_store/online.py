@@ -170,6 +170,40 @@ class OnlineFeatures:
             "pushed sales_today=%s for %s/%s at %s", sales, store_id, item_id, when
         )
 
+    def push_interactions(
+        self,
+        user_id: str,
+        item_id: str,
+        interactions: float,
+        at: dt.datetime | None = None,
+    ) -> None:
+        """Push a recsys user's interactions of the day so far (``recsys_user_today``).
+
+        Args:
+            user_id: the user.
+            item_id: the item of the latest interaction.
+            interactions: interactions of the day so far (not an increment).
+            at: event time (default now, UTC); naive times are taken as UTC.
+        """
+        from feast.data_source import PushMode
+
+        from loopml.workloads.recsys import feature_views as recsys
+
+        when = pd.Timestamp(at or dt.datetime.now(dt.UTC))
+        when = when.tz_localize("UTC") if when.tzinfo is None else when
+        row = pd.DataFrame(
+            {
+                recsys.USER_KEY: [user_id],
+                TIMESTAMP: [when],
+                "interactions_today": [float(interactions)],
+                "last_item_id": [item_id],
+            }
+        )
+        self.store.push(recsys.PUSH_SOURCE, row, to=PushMode.ONLINE)
+        log.info(
+            "pushed interactions_today=%s for %s at %s", interactions, user_id, when
+        )
+
 
 def _empty_state() -> pd.DataFrame:
     frame = pd.DataFrame({name: pd.Series(dtype=np.float64) for name in STATE_COLUMNS})

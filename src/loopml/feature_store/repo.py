@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 #: Workload name -> module defining its Feast objects (see WorkloadFeatures).
 FEATURE_MODULES: dict[str, str] = {
     "demand": "loopml.workloads.demand.feature_views",
+    "recsys": "loopml.workloads.recsys.feature_views",
 }
 
 
@@ -42,11 +43,16 @@ class WorkloadFeatures(Protocol):
 
     MATERIALIZED_VIEWS: tuple[str, ...]
 
-    def offline_tables(self, validated: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    def offline_tables(
+        self, validated: pd.DataFrame, settings: Settings | None = None
+    ) -> dict[str, pd.DataFrame]:
         """Parquet tables (by file name) behind the batch sources."""
 
-    def feast_objects(self, data_dir: Path) -> list[Any]:
-        """Entities, sources and feature views to apply."""
+    def feast_objects(
+        self, data_dir: Path, settings: Settings | None = None
+    ) -> list[Any]:
+        """Entities, sources and feature views to apply (``settings`` may
+        parametrise them, e.g. a popularity window)."""
 
 
 def workload_features(name: str) -> WorkloadFeatures:

@@ -139,7 +139,7 @@ def run(
     data_path = require_file(
         settings.data_dir(workload_name) / "validated.parquet", "validate"
     )
-    tables = features.offline_tables(pd.read_parquet(data_path))
+    tables = features.offline_tables(pd.read_parquet(data_path), settings)
     if all(table.empty for table in tables.values()):
         raise StageError(f"{data_path} is too short to give a single feature row")
     folder = data_dir(settings)
@@ -150,7 +150,7 @@ def run(
     record = settings.state_dir(workload_name) / "features.json"
     restated = _restated(record, tables, fs.project)
     store = open_store(settings, fs)
-    store.apply(features.feast_objects(folder))
+    store.apply(features.feast_objects(folder, settings))
     views = features.MATERIALIZED_VIEWS
     done = materialize(store, views, cutoff.to_pydatetime(), restated)
     details = {

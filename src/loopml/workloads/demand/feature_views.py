@@ -16,12 +16,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from loopml.workloads.demand.features import HIST_COLUMNS, HISTORY_DAYS, KEYS, LAGS
+
+if TYPE_CHECKING:
+    from loopml.config import Settings
 
 ENTITY = "series"
 JOIN_KEY = "series_id"
@@ -96,16 +99,20 @@ def state_history(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(columns)
 
 
-def offline_tables(validated: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """The parquet tables behind the batch sources, by file name."""
+def offline_tables(
+    validated: pd.DataFrame, settings: Settings | None = None
+) -> dict[str, pd.DataFrame]:
+    """The parquet tables behind the batch sources, by file name (no setting
+    changes them)."""
     return {STATE_TABLE: state_history(validated)}
 
 
-def feast_objects(data_dir: Path) -> list[Any]:
+def feast_objects(data_dir: Path, settings: Settings | None = None) -> list[Any]:
     """The Feast entity, sources and feature views of the demand workload.
 
     Args:
         data_dir: the folder holding the tables of :func:`offline_tables`.
+        settings: unused; the definitions do not depend on settings.
 
     Returns:
         Objects to pass to ``FeatureStore.apply``.

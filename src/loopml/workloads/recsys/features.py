@@ -11,6 +11,7 @@ arrays over segments one extra last row meaning "no known segment" (global).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -244,3 +245,10 @@ def build_features(
         "duration_hours": context.item_duration[items],
     }
     return pd.DataFrame(columns, columns=FEATURE_COLUMNS)
+
+
+#: What gathers the ranking features of pairs: :func:`build_features` or a
+#: reader with the same signature and result (``feature_store.ranking``).
+PairFeatures = Callable[
+    [FeatureContext, IntArray, IntArray, IntArray, FloatArray], pd.DataFrame
+]

@@ -21,6 +21,8 @@ from loopml.workloads.base import EvalOutput, TrainOutput, Workload
 from loopml.workloads.recsys import holdout, tuning
 from loopml.workloads.recsys.data import load
 from loopml.workloads.recsys.evaluate import evaluate_recommender, time_split
+from loopml.workloads.recsys.feature_views import RANKING_VIEWS
+from loopml.workloads.recsys.features import PairFeatures
 from loopml.workloads.recsys.models import (
     ALSRecommender,
     GlobalPopularity,
@@ -105,6 +107,9 @@ class RecsysWorkload(Workload):
         sort_columns=("timestamp", "user_id", "item_id", "event"),
     )
 
+    #: Feast views the ranker's training set is read from.
+    feature_views = RANKING_VIEWS
+
     guard_metrics: ClassVar[dict[str, bool]] = {"coverage": True}
     slice_prefix = holdout.SEGMENT_PREFIX
     intended_use = (
@@ -159,13 +164,39 @@ class RecsysWorkload(Workload):
         return validate_raw(raw)
 
     def train(self, settings: Settings, data: pd.DataFrame) -> TrainOutput:
-        """Fit the two-stage ranker on the interactions before the holdout."""
+        """Fit the two-stage ranker on the interactions before the holdout.
+
+        The ranker's training pairs get their features from Feast by
+        point-in-time joins at each inner cutoff (``loopml features`` must
+        have published ``data``); the values equal ``build_features``'s
+        (tests/integration/test_recsys_feature_store.py), which evaluation,
+        tuning and scoring keep using in memory.
+        """
+        from loopml.feature_store.ranking import RankingFeatures
+        from loopml.feature_store.repo import open_store
+
+        features = RankingFeatures(open_store(settings), settings.recsys.window_days)
+        return self.train_with_features(settings, data, features)
+
+    def train_with_features(
+        self, settings: Settings, data: pd.DataFrame, pair_features: PairFeatures
+    ) -> TrainOutput:
+        """:meth:`train` with another source of the ranker's pair features.
+
+        Args:
+            settings: the active settings.
+            data: the validated event log.
+            pair_features: e.g. ``features.build_features`` (plain code, no
+                store), which gives the same values as Feast.
+        """
         cfg = recsys_settings(settings)
         tables = RecsysData.from_frame(data)
         # Fit before the gate's holdout (the last test_days); what users took
         # since is still excluded from their recommendations.
         before, recent = time_split(tables.interactions, cfg.test_days)
-        model = _ranker(cfg, settings.seed).fit(tables.with_interactions(before))
+        model = _ranker(cfg, settings.seed).fit(
+            tables.with_interactions(before), pair_features=pair_features
+        )
         history_reason, segment_reason = _REASONS[cfg.dataset]
         wrapped = RecsysModel(
             model,

@@ -19,7 +19,11 @@ import pandas as pd
 import scipy.sparse as sp
 from lightgbm import LGBMRanker
 
-from loopml.workloads.recsys.features import FeatureContext, build_features
+from loopml.workloads.recsys.features import (
+    FeatureContext,
+    PairFeatures,
+    build_features,
+)
 from loopml.workloads.recsys.models.als import ALSRecommender
 from loopml.workloads.recsys.models.base import (
     BLOCK,
@@ -100,8 +104,18 @@ class TwoStageRanker(RecommenderBase):
             seed=self.seed,
         )
 
-    def fit(self, data: RecsysData) -> Self:
+    def fit(
+        self, data: RecsysData, pair_features: PairFeatures = build_features
+    ) -> Self:
         """Train the ranker on an inner split, then refit stage 1 on everything.
+
+        Args:
+            data: users, items and the training interactions.
+            pair_features: gathers the training pairs' features at each inner
+                cutoff; the plain-code :func:`build_features` by default, or
+                the point-in-time reader of ``feature_store.ranking`` (same
+                values). Scoring always uses ``build_features`` on the fitted
+                context.
 
         Raises:
             ValueError: when the training window is too short to hold both a
@@ -125,7 +139,7 @@ class TwoStageRanker(RecommenderBase):
             )
             if after.any():
                 inner = self._als().fit(data.with_interactions(interactions[before]))
-                parts.append(self._examples(inner, interactions[after]))
+                parts.append(self._examples(inner, interactions[after], pair_features))
         labels = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0)
         if not labels.sum():
             raise ValueError("no candidate of the inner splits was ever taken")
@@ -194,17 +208,21 @@ class TwoStageRanker(RecommenderBase):
         segment_rows: IntArray,
         exclude_seen: bool,
         n: int,
+        pair_features: PairFeatures = build_features,
     ) -> tuple[IntArray, IntArray, pd.DataFrame]:
         position, item, als_score = self._candidates(
             als, user_rows, segment_rows, exclude_seen, n
         )
-        features = build_features(
+        features = pair_features(
             als.context_, user_rows[position], segment_rows[position], item, als_score
         )
         return position, item, features
 
     def _examples(
-        self, inner: ALSRecommender, future: pd.DataFrame
+        self,
+        inner: ALSRecommender,
+        future: pd.DataFrame,
+        pair_features: PairFeatures = build_features,
     ) -> tuple[pd.DataFrame, IntArray, IntArray]:
         """Candidates of the users active after the inner cut, with labels."""
         context = inner.context_
@@ -221,7 +239,7 @@ class TwoStageRanker(RecommenderBase):
             rows = rows_all[start : start + BLOCK]
             segments = context.user_segment[rows]
             position, cand, features = self._features(
-                inner, rows, segments, True, self.n_candidates
+                inner, rows, segments, True, self.n_candidates, pair_features
             )
             key = rows[position] * n_items + cand
             label = np.isin(key, positive)
