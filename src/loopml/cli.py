@@ -7,12 +7,14 @@ or CI.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -21,6 +23,9 @@ from rich.table import Table
 from loopml.config import Settings, load_settings
 from loopml.logs import setup_logging
 from loopml.runtime import configure_environment
+
+if TYPE_CHECKING:
+    from loopml.stages.common import StageResult
 
 app = typer.Typer(
     help=(
@@ -91,6 +96,29 @@ def _settings(**demand: Any) -> Settings:
         console_level="INFO" if _State.verbose else "WARNING",
     )
     return settings
+
+
+def _parse_day(date: str | None) -> dt.date | None:
+    """The ``--date`` option as a date; a usage error that names it otherwise."""
+    try:
+        return None if date is None else dt.date.fromisoformat(date)
+    except ValueError as error:
+        raise typer.BadParameter(
+            f"{date!r} is not a date like 2025-02-04", param_hint="--date"
+        ) from error
+
+
+def _call_stage(name: str, call: Callable[[], StageResult]) -> StageResult:
+    """Run one stage function in its log context; its failure is exit 1."""
+    from loopml.logs import stage_context
+    from loopml.stages.common import StageError
+
+    try:
+        with stage_context(name):
+            return call()
+    except (StageError, ValueError, FileNotFoundError) as error:
+        err_console.print(f"[red]{name} failed:[/red] {error}")
+        raise typer.Exit(1) from error
 
 
 def _run_stage(name: str, settings: Settings, workload: str) -> None:
@@ -169,32 +197,19 @@ def ingest(
     ] = None,
 ) -> None:
     """Store the raw data: the whole history, or one day's batch (--date)."""
-    import datetime as dt
-
-    try:
-        day = None if date is None else dt.date.fromisoformat(date)
-    except ValueError as error:
-        raise typer.BadParameter(
-            f"{date!r} is not a date like 2025-02-04", param_hint="--date"
-        ) from error
+    day = _parse_day(date)
     if force and day is None:
         raise typer.BadParameter("only applies with --date", param_hint="--force")
     settings = _settings(dataset=dataset, data_path=data_path)
     if day is None and file is None:
         _run_stage("ingest", settings, workload)
         return
-    from loopml.logs import stage_context
     from loopml.stages import ingest as ingest_stage
-    from loopml.stages.common import StageError
 
-    try:
-        with stage_context("ingest"):
-            result = ingest_stage.run(
-                settings, workload, day=day, force=force, source=file
-            )
-    except (StageError, ValueError) as error:
-        err_console.print(f"[red]ingest failed:[/red] {error}")
-        raise typer.Exit(1) from error
+    result = _call_stage(
+        "ingest",
+        lambda: ingest_stage.run(settings, workload, day=day, force=force, source=file),
+    )
     console.print(f"[green]ingest[/green] {workload}: {result.summary}")
 
 
@@ -258,8 +273,6 @@ def features_push(
     --item-id, --interactions): the user's interactions today so far and the
     latest item (`recsys_user_today`).
     """
-    import datetime as dt
-
     try:
         when = None if at is None else dt.datetime.fromisoformat(at)
     except ValueError as error:
@@ -326,25 +339,13 @@ def batch(
     `recommendations` (SQLite at <home>/batch/<workload>.db; PostgreSQL in
     production), each replaced whole for the day. Needs a champion.
     """
-    import datetime as dt
-
-    try:
-        day = None if date is None else dt.date.fromisoformat(date)
-    except ValueError as error:
-        raise typer.BadParameter(
-            f"{date!r} is not a date like 2025-09-01", param_hint="--date"
-        ) from error
+    day = _parse_day(date)
     settings = _settings()
-    from loopml.logs import stage_context
     from loopml.stages import batch as batch_stage
-    from loopml.stages.common import StageError
 
-    try:
-        with stage_context("batch"):
-            result = batch_stage.run(settings, workload, day, require_champion=True)
-    except (StageError, ValueError, FileNotFoundError) as error:
-        err_console.print(f"[red]batch failed:[/red] {error}")
-        raise typer.Exit(1) from error
+    result = _call_stage(
+        "batch", lambda: batch_stage.run(settings, workload, day, require_champion=True)
+    )
     console.print(f"[green]batch[/green] {workload}: {result.summary}")
 
 
@@ -369,25 +370,11 @@ def monitor(
     /metrics). Drift posts one alert to LOOPML_ALERT_WEBHOOK_URL per incident
     and cool-down. Exits 0 when it ran, drift or not; 1 when it could not run.
     """
-    import datetime as dt
-
-    try:
-        day = None if date is None else dt.date.fromisoformat(date)
-    except ValueError as error:
-        raise typer.BadParameter(
-            f"{date!r} is not a date like 2025-09-01", param_hint="--date"
-        ) from error
+    day = _parse_day(date)
     settings = _settings()
-    from loopml.logs import stage_context
     from loopml.stages import monitor as monitor_stage
-    from loopml.stages.common import StageError
 
-    try:
-        with stage_context("monitor"):
-            result = monitor_stage.run(settings, workload, day)
-    except (StageError, ValueError, FileNotFoundError) as error:
-        err_console.print(f"[red]monitor failed:[/red] {error}")
-        raise typer.Exit(1) from error
+    result = _call_stage("monitor", lambda: monitor_stage.run(settings, workload, day))
     colour = "yellow" if result.status == "drift" else "green"
     console.print(f"[{colour}]monitor[/{colour}] {workload}: {result.summary}")
 
@@ -435,17 +422,12 @@ def rollback(
     The running service follows at its next poll (serving.poll_seconds) or at
     once on POST /admin/reload; the rollback is recorded in `loopml history`.
     """
-    from loopml.logs import stage_context
     from loopml.stages import rollback as rollback_stage
-    from loopml.stages.common import StageError
 
     settings = _settings()
-    try:
-        with stage_context("rollback"):
-            result = rollback_stage.run(settings, workload, to_version, reason)
-    except StageError as error:
-        err_console.print(f"[red]rollback failed:[/red] {error}")
-        raise typer.Exit(1) from error
+    result = _call_stage(
+        "rollback", lambda: rollback_stage.run(settings, workload, to_version, reason)
+    )
     console.print(f"[green]rollback[/green] {workload}: {result.summary}")
 
 
@@ -476,25 +458,11 @@ def retrain(
     says why, changes nothing, exits 0. A failed stage exits 1 and leaves
     the champion as it was.
     """
-    import datetime as dt
-
-    try:
-        day = None if date is None else dt.date.fromisoformat(date)
-    except ValueError as error:
-        raise typer.BadParameter(
-            f"{date!r} is not a date like 2025-09-01", param_hint="--date"
-        ) from error
+    day = _parse_day(date)
     settings = _settings()
-    from loopml.logs import stage_context
     from loopml.stages import retrain as retrain_stage
-    from loopml.stages.common import StageError
 
-    try:
-        with stage_context("retrain"):
-            result = retrain_stage.run(settings, workload, day)
-    except (StageError, ValueError, FileNotFoundError) as error:
-        err_console.print(f"[red]retrain failed:[/red] {error}")
-        raise typer.Exit(1) from error
+    result = _call_stage("retrain", lambda: retrain_stage.run(settings, workload, day))
     if result.status == "skipped":
         console.print(f"[green]retrain[/green] {workload}: {result.summary}")
         return
