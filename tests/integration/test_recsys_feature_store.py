@@ -6,6 +6,7 @@ a hand-made history with known answers, in a temp home.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -244,3 +245,64 @@ def test_stage_publishes_recsys_and_push_reaches_the_online_store(
         entity_rows=[{USER_KEY: user}],
     ).to_dict()
     assert (today["interactions_today"], today["last_item_id"]) == ([3.0], ["C002"])
+
+
+def _same(a: object, b: object) -> bool:
+    """Equal values, or both missing (Feast gives None or NaN for no value).
+
+    Timestamps compare as instants: the online store returns them tz-aware
+    (UTC), the offline store naive UTC.
+    """
+    if isinstance(a, dt.datetime) or isinstance(b, dt.datetime):
+        stamps = [pd.Timestamp(x) for x in (a, b)]
+        utc = [x.tz_convert(None) if x.tzinfo else x for x in stamps]
+        return bool(utc[0] == utc[1])
+    if a is None or (isinstance(a, float) and np.isnan(a)):
+        return b is None or (isinstance(b, float) and np.isnan(b))
+    if isinstance(a, float | int | np.floating | np.integer):
+        return isinstance(b, float | int | np.floating | np.integer) and float(
+            a
+        ) == pytest.approx(float(b))
+    return bool(a == b)
+
+
+@pytest.mark.parametrize("online", ["sqlite", "redis"])
+def test_no_skew_between_offline_and_online_recsys_features(
+    settings: Settings, data: RecsysData, online: str
+) -> None:
+    import uuid
+
+    from loopml.stages import features as features_stage
+
+    if online == "redis":
+        import redis
+
+        try:
+            redis.Redis(host="127.0.0.1", port=6379, socket_timeout=3).ping()
+        except redis.RedisError as error:
+            pytest.skip(f"local Redis unreachable: {error}")
+    fs = FeatureStoreSettings(online=online, project=f"t_{uuid.uuid4().hex[:10]}")  # type: ignore[arg-type]
+    settings = settings.model_copy(update={"feature_store": fs})
+    write_parquet(data.to_frame(), settings.data_dir("recsys") / "validated.parquet")
+    features_stage.run(settings, "recsys")
+    store = open_store(settings)
+    last = pd.Timestamp(data.interactions["timestamp"].max()).tz_localize("UTC")
+    compared = mismatched = present = 0
+    for name in MATERIALIZED_VIEWS:
+        view = store.get_feature_view(name)
+        keys = [column.name for column in view.entity_columns]
+        names = [field.name for field in view.features]
+        refs = [f"{name}:{field}" for field in names]
+        table = pd.read_parquet(view.batch_source.path)  # type: ignore[attr-defined]
+        sample = table[keys].drop_duplicates().head(25).reset_index(drop=True)
+        served = store.get_online_features(
+            features=refs, entity_rows=sample.to_dict("records")
+        ).to_dict()
+        offline = point_in_time(store, sample.assign(**{TIMESTAMP: last}), refs, keys)
+        for field in names:
+            for i, value in enumerate(served[field]):
+                compared += 1
+                mismatched += not _same(value, offline[field].iloc[i])
+                present += not _same(value, None)
+    assert compared > 100 and present > 100  # not a comparison of blanks
+    assert mismatched == 0, f"{mismatched} of {compared} values differ ({online})"
