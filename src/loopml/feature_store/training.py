@@ -85,7 +85,14 @@ def point_in_time(
     if answered[ROW_ID].duplicated().any():
         raise MissingFeaturesError("the offline store answered an entity row twice")
     if lost := len(pairs) - len(answered):
-        log.warning("offline store dropped %d of %d entity rows", lost, len(pairs))
+        # Kept with missing features (the left join below); callers that
+        # need every row filled check for it, so this is a detail, not a fault.
+        log.info(
+            "offline store had no row in the TTL for %d of %d entity rows; "
+            "they keep missing features",
+            lost,
+            len(pairs),
+        )
     found = pairs.merge(answered, on=ROW_ID, how="left", validate="one_to_one")
     merged = entity_df.reset_index(names="_index").merge(
         found.drop(columns=ROW_ID), on=[*join_keys, TIMESTAMP], how="left"
