@@ -48,7 +48,7 @@ run: setup ## Run the whole loop (pass options with ARGS="--dataset online-retai
 	$(BIN)/loopml run $(ARGS)
 
 test: setup lint ## Lint, then run every test
-	$(BIN)/pytest -q -n 2 --dist loadfile $(ARGS)
+	$(BIN)/pytest -q -n 3 --dist loadfile $(ARGS)
 
 lint: setup ## ruff check + ruff format --check + mypy --strict on src/ + secret scan
 	$(BIN)/ruff check src tests dags

@@ -64,7 +64,9 @@ def test_drifted_replay_retrains_after_the_drift(tmp_path: Path) -> None:
 
     from mlflow import MlflowClient
 
-    client = MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
+    # Both URIs: an earlier test in this worker may have set a registry URI.
+    uri = f"sqlite:///{home / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     tags = client.get_model_version("demand", entry["version"]).tags
     assert tags["loopml.retrain.triggers"] == "drift"
     assert tags["loopml.retrain.date"] == first["date"]
