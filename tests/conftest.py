@@ -8,8 +8,13 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import pandas as pd
 import pytest
+
+if TYPE_CHECKING:
+    from loopml.config import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = REPO.parent / "shared" / "datasets"
@@ -102,3 +107,19 @@ def postgres_unreachable() -> str | None:
     except Exception as error:  # noqa: BLE001 - any failure means "skip"
         return f"PostgreSQL at 127.0.0.1:5432/test is unreachable: {error}"
     return None
+
+
+def demand_champion(settings: Settings) -> pd.Timestamp:
+    """Run ingest .. promote for demand in this process: version 1 is champion.
+
+    Returns:
+        The forecast origin: the last validated day.
+    """
+    from loopml.pipeline import run_stage
+    from loopml.runtime import configure_environment
+
+    configure_environment(settings.home)
+    for stage in ("ingest", "validate", "features", "train", "evaluate", "promote"):
+        run_stage(stage, settings, "demand")
+    validated = settings.data_dir("demand") / "validated.parquet"
+    return pd.Timestamp(pd.read_parquet(validated, columns=["date"])["date"].max())

@@ -727,7 +727,7 @@ def serve(
 ) -> None:
     """Serve the champion models over HTTP (FastAPI; docs at /docs).
 
-    One machine: uvicorn with --workers N (the fastest path). Several
+    One machine: uvicorn with --workers N (no proxy hop). Several
     machines: --ray runs the same app as replicas behind Ray Serve's proxy.
     """
     import uvicorn

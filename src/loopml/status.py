@@ -131,7 +131,7 @@ def _monitor_html(
     name: str, monitor: dict[str, Any] | None, link: Callable[[str, str], str]
 ) -> str:
     if monitor is None:
-        return "<p>Not monitored yet: <code>loopml monitor -w " + name + "</code>.</p>"
+        return f"<p>Not monitored yet: <code>loopml monitor -w {_esc(name)}</code>.</p>"
     drifted = monitor["drifted"] or (
         ["predictions"] if monitor["prediction_drifted"] else []
     )

@@ -75,7 +75,7 @@ def test_tutorial_commands_run_as_written(tmp_path: Path) -> None:
     # Step 4: the loop trained, registered and promoted version 1.
     assert "shop champion: version 1" in out
     status = json.loads((project / "status.json").read_text("utf-8"))
-    assert "shop" in json.dumps(status)
+    assert status["workloads"]["shop"]["champion"]["version"] == "1"
     # Step 5: the champion scored the request row (one finite prediction).
     predicted = re.search(r"^\s*prediction\s*\n\s*0\s+(-?\d+\.\d+)\s*$", out, re.M)
     assert predicted is not None, out[-2000:]

@@ -16,11 +16,11 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+import conftest
 from loopml.config import load_settings
 from loopml.monitoring.inference_log import read_log
 from loopml.pipeline import run_stage
 from loopml.registry import CHALLENGER, CHAMPION, get_alias
-from loopml.runtime import configure_environment
 from loopml.serving.app import create_app
 from loopml.tracking import setup_mlflow
 
@@ -46,17 +46,12 @@ def test_canary_and_shadow_route_and_log_the_challenger(
     tiny_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = load_settings("default")
-    configure_environment(settings.home)
-    for stage in ("ingest", "validate", "features", "train", "evaluate", "promote"):
-        run_stage(stage, settings, "demand")
+    origin = conftest.demand_champion(settings)
     monkeypatch.setenv("LOOPML_DEMAND__MODEL__N_ESTIMATORS", "25")
     run_stage("train", load_settings("default"), "demand")  # v2, not promoted
     setup_mlflow(settings)
     assert str(get_alias("demand", CHAMPION).version) == "1"  # type: ignore[union-attr]
     assert str(get_alias("demand", CHALLENGER).version) == "2"  # type: ignore[union-attr]
-    origin = pd.read_parquet(settings.data_dir("demand") / "validated.parquet")[
-        "date"
-    ].max()
     day = f"{origin + pd.Timedelta(days=2):%Y-%m-%d}"
     rows = [{"store_id": "S01", "item_id": "I001", "date": day}]
 

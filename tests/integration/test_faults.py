@@ -23,9 +23,7 @@ from mlflow import MlflowClient
 import conftest
 from loopml.config import load_settings
 from loopml.feature_store.repo import open_store
-from loopml.pipeline import run_stage
 from loopml.registry import CHAMPION, get_alias
-from loopml.runtime import configure_environment
 from loopml.tracking import setup_mlflow
 
 LOOPML = [sys.executable, "-m", "loopml.cli"]
@@ -80,12 +78,8 @@ def test_kill_9_during_train_and_promote_keeps_a_whole_champion(
     # v1: a deliberately small model, so that a normal one beats it.
     monkeypatch.setenv("LOOPML_DEMAND__MODEL__N_ESTIMATORS", "20")
     settings = load_settings("default")
-    configure_environment(settings.home)
-    for stage in ("ingest", "validate", "features", "train", "evaluate", "promote"):
-        run_stage(stage, settings, "demand")
+    origin = conftest.demand_champion(settings)
     setup_mlflow(settings)
-    validated = pd.read_parquet(settings.data_dir("demand") / "validated.parquet")
-    origin = validated["date"].max()
     rows = pd.DataFrame(
         {
             "store_id": ["S01", "S02"],

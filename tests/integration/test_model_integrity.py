@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
+import conftest
 from loopml.config import load_settings
 from loopml.integrity import CHECKSUM_TAG, IntegrityError, load_verified
 from loopml.pipeline import run_stage
 from loopml.registry import CHAMPION, set_alias
-from loopml.runtime import configure_environment
 from loopml.serving.model_store import ModelStore
 from loopml.tracking import setup_mlflow
 
@@ -34,9 +34,7 @@ def _artefact_files(name: str, version: str, home: Path) -> list[Path]:
 @pytest.mark.slow
 def test_a_changed_artefact_is_refused_and_the_old_model_kept(tiny_env: Path) -> None:
     settings = load_settings("default")
-    configure_environment(settings.home)
-    for stage in ("ingest", "validate", "features", "train", "evaluate", "promote"):
-        run_stage(stage, settings, "demand")
+    conftest.demand_champion(settings)
     setup_mlflow(settings)
     client = MlflowClient()
     first = client.get_model_version("demand", "1")

@@ -11,11 +11,10 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry, generate_latest
 
+import conftest
 from loopml.config import load_settings
 from loopml.monitoring.collector import MonitorCollector
 from loopml.monitoring.inference_log import write_part
-from loopml.pipeline import run_stage
-from loopml.runtime import configure_environment
 from loopml.serving.app import create_app
 from loopml.stages import ingest, monitor, validate
 
@@ -27,13 +26,8 @@ def test_monitor_writes_reports_state_and_metrics(
 ) -> None:
     monkeypatch.setenv("LOOPML_DEMAND__N_DAYS", "240")  # enough for 56 + 28 days
     settings = load_settings("default")
-    configure_environment(settings.home)
-    for stage in ("ingest", "validate", "features", "train", "evaluate", "promote"):
-        run_stage(stage, settings, "demand")
     # Days arrive after the champion was trained: its forecasts meet actuals.
-    trained_until = pd.read_parquet(
-        settings.data_dir("demand") / "validated.parquet", columns=["date"]
-    )["date"].max()
+    trained_until = conftest.demand_champion(settings)
     for offset in range(1, NEW_DAYS + 1):
         ingest.run(
             settings, "demand", day=(trained_until + pd.Timedelta(days=offset)).date()

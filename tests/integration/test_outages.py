@@ -13,7 +13,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -22,8 +22,6 @@ from fastapi.testclient import TestClient
 
 import conftest
 from loopml.config import load_settings
-from loopml.pipeline import run_stage
-from loopml.runtime import configure_environment
 from loopml.serving.app import create_app
 
 SERVER = shutil.which("redis-server")
@@ -70,10 +68,10 @@ def private_redis(tmp_path: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
             _stop(proc)
 
 
-def _until(check: object, seconds: float) -> bool:
+def _until(check: Callable[[], bool], seconds: float) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if check():  # type: ignore[operator]
+        if check():
             return True
         time.sleep(0.25)
     return False
@@ -98,12 +96,7 @@ def test_redis_outage_is_a_clear_503_and_the_service_recovers(
     settings = load_settings("default")
     assert settings.feature_store is not None
     assert settings.feature_store.online == "redis"
-    configure_environment(settings.home)
-    for stage in ("ingest", "validate", "features", "train", "evaluate", "promote"):
-        run_stage(stage, settings, "demand")
-    origin = pd.read_parquet(settings.data_dir("demand") / "validated.parquet")[
-        "date"
-    ].max()
+    origin = conftest.demand_champion(settings)
     rows = [
         {
             "store_id": "S01",

@@ -19,8 +19,6 @@ from fastapi.testclient import TestClient
 
 import conftest
 from loopml.config import load_settings
-from loopml.pipeline import run_stage
-from loopml.runtime import configure_environment
 from loopml.serving.app import create_app
 
 
@@ -28,15 +26,14 @@ from loopml.serving.app import create_app
 @pytest.mark.timeout(400)
 def test_serve_on_ray_answers_like_uvicorn(tiny_env: Path) -> None:
     settings = load_settings("default")
-    configure_environment(settings.home)
-    for stage in ("ingest", "validate", "features", "train", "evaluate", "promote"):
-        run_stage(stage, settings, "demand")
-    origin = pd.read_parquet(settings.data_dir("demand") / "validated.parquet")[
-        "date"
-    ].max()
+    origin = conftest.demand_champion(settings)
     body = {
         "rows": [
-            {"store_id": "S01", "item_id": "I001", "date": f"{origin:%Y-%m-%d}"},
+            {
+                "store_id": "S01",
+                "item_id": "I001",
+                "date": f"{origin + pd.Timedelta(days=1):%Y-%m-%d}",
+            },
             {
                 "store_id": "S02",
                 "item_id": "I002",
@@ -45,7 +42,6 @@ def test_serve_on_ray_answers_like_uvicorn(tiny_env: Path) -> None:
             },
         ]
     }
-    body["rows"][0]["date"] = f"{origin + pd.Timedelta(days=1):%Y-%m-%d}"
     with TestClient(create_app(settings)) as local:
         expected = local.post("/v1/demand/predict", json=body).json()
 

@@ -123,8 +123,8 @@ def _challenger_performance(
         rows = _of_version(logged, other)
         performance = demand.performance(rows, data, day, cfg.window_days)
         if performance is not None:
-            sources = sorted(set(rows.get("source", pd.Series(["online"])).astype(str)))
-            result[other] = {**performance, "sources": sources}
+            roles = rows["source"] if "source" in rows else pd.Series(["online"])
+            result[other] = {**performance, "sources": sorted(set(roles.astype(str)))}
     return result
 
 
