@@ -54,7 +54,7 @@ lint: setup ## ruff check + ruff format --check + mypy --strict on src/ + secret
 	$(BIN)/ruff check src tests dags
 	$(BIN)/ruff format --check src tests dags
 	$(BIN)/mypy --strict src
-	$(BIN)/python -m loopml.secret_scan
+	$(BIN)/python -m loopml.devtools.secret_scan
 
 audit: setup ## pip-audit of requirements.lock (needs PyPI's JSON API; fails when a package cannot be audited)
 	$(BIN)/pip-audit --requirement requirements.lock --no-deps --disable-pip --strict --progress-spinner off

@@ -26,7 +26,7 @@ from collections.abc import Callable
 
 import pandas as pd
 
-from loopml.config import MonitorSettings
+from loopml.core.config import MonitorSettings
 from loopml.monitoring.drift import detect
 from loopml.workloads.demand import monitoring as demand
 from loopml.workloads.demand.data import generate as generate_demand

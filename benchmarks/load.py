@@ -237,7 +237,7 @@ class Reloader:
 
 def tracking_uri(home: Path) -> str:
     """The MLflow tracking (and registry) URI of ``home``."""
-    from loopml.config import load_settings
+    from loopml.core.config import load_settings
 
     os.environ["LOOPML_HOME"] = str(home)
     os.environ.setdefault("LOOPML_CONFIG_DIR", str(REPO / "configs"))

@@ -32,12 +32,12 @@ import numpy as np
 from doc_sections import write_section
 from feast import FeatureStore
 
-from loopml.config import load_settings
+from loopml.core.config import load_settings
+from loopml.core.io import write_parquet
+from loopml.core.runtime import configure_environment
 from loopml.feature_store.online import OnlineFeatures
 from loopml.feature_store.repo import FeatureStoreSettings, drop_project
-from loopml.runtime import configure_environment
 from loopml.stages import features as features_stage
-from loopml.stages.common import write_parquet
 from loopml.workloads.demand import data
 from loopml.workloads.demand.feature_views import (
     JOIN_KEY,

@@ -400,8 +400,8 @@ def main() -> None:
         os.environ.update({k: env[k] for k in ("LOOPML_HOME", "LOOPML_CONFIG_DIR")})
         from mlflow import MlflowClient
 
-        from loopml.config import load_settings
-        from loopml.runtime import configure_environment
+        from loopml.core.config import load_settings
+        from loopml.core.runtime import configure_environment
 
         settings = load_settings(home=home)
         configure_environment(home)

@@ -42,11 +42,11 @@ import pandas as pd
 import ray
 from doc_sections import write_section
 
-from loopml.config import Settings, load_settings
-from loopml.ray_runtime import ray_session
-from loopml.runtime import configure_environment
-from loopml.workloads.base import get_workload
-from loopml.workloads.tuning import SearchParam
+from loopml.core.config import Settings, load_settings
+from loopml.core.ray_session import ray_session
+from loopml.core.runtime import configure_environment
+from loopml.sdk.tuning import SearchParam
+from loopml.sdk.workload import get_workload
 
 SECTION = "tuning"
 COMMAND = ".venv/bin/python benchmarks/tuning.py --trials {n} --sizes {sizes}"

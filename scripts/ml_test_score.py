@@ -69,8 +69,10 @@ def is_node_id(evidence: str) -> bool:
     return evidence.startswith("tests/") and ".py::" in evidence
 
 
-def loop_stages(pipeline: Path = ROOT / "src" / "loopml" / "pipeline.py") -> set[str]:
-    """The stage names of ``loopml run`` (keys of ``STAGES`` in pipeline.py).
+def loop_stages(
+    pipeline: Path = ROOT / "src" / "loopml" / "orchestration" / "runner.py",
+) -> set[str]:
+    """The stage names of ``loopml run`` (keys of ``STAGES`` in orchestration/runner.py).
 
     Parsed rather than imported, so the script does not load MLflow and Feast.
     """

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 if TYPE_CHECKING:
-    from loopml.config import Settings
+    from loopml.core.config import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = REPO.parent / "shared" / "datasets"
@@ -115,8 +115,8 @@ def demand_champion(settings: Settings) -> pd.Timestamp:
     Returns:
         The forecast origin: the last validated day.
     """
-    from loopml.pipeline import run_stage
-    from loopml.runtime import configure_environment
+    from loopml.core.runtime import configure_environment
+    from loopml.orchestration.runner import run_stage
 
     configure_environment(settings.home)
     for stage in ("ingest", "validate", "features", "train", "evaluate", "promote"):

@@ -20,9 +20,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from loopml.config import Settings, load_settings
-from loopml.logs import setup_logging
-from loopml.runtime import configure_environment
+from loopml.core.config import Settings, load_settings
+from loopml.core.logs import setup_logging
+from loopml.core.runtime import configure_environment
 
 if TYPE_CHECKING:
     from loopml.stages.common import StageResult
@@ -73,7 +73,7 @@ class _State:
 
 
 def _settings(**demand: Any) -> Settings:
-    from loopml.params import apply_params_file
+    from loopml.core.params import apply_params_file
 
     overrides = {k: v for k, v in demand.items() if v is not None}
     kwargs: dict[str, Any] = {"demand": overrides} if overrides else {}
@@ -110,8 +110,8 @@ def _parse_day(date: str | None) -> dt.date | None:
 
 def _call_stage(name: str, call: Callable[[], StageResult]) -> StageResult:
     """Run one stage function in its log context; its failure is exit 1."""
-    from loopml.logs import stage_context
-    from loopml.stages.common import StageError
+    from loopml.core.errors import StageError
+    from loopml.core.logs import stage_context
 
     try:
         with stage_context(name):
@@ -122,8 +122,8 @@ def _call_stage(name: str, call: Callable[[], StageResult]) -> StageResult:
 
 
 def _run_stage(name: str, settings: Settings, workload: str) -> None:
-    from loopml.pipeline import run_stage
-    from loopml.stages.common import StageError
+    from loopml.core.errors import StageError
+    from loopml.orchestration.runner import run_stage
 
     try:
         timed = run_stage(name, settings, workload)
@@ -503,8 +503,8 @@ def replay(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from loopml import replay as replay_mod
-    from loopml.stages.common import StageError
+    from loopml.core.errors import StageError
+    from loopml.orchestration import replay as replay_mod
 
     if workload != "demand":
         raise typer.BadParameter("only demand can be replayed", param_hint="--workload")
@@ -585,9 +585,9 @@ def run(
     stage; the others go on. With --dataset online-retail both workloads
     read the UCI Online Retail file.
     """
-    from loopml.pipeline import TimedResult, run_loop
-    from loopml.status import collect
-    from loopml.workloads.base import WORKLOADS
+    from loopml.monitoring.status import collect
+    from loopml.orchestration.runner import TimedResult, run_loop
+    from loopml.sdk.workload import WORKLOADS
 
     settings = _settings(dataset=dataset, data_path=data_path)
     names = workload or list(WORKLOADS)
@@ -640,7 +640,7 @@ def status(
     ] = None,
 ) -> None:
     """Show each workload's champion, its key metrics and the last run."""
-    from loopml.status import collect
+    from loopml.monitoring.status import collect
 
     if card is not None:
         _print_card(card)
@@ -668,9 +668,9 @@ def status(
 
 
 def _print_card(workload: str) -> None:
-    from loopml.model_card import read_card
-    from loopml.registry import CHAMPION, get_alias
-    from loopml.tracking import setup_mlflow
+    from loopml.models.card import read_card
+    from loopml.models.registry import CHAMPION, get_alias
+    from loopml.models.tracking import setup_mlflow
 
     setup_mlflow(_settings())
     champion = get_alias(workload, CHAMPION)
@@ -686,7 +686,7 @@ def _print_card(workload: str) -> None:
 @app.command()
 def history(workload: WorkloadOpt = "demand") -> None:
     """Print the promotion history: who, when, from/to version, and why."""
-    from loopml.registry import read_history
+    from loopml.models.registry import read_history
 
     settings = _settings()
     table = Table(title=f"{workload} promotion history")
@@ -821,7 +821,7 @@ def new(
     ] = "github",
 ) -> None:
     """Start a project that runs on loopml (cookiecutter), or add a workload to one."""
-    from loopml import scaffold
+    from loopml.devtools import scaffold
 
     try:
         if workload_only:

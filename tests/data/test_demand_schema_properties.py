@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from loopml.core.errors import DataValidationError
 from loopml.workloads.demand import data
 from loopml.workloads.demand.schema import validate_raw
-from loopml.workloads.errors import DataValidationError
 
 VALID = data.generate(n_stores=2, n_items=3, n_days=30, seed=11)
 COLUMNS = list(VALID.columns)

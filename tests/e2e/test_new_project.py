@@ -136,8 +136,8 @@ def test_workload_only_adds_a_registered_linted_workload(tmp_path: Path) -> None
     # loopml finds it (here by LOOPML_WORKLOADS; installed, by its entry point)
     # and its train and evaluate run.
     code = (
-        "from loopml.config import Settings; "
-        "from loopml.workloads.base import get_workload; "
+        "from loopml.core.config import Settings; "
+        "from loopml.sdk.workload import get_workload; "
         "w = get_workload('orders'); d = w.validate(w.load_raw(Settings())); "
         "print(w.name, sorted(w.evaluate(Settings(), d).metrics))"
     )

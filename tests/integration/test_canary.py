@@ -17,12 +17,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 import conftest
-from loopml.config import load_settings
+from loopml.core.config import load_settings
+from loopml.models.registry import CHALLENGER, CHAMPION, get_alias
+from loopml.models.tracking import setup_mlflow
 from loopml.monitoring.inference_log import read_log
-from loopml.pipeline import run_stage
-from loopml.registry import CHALLENGER, CHAMPION, get_alias
+from loopml.orchestration.runner import run_stage
 from loopml.serving.app import create_app
-from loopml.tracking import setup_mlflow
 
 REQUESTS = 5
 

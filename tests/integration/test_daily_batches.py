@@ -8,13 +8,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from loopml.batches import BatchSpec
-from loopml.config import Settings, load_settings
-from loopml.pipeline import run_stage
-from loopml.privacy import KEY_ENV
-from loopml.runtime import configure_environment
+from loopml.core.config import Settings, load_settings
+from loopml.core.errors import StageError
+from loopml.core.runtime import configure_environment
+from loopml.data.privacy import KEY_ENV
+from loopml.orchestration.runner import run_stage
+from loopml.sdk.batch import BatchSpec
 from loopml.stages import ingest, validate
-from loopml.stages.common import StageError
 from loopml.workloads.demand import data
 from loopml.workloads.demand.workload import DemandWorkload
 

@@ -21,10 +21,10 @@ import pytest
 from mlflow import MlflowClient
 
 import conftest
-from loopml.config import load_settings
+from loopml.core.config import load_settings
 from loopml.feature_store.repo import open_store
-from loopml.registry import CHAMPION, get_alias
-from loopml.tracking import setup_mlflow
+from loopml.models.registry import CHAMPION, get_alias
+from loopml.models.tracking import setup_mlflow
 
 LOOPML = [sys.executable, "-m", "loopml.cli"]
 #: Seconds after start at which each attempt is killed.

@@ -16,7 +16,9 @@ import pandas as pd
 import pytest
 from feast import FeatureStore
 
-from loopml.config import FeatureStoreSettings, Settings, load_settings
+from loopml.core.config import FeatureStoreSettings, Settings, load_settings
+from loopml.core.io import write_parquet
+from loopml.core.runtime import configure_environment
 from loopml.feature_store.online import OnlineFeatures
 from loopml.feature_store.repo import (
     data_dir,
@@ -28,9 +30,7 @@ from loopml.feature_store.training import (
     point_in_time,
     training_examples,
 )
-from loopml.runtime import configure_environment
 from loopml.stages import features as features_stage
-from loopml.stages.common import write_parquet
 from loopml.workloads.demand import data
 from loopml.workloads.demand.feature_views import (
     JOIN_KEY,

@@ -2,7 +2,7 @@
 
 ``train`` records the SHA-256 of each version's artefacts as a version tag;
 the service, the batch and the gate load through
-:func:`loopml.integrity.load_verified`, which refuses a mismatch before
+:func:`loopml.models.integrity.load_verified`, which refuses a mismatch before
 anything is unpickled. Here a registered version's pickle is altered in the
 artefact store: the service keeps its old champion, the gate refuses it.
 """
@@ -15,12 +15,12 @@ import pytest
 from mlflow import MlflowClient
 
 import conftest
-from loopml.config import load_settings
-from loopml.integrity import CHECKSUM_TAG, IntegrityError, load_verified
-from loopml.pipeline import run_stage
-from loopml.registry import CHAMPION, set_alias
+from loopml.core.config import load_settings
+from loopml.models.integrity import CHECKSUM_TAG, IntegrityError, load_verified
+from loopml.models.registry import CHAMPION, set_alias
+from loopml.models.tracking import setup_mlflow
+from loopml.orchestration.runner import run_stage
 from loopml.serving.model_store import ModelStore
-from loopml.tracking import setup_mlflow
 
 
 def _artefact_files(name: str, version: str, home: Path) -> list[Path]:

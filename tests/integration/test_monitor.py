@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry, generate_latest
 
 import conftest
-from loopml.config import load_settings
+from loopml.core.config import load_settings
 from loopml.monitoring.collector import MonitorCollector
 from loopml.monitoring.inference_log import write_part
 from loopml.serving.app import create_app

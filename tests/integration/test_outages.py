@@ -21,7 +21,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 import conftest
-from loopml.config import load_settings
+from loopml.core.config import load_settings
 from loopml.serving.app import create_app
 
 SERVER = shutil.which("redis-server")

@@ -9,11 +9,11 @@ import pytest
 from mlflow import MlflowClient
 
 import conftest
-from loopml.config import load_settings
+from loopml.core.config import load_settings
+from loopml.core.runtime import configure_environment
 from loopml.feature_store.repo import drop_project, open_store
-from loopml.pipeline import run_stage
-from loopml.registry import CHALLENGER, get_alias
-from loopml.runtime import configure_environment
+from loopml.models.registry import CHALLENGER, get_alias
+from loopml.orchestration.runner import run_stage
 
 PG_URI = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 

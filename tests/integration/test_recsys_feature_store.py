@@ -16,13 +16,13 @@ import pandas as pd
 import pytest
 from feast import FeatureStore
 
-from loopml.config import FeatureStoreSettings, Settings, load_settings
+from loopml.core.config import FeatureStoreSettings, Settings, load_settings
+from loopml.core.io import write_parquet
+from loopml.core.runtime import configure_environment
 from loopml.feature_store.ranking import RankingFeatures
 from loopml.feature_store.repo import data_dir, open_store
 from loopml.feature_store.training import MissingFeaturesError, point_in_time
-from loopml.pipeline import run_stage
-from loopml.runtime import configure_environment
-from loopml.stages.common import write_parquet
+from loopml.orchestration.runner import run_stage
 from loopml.workloads.recsys.feature_views import (
     MATERIALIZED_VIEWS,
     RANKING_VIEWS,

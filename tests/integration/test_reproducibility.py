@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 
-from loopml.config import load_settings
-from loopml.pipeline import run_stage
-from loopml.runtime import configure_environment
+from loopml.core.config import load_settings
+from loopml.core.runtime import configure_environment
+from loopml.orchestration.runner import run_stage
 
 
 def _requests(validated: pd.DataFrame, horizon: int) -> pd.DataFrame:

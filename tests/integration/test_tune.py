@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from loopml.config import load_settings
-from loopml.params import PARAMS_ENV
-from loopml.pipeline import run_stage
-from loopml.runtime import configure_environment
+from loopml.core.config import load_settings
+from loopml.core.params import PARAMS_ENV
+from loopml.core.runtime import configure_environment
+from loopml.orchestration.runner import run_stage
+from loopml.sdk.workload import get_workload
 from loopml.stages.tune import apply_tuned, tuned_path
-from loopml.workloads.base import get_workload
 
 log = logging.getLogger(__name__)
 

@@ -16,10 +16,10 @@ import pandas as pd
 import pytest
 from mlflow.pyfunc.model import PythonModel
 
-from loopml.workloads.contract import Model, registered_models
+from loopml.core.errors import NotFittedError
+from loopml.sdk.contract import Model, registered_models
 from loopml.workloads.demand.features import FEATURE_COLUMNS, KEYS, origin_state
 from loopml.workloads.demand.pyfunc import DemandForecastModel
-from loopml.workloads.errors import NotFittedError
 from loopml.workloads.recsys.data import RecsysData
 from loopml.workloads.recsys.pyfunc import RecsysModel
 

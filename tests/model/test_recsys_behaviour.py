@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from loopml.config import RecsysSettings
+from loopml.core.config import RecsysSettings
 from loopml.workloads.recsys.data import RecsysData
 from loopml.workloads.recsys.evaluate import evaluate_recommender
 from loopml.workloads.recsys.features import build_features

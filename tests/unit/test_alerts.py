@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from loopml.config import Settings
+from loopml.core.config import Settings
 from loopml.monitoring import alerts
 from loopml.stages.monitor import open_incidents
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import typer
 
-from loopml import scaffold
 from loopml.cli import app
+from loopml.devtools import scaffold
 
 REPO = Path(__file__).resolve().parents[2]
 MAKE_CALL = re.compile(r"\bmake\s+([a-z][\w-]*)")

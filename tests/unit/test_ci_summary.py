@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from loopml.ci_summary import render
+from loopml.devtools.ci_summary import render
 
 STATUS: dict[str, Any] = {
     "profile": "default",

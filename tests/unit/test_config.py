@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from loopml.config import load_settings
+from loopml.core.config import load_settings
 
 
 def test_default_profile_needs_no_server(tiny_env: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry, Metric
 
-from loopml.config import Settings
+from loopml.core.config import Settings
 from loopml.monitoring.collector import METRIC_NAMES, MonitorCollector
 from loopml.monitoring.inference_log import InferenceLog
 from loopml.serving.metrics import ServiceMetrics

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from loopml.core.errors import DataValidationError
 from loopml.workloads.demand import data
 from loopml.workloads.demand.schema import validate_raw
-from loopml.workloads.errors import DataValidationError
 
 DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
 ONLINE_RETAIL = DATASETS / "online_retail" / "online_retail.parquet"

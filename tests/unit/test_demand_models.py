@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from loopml.core.errors import NotFittedError
 from loopml.workloads.demand import data
 from loopml.workloads.demand.evaluate import backtest
 from loopml.workloads.demand.features import FEATURE_COLUMNS, build_training_examples
@@ -17,7 +18,6 @@ from loopml.workloads.demand.models import (
     LightGBMForecaster,
     SeasonalNaive,
 )
-from loopml.workloads.errors import NotFittedError
 
 log = logging.getLogger(__name__)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from loopml.core.errors import DataValidationError
 from loopml.workloads.demand import data
 from loopml.workloads.demand.features import FEATURE_COLUMNS, build_training_examples
 from loopml.workloads.demand.schema import (
@@ -13,7 +14,6 @@ from loopml.workloads.demand.schema import (
     validate_requests,
     validate_training_examples,
 )
-from loopml.workloads.errors import DataValidationError
 
 RAW = data.generate(n_stores=2, n_items=2, n_days=90, seed=4)
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from loopml.config import MonitorSettings
+from loopml.core.config import MonitorSettings
 from loopml.monitoring.drift import detect
 
 N = 50_000

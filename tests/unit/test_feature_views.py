@@ -15,7 +15,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from loopml.config import PRODUCTION_REGISTRY, FeatureStoreSettings, load_settings
+from loopml.core.config import PRODUCTION_REGISTRY, FeatureStoreSettings, load_settings
 from loopml.feature_store.repo import (
     feature_store_settings,
     render_yaml,

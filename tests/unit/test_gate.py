@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from loopml import gate
-from loopml.config import GateSettings
+from loopml.core.config import GateSettings
+from loopml.models import gate
 from loopml.workloads.demand.workload import DemandWorkload
 from loopml.workloads.recsys.workload import RecsysWorkload
 

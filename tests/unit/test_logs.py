@@ -6,7 +6,7 @@ import json
 import logging
 from pathlib import Path
 
-from loopml.logs import setup_logging, stage_context
+from loopml.core.logs import setup_logging, stage_context
 
 
 def _flush() -> None:

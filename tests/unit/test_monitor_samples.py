@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from loopml.config import MonitorSettings
+from loopml.core.config import MonitorSettings
 from loopml.monitoring.drift import detect
 from loopml.workloads.demand import monitoring as demand
 from loopml.workloads.demand.data import generate as generate_demand

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from loopml.config import load_settings
-from loopml.params import PARAMS_ENV, apply_params_file, load_params
+from loopml.core.config import load_settings
+from loopml.core.params import PARAMS_ENV, apply_params_file, load_params
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from loopml.privacy import (
+from loopml.data.privacy import (
     DEV_PSEUDONYM_KEY,
     KEY_ENV,
     PseudonymKeyError,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from loopml.config import load_settings
+from loopml.core.config import load_settings
 from loopml.serving.app import create_app
 from loopml.serving.limits import RateLimitMiddleware
 

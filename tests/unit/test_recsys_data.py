@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from loopml.workloads.errors import DataValidationError
+from loopml.core.errors import DataValidationError
 from loopml.workloads.recsys.data import (
     DATASETS,
     RecsysData,

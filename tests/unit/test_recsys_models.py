@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from loopml.workloads.errors import NotFittedError
+from loopml.core.errors import NotFittedError
 from loopml.workloads.recsys.data import RecsysData, generate
 from loopml.workloads.recsys.evaluate import evaluate_recommender, time_split
 from loopml.workloads.recsys.features import (

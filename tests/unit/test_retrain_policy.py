@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from loopml.config import RetrainSettings
-from loopml.retrain_policy import (
+from loopml.core.config import RetrainSettings
+from loopml.monitoring.retrain_policy import (
     AGE,
     DRIFT,
     NO_CHAMPION,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from loopml.registry import Decision
+from loopml.models.registry import Decision
 from loopml.stages.rollback import champion_stack
 
 

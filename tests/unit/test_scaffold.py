@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from loopml import scaffold
 from loopml.cli import app
+from loopml.devtools import scaffold
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from loopml import secret_scan
+from loopml.devtools import secret_scan
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -16,7 +16,9 @@ def _copy(tmp_path: Path) -> Path:
     root = tmp_path / "copy"
     (root / "src").mkdir(parents=True)
     shutil.copy2(REPO / secret_scan.BASELINE, root / secret_scan.BASELINE)
-    shutil.copy2(REPO / "src" / "loopml" / "config.py", root / "src" / "config.py")
+    shutil.copy2(
+        REPO / "src" / "loopml" / "core" / "config.py", root / "src" / "config.py"
+    )
     return root
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from loopml.config import load_settings
+from loopml.core.config import load_settings
+from loopml.monitoring.status import collect, render_html
 from loopml.serving.app import create_app
-from loopml.status import collect, render_html
 
 
 def test_empty_home_page_says_what_to_run(tiny_env: Path) -> None:

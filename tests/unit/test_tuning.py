@@ -11,15 +11,15 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from loopml.config import Settings, load_settings
-from loopml.params import PARAMS_ENV
+from loopml.core.config import Settings, load_settings
+from loopml.core.params import PARAMS_ENV
+from loopml.sdk.tuning import SearchParam
+from loopml.sdk.workload import get_workload
 from loopml.stages.tune import apply_tuned, ray_search_space, tuned_path
-from loopml.workloads.base import get_workload
 from loopml.workloads.demand import data as demand_data
 from loopml.workloads.demand.evaluate import backtest
 from loopml.workloads.demand.models import LightGBMForecaster
 from loopml.workloads.demand.tuning import tuning_cutoff
-from loopml.workloads.tuning import SearchParam
 
 
 @pytest.mark.parametrize(
@@ -125,7 +125,7 @@ def test_tuned_parameters_reach_train_and_evaluate(
 
 
 def test_a_workload_without_tuning_says_so(tiny_env: Path) -> None:
-    from loopml.workloads.base import Workload
+    from loopml.sdk.workload import Workload
 
     class Untunable(Workload):
         name = "untunable"

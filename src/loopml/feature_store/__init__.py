@@ -10,7 +10,7 @@ Importing this package does not import Feast (it takes seconds); the
 functions that need it do.
 """
 
-from loopml.config import FeatureStoreSettings
+from loopml.core.config import FeatureStoreSettings
 from loopml.feature_store.repo import (
     feature_store_settings,
     open_store,

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from loopml.config import FeatureStoreSettings
+from loopml.core.config import FeatureStoreSettings
 from loopml.feature_store.repo import open_store
 from loopml.workloads.demand.feature_views import (
     JOIN_KEY,
@@ -38,7 +38,7 @@ from loopml.workloads.demand.feature_views import (
 if TYPE_CHECKING:
     from feast import FeatureStore
 
-    from loopml.config import Settings
+    from loopml.core.config import Settings
 
 log = logging.getLogger(__name__)
 

@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import yaml
 
-from loopml.config import PRODUCTION_REGISTRY, FeatureStoreSettings
+from loopml.core.config import PRODUCTION_REGISTRY, FeatureStoreSettings
 
 if TYPE_CHECKING:
     import pandas as pd
     from feast import FeatureStore
 
-    from loopml.config import Settings
+    from loopml.core.config import Settings
 
 log = logging.getLogger(__name__)
 

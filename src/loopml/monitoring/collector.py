@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from loopml.workloads.base import WORKLOADS
+from loopml.sdk.workload import WORKLOADS
 
 if TYPE_CHECKING:
-    from loopml.config import Settings
+    from loopml.core.config import Settings
     from loopml.monitoring.inference_log import InferenceLog
 
 log = logging.getLogger(__name__)

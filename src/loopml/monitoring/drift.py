@@ -6,7 +6,7 @@ nothing that matters changed (a shift of 0.02 standard deviations is
 "significant" at n = 200,000), and our rows are not independent (the same
 series on consecutive days), which makes p-values over-confident at any n.
 So each column gets a distance with a threshold in config
-(:class:`~loopml.config.MonitorSettings`):
+(:class:`~loopml.core.config.MonitorSettings`):
 
 * numbers (and 0/1 flags): the normed Wasserstein distance, i.e. how far
   the values moved, in standard deviations of the reference
@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
-    from loopml.config import MonitorSettings
+    from loopml.core.config import MonitorSettings
 
 log = logging.getLogger(__name__)
 

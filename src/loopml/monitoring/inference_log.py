@@ -37,7 +37,7 @@ from typing import Any
 
 import pandas as pd
 
-from loopml.stages.common import write_parquet
+from loopml.core.io import write_parquet
 
 log = logging.getLogger(__name__)
 

@@ -20,11 +20,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from loopml import __version__, status
-from loopml.config import Settings, load_settings
+from loopml import __version__
+from loopml.core.config import Settings, load_settings
+from loopml.core.runtime import configure_environment
+from loopml.models.tracking import setup_mlflow
+from loopml.monitoring import status
 from loopml.monitoring.collector import MonitorCollector
 from loopml.monitoring.inference_log import InferenceLog
-from loopml.runtime import configure_environment
 from loopml.serving import demand, recsys
 from loopml.serving.demand import OnlineScore
 from loopml.serving.features import OnlineSource
@@ -43,7 +45,6 @@ from loopml.serving.schemas import (
     DemandRow,
     Health,
 )
-from loopml.tracking import setup_mlflow
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from loopml.config import Settings
+    from loopml.core.config import Settings
     from loopml.feature_store.online import OnlineFeatures
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ it points at another version, the new model is loaded and warmed with its
 input example *before* it replaces the old one in a single reference swap.
 Requests that already hold the old model finish on it. A version whose
 artefacts do not match their recorded checksum is refused
-(:mod:`loopml.integrity`) and the old model stays in service.
+(:mod:`loopml.models.integrity`) and the old model stays in service.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from loopml.integrity import load_verified
-from loopml.registry import CHALLENGER, CHAMPION, get_alias
+from loopml.models.integrity import load_verified
+from loopml.models.registry import CHALLENGER, CHAMPION, get_alias
 
 log = logging.getLogger(__name__)
 

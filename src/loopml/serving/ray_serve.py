@@ -22,8 +22,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from loopml.config import Settings
-from loopml.ray_runtime import ray_session
+from loopml.core.config import Settings
+from loopml.core.ray_session import ray_session
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def replica_env(settings: Settings) -> dict[str, str]:
         LOOPML_HOME=str(settings.home.resolve()),
         OMP_NUM_THREADS=env.get("OMP_NUM_THREADS", "1"),  # one-row predictions
     )
-    from loopml.config import config_dir
+    from loopml.core.config import config_dir
 
     env.setdefault("LOOPML_CONFIG_DIR", str(config_dir().resolve()))
     return env

@@ -24,7 +24,7 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 
-from loopml.config import Settings
+from loopml.core.config import Settings
 from loopml.serving.model_store import LoadedModel, ModelStore
 from loopml.serving.schemas import RecsysItem, RecsysResponse
 from loopml.stages.batch import batch_dir, file_version

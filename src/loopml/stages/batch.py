@@ -33,12 +33,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from loopml.config import Settings
-from loopml.integrity import load_verified
-from loopml.registry import CHAMPION, get_alias
-from loopml.stages.common import StageError, StageResult, require_file
-from loopml.tracking import setup_mlflow
-from loopml.workloads.base import get_workload
+from loopml.core.config import Settings
+from loopml.core.errors import StageError
+from loopml.core.io import require_file
+from loopml.models.integrity import load_verified
+from loopml.models.registry import CHAMPION, get_alias
+from loopml.models.tracking import setup_mlflow
+from loopml.sdk.workload import get_workload
+from loopml.stages.common import StageResult
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine, Table

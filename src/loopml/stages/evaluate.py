@@ -8,10 +8,11 @@ import mlflow
 import pandas as pd
 from mlflow import MlflowClient
 
-from loopml.config import Settings
-from loopml.stages.common import StageResult, read_json, require_file, write_json
-from loopml.tracking import setup_mlflow
-from loopml.workloads.base import get_workload
+from loopml.core.config import Settings
+from loopml.core.io import read_json, require_file, write_json
+from loopml.models.tracking import setup_mlflow
+from loopml.sdk.workload import get_workload
+from loopml.stages.common import StageResult
 
 log = logging.getLogger(__name__)
 

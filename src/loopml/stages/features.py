@@ -23,7 +23,9 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from loopml.config import FeatureStoreSettings, Settings
+from loopml.core.config import FeatureStoreSettings, Settings
+from loopml.core.errors import StageError
+from loopml.core.io import require_file, write_json, write_parquet
 from loopml.feature_store.repo import (
     FEATURE_MODULES,
     data_dir,
@@ -31,13 +33,7 @@ from loopml.feature_store.repo import (
     open_store,
     workload_features,
 )
-from loopml.stages.common import (
-    StageError,
-    StageResult,
-    require_file,
-    write_json,
-    write_parquet,
-)
+from loopml.stages.common import StageResult
 
 if TYPE_CHECKING:
     from feast import FeatureStore

@@ -25,20 +25,14 @@ from typing import Any
 
 import pandas as pd
 
-from loopml.batches import (
-    ACCEPTED,
-    INGESTED,
-    BatchSpec,
-    BatchStore,
-    DayLoader,
-    is_consumed,
-    read_state,
-    spec_of,
-)
-from loopml.config import Settings
-from loopml.privacy import PseudonymKeyError, pseudonym_key, pseudonymise_columns
-from loopml.stages.common import StageError, StageResult, write_json, write_parquet
-from loopml.workloads.base import Workload, get_workload
+from loopml.core.config import Settings
+from loopml.core.errors import StageError
+from loopml.core.io import write_json, write_parquet
+from loopml.data.batches import ACCEPTED, INGESTED, BatchStore, is_consumed, read_state
+from loopml.data.privacy import PseudonymKeyError, pseudonym_key, pseudonymise_columns
+from loopml.sdk.batch import BatchSpec, DayLoader, spec_of
+from loopml.sdk.workload import Workload, get_workload
+from loopml.stages.common import StageResult
 
 log = logging.getLogger(__name__)
 

@@ -27,15 +27,17 @@ from typing import Any
 import pandas as pd
 from mlflow import MlflowClient
 
-from loopml.config import Settings
-from loopml.integrity import load_verified
+from loopml.core.config import Settings
+from loopml.core.errors import StageError
+from loopml.core.io import require_file, write_json
+from loopml.models.integrity import load_verified
+from loopml.models.registry import CHAMPION, get_alias
+from loopml.models.tracking import setup_mlflow
 from loopml.monitoring import alerts
 from loopml.monitoring.drift import DriftResult, detect
 from loopml.monitoring.inference_log import read_log
-from loopml.registry import CHAMPION, get_alias
-from loopml.stages.common import StageError, StageResult, require_file, write_json
-from loopml.tracking import setup_mlflow
-from loopml.workloads.base import get_workload
+from loopml.sdk.workload import get_workload
+from loopml.stages.common import StageResult
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 The challenger (the version ``evaluate`` judged) and the current champion are
 loaded from the registry and scored afresh on the same, latest holdout of the
 validated data, next to the workload's baseline; stored metrics are never
-trusted. ``loopml.gate`` decides; the decision, every check and the metrics of
+trusted. ``loopml.models.gate`` decides; the decision, every check and the metrics of
 both sides go to the model-version tags, the challenger's run and
 ``history.jsonl``. Without a champion, beating the baseline is enough.
 """
@@ -16,14 +16,16 @@ from typing import Any
 import pandas as pd
 from mlflow import MlflowClient
 
-from loopml import gate, model_card
-from loopml.config import Settings
-from loopml.integrity import load_verified
-from loopml.registry import CHAMPION, Decision, get_alias, record, set_alias
-from loopml.stages.common import StageError, StageResult, read_json, require_file
-from loopml.tracking import setup_mlflow
-from loopml.workloads.base import Workload, get_workload
-from loopml.workloads.errors import DataValidationError
+from loopml.core.config import Settings
+from loopml.core.errors import DataValidationError, StageError
+from loopml.core.io import read_json, require_file
+from loopml.models import card as model_card
+from loopml.models import gate
+from loopml.models.integrity import load_verified
+from loopml.models.registry import CHAMPION, Decision, get_alias, record, set_alias
+from loopml.models.tracking import setup_mlflow
+from loopml.sdk.workload import Workload, get_workload
+from loopml.stages.common import StageResult
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +137,7 @@ def _log_gate(
         for key, value in headline.items():
             client.log_metric(run_id, f"gate_{key}", value)
     for check in found:
-        tag = "loopml.gate." + check.name.replace(" ", "_")
+        tag = "loopml.models.gate." + check.name.replace(" ", "_")
         client.set_model_version_tag(
             name, version, tag, "pass" if check.passed else "fail"
         )

@@ -2,10 +2,11 @@
 
 The stage gathers the facts (today, the champion and its data end, the last
 retrain, the latest ``loopml monitor`` report up to today), asks
-``loopml.retrain_policy`` and, when a trigger fires, runs ``features``,
-``train``, ``evaluate`` and ``promote`` through ``loopml.pipeline.run_stage``,
-the path ``loopml run`` takes (``features`` first, so the training set holds
-the days validated since the last run). The gate decides as always.
+``loopml.monitoring.retrain_policy`` and, when a trigger fires, runs
+``features``, ``train``, ``evaluate`` and ``promote`` through
+``loopml.orchestration.runner.run_stage``, the path ``loopml run`` takes
+(``features`` first, so the training set holds the days validated since the
+last run). The gate decides as always.
 
 Recorded for a completed retrain:
 
@@ -34,13 +35,15 @@ from typing import Any
 import pandas as pd
 from mlflow import MlflowClient
 
-from loopml.config import Settings
-from loopml.registry import CHAMPION, Decision, get_alias, record
-from loopml.retrain_policy import Facts, Verdict, decide
-from loopml.stages.common import StageError, StageResult, require_file
+from loopml.core.config import Settings
+from loopml.core.errors import StageError
+from loopml.core.io import require_file
+from loopml.models.registry import CHAMPION, Decision, get_alias, record
+from loopml.models.tracking import setup_mlflow
+from loopml.monitoring.retrain_policy import Facts, Verdict, decide
+from loopml.sdk.workload import get_workload
+from loopml.stages.common import StageResult
 from loopml.stages.monitor import DATA_END_PARAM, TIME_COLUMN
-from loopml.tracking import setup_mlflow
-from loopml.workloads.base import get_workload
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +145,7 @@ def _run_stages(
     settings: Settings, workload: str, verdict: Verdict, today: dt.date
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Run the retrain's stages; returns the promote details and the timings."""
-    from loopml.pipeline import run_stage
+    from loopml.orchestration.runner import run_stage
 
     timings: list[dict[str, Any]] = []
     details: dict[str, Any] = {}

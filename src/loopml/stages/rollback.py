@@ -14,8 +14,9 @@ import logging
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from loopml.config import Settings
-from loopml.registry import (
+from loopml.core.config import Settings
+from loopml.core.errors import StageError
+from loopml.models.registry import (
     CHAMPION,
     Decision,
     get_alias,
@@ -23,8 +24,8 @@ from loopml.registry import (
     record,
     set_alias,
 )
-from loopml.stages.common import StageError, StageResult
-from loopml.tracking import setup_mlflow
+from loopml.models.tracking import setup_mlflow
+from loopml.stages.common import StageResult
 
 log = logging.getLogger(__name__)
 

@@ -17,13 +17,14 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.models import infer_signature
 
-from loopml.config import Settings
-from loopml.integrity import record_checksum
-from loopml.registry import CHALLENGER, set_alias
-from loopml.stages.common import StageError, StageResult, require_file, write_json
-from loopml.tracking import lineage_tags, setup_mlflow
-from loopml.workloads.base import get_workload
-from loopml.workloads.errors import DataValidationError
+from loopml.core.config import Settings
+from loopml.core.errors import DataValidationError, StageError
+from loopml.core.io import require_file, write_json
+from loopml.models.integrity import record_checksum
+from loopml.models.registry import CHALLENGER, set_alias
+from loopml.models.tracking import lineage_tags, setup_mlflow
+from loopml.sdk.workload import get_workload
+from loopml.stages.common import StageResult
 
 log = logging.getLogger(__name__)
 

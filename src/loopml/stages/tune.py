@@ -36,13 +36,15 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunStatus
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
-from loopml.config import Settings
-from loopml.params import PARAMS_ENV
-from loopml.runtime import configure_environment
-from loopml.stages.common import StageError, StageResult, require_file, write_json
-from loopml.tracking import lineage_tags, setup_mlflow
-from loopml.workloads.base import Workload, get_workload
-from loopml.workloads.tuning import SearchParam
+from loopml.core.config import Settings
+from loopml.core.errors import StageError
+from loopml.core.io import require_file, write_json
+from loopml.core.params import PARAMS_ENV
+from loopml.core.runtime import configure_environment
+from loopml.models.tracking import lineage_tags, setup_mlflow
+from loopml.sdk.tuning import SearchParam
+from loopml.sdk.workload import Workload, get_workload
+from loopml.stages.common import StageResult
 
 if TYPE_CHECKING:
     from ray.tune import ResultGrid
@@ -262,7 +264,7 @@ def run(settings: Settings, workload_name: str) -> StageResult:
     data = pd.read_parquet(data_path)
     metric, steps = workload.primary_metric, workload.tune_steps(settings)
     experiment_id = setup_mlflow(settings)
-    from loopml.ray_runtime import ray_session
+    from loopml.core.ray_session import ray_session
 
     started = time.perf_counter()
     with mlflow.start_run(run_name=f"{workload_name}-tune") as active:

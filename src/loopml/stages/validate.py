@@ -21,30 +21,23 @@ from typing import Any
 
 import pandas as pd
 
-from loopml.batches import (
+from loopml.core.config import Settings
+from loopml.core.errors import DataValidationError, StageError
+from loopml.core.io import require_file, write_json, write_parquet
+from loopml.data.batches import (
     ACCEPTED,
     INGESTED,
     PREFIX,
     REJECTED,
     BatchStore,
-    BatchValidator,
-    DailyBatch,
     is_consumed,
     read_state,
     rows_per_day,
-    spec_of,
 )
-from loopml.config import Settings
-from loopml.stages.common import (
-    StageError,
-    StageResult,
-    require_file,
-    write_json,
-    write_parquet,
-)
-from loopml.tracking import file_hash
-from loopml.workloads.base import get_workload
-from loopml.workloads.errors import DataValidationError
+from loopml.models.tracking import file_hash
+from loopml.sdk.batch import BatchValidator, DailyBatch, spec_of
+from loopml.sdk.workload import get_workload
+from loopml.stages.common import StageResult
 
 log = logging.getLogger(__name__)
 

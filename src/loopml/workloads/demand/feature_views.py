@@ -24,7 +24,7 @@ import pandas as pd
 from loopml.workloads.demand.features import HIST_COLUMNS, HISTORY_DAYS, KEYS, LAGS
 
 if TYPE_CHECKING:
-    from loopml.config import Settings
+    from loopml.core.config import Settings
 
 ENTITY = "series"
 JOIN_KEY = "series_id"

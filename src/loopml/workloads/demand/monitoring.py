@@ -51,7 +51,7 @@ from loopml.workloads.demand.features import (
 )
 
 if TYPE_CHECKING:
-    from loopml.config import MonitorSettings
+    from loopml.core.config import MonitorSettings
     from loopml.workloads.demand.pyfunc import DemandForecastModel
 
 NUMERICAL = ["sales_index", "price", "promo"]

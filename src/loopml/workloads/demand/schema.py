@@ -22,9 +22,9 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
+from loopml.core.errors import DataValidationError
+from loopml.sdk.failures import describe, failure_row
 from loopml.workloads.demand.features import FEATURE_COLUMNS
-from loopml.workloads.errors import DataValidationError
-from loopml.workloads.failures import describe, failure_row
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ SERIES_COLUMNS: list[str] = ["store_id", "item_id"]
 REQUEST_COLUMNS: list[str] = ["store_id", "item_id", "date", "price", "promo"]
 REQUEST_COLUMNS += ["holiday"]
 LABEL = "sales"
-#: demand has no personal data; see ``loopml.privacy`` for how to mark some.
+#: demand has no personal data; see ``loopml.data.privacy`` for how to mark some.
 PERSONAL_COLUMNS: tuple[str, ...] = ()
 # Table-level checks and the column each one is about, for the messages.
 CHECK_COLUMNS = {

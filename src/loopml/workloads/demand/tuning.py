@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from loopml.config import DemandModelSettings
+from loopml.core.config import DemandModelSettings
+from loopml.sdk.tuning import Report, SearchParam
 from loopml.workloads.demand.evaluate import backtest, wape
 from loopml.workloads.demand.models import ForecastModel
-from loopml.workloads.tuning import Report, SearchParam
 
 if TYPE_CHECKING:
-    from loopml.config import Settings
+    from loopml.core.config import Settings
 
 #: Ranges around the defaults (300 trees, 0.05, 31 leaves, 20 rows per leaf).
 SEARCH_SPACE: dict[str, SearchParam] = {

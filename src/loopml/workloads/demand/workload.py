@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from loopml.batches import BatchSpec, DailyBatch
-from loopml.workloads.base import EvalOutput, TrainOutput, Workload
+from loopml.sdk.batch import BatchSpec, DailyBatch
+from loopml.sdk.workload import EvalOutput, TrainOutput, Workload
 from loopml.workloads.demand import data as demand_data
 from loopml.workloads.demand import holdout, tuning
 from loopml.workloads.demand.evaluate import backtest
@@ -32,8 +32,8 @@ from loopml.workloads.demand.schema import (
 )
 
 if TYPE_CHECKING:
-    from loopml.config import Settings
-    from loopml.workloads.tuning import Report, SearchParam
+    from loopml.core.config import Settings
+    from loopml.sdk.tuning import Report, SearchParam
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from loopml.workloads.recsys.features import RECENT_DAYS
 from loopml.workloads.recsys.tables import RecsysData
 
 if TYPE_CHECKING:
-    from loopml.config import Settings
+    from loopml.core.config import Settings
 
 TIMESTAMP = "event_timestamp"
 USER_KEY, ITEM_KEY, SEGMENT_KEY = "user_id", "item_id", "segment_id"

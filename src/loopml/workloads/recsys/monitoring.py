@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 if TYPE_CHECKING:
-    from loopml.config import MonitorSettings
+    from loopml.core.config import MonitorSettings
 
 NUMERICAL = ["item_popularity", "user_activity"]
 CATEGORICAL = ["segment", "category", "event", "segment_category"]

@@ -14,7 +14,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
-from loopml.workloads.errors import DataValidationError
+from loopml.core.errors import DataValidationError
 from loopml.workloads.recsys.tables import EVENT_COLUMNS, EVENTS, RecsysData
 
 log = logging.getLogger(__name__)

@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from loopml.config import RecsysSettings
+from loopml.core.config import RecsysSettings
+from loopml.sdk.tuning import Report, SearchParam
 from loopml.workloads.recsys.evaluate import evaluate_recommender, time_split
 from loopml.workloads.recsys.models import Recommender
 from loopml.workloads.recsys.tables import RecsysData
-from loopml.workloads.tuning import Report, SearchParam
 
 if TYPE_CHECKING:
-    from loopml.config import Settings
+    from loopml.core.config import Settings
 
 METRIC = "ndcg_at_10"
 #: Ranges around the defaults (200 trees at 0.05; 32 factors, penalty 10).

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import pandas as pd
 
-from loopml.batches import BatchSpec
-from loopml.config import RecsysSettings
-from loopml.workloads.base import EvalOutput, TrainOutput, Workload
+from loopml.core.config import RecsysSettings
+from loopml.sdk.batch import BatchSpec
+from loopml.sdk.workload import EvalOutput, TrainOutput, Workload
 from loopml.workloads.recsys import holdout, tuning
 from loopml.workloads.recsys.data import load
 from loopml.workloads.recsys.evaluate import evaluate_recommender, time_split
@@ -36,8 +36,8 @@ from loopml.workloads.recsys.schema import validate_raw
 from loopml.workloads.recsys.tables import RecsysData
 
 if TYPE_CHECKING:
-    from loopml.config import Settings
-    from loopml.workloads.tuning import Report, SearchParam
+    from loopml.core.config import Settings
+    from loopml.sdk.tuning import Report, SearchParam
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from loopml.batches import BatchSpec
-from loopml.workloads.base import EvalOutput, TrainOutput, Workload
+from loopml.sdk.batch import BatchSpec
+from loopml.sdk.workload import EvalOutput, TrainOutput, Workload
 
 from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }} import (
     data,
@@ -33,7 +33,7 @@ from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.
 from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.models import make_model
 
 if TYPE_CHECKING:
-    from loopml.config import Settings
+    from loopml.core.config import Settings
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 Every model follows the scikit-learn habit: ``__init__`` only stores
 parameters, ``fit`` learns and sets attributes ending in ``_``, and ``predict``
-raises :class:`~loopml.workloads.errors.NotFittedError` before ``fit``.
+raises :class:`~loopml.core.errors.NotFittedError` before ``fit``.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from loopml.workloads.contract import check_fitted
+from loopml.sdk.contract import check_fitted
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from loopml.workloads.contract import check_fitted
+from loopml.sdk.contract import check_fitted
 from loopml.workloads.recsys.features import FeatureContext, build_context
 from loopml.workloads.recsys.scoring import top_k
 from loopml.workloads.recsys.tables import RecsysData

@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from loopml.workloads.errors import NotFittedError
+from loopml.core.errors import NotFittedError
 
 
 class ModelContract:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from loopml.workloads.errors import NotFittedError
+from loopml.core.errors import NotFittedError
 
 from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.features import training_set
 from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.models import MODELS

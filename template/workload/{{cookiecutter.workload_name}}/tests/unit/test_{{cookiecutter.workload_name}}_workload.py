@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from loopml.config import Settings
-from loopml.workloads.base import WORKLOADS, get_workload
+from loopml.core.config import Settings
+from loopml.sdk.workload import WORKLOADS, get_workload
 
 from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }} import evaluate
 from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.workload import (

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pandas as pd
 import pandera.pandas as pa
-from loopml.workloads.errors import DataValidationError
-from loopml.workloads.failures import describe
+from loopml.core.errors import DataValidationError
+from loopml.sdk.failures import describe
 from pandera.errors import SchemaErrors
 
 from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.data import KEY_COLUMNS, LABEL

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pandas as pd
 import pytest
-from loopml.workloads.errors import DataValidationError
+from loopml.core.errors import DataValidationError
 
 from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.schema import validate_raw, validate_request
 from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.data import load, load_day

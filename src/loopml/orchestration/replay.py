@@ -35,14 +35,15 @@ from typing import Any
 
 import pandas as pd
 
-from loopml.config import Settings
-from loopml.integrity import load_verified
-from loopml.logs import stage_context
+from loopml.core.config import Settings
+from loopml.core.errors import StageError
+from loopml.core.io import write_json
+from loopml.core.logs import stage_context
+from loopml.models.integrity import load_verified
+from loopml.models.registry import CHAMPION, get_alias
+from loopml.models.tracking import setup_mlflow
 from loopml.monitoring.inference_log import write_part
-from loopml.registry import CHAMPION, get_alias
 from loopml.stages import ingest, monitor, retrain, validate
-from loopml.stages.common import StageError, write_json
-from loopml.tracking import setup_mlflow
 from loopml.workloads.demand import data as demand_data
 
 log = logging.getLogger(__name__)
@@ -106,7 +107,7 @@ def _world(
 
 def _ensure_champion(settings: Settings) -> None:
     """Run the whole loop on the history when there is no champion yet."""
-    from loopml.pipeline import run_loop
+    from loopml.orchestration.runner import run_loop
 
     setup_mlflow(settings)
     if get_alias(WORKLOAD, CHAMPION) is not None:

@@ -8,8 +8,10 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-from loopml.config import Settings
-from loopml.logs import stage_context
+from loopml.core.config import Settings
+from loopml.core.errors import StageError
+from loopml.core.io import write_json
+from loopml.core.logs import stage_context
 from loopml.stages import (
     batch,
     evaluate,
@@ -21,7 +23,7 @@ from loopml.stages import (
     tune,
     validate,
 )
-from loopml.stages.common import StageError, StageResult, write_json
+from loopml.stages.common import StageResult
 
 log = logging.getLogger(__name__)
 

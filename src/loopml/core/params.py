@@ -22,8 +22,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from loopml.config import Settings
-from loopml.workloads.base import WORKLOADS
+from loopml.core.config import Settings
+from loopml.sdk.workload import WORKLOADS
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from loopml.config import Settings
+from loopml.core.config import Settings
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from loopml.config import GateSettings
-    from loopml.workloads.base import Workload
+    from loopml.core.config import GateSettings
+    from loopml.sdk.workload import Workload
 
 CHALLENGER = "challenger"
 CHAMPION = "champion"

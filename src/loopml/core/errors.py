@@ -1,4 +1,4 @@
-"""Errors shared by every workload, so platform stages can catch them by type."""
+"""Errors shared by the platform and every workload, caught by type."""
 
 from __future__ import annotations
 
@@ -29,3 +29,7 @@ class DataValidationError(Exception):
         self.failure_cases: pd.DataFrame = (
             failure_cases if failure_cases is not None else pd.DataFrame()
         )
+
+
+class StageError(RuntimeError):
+    """A stage failed in a way the user must act on (message says how)."""

@@ -42,7 +42,7 @@ def template_dir() -> Path:
         ScaffoldError: when it is missing (loopml installed without its checkout).
     """
     env = os.environ.get("LOOPML_TEMPLATE_DIR")
-    folder = Path(env) if env else Path(__file__).resolve().parents[2] / "template"
+    folder = Path(env) if env else Path(__file__).resolve().parents[3] / "template"
     if not (folder / "cookiecutter.json").is_file():
         raise ScaffoldError(
             f"no cookiecutter template at {folder}; set LOOPML_TEMPLATE_DIR to the "

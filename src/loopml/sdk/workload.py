@@ -29,8 +29,8 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from mlflow.pyfunc.model import PythonModel
 
-    from loopml.config import Settings
-    from loopml.workloads.tuning import Report, SearchParam
+    from loopml.core.config import Settings
+    from loopml.sdk.tuning import Report, SearchParam
 
 WORKLOADS: dict[str, str] = {
     "demand": "loopml.workloads.demand.workload:DemandWorkload",
@@ -125,7 +125,7 @@ class Workload(ABC):
         """Whether ``candidate`` is strictly better than ``bar``."""
         return candidate > bar if self.higher_is_better else candidate < bar
 
-    # The promotion gate (``loopml.gate``): fresh scores on the latest holdout.
+    # The promotion gate (``loopml.models.gate``): fresh scores on the latest holdout.
 
     #: guard metrics the gate protects: name -> whether higher is better.
     guard_metrics: ClassVar[dict[str, bool]] = {}

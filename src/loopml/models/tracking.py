@@ -10,11 +10,11 @@ from pathlib import Path
 import mlflow
 from mlflow import MlflowClient
 
-from loopml.config import Settings
+from loopml.core.config import Settings
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 def setup_mlflow(settings: Settings) -> str:

@@ -1,6 +1,6 @@
 """A Markdown summary of the last run and the champions, for CI.
 
-``python -m loopml.ci_summary [WORKLOAD ...]`` prints it; CI appends it to
+``python -m loopml.devtools.ci_summary [WORKLOAD ...]`` prints it; CI appends it to
 ``$GITHUB_STEP_SUMMARY`` (GitHub Actions) or keeps it as a report artifact
 (GitLab CI), so a merge request shows what its model did at the gate.
 """
@@ -19,7 +19,7 @@ def _cell(value: object) -> str:
 
 
 def render(status: dict[str, Any], workloads: Sequence[str] | None = None) -> str:
-    """The summary of a status document (``loopml.status.collect``).
+    """The summary of a status document (``loopml.monitoring.status.collect``).
 
     Args:
         status: the document ``loopml status --json`` prints.
@@ -64,10 +64,10 @@ def render(status: dict[str, Any], workloads: Sequence[str] | None = None) -> st
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Print the summary of the active settings' home and registry."""
-    from loopml.config import load_settings
-    from loopml.status import collect
+    from loopml.core.config import load_settings
+    from loopml.monitoring.status import collect
 
-    parser = argparse.ArgumentParser(prog="python -m loopml.ci_summary")
+    parser = argparse.ArgumentParser(prog="python -m loopml.devtools.ci_summary")
     parser.add_argument("workloads", nargs="*", help="default: every workload")
     args = parser.parse_args(argv)
     sys.stdout.write(render(collect(load_settings()), args.workloads) + "\n")

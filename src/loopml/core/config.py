@@ -131,7 +131,7 @@ class FeatureStoreSettings(BaseModel):
 
 
 class GateSettings(BaseModel):
-    """The promotion gate (see ``loopml.gate``)."""
+    """The promotion gate (see ``loopml.models.gate``)."""
 
     #: relative improvement over the champion's primary metric required
     #: (0.02 = 2 %); 0 means strictly better.
@@ -333,7 +333,7 @@ def config_dir() -> Path:
     local = Path.cwd() / "configs"
     if local.is_dir():
         return local
-    return Path(__file__).resolve().parents[2] / "configs"
+    return Path(__file__).resolve().parents[3] / "configs"
 
 
 def profile_path(profile: str) -> Path:

@@ -17,10 +17,10 @@ from typing import Any
 
 from mlflow import MlflowClient
 
-from loopml.config import Settings
-from loopml.registry import CHALLENGER, CHAMPION, get_alias, read_history
-from loopml.tracking import setup_mlflow
-from loopml.workloads.base import WORKLOADS, get_workload
+from loopml.core.config import Settings
+from loopml.models.registry import CHALLENGER, CHAMPION, get_alias, read_history
+from loopml.models.tracking import setup_mlflow
+from loopml.sdk.workload import WORKLOADS, get_workload
 
 
 def _version_info(workload_name: str, alias: str) -> dict[str, Any] | None:

@@ -26,7 +26,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from loopml.config import RetrainSettings
+from loopml.core.config import RetrainSettings
 
 DRIFT = "drift"
 PERFORMANCE = "performance"

@@ -15,9 +15,9 @@ from mlflow import MlflowClient
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
 
-    from loopml.gate import Check
-    from loopml.registry import Decision
-    from loopml.workloads.base import Workload
+    from loopml.models.gate import Check
+    from loopml.models.registry import Decision
+    from loopml.sdk.workload import Workload
 
 CARD_FILE = "model_card.md"
 

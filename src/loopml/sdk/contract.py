@@ -5,7 +5,7 @@
 * ``fit(...)`` learns, sets attributes whose names end in ``_`` (never touches
   the parameters) and returns ``self``.
 * ``predict`` / ``recommend`` on an unfitted model raise
-  :class:`~loopml.workloads.errors.NotFittedError` (see :func:`check_fitted`).
+  :class:`~loopml.core.errors.NotFittedError` (see :func:`check_fitted`).
 
 :func:`registered_models` lists every model of every workload, so one
 parametrised test (``tests/model/test_contract.py``) holds them all to it.
@@ -17,7 +17,7 @@ import importlib
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
-from loopml.workloads.errors import NotFittedError
+from loopml.core.errors import NotFittedError
 
 #: Where each workload keeps its ``MODELS`` registry (name -> class/factory).
 MODEL_REGISTRIES: dict[str, str] = {

@@ -7,7 +7,7 @@ tree. Unlike ``detect-secrets-hook`` it never rewrites the baseline, and it
 matches findings to the baseline by file, type and hashed secret only, so an
 audited false positive that moves to another line stays accepted.
 
-``make lint`` and the pre-commit hook run ``python -m loopml.secret_scan``; a
+``make lint`` and the pre-commit hook run ``python -m loopml.devtools.secret_scan``; a
 project made by ``loopml new`` does the same. To accept a false positive, add
 ``# pragma: allowlist secret`` to its line, or re-create the baseline and
 audit it (``detect-secrets scan ... > .secrets.baseline``, then
@@ -144,7 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         The exit status: 0 clean, 1 findings, 2 no baseline.
     """
     parser = argparse.ArgumentParser(
-        prog="python -m loopml.secret_scan", description=__doc__.split("\n\n")[0]
+        prog="python -m loopml.devtools.secret_scan",
+        description=__doc__.split("\n\n")[0],
     )
     parser.add_argument("--root", type=Path, default=Path("."))
     parser.add_argument("--baseline", type=Path, default=None)

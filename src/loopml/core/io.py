@@ -1,0 +1,72 @@
+"""Atomic hand-over files: readers see the old content or the new, never half."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from loopml.core.errors import StageError
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write a file so readers see the old content or the new, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    """Atomically write a data frame as parquet."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(fd)
+    try:
+        frame.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(payload: dict[str, Any], path: Path) -> None:
+    """Atomically write a JSON hand-over record."""
+    text = json.dumps(payload, indent=2, sort_keys=True, default=str)
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def read_json(path: Path, produced_by: str) -> dict[str, Any]:
+    """Read a hand-over record, explaining which stage must run first.
+
+    Raises:
+        StageError: when the record does not exist yet.
+    """
+    if not path.is_file():
+        raise StageError(
+            f"{path} is missing: run `loopml {produced_by}` first "
+            "(or `loopml run` for the whole loop)"
+        )
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
+
+
+def require_file(path: Path, produced_by: str) -> Path:
+    """Return ``path`` if it exists, else explain which stage makes it."""
+    if not path.is_file():
+        raise StageError(
+            f"{path} is missing: run `loopml {produced_by}` first "
+            "(or `loopml run` for the whole loop)"
+        )
+    return path
