@@ -72,8 +72,8 @@ TOKEN = "load-benchmark-token"  # a throwaway server on loopback
 #: The second versions differ from the first (a different size), so the swap
 #: really loads another model.
 V2_ENV = {
-    "demand": {"LOOPML_DEMAND__MODEL__N_ESTIMATORS": "80"},
-    "recsys": {"LOOPML_RECSYS__RANKER_N_ESTIMATORS": "60"},
+    "demand": {"LOOPML_WORKLOADS__DEMAND__MODEL__N_ESTIMATORS": "80"},
+    "recsys": {"LOOPML_WORKLOADS__RECSYS__RANKER_N_ESTIMATORS": "60"},
 }
 TIMEOUT = 30.0  # seconds a request may take before it counts as an error
 
@@ -127,7 +127,7 @@ def build_home(home: Path, log: Path) -> float:
 
 def demand_bodies(home: Path) -> tuple[list[bytes], list[bytes]]:
     """One-row forecast requests, series and horizons in turns: v1 and MLflow."""
-    rows = payload_rows(home, int(TINY_ENV["LOOPML_DEMAND__HORIZON"]))[28]
+    rows = payload_rows(home, int(TINY_ENV["LOOPML_WORKLOADS__DEMAND__HORIZON"]))[28]
     v1 = [json.dumps({"rows": [r]}).encode() for r in rows]
     split = [
         json.dumps(

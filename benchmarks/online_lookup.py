@@ -35,8 +35,8 @@ from feast import FeatureStore
 from loopml.core.config import load_settings
 from loopml.core.io import write_parquet
 from loopml.core.runtime import configure_environment
-from loopml.feature_store.online import OnlineFeatures
-from loopml.feature_store.repo import FeatureStoreSettings, drop_project
+from loopml.feature_store.store import drop_project
+from loopml.sdk.feast import FeatureStoreSettings
 from loopml.stages import features as features_stage
 from loopml.workloads.demand import data
 from loopml.workloads.demand.feature_views import (
@@ -45,6 +45,7 @@ from loopml.workloads.demand.feature_views import (
     STATE_FEATURES,
     STATE_VIEW,
 )
+from loopml.workloads.demand.online import OnlineFeatures
 
 SECTION = "online-lookup"
 REFS = [f"{STATE_VIEW}:origin", *(f"{STATE_VIEW}:{n}" for n in STATE_FEATURES)]

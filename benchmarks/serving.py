@@ -47,17 +47,19 @@ import numpy as np
 import pandas as pd
 from doc_sections import write_section
 
+from loopml.workloads.demand.config import DemandSettings
+
 SECTION = "serving"
 COMMAND = ".venv/bin/python benchmarks/serving.py"
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 # Small data, quick to build; the model keeps the default 300 trees.
 BUILD_ENV = {
-    "LOOPML_DEMAND__N_STORES": "2",
-    "LOOPML_DEMAND__N_ITEMS": "4",
-    "LOOPML_DEMAND__N_DAYS": "400",
-    "LOOPML_DEMAND__HORIZON": "28",
-    "LOOPML_DEMAND__N_FOLDS": "2",
+    "LOOPML_WORKLOADS__DEMAND__N_STORES": "2",
+    "LOOPML_WORKLOADS__DEMAND__N_ITEMS": "4",
+    "LOOPML_WORKLOADS__DEMAND__N_DAYS": "400",
+    "LOOPML_WORKLOADS__DEMAND__HORIZON": "28",
+    "LOOPML_WORKLOADS__DEMAND__N_FOLDS": "2",
 }
 COLUMNS = ["store_id", "item_id", "date", "price", "promo", "holiday"]
 
@@ -444,7 +446,7 @@ def main() -> None:
                 wait_ready(server, logs[server.name])
             served = httpx.get(loopml.url + "/readyz").json()["models"]["demand"]
             assert served == version, f"loopml serves {served}, mlflow {version}"
-            rows = payload_rows(home, settings.demand.horizon)
+            rows = payload_rows(home, DemandSettings.of(settings).horizon)
             all_ = targets(loopml, mlflow, rows)
             clients = {s.name: httpx.Client(timeout=60) for s in servers}
             worst = check_same_forecasts(clients, all_)

@@ -47,6 +47,7 @@ from loopml.core.ray_session import ray_session
 from loopml.core.runtime import configure_environment
 from loopml.sdk.tuning import SearchParam
 from loopml.sdk.workload import get_workload
+from loopml.workloads.demand.config import DemandSettings
 
 SECTION = "tuning"
 COMMAND = ".venv/bin/python benchmarks/tuning.py --trials {n} --sizes {sizes}"
@@ -155,7 +156,9 @@ def measure(
 ) -> tuple[list[str], str, dict[str, float]]:
     """Time the three modes on one data size: table rows, a summary, seconds."""
     settings = load_settings(
-        "default", home=home, demand={"n_stores": stores, "n_items": items}
+        "default",
+        home=home,
+        workloads={"demand": {"n_stores": stores, "n_items": items}},
     )
     configure_environment(settings.home)
     workload = get_workload("demand")
@@ -167,7 +170,7 @@ def measure(
     same = np.allclose(sequential, pooled, rtol=1e-9) and np.allclose(
         sequential, rayed, rtol=1e-9
     )
-    label = f"{stores} x {items} x {settings.demand.n_days}"
+    label = f"{stores} x {items} x {DemandSettings.of(settings).n_days}"
     modes = [
         ("sequential (1 process)", t_seq, l_seq),
         (f"multiprocessing.Pool({WORKERS}), fork", t_pool, l_pool),

@@ -72,7 +72,7 @@ def is_node_id(evidence: str) -> bool:
 def loop_stages(
     pipeline: Path = ROOT / "src" / "loopml" / "orchestration" / "runner.py",
 ) -> set[str]:
-    """The stage names of ``loopml run`` (keys of ``STAGES`` in orchestration/runner.py).
+    """The stage names of ``loopml run`` (``STAGES`` in orchestration/runner.py).
 
     Parsed rather than imported, so the script does not load MLflow and Feast.
     """

@@ -21,19 +21,19 @@ SHARED_DATASETS = REPO.parent / "shared" / "datasets"
 
 # Tiny but realistic: 2 stores x 4 items x 400 days, a 14-day horizon.
 TINY_ENV = {
-    "LOOPML_DEMAND__N_STORES": "2",
-    "LOOPML_DEMAND__N_ITEMS": "4",
-    "LOOPML_DEMAND__N_DAYS": "400",
-    "LOOPML_DEMAND__HORIZON": "14",
-    "LOOPML_DEMAND__N_FOLDS": "2",
-    "LOOPML_DEMAND__FOLD_STEP": "14",
-    "LOOPML_DEMAND__MODEL__N_ESTIMATORS": "60",
+    "LOOPML_WORKLOADS__DEMAND__N_STORES": "2",
+    "LOOPML_WORKLOADS__DEMAND__N_ITEMS": "4",
+    "LOOPML_WORKLOADS__DEMAND__N_DAYS": "400",
+    "LOOPML_WORKLOADS__DEMAND__HORIZON": "14",
+    "LOOPML_WORKLOADS__DEMAND__N_FOLDS": "2",
+    "LOOPML_WORKLOADS__DEMAND__FOLD_STEP": "14",
+    "LOOPML_WORKLOADS__DEMAND__MODEL__N_ESTIMATORS": "60",
     # recsys: 150 employees x 40 courses x 120 days, a small ranker.
-    "LOOPML_RECSYS__N_USERS": "150",
-    "LOOPML_RECSYS__N_ITEMS": "40",
-    "LOOPML_RECSYS__N_DAYS": "120",
-    "LOOPML_RECSYS__ALS_ITERATIONS": "8",
-    "LOOPML_RECSYS__RANKER_N_ESTIMATORS": "40",
+    "LOOPML_WORKLOADS__RECSYS__N_USERS": "150",
+    "LOOPML_WORKLOADS__RECSYS__N_ITEMS": "40",
+    "LOOPML_WORKLOADS__RECSYS__N_DAYS": "120",
+    "LOOPML_WORKLOADS__RECSYS__ALS_ITERATIONS": "8",
+    "LOOPML_WORKLOADS__RECSYS__RANKER_N_ESTIMATORS": "40",
     # The monitor stage has its own tests; tiny loops skip it (Evidently import).
     "LOOPML_MONITOR__IN_RUN": "false",
 }

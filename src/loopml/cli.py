@@ -42,23 +42,34 @@ console = Console()
 err_console = Console(stderr=True)
 
 WorkloadOpt = Annotated[
-    str, typer.Option("--workload", "-w", help="Workload to act on: demand or recsys.")
+    str | None,
+    typer.Option(
+        "--workload",
+        "-w",
+        help="Workload to act on (default: the first registered one, e.g. "
+        "demand); `loopml workloads` lists them.",
+    ),
+]
+WorkloadsOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--workload", "-w", help="Workloads to act on, repeatable (default: all)."
+    ),
 ]
 DatasetOpt = Annotated[
     str | None,
     typer.Option(
-        help="Data source: 'generated' (seeded generator), 'online-retail' "
-        "(UCI Online Retail parquet) or 'bike-sharing' (UCI Bike Sharing "
-        "day.csv); see --data-path. 'generated' and 'online-retail' apply to "
-        "both workloads, 'bike-sharing' to demand only.",
+        help="Data source of the workloads that read it, e.g. 'generated' "
+        "(seeded generator), 'online-retail' (UCI Online Retail; demand and "
+        "recsys), 'bike-sharing' (UCI Bike Sharing; demand), 'movielens' "
+        "(MovieLens 100K folder; recsys); see --data-path. A workload named "
+        "with -w must read it; without -w, the workloads that do are run.",
     ),
 ]
-#: --dataset values the recsys workload reads as well as demand.
-RECSYS_DATASETS = ("generated", "online-retail")
 DataPathOpt = Annotated[
     Path | None,
     typer.Option(
-        help="File to read for a real dataset; defaults, under "
+        help="File or folder to read for a real dataset; defaults, under "
         "../shared/datasets/: online_retail/online_retail.parquet and "
         "bike_sharing/day.csv.",
     ),
@@ -70,23 +81,108 @@ class _State:
 
     profile: str | None = None
     verbose: bool = False
+    #: the workloads the command runs on (after --dataset routing).
+    names: list[str] = []  # noqa: RUF012
 
 
-def _settings(**demand: Any) -> Settings:
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    """Print one line on stderr; the caller raises the returned exit."""
+    err_console.print(f"[red]error:[/red] {message}", soft_wrap=True)
+    return typer.Exit(code)
+
+
+def _workload(name: str | None) -> str:
+    """The named workload, or the first registered; exit 2 for an unknown one."""
+    from loopml.core.plugins import names
+
+    known = names()
+    if name is None:
+        if not known:
+            raise _fail("no workload is registered")
+        return known[0]
+    if name not in known:
+        raise _fail(
+            f"unknown workload {name!r}; registered: {', '.join(known)} "
+            "(see `loopml workloads`)"
+        )
+    return name
+
+
+def _workloads(given: list[str] | None) -> list[str]:
+    """The named workloads (each checked), or every registered one."""
+    from loopml.core.plugins import names
+
+    return [_workload(n) for n in given] if given else names()
+
+
+def _settings_class(name: str) -> Any:
+    from loopml.core.plugins import load_class
+
+    return getattr(load_class(name), "settings_class", None)
+
+
+def _data_overrides(
+    names: list[str], dataset: str | None, data_path: Path | None, strict: bool
+) -> tuple[dict[str, Any], list[str]]:
+    """Route --dataset / --data-path to the workloads whose settings read them.
+
+    Returns:
+        ``workloads`` keyword values, and the workloads that take part (all of
+        ``names`` when ``strict``; else those that read the dataset).
+
+    Raises:
+        typer.Exit: a named workload that cannot read it (strict), or none can.
+    """
+    from loopml.sdk.settings import choices
+
+    if dataset is None and data_path is None:
+        return {}, names
+    sections: dict[str, Any] = {}
+    taking: list[str] = []
+    refused: list[str] = []
+    for name in names:
+        model = _settings_class(name)
+        accepted = choices(model, "dataset") if model is not None else None
+        reads = dataset is None or (accepted is not None and dataset in accepted)
+        has_path = model is not None and "data_path" in model.model_fields
+        if not reads or (data_path is not None and not has_path):
+            shown = ", ".join(map(str, accepted or ())) or "no --dataset"
+            refused.append(f"{name} (reads {shown})")
+            continue
+        section: dict[str, Any] = {}
+        if dataset is not None:
+            section["dataset"] = dataset
+        if data_path is not None:
+            section["data_path"] = str(data_path)
+        sections[name] = section
+        taking.append(name)
+    what = f"--dataset {dataset}" if dataset is not None else "--data-path"
+    if refused and (strict or not taking):
+        raise _fail(f"{what} does not apply to {'; '.join(refused)}")
+    if refused:
+        console.print(f"{what}: skipping {'; '.join(refused)}", soft_wrap=True)
+    return ({"workloads": sections} if sections else {}), taking
+
+
+def _settings(
+    names: list[str] | None = None,
+    dataset: str | None = None,
+    data_path: Path | None = None,
+    strict: bool = True,
+) -> Settings:
+    """The settings for a command on ``names`` (validated), logging set up."""
     from loopml.core.params import apply_params_file
 
-    overrides = {k: v for k, v in demand.items() if v is not None}
-    kwargs: dict[str, Any] = {"demand": overrides} if overrides else {}
-    # A dataset both workloads can read (online-retail) applies to recsys too.
-    if overrides.get("dataset") in RECSYS_DATASETS:
-        kwargs["recsys"] = overrides
+    kwargs, names = _data_overrides(names or [], dataset, data_path, strict)
     try:
         # LOOPML_PARAMS_FILE (set by dvc.yaml) lays params.yaml under the options.
         kwargs = apply_params_file(kwargs)
         settings = load_settings(_State.profile, **kwargs)
+        for name in names:
+            if (model := _settings_class(name)) is not None:
+                settings.section(name, model)
     except (ValueError, FileNotFoundError) as error:
-        err_console.print(f"[red]configuration error:[/red] {error}")
-        raise typer.Exit(2) from error
+        raise _fail(f"configuration: {error}") from error
     configure_environment(settings.home)
     setup_logging(
         settings.home,
@@ -95,6 +191,7 @@ def _settings(**demand: Any) -> Settings:
         production=settings.profile == "production",
         console_level="INFO" if _State.verbose else "WARNING",
     )
+    _State.names = names
     return settings
 
 
@@ -166,7 +263,7 @@ def main(
 
 @app.command()
 def ingest(
-    workload: WorkloadOpt = "demand",
+    workload: WorkloadOpt = None,
     dataset: DatasetOpt = None,
     data_path: DataPathOpt = None,
     date: Annotated[
@@ -200,23 +297,25 @@ def ingest(
     day = _parse_day(date)
     if force and day is None:
         raise typer.BadParameter("only applies with --date", param_hint="--force")
-    settings = _settings(dataset=dataset, data_path=data_path)
+    name = _workload(workload)
+    settings = _settings([name], dataset=dataset, data_path=data_path)
     if day is None and file is None:
-        _run_stage("ingest", settings, workload)
+        _run_stage("ingest", settings, name)
         return
     from loopml.stages import ingest as ingest_stage
 
     result = _call_stage(
         "ingest",
-        lambda: ingest_stage.run(settings, workload, day=day, force=force, source=file),
+        lambda: ingest_stage.run(settings, name, day=day, force=force, source=file),
     )
-    console.print(f"[green]ingest[/green] {workload}: {result.summary}")
+    console.print(f"[green]ingest[/green] {name}: {result.summary}")
 
 
 @app.command()
-def validate(workload: WorkloadOpt = "demand") -> None:
+def validate(workload: WorkloadOpt = None) -> None:
     """Check the raw data; on failure quarantine it, report, and exit 1."""
-    _run_stage("validate", _settings(), workload)
+    name = _workload(workload)
+    _run_stage("validate", _settings([name]), name)
 
 
 features_app = typer.Typer(
@@ -230,7 +329,7 @@ app.add_typer(features_app, name="features")
 
 
 @features_app.callback()
-def features(ctx: typer.Context, workload: WorkloadOpt = "demand") -> None:
+def features(ctx: typer.Context, workload: WorkloadOpt = None) -> None:
     """Apply the workload's Feast definitions and materialize the online store.
 
     Writes the offline tables under <home>/feature_store/data, applies the
@@ -239,24 +338,23 @@ def features(ctx: typer.Context, workload: WorkloadOpt = "demand") -> None:
     the first run. `loopml run` does this between validate and train.
     """
     if ctx.invoked_subcommand is None:
-        _run_stage("features", _settings(), workload)
+        name = _workload(workload)
+        _run_stage("features", _settings([name]), name)
+    else:
+        ctx.obj = workload
 
 
 @features_app.command("push")
 def features_push(
-    item_id: Annotated[str, typer.Option(help="Item of the series or interaction.")],
-    workload: WorkloadOpt = "demand",
-    store_id: Annotated[
-        str | None, typer.Option(help="demand: store of the series.")
-    ] = None,
-    sales: Annotated[
-        float | None, typer.Option(min=0, help="demand: sales of the day so far.")
-    ] = None,
-    user_id: Annotated[str | None, typer.Option(help="recsys: the user.")] = None,
-    interactions: Annotated[
-        float,
-        typer.Option(min=1, help="recsys: the user's interactions today so far."),
-    ] = 1,
+    ctx: typer.Context,
+    fields: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="KEY=VALUE...",
+            help="The event's fields, e.g. demand: store_id=S01 item_id=I001 "
+            "sales=12; recsys: user_id=U0001 item_id=C001 interactions=2.",
+        ),
+    ],
     at: Annotated[
         str | None,
         typer.Option(
@@ -265,65 +363,72 @@ def features_push(
         ),
     ] = None,
 ) -> None:
-    """Push a live event to the online store now.
+    """Push a live event to the workload's online store now (its push source).
 
-    demand (--store-id, --item-id, --sales): today's sales so far of one
-    series; the next `/v1/demand/predict` for it reports them as
-    `sales_today`, without waiting for the daily batch. recsys (--user-id,
-    --item-id, --interactions): the user's interactions today so far and the
-    latest item (`recsys_user_today`).
+    Give -w before `push` (`loopml features -w recsys push ...`). demand:
+    today's sales so far of one series; the next `/v1/demand/predict` for it
+    reports them as `sales_today`, without waiting for the daily batch.
+    recsys: a user's interactions today so far and their latest item.
+
+    Example: loopml features -w demand push store_id=S01 item_id=I001 sales=12
     """
+    import datetime as dt
+
     try:
-        when = None if at is None else dt.datetime.fromisoformat(at)
+        when = dt.datetime.now(dt.UTC) if at is None else dt.datetime.fromisoformat(at)
     except ValueError as error:
         raise typer.BadParameter(
             f"{at!r} is not a time like 2026-01-02T14:00", param_hint="--at"
         ) from error
-    if workload not in ("demand", "recsys"):
-        raise typer.BadParameter("push supports demand and recsys", param_hint="-w")
-    settings = _settings()
-    from loopml.feature_store.online import OnlineFeatures
+    pairs = dict(f.partition("=")[::2] for f in fields)
+    if any("=" not in f for f in fields):
+        raise typer.BadParameter("give fields as KEY=VALUE", param_hint="KEY=VALUE")
+    name = _workload(ctx.obj)
+    settings = _settings([name])
+    import pandas as pd
 
-    if workload == "recsys":
-        if user_id is None:
-            raise typer.BadParameter("recsys needs --user-id", param_hint="--user-id")
-        OnlineFeatures(settings).push_interactions(user_id, item_id, interactions, when)
-        console.print(
-            f"[green]pushed[/green] interactions_today={interactions:g} for "
-            f"{user_id} ({item_id})"
-        )
-        return
-    if store_id is None or sales is None:
-        raise typer.BadParameter(
-            "demand needs --store-id and --sales", param_hint="--store-id"
-        )
-    OnlineFeatures(settings).push_sales(store_id, item_id, sales, when)
-    console.print(
-        f"[green]pushed[/green] sales_today={sales:g} for {store_id}/{item_id}"
-    )
+    from loopml.sdk.capabilities import MissingCapabilityError, require
+    from loopml.sdk.feast import open_store
+    from loopml.sdk.workload import get_workload
+
+    try:
+        views = require(get_workload(name), "feature_views")
+        if views.push_source is None:
+            raise MissingCapabilityError(f"{name} has no push source: nothing to do")
+        row = views.push_row(pairs, pd.Timestamp(when))
+    except (MissingCapabilityError, ValueError) as error:
+        raise _fail(str(error)) from error
+    from feast.data_source import PushMode
+
+    open_store(settings).push(views.push_source, row, to=PushMode.ONLINE)
+    shown = ", ".join(f"{k}={v}" for k, v in pairs.items())
+    console.print(f"[green]pushed[/green] {shown} to {views.push_source}")
 
 
 @app.command()
-def train(workload: WorkloadOpt = "demand") -> None:
+def train(workload: WorkloadOpt = None) -> None:
     """Fit on validated data, log to MLflow, register as 'challenger'."""
-    _run_stage("train", _settings(), workload)
+    name = _workload(workload)
+    _run_stage("train", _settings([name]), name)
 
 
 @app.command()
-def evaluate(workload: WorkloadOpt = "demand") -> None:
+def evaluate(workload: WorkloadOpt = None) -> None:
     """Rolling-origin backtest of model and baseline; metrics go to MLflow."""
-    _run_stage("evaluate", _settings(), workload)
+    name = _workload(workload)
+    _run_stage("evaluate", _settings([name]), name)
 
 
 @app.command()
-def promote(workload: WorkloadOpt = "demand") -> None:
+def promote(workload: WorkloadOpt = None) -> None:
     """Make the evaluated candidate 'champion' if it beats the bar; says why."""
-    _run_stage("promote", _settings(), workload)
+    name = _workload(workload)
+    _run_stage("promote", _settings([name]), name)
 
 
 @app.command()
 def batch(
-    workload: WorkloadOpt = "recsys",
+    workload: WorkloadOpt = None,
     date: Annotated[
         str | None,
         typer.Option(
@@ -333,14 +438,20 @@ def batch(
         ),
     ] = None,
 ) -> None:
-    """Score every known user with the champion: the day's top-k, stored.
+    """Score every entity with the champion: the day's batch, stored.
 
-    Writes <home>/batch/<workload>/date=D.parquet and the SQL table
-    `recommendations` (SQLite at <home>/batch/<workload>.db; PostgreSQL in
-    production), each replaced whole for the day. Needs a champion.
+    recsys: the top-k items of every known user; demand: the forecast of
+    every series for every day of the horizon. Writes
+    <home>/batch/<workload>/date=D.parquet and the workload's SQL table
+    (SQLite at <home>/batch/<workload>.db; PostgreSQL in production), each
+    replaced whole for the day. Needs a champion; a workload without a batch
+    scorer has nothing to do.
+
+    Example: loopml batch -w recsys --date 2025-08-30
     """
     day = _parse_day(date)
-    settings = _settings()
+    workload = _workload(workload)
+    settings = _settings([workload])
     from loopml.stages import batch as batch_stage
 
     result = _call_stage(
@@ -351,7 +462,7 @@ def batch(
 
 @app.command()
 def monitor(
-    workload: WorkloadOpt = "demand",
+    workload: WorkloadOpt = None,
     date: Annotated[
         str | None,
         typer.Option(
@@ -371,7 +482,8 @@ def monitor(
     and cool-down. Exits 0 when it ran, drift or not; 1 when it could not run.
     """
     day = _parse_day(date)
-    settings = _settings()
+    workload = _workload(workload)
+    settings = _settings([workload])
     from loopml.stages import monitor as monitor_stage
 
     result = _call_stage("monitor", lambda: monitor_stage.run(settings, workload, day))
@@ -381,7 +493,7 @@ def monitor(
 
 @app.command()
 def tune(
-    workload: WorkloadOpt = "demand",
+    workload: WorkloadOpt = None,
     trials: Annotated[
         int | None,
         typer.Option(min=1, help="Number of trials (default: tune.num_samples)."),
@@ -395,7 +507,8 @@ def tune(
     <home>/state/<workload>/tuned.json, which the next train and evaluate
     read (delete it to go back to the profile's parameters).
     """
-    settings = _settings()
+    workload = _workload(workload)
+    settings = _settings([workload])
     if trials is not None:
         cfg = settings.tune.model_copy(update={"num_samples": trials})
         settings = settings.model_copy(update={"tune": cfg})
@@ -404,7 +517,7 @@ def tune(
 
 @app.command()
 def rollback(
-    workload: WorkloadOpt = "demand",
+    workload: WorkloadOpt = None,
     to_version: Annotated[
         str | None,
         typer.Option(
@@ -424,7 +537,8 @@ def rollback(
     """
     from loopml.stages import rollback as rollback_stage
 
-    settings = _settings()
+    workload = _workload(workload)
+    settings = _settings([workload])
     result = _call_stage(
         "rollback", lambda: rollback_stage.run(settings, workload, to_version, reason)
     )
@@ -433,7 +547,7 @@ def rollback(
 
 @app.command()
 def retrain(
-    workload: WorkloadOpt = "demand",
+    workload: WorkloadOpt = None,
     date: Annotated[
         str | None,
         typer.Option(
@@ -459,7 +573,8 @@ def retrain(
     the champion as it was.
     """
     day = _parse_day(date)
-    settings = _settings()
+    workload = _workload(workload)
+    settings = _settings([workload])
     from loopml.stages import retrain as retrain_stage
 
     result = _call_stage("retrain", lambda: retrain_stage.run(settings, workload, day))
@@ -472,12 +587,7 @@ def retrain(
 
 @app.command()
 def replay(
-    workload: Annotated[
-        str,
-        typer.Option(
-            "--workload", "-w", help="Workload to replay: demand (its generator)."
-        ),
-    ] = "demand",
+    workload: WorkloadOpt = None,
     days: Annotated[
         int, typer.Option(min=1, help="How many days after the history to replay.")
     ] = 30,
@@ -486,33 +596,36 @@ def replay(
         typer.Option(
             "--drift-from",
             min=1,
-            help="Replay day (1 = the first) from which the generated data drifts: "
-            "demand level x1.6 and the weekly pattern shifted by three days.",
+            help="Replay day (1 = the first) from which the source drifts, when "
+            "its day source can (demand: level x1.6 and the weekly pattern "
+            "shifted by three days).",
         ),
     ] = None,
 ) -> None:
-    """Live N generated days one by one: ingest, score, monitor, retrain.
+    """Live N new days one by one: ingest, score, monitor, retrain.
 
     Starts from the home's champion (without one, runs the whole loop on the
-    history first). Each day after the last validated one is ingested as a
-    daily batch and validated, the champion's next-day forecasts are logged
-    (a daily batch job), `loopml monitor` judges the day and `loopml
-    retrain` applies the policy. Prints the per-day table (drift, trigger,
-    decision) and writes it to <home>/reports/demand/replay-*.json and .md.
-    Only the generated demand dataset can be replayed.
+    history first). Each day after the last validated one comes from the
+    workload's day source, is ingested as a daily batch and validated, what a
+    daily job would answer is logged (demand: the next-day forecasts), `loopml
+    monitor` judges the day and `loopml retrain` applies the policy. Prints
+    the per-day table (drift, trigger, decision) and writes it to
+    <home>/reports/<workload>/replay-*.json and .md. Needs a day source
+    (generated data has days after its end; a real dataset does not).
+
+    Example: loopml replay -w demand --days 30 --drift-from 15
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from loopml.core.errors import StageError
     from loopml.orchestration import replay as replay_mod
 
-    if workload != "demand":
-        raise typer.BadParameter("only demand can be replayed", param_hint="--workload")
     if drift_from is not None and drift_from > days:
         raise typer.BadParameter(
             f"must be at most --days ({days})", param_hint="--drift-from"
         )
-    settings = _settings()
+    workload = _workload(workload)
+    settings = _settings([workload])
     columns = (
         TextColumn("[bold]replay[/bold]"),
         BarColumn(),
@@ -531,7 +644,9 @@ def replay(
             )
 
         try:
-            report = replay_mod.run(settings, days, drift_from, on_day=advance)
+            report = replay_mod.run(
+                settings, workload, days, drift_from, on_day=advance
+            )
         except (StageError, ValueError, FileNotFoundError) as error:
             progress.stop()
             err_console.print(f"[red]replay failed:[/red] {error}")
@@ -559,16 +674,13 @@ def replay(
     console.print(table)
     console.print(
         f"{len(report.retrains)} retrain(s) in {report.seconds:.0f} s; "
-        f"report: {report.paths['md']} (and .json); see `loopml history -w demand`."
+        f"report: {report.paths['md']} (and .json); see `loopml history -w {workload}`."
     )
 
 
 @app.command()
 def run(
-    workload: Annotated[
-        list[str] | None,
-        typer.Option("--workload", "-w", help="Workloads to run (default: all)."),
-    ] = None,
+    workload: WorkloadsOpt = None,
     dataset: DatasetOpt = None,
     data_path: DataPathOpt = None,
     tune_first: Annotated[
@@ -582,15 +694,18 @@ def run(
 
     Stages: ingest, validate, features, train, evaluate, promote, batch,
     monitor (`monitor.in_run`). Each workload stops at its first failed
-    stage; the others go on. With --dataset online-retail both workloads
-    read the UCI Online Retail file.
+    stage; the others go on. With --dataset, the workloads that read that
+    dataset run on it (online-retail: demand and recsys).
+
+    Example: loopml run -w recsys --dataset movielens --data-path ml-100k/
     """
     from loopml.monitoring.status import collect
     from loopml.orchestration.runner import TimedResult, run_loop
-    from loopml.sdk.workload import WORKLOADS
 
-    settings = _settings(dataset=dataset, data_path=data_path)
-    names = workload or list(WORKLOADS)
+    settings = _settings(
+        _workloads(workload), dataset, data_path, strict=bool(workload)
+    )
+    names = _State.names
 
     def progress(timed: TimedResult) -> None:
         colour = "red" if timed.result.status == "failed" else "green"
@@ -623,6 +738,58 @@ def run(
     )
     if any(t.result.status == "failed" for t in results):
         raise typer.Exit(1)
+
+
+@app.command()
+def workloads(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print machine-readable JSON.")
+    ] = False,
+) -> None:
+    """List the registered workloads and the capabilities each declares.
+
+    Workloads are entry points of the `loopml.workloads` group (a project
+    made by `loopml new` registers its own) or LOOPML_PLUGINS items. The
+    Airflow DAG file reads `loopml workloads --json`.
+    """
+    from loopml.core.plugins import registered
+    from loopml.sdk.capabilities import CAPABILITIES
+    from loopml.sdk.workload import get_workload
+
+    rows: list[dict[str, Any]] = []
+    for name, target in registered().items():
+        try:
+            found = get_workload(name)
+        except Exception as error:  # a broken plug-in must not hide the others
+            rows.append({"name": name, "entry_point": target, "error": str(error)})
+            continue
+        rows.append(
+            {
+                "name": name,
+                "entry_point": target,
+                "description": found.description,
+                "primary_metric": found.primary_metric,
+                "higher_is_better": found.higher_is_better,
+                "time_column": found.batch_spec.time_column,
+                "capabilities": [
+                    cap for cap in CAPABILITIES if getattr(found, cap)() is not None
+                ],
+            }
+        )
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    table = Table(title="registered workloads")
+    for column in ("workload", "primary metric", "capabilities", "entry point"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row["name"],
+            row.get("primary_metric", "-"),
+            ", ".join(row.get("capabilities", [])) or row.get("error", "-"),
+            row["entry_point"],
+        )
+    console.print(table)
 
 
 @app.command()
@@ -684,11 +851,12 @@ def _print_card(workload: str) -> None:
 
 
 @app.command()
-def history(workload: WorkloadOpt = "demand") -> None:
+def history(workload: WorkloadOpt = None) -> None:
     """Print the promotion history: who, when, from/to version, and why."""
     from loopml.models.registry import read_history
 
-    settings = _settings()
+    workload = _workload(workload)
+    settings = _settings([workload])
     table = Table(title=f"{workload} promotion history")
     for column in ("when", "who", "action", "from", "to", "reason"):
         table.add_column(column)

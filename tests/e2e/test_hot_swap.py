@@ -19,6 +19,9 @@ LOOPML = [sys.executable, "-m", "loopml.cli"]
 POLL = "0.5"
 
 
+TREES = "LOOPML_WORKLOADS__DEMAND__MODEL__N_ESTIMATORS"
+
+
 def _ok(home: Path, *args: str, **env: str) -> str:
     result = subprocess.run(
         [*LOOPML, *args],
@@ -69,7 +72,7 @@ class Client(threading.Thread):
 def test_promotion_and_rollback_swap_without_failed_requests(tmp_path: Path) -> None:
     home = tmp_path / "home"
     # v1: a deliberately small model; v2: the normal one, which beats it.
-    _ok(home, "run", "-w", "demand", LOOPML_DEMAND__MODEL__N_ESTIMATORS="20")
+    _ok(home, "run", "-w", "demand", **{TREES: "20"})
     port = conftest.free_port()
     server = subprocess.Popen(
         [*LOOPML, "serve", "--port", str(port)],
@@ -107,7 +110,13 @@ def test_promotion_and_rollback_swap_without_failed_requests(tmp_path: Path) -> 
 
         # A worse model (a single tree) is refused; the service stays on v1.
         for stage in ("train", "evaluate", "promote"):
-            _ok(home, stage, "-w", "demand", LOOPML_DEMAND__MODEL__N_ESTIMATORS="1")
+            _ok(
+                home,
+                stage,
+                "-w",
+                "demand",
+                **{TREES: "1"},
+            )
         time.sleep(float(POLL) * 4)
         assert client.last_version == "1"
         client.stop.set()

@@ -145,7 +145,7 @@ def test_workload_only_adds_a_registered_linted_workload(tmp_path: Path) -> None
         [sys.executable, "-c", code],
         project,
         PYTHONPATH=str(project / "src"),
-        LOOPML_WORKLOADS=f"orders={points['orders']}",
+        LOOPML_PLUGINS=f"orders={points['orders']}",
         LOOPML_HOME=str(tmp_path / "home"),
         ORDERS_N_ROWS="600",
         ORDERS_N_DAYS="30",

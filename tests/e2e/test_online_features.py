@@ -42,7 +42,7 @@ def test_next_day_features_serve_without_retraining(tiny_env: Path) -> None:
     out = _ok(home, "features")
     assert f"online up to {day:%Y-%m-%d}" in out
 
-    horizon = int(conftest.TINY_ENV["LOOPML_DEMAND__HORIZON"])
+    horizon = int(conftest.TINY_ENV["LOOPML_WORKLOADS__DEMAND__HORIZON"])
     last_date = day + pd.Timedelta(days=horizon)  # beyond the model's own origin
     rows = [
         {"store_id": "S01", "item_id": "I001", "date": f"{last_date:%Y-%m-%d}"},

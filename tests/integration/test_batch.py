@@ -147,7 +147,7 @@ def test_kill_9_mid_write_leaves_the_previous_results(
     proc = subprocess.Popen(
         [sys.executable, "-m", "loopml.cli", "batch", "--date", day.isoformat()],
         env=conftest.subprocess_env(
-            home, LOOPML_RECSYS__K="3", **{batch.PAUSE_ENV: "120"}
+            home, LOOPML_WORKLOADS__RECSYS__K="3", **{batch.PAUSE_ENV: "120"}
         ),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -191,7 +191,7 @@ def test_production_profile_writes_to_postgresql(
     from sqlalchemy import create_engine, delete, func, select
 
     # The table in the shared database; the model from this home's registry.
-    monkeypatch.setenv("LOOPML_RECSYS__BATCH_DB", PG_URI)
+    monkeypatch.setenv("LOOPML_WORKLOADS__RECSYS__BATCH_DB", PG_URI)
     settings = load_settings("default")
     # A day of its own, far from any real one, so parallel runs never meet.
     day = dt.date(1901, 1, 1) + dt.timedelta(days=uuid.uuid4().int % 20_000)

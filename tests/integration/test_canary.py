@@ -47,7 +47,7 @@ def test_canary_and_shadow_route_and_log_the_challenger(
 ) -> None:
     settings = load_settings("default")
     origin = conftest.demand_champion(settings)
-    monkeypatch.setenv("LOOPML_DEMAND__MODEL__N_ESTIMATORS", "25")
+    monkeypatch.setenv("LOOPML_WORKLOADS__DEMAND__MODEL__N_ESTIMATORS", "25")
     run_stage("train", load_settings("default"), "demand")  # v2, not promoted
     setup_mlflow(settings)
     assert str(get_alias("demand", CHAMPION).version) == "1"  # type: ignore[union-attr]

@@ -22,9 +22,9 @@ from mlflow import MlflowClient
 
 import conftest
 from loopml.core.config import load_settings
-from loopml.feature_store.repo import open_store
 from loopml.models.registry import CHAMPION, get_alias
 from loopml.models.tracking import setup_mlflow
+from loopml.sdk.feast import open_store
 
 LOOPML = [sys.executable, "-m", "loopml.cli"]
 #: Seconds after start at which each attempt is killed.
@@ -76,7 +76,7 @@ def test_kill_9_during_train_and_promote_keeps_a_whole_champion(
 ) -> None:
     home = tiny_env
     # v1: a deliberately small model, so that a normal one beats it.
-    monkeypatch.setenv("LOOPML_DEMAND__MODEL__N_ESTIMATORS", "20")
+    monkeypatch.setenv("LOOPML_WORKLOADS__DEMAND__MODEL__N_ESTIMATORS", "20")
     settings = load_settings("default")
     origin = conftest.demand_champion(settings)
     setup_mlflow(settings)

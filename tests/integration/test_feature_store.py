@@ -19,17 +19,8 @@ from feast import FeatureStore
 from loopml.core.config import FeatureStoreSettings, Settings, load_settings
 from loopml.core.io import write_parquet
 from loopml.core.runtime import configure_environment
-from loopml.feature_store.online import OnlineFeatures
-from loopml.feature_store.repo import (
-    data_dir,
-    drop_project,
-    open_store,
-)
-from loopml.feature_store.training import (
-    MissingFeaturesError,
-    point_in_time,
-    training_examples,
-)
+from loopml.feature_store.store import drop_project
+from loopml.sdk.feast import MissingFeaturesError, data_dir, open_store, point_in_time
 from loopml.stages import features as features_stage
 from loopml.workloads.demand import data
 from loopml.workloads.demand.feature_views import (
@@ -48,6 +39,8 @@ from loopml.workloads.demand.features import (
     build_training_examples,
     origin_state,
 )
+from loopml.workloads.demand.online import OnlineFeatures
+from loopml.workloads.demand.training_set import training_examples
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 

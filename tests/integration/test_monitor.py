@@ -24,7 +24,9 @@ NEW_DAYS = 3
 def test_monitor_writes_reports_state_and_metrics(
     tiny_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("LOOPML_DEMAND__N_DAYS", "240")  # enough for 56 + 28 days
+    monkeypatch.setenv(
+        "LOOPML_WORKLOADS__DEMAND__N_DAYS", "240"
+    )  # enough for 56 + 28 days
     settings = load_settings("default")
     # Days arrive after the champion was trained: its forecasts meet actuals.
     trained_until = conftest.demand_champion(settings)

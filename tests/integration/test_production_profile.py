@@ -11,9 +11,10 @@ from mlflow import MlflowClient
 import conftest
 from loopml.core.config import load_settings
 from loopml.core.runtime import configure_environment
-from loopml.feature_store.repo import drop_project, open_store
+from loopml.feature_store.store import drop_project
 from loopml.models.registry import CHALLENGER, get_alias
 from loopml.orchestration.runner import run_stage
+from loopml.sdk.feast import open_store
 
 PG_URI = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 

@@ -19,10 +19,8 @@ from feast import FeatureStore
 from loopml.core.config import FeatureStoreSettings, Settings, load_settings
 from loopml.core.io import write_parquet
 from loopml.core.runtime import configure_environment
-from loopml.feature_store.ranking import RankingFeatures
-from loopml.feature_store.repo import data_dir, open_store
-from loopml.feature_store.training import MissingFeaturesError, point_in_time
 from loopml.orchestration.runner import run_stage
+from loopml.sdk.feast import MissingFeaturesError, data_dir, open_store, point_in_time
 from loopml.workloads.recsys.feature_views import (
     MATERIALIZED_VIEWS,
     RANKING_VIEWS,
@@ -39,6 +37,7 @@ from loopml.workloads.recsys.feature_views import (
 from loopml.workloads.recsys.features import build_context, build_features
 from loopml.workloads.recsys.generator import generate
 from loopml.workloads.recsys.models import TwoStageRanker
+from loopml.workloads.recsys.ranking_features import RankingFeatures
 from loopml.workloads.recsys.tables import RecsysData
 
 pytestmark = pytest.mark.filterwarnings("ignore")

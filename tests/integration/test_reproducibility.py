@@ -13,6 +13,7 @@ from mlflow import MlflowClient
 from loopml.core.config import load_settings
 from loopml.core.runtime import configure_environment
 from loopml.orchestration.runner import run_stage
+from loopml.workloads.demand.config import DemandSettings
 
 
 def _requests(validated: pd.DataFrame, horizon: int) -> pd.DataFrame:
@@ -56,11 +57,13 @@ def test_training_twice_gives_identical_results(tiny_env: Path) -> None:
     assert params[0] == params[1]
 
     validated = pd.read_parquet(settings.data_dir("demand") / "validated.parquet")
-    requests = _requests(validated, settings.demand.horizon)
+    requests = _requests(validated, DemandSettings.of(settings).horizon)
     predictions = [
         mlflow.pyfunc.load_model(f"models:/demand/{r['version']}").predict(requests)
         for r in runs
     ]
-    assert len(predictions[0]) == len(requests) == 8 * settings.demand.horizon
+    assert (
+        len(predictions[0]) == len(requests) == 8 * DemandSettings.of(settings).horizon
+    )
     assert predictions[0]["forecast"].nunique() > 1  # a real forecast, not a constant
     pd.testing.assert_frame_equal(predictions[0], predictions[1], check_exact=True)

@@ -9,14 +9,13 @@ replaces (``segment_popularity``) as the bar in every slice.
 from __future__ import annotations
 
 import logging
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from loopml.core.config import RecsysSettings
+from loopml.core.config import load_settings
 from loopml.workloads.recsys.data import RecsysData
 from loopml.workloads.recsys.evaluate import evaluate_recommender
 from loopml.workloads.recsys.features import build_features
@@ -99,11 +98,17 @@ def test_k_beyond_the_catalogue_returns_every_unseen_item_once(
 def test_recommendations_do_not_depend_on_event_log_row_order(
     recsys_data: RecsysData,
 ) -> None:
-    settings: Any = SimpleNamespace(
+    settings = load_settings(
+        "default",
         seed=3,
-        recsys=RecsysSettings(
-            n_users=300, n_items=60, n_days=180, ranker_n_estimators=60
-        ),
+        workloads={
+            "recsys": {
+                "n_users": 300,
+                "n_items": 60,
+                "n_days": 180,
+                "ranker_n_estimators": 60,
+            }
+        },
     )
     raw = recsys_data.to_frame()
     shuffled = raw.sample(frac=1.0, random_state=0).reset_index(drop=True)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from loopml.core.config import load_settings
+from loopml.workloads.demand.config import DemandSettings
 
 
 def test_default_profile_needs_no_server(tiny_env: Path) -> None:
@@ -19,19 +20,21 @@ def test_default_profile_needs_no_server(tiny_env: Path) -> None:
 def test_environment_overrides_yaml(
     tiny_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("LOOPML_DEMAND__N_ITEMS", "7")
+    monkeypatch.setenv("LOOPML_WORKLOADS__DEMAND__N_ITEMS", "7")
     monkeypatch.setenv("LOOPML_SEED", "11")
     settings = load_settings("default")
-    assert settings.demand.n_items == 7
+    assert DemandSettings.of(settings).n_items == 7
     assert settings.seed == 11
     # A key only in the YAML file is still read.
     assert settings.mlflow.experiment == "loopml"
 
 
 def test_keyword_overrides_win_and_merge(tiny_env: Path) -> None:
-    settings = load_settings("default", demand={"dataset": "online-retail"})
-    assert settings.demand.dataset == "online-retail"
-    assert settings.demand.n_items == 4  # from the environment, not lost
+    settings = load_settings(
+        "default", workloads={"demand": {"dataset": "online-retail"}}
+    )
+    assert DemandSettings.of(settings).dataset == "online-retail"
+    assert DemandSettings.of(settings).n_items == 4  # from the environment, not lost
 
 
 def test_production_profile_points_at_postgres(tiny_env: Path) -> None:
@@ -47,9 +50,24 @@ def test_unknown_profile_names_known_ones(tiny_env: Path) -> None:
 def test_invalid_value_is_refused(
     tiny_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("LOOPML_DEMAND__HORIZON", "0")
-    with pytest.raises(ValueError, match="horizon"):
-        load_settings("default")
+    monkeypatch.setenv("LOOPML_WORKLOADS__DEMAND__HORIZON", "0")
+    settings = load_settings("default")  # sections are validated when read
+    with pytest.raises(ValueError, match=r"workloads\.demand\.horizon: .*greater"):
+        DemandSettings.of(settings)
+
+
+def test_workload_sections_go_under_workloads(tiny_env: Path) -> None:
+    with pytest.raises(ValueError, match="move \\['demand'\\] to `workloads:"):
+        load_settings("default", demand={"horizon": 7})
+    with pytest.raises(ValueError, match="unregistered workload"):
+        load_settings("default", workloads={"nope": {"x": 1}})
+
+
+def test_a_section_copy_is_revalidated(tiny_env: Path) -> None:
+    settings = load_settings("default")
+    shorter = settings.with_section("demand", {"horizon": 7})
+    assert DemandSettings.of(shorter).horizon == 7
+    assert DemandSettings.of(settings).horizon == 14  # the tiny env's, untouched
 
 
 def test_placeholder_admin_token_refused_in_production(

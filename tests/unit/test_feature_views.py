@@ -16,11 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from loopml.core.config import PRODUCTION_REGISTRY, FeatureStoreSettings, load_settings
-from loopml.feature_store.repo import (
-    feature_store_settings,
-    render_yaml,
-    repo_config,
-)
+from loopml.sdk.feast import feature_store_settings, render_yaml, repo_config
 from loopml.workloads.demand import data
 from loopml.workloads.demand.feature_views import (
     JOIN_KEY,

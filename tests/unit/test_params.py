@@ -8,6 +8,7 @@ import pytest
 
 from loopml.core.config import load_settings
 from loopml.core.params import PARAMS_ENV, apply_params_file, load_params
+from loopml.workloads.demand.config import DemandSettings
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -22,20 +23,20 @@ def test_repository_params_file_is_valid_and_complete() -> None:
     settings = load_settings("default", **params)
     assert settings.seed == params["seed"]
     assert (
-        settings.demand.model.n_estimators == params["demand"]["model"]["n_estimators"]
+        DemandSettings.of(settings).model.n_estimators
+        == params["workloads"]["demand"]["model"]["n_estimators"]
     )
     # Every data and model setting is pinned, so the profile cannot change a run.
-    fields = set(type(settings.demand).model_fields)
-    assert set(params["demand"]) == fields
+    fields = set(DemandSettings.model_fields)
+    assert set(params["workloads"]["demand"]) == fields
 
 
 def test_nothing_is_read_without_the_variable(
     tiny_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv(PARAMS_ENV, raising=False)
-    assert apply_params_file({"demand": {"dataset": "generated"}}) == {
-        "demand": {"dataset": "generated"}
-    }
+    given = {"workloads": {"demand": {"dataset": "generated"}}}
+    assert apply_params_file(given) == given
 
 
 def test_params_beat_environment_and_options_beat_params(
@@ -43,27 +44,36 @@ def test_params_beat_environment_and_options_beat_params(
 ) -> None:
     path = _write(
         tmp_path / "params.yaml",
-        "seed: 7\ndemand:\n  n_items: 3\n  model:\n    num_leaves: 9\n",
+        "seed: 7\nworkloads:\n  demand:\n    n_items: 3\n"
+        "    model:\n      num_leaves: 9\n",
     )
     monkeypatch.setenv(PARAMS_ENV, str(path))
-    monkeypatch.setenv("LOOPML_DEMAND__N_ITEMS", "5")
-    kwargs = apply_params_file({"demand": {"dataset": "online-retail"}})
+    monkeypatch.setenv("LOOPML_WORKLOADS__DEMAND__N_ITEMS", "5")
+    kwargs = apply_params_file({"workloads": {"demand": {"dataset": "online-retail"}}})
     settings = load_settings("default", **kwargs)
     assert settings.seed == 7
-    assert settings.demand.n_items == 3  # params.yaml over LOOPML_DEMAND__N_ITEMS
-    assert settings.demand.dataset == "online-retail"  # the CLI option on top
-    assert settings.demand.model.num_leaves == 9
-    assert settings.demand.model.n_estimators == 60  # untouched: from the env
-    assert settings.demand.n_stores == 2  # untouched: from the env
+    assert (
+        DemandSettings.of(settings).n_items == 3
+    )  # params.yaml over LOOPML_WORKLOADS__DEMAND__N_ITEMS
+    assert (
+        DemandSettings.of(settings).dataset == "online-retail"
+    )  # the CLI option on top
+    assert DemandSettings.of(settings).model.num_leaves == 9
+    assert (
+        DemandSettings.of(settings).model.n_estimators == 60
+    )  # untouched: from the env
+    assert DemandSettings.of(settings).n_stores == 2  # untouched: from the env
 
 
 @pytest.mark.parametrize(
     ("text", "match"),
     [
         ("home: /tmp/elsewhere\n", "not parameters"),
-        ("demand:\n  n_itemz: 3\n", "n_itemz"),
-        ("demand:\n  model:\n    leaves: 3\n", "demand.model."),
-        ("demand:\n  model: 3\n", "mapping"),
+        ("demand:\n  n_items: 3\n", "not parameters"),
+        ("workloads:\n  demand:\n    n_itemz: 3\n", "n_itemz"),
+        ("workloads:\n  demand:\n    model:\n      leaves: 3\n", "demand.model."),
+        ("workloads:\n  demand:\n    model: 3\n", "mapping"),
+        ("workloads:\n  nope:\n    x: 3\n", "unknown workload"),
         ("- a list\n", "mapping"),
         ("demand: [unclosed\n", "not valid YAML"),
     ],

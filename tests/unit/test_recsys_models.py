@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import mlflow.pyfunc
@@ -13,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from loopml.core.config import load_settings
 from loopml.core.errors import NotFittedError
 from loopml.workloads.recsys.data import RecsysData, generate
 from loopml.workloads.recsys.evaluate import evaluate_recommender, time_split
@@ -216,8 +216,10 @@ def test_recsys_model_round_trips_through_mlflow(
 
 
 def test_workload_trains_and_evaluates_against_the_baseline() -> None:
-    settings = SimpleNamespace(
-        seed=7, recsys=RecsysSettings(**SMALL, ranker_n_estimators=60)
+    settings = load_settings(
+        "default",
+        seed=7,
+        workloads={"recsys": {**SMALL, "ranker_n_estimators": 60}},
     )
     workload = RecsysWorkload()
     raw = workload.validate(workload.load_raw(settings))  # type: ignore[arg-type]

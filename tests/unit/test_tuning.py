@@ -17,9 +17,11 @@ from loopml.sdk.tuning import SearchParam
 from loopml.sdk.workload import get_workload
 from loopml.stages.tune import apply_tuned, ray_search_space, tuned_path
 from loopml.workloads.demand import data as demand_data
+from loopml.workloads.demand.config import DemandSettings
 from loopml.workloads.demand.evaluate import backtest
 from loopml.workloads.demand.models import LightGBMForecaster
 from loopml.workloads.demand.tuning import tuning_cutoff
+from loopml.workloads.recsys.config import RecsysSettings
 
 
 @pytest.mark.parametrize(
@@ -54,11 +56,15 @@ def test_with_params_changes_only_the_model_section(tiny_env: Path, name: str) -
     space = workload.search_space(settings)
     point = {k: int(p.low) if p.kind == "int" else p.high for k, p in space.items()}
     tuned = workload.with_params(settings, point)
-    section = tuned.demand.model if name == "demand" else tuned.recsys
+    section = (
+        DemandSettings.of(tuned).model if name == "demand" else RecsysSettings.of(tuned)
+    )
     assert {k: getattr(section, k) for k in point} == point
     other = "recsys" if name == "demand" else "demand"
-    assert getattr(tuned, other) == getattr(settings, other)
-    assert settings.demand.model.n_estimators == 60  # the original is untouched
+    assert tuned.workloads.get(other) == settings.workloads.get(other)
+    assert (
+        DemandSettings.of(settings).model.n_estimators == 60
+    )  # the original is untouched
     first = next(iter(point))
     with pytest.raises(ValidationError):
         workload.with_params(settings, {first: -1})
@@ -70,7 +76,7 @@ def test_demand_objective_reports_each_fold_and_stops_before_the_holdout(
     settings = load_settings("default")
     raw = demand_data.generate(n_stores=2, n_items=3, n_days=300, seed=5)
     cutoff = tuning_cutoff(settings, raw)
-    cfg = settings.demand
+    cfg = DemandSettings.of(settings)
     # evaluate's first origin: horizon 14 + one fold step of 14 (TINY_ENV).
     assert cutoff == raw["date"].max() - pd.Timedelta(days=28)
     reports: list[tuple[int, dict[str, float]]] = []
@@ -92,7 +98,9 @@ def test_demand_objective_reports_each_fold_and_stops_before_the_holdout(
 
 
 def test_recsys_objective_scores_ndcg_before_the_test_period(tiny_env: Path) -> None:
-    settings = load_settings("default", recsys={"n_users": 200, "n_items": 40})
+    settings = load_settings(
+        "default", workloads={"recsys": {"n_users": 200, "n_items": 40}}
+    )
     workload = get_workload("recsys")
     raw = workload.load_raw(settings)
     reports: list[tuple[int, dict[str, float]]] = []
@@ -117,8 +125,14 @@ def test_tuned_parameters_reach_train_and_evaluate(
     record = {"params": {"num_leaves": 9, "learning_rate": 0.1}, "parent_run_id": "r"}
     path.write_text(json.dumps(record), encoding="utf-8")
     tuned = apply_tuned(settings, "demand")
-    assert (tuned.demand.model.num_leaves, tuned.demand.model.learning_rate) == (9, 0.1)
-    assert tuned.demand.model.n_estimators == settings.demand.model.n_estimators
+    assert (
+        DemandSettings.of(tuned).model.num_leaves,
+        DemandSettings.of(tuned).model.learning_rate,
+    ) == (9, 0.1)
+    assert (
+        DemandSettings.of(tuned).model.n_estimators
+        == DemandSettings.of(settings).model.n_estimators
+    )
     # Under DVC, params.yaml says what ran: tuned.json is ignored.
     monkeypatch.setenv(PARAMS_ENV, "params.yaml")
     assert apply_tuned(settings, "demand") is settings

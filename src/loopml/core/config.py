@@ -10,15 +10,26 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     YamlConfigSettingsSource,
 )
+
+#: A workload's settings class (any pydantic model).
+SectionT = TypeVar("SectionT", bound=BaseModel)
 
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "token", "admin"}
 
@@ -28,78 +39,6 @@ class MlflowSettings(BaseModel):
 
     tracking_uri: str | None = None
     experiment: str = "loopml"
-
-
-class DemandModelSettings(BaseModel):
-    """Hyper-parameters of the LightGBM forecaster."""
-
-    n_estimators: int = Field(300, ge=1)
-    learning_rate: float = Field(0.05, gt=0)
-    num_leaves: int = Field(31, ge=2)
-    min_child_samples: int = Field(20, ge=1)
-
-
-class DemandSettings(BaseModel):
-    """The demand-forecasting workload: data source, size and evaluation."""
-
-    dataset: Literal["generated", "online-retail", "bike-sharing"] = "generated"
-    data_path: Path | None = None
-    n_stores: int = Field(3, ge=1)
-    n_items: int = Field(10, ge=1)
-    n_days: int = Field(730, ge=120)
-    start: str = "2024-01-01"
-    top_n_items: int = Field(50, ge=1)
-    horizon: int = Field(28, ge=1, le=90)
-    n_folds: int = Field(3, ge=1)
-    fold_step: int = Field(28, ge=1)
-    origin_step: int = Field(7, ge=1)
-    #: a daily batch with fewer / more rows per day than these multiples of the
-    #: previous validated batch's rows per day is refused by ``validate``.
-    min_rows_ratio: float = Field(0.5, gt=0, le=1)
-    max_rows_ratio: float = Field(2.0, ge=1)
-    model: DemandModelSettings = DemandModelSettings()
-
-
-class RecsysSettings(BaseModel):
-    """The recommendation workload: data source, size, evaluation and models."""
-
-    dataset: Literal["generated", "online-retail", "movielens"] = "generated"
-    data_path: Path | None = None
-    n_users: int = Field(600, ge=1)
-    n_items: int = Field(120, ge=1)
-    n_days: int = Field(240, ge=30)
-    start: str = "2025-01-01"
-    min_user_items: int = Field(5, ge=1)
-    top_items: int = Field(1000, ge=1)
-    k: int = Field(10, ge=1, le=100)
-    test_days: int = Field(28, ge=1)
-    cold_threshold: int = Field(3, ge=1)
-    window_days: int = Field(90, ge=1)
-    label_days: int = Field(28, ge=1)
-    label_windows: int = Field(2, ge=1)
-    als_factors: int = Field(32, ge=1)
-    als_iterations: int = Field(15, ge=1)
-    als_regularization: float = Field(10.0, ge=0)
-    als_alpha: float = Field(1.0, gt=0)
-    ranker_n_estimators: int = Field(200, ge=1)
-    ranker_learning_rate: float = Field(0.05, gt=0)
-    ranker_n_jobs: int = Field(1, ge=1)
-    n_candidates: int = Field(100, ge=1)
-    #: SQLAlchemy URL of the daily batch's ``recommendations`` table; empty:
-    #: the MLflow database when that is PostgreSQL (the production profile),
-    #: else SQLite at ``<home>/batch/recsys.db``.
-    batch_db: str | None = None
-
-    @model_validator(mode="after")
-    def _long_enough(self) -> Self:
-        needed = self.test_days + self.label_windows * self.label_days
-        if self.dataset == "generated" and self.n_days <= needed:
-            raise ValueError(
-                f"recsys.n_days must exceed test_days + label_windows x label_days"
-                f" = {needed}, so the ranker has history, inner labels and a test"
-                " period"
-            )
-        return self
 
 
 PRODUCTION_REGISTRY = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
@@ -140,6 +79,18 @@ class GateSettings(BaseModel):
     guard_tolerance: float = Field(0.05, ge=0)
     #: how much worse than the champion's any slice may be (relative).
     slice_tolerance: float = Field(0.10, ge=0)
+
+
+class BatchSettings(BaseModel):
+    """Where ``loopml batch`` stores each workload's daily results."""
+
+    #: SQLAlchemy URL of the result tables; empty: the MLflow database when
+    #: that is PostgreSQL (the production profile), else SQLite at
+    #: ``<home>/batch/<workload>.db``.
+    database_url: str | None = None
+    #: Ray cluster address for batch scoring on Ray Data (``--ray`` /
+    #: ``batch.use_ray``); empty: a local Ray under the home folder.
+    use_ray: bool = False
 
 
 class ServingSettings(BaseModel):
@@ -255,8 +206,10 @@ class Settings(BaseSettings):
     #: bearer token for admin routes; from LOOPML_ADMIN_TOKEN, never from YAML.
     admin_token: SecretStr | None = None
     mlflow: MlflowSettings = MlflowSettings()
-    demand: DemandSettings = DemandSettings()
-    recsys: RecsysSettings = RecsysSettings()
+    #: Each registered workload's own settings, under its name; validated by
+    #: its settings class (``section``), e.g. ``workloads: {demand: {horizon:
+    #: 14}}`` or ``LOOPML_WORKLOADS__DEMAND__HORIZON=14``.
+    workloads: dict[str, dict[str, Any]] = Field(default_factory=dict)
     #: None: the profile's defaults (FeatureStoreSettings.for_profile).
     feature_store: FeatureStoreSettings | None = None
     gate: GateSettings = GateSettings()
@@ -264,6 +217,7 @@ class Settings(BaseSettings):
     tune: TuneSettings = TuneSettings()
     monitor: MonitorSettings = MonitorSettings()
     retrain: RetrainSettings = RetrainSettings()
+    batch: BatchSettings = BatchSettings()
     #: alert webhook (Slack, Teams or any JSON receiver); from
     #: LOOPML_ALERT_WEBHOOK_URL, never from YAML: the URL is the credential.
     alert_webhook_url: SecretStr | None = None
@@ -282,6 +236,78 @@ class Settings(BaseSettings):
         yaml_file = profile_path(os.environ.get("LOOPML_PROFILE", "default"))
         yaml_source = YamlConfigSettingsSource(settings_cls, yaml_file=yaml_file)
         return (init_settings, env_settings, yaml_source)
+
+    #: validated sections by (workload, class): the raw section they came
+    #: from (a copy with other values revalidates) and the model.
+    _sections: dict[tuple[str, type[BaseModel]], tuple[Any, BaseModel]] = PrivateAttr(
+        default_factory=dict
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _workloads_go_under_workloads(cls, values: Any) -> Any:
+        if not isinstance(values, dict):
+            return values
+        from loopml.core.plugins import names
+
+        stray = sorted(set(values) & set(names()))
+        if stray:
+            raise ValueError(
+                f"workload settings go under `workloads:` now: move {stray} to "
+                f"`workloads: {{{stray[0]}: ...}}` (environment: "
+                f"LOOPML_WORKLOADS__{stray[0].upper()}__<KEY>)"
+            )
+        return values
+
+    @field_validator("workloads")
+    @classmethod
+    def _known_workloads(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from loopml.core.plugins import names
+
+        known = names()
+        unknown = sorted(set(value) - set(known))
+        if unknown:
+            raise ValueError(
+                f"settings for unregistered workload(s) {unknown}; registered: "
+                f"{', '.join(known) or 'none'}"
+            )
+        return value
+
+    def section(self, name: str, model: type[SectionT]) -> SectionT:
+        """A workload's settings, validated by its settings class (cached).
+
+        Args:
+            name: the workload.
+            model: its settings class; every field has a default, so a missing
+                section is the defaults.
+
+        Raises:
+            ValueError: one line per invalid value, named
+                ``workloads.<name>.<field>``.
+        """
+        key, raw = (name, model), self.workloads.get(name, {})
+        cached = self._sections.get(key)
+        if cached is None or cached[0] is not raw:
+            try:
+                cached = (raw, model.model_validate(raw))
+            except ValidationError as error:
+                lines = [
+                    f"workloads.{name}."
+                    + ".".join(str(p) for p in err["loc"])
+                    + f": {err['msg']}"
+                    + (f" (got {err['input']!r})" if "input" in err else "")
+                    for err in error.errors(include_url=False)
+                ]
+                raise ValueError("; ".join(lines)) from None
+            self._sections[key] = cached
+        found = cached[1]
+        assert isinstance(found, model)
+        return found
+
+    def with_section(self, name: str, values: dict[str, Any]) -> Settings:
+        """A copy whose ``workloads.<name>`` has ``values`` laid over it."""
+        merged = _deep_merge(self.workloads.get(name, {}), values)
+        return self.model_copy(update={"workloads": {**self.workloads, name: merged}})
 
     @field_validator("home")
     @classmethod
@@ -319,6 +345,16 @@ class Settings(BaseSettings):
     def state_dir(self, workload: str) -> Path:
         """The folder where stages leave their hand-over records."""
         return self.home / "state" / workload
+
+
+def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def config_dir() -> Path:

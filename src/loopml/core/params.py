@@ -6,8 +6,9 @@ tells the truth, the file's values win over the profile's YAML and over
 ``LOOPML_*`` variables; only options given on the command line win over it.
 Without ``LOOPML_PARAMS_FILE`` nothing is read.
 
-Accepted keys: ``seed`` and the settings section of each registered workload
-(``demand``: ``n_items``, ``horizon``, ``model.n_estimators``, ...). Anything
+Accepted keys: ``seed`` and ``workloads.<name>``, the settings section of a
+registered workload (``workloads.demand``: ``n_items``, ``horizon``,
+``model.n_estimators``, ...), checked against its settings class. Anything
 else (a typo, ``home``, ``mlflow``) is refused with the list of known keys:
 infrastructure belongs in the profile, not in the versioned parameters.
 """
@@ -22,16 +23,15 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from loopml.core.config import Settings
-from loopml.sdk.workload import WORKLOADS
+from loopml.core import plugins
 
 log = logging.getLogger(__name__)
 
 PARAMS_ENV = "LOOPML_PARAMS_FILE"
 
 
-def _sections() -> set[str]:
-    return {"seed"} | {name for name in WORKLOADS if name in Settings.model_fields}
+#: The top-level keys of a params file.
+SECTIONS = ("seed", "workloads")
 
 
 def _check_keys(
@@ -74,13 +74,27 @@ def load_params(path: Path) -> dict[str, Any]:
         raise ValueError(f"{path} is not valid YAML: {error}") from error
     if not isinstance(params, dict):
         raise ValueError(f"{path} must hold a mapping of parameters")
-    allowed = _sections()
-    if unknown := sorted(set(params) - allowed):
+    if unknown := sorted(set(params) - set(SECTIONS)):
         raise ValueError(
             f"{path} has keys {unknown} that are not parameters; "
-            f"use {sorted(allowed)} (infrastructure goes in configs/<profile>.yaml)"
+            f"use {list(SECTIONS)} (infrastructure goes in configs/<profile>.yaml)"
         )
-    _check_keys(params, Settings, "", path)
+    if not isinstance(params.get("seed", 0), int):
+        raise ValueError(f"parameter 'seed' in {path} must be an integer")
+    sections = params.get("workloads") or {}
+    if not isinstance(sections, dict):
+        raise ValueError(f"parameter 'workloads' in {path} must be a mapping")
+    known = plugins.names()
+    for name, values in sections.items():
+        if name not in known:
+            raise ValueError(
+                f"unknown workload 'workloads.{name}' in {path}; registered: {known}"
+            )
+        if not isinstance(values, dict):
+            raise ValueError(f"parameter 'workloads.{name}' in {path} is no mapping")
+        model = getattr(plugins.load_class(name), "settings_class", None)
+        if model is not None:
+            _check_keys(values, model, f"workloads.{name}.", path)
     return params
 
 

@@ -11,9 +11,6 @@ functions that need it do.
 """
 
 from loopml.core.config import FeatureStoreSettings
-from loopml.feature_store.repo import (
-    feature_store_settings,
-    open_store,
-)
+from loopml.sdk.feast import feature_store_settings, open_store
 
 __all__ = ["FeatureStoreSettings", "feature_store_settings", "open_store"]

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from loopml.sdk.workload import WORKLOADS
+from loopml.core.plugins import names as workload_names
 
 if TYPE_CHECKING:
     from loopml.core.config import Settings
@@ -63,7 +63,7 @@ class MonitorCollector(Collector):
         self.inference = inference
 
     def _headlines(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        for workload in WORKLOADS:
+        for workload in workload_names():
             path = self.settings.state_dir(workload) / "monitor.json"
             try:
                 doc = json.loads(path.read_text(encoding="utf-8"))

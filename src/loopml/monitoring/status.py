@@ -20,7 +20,7 @@ from mlflow import MlflowClient
 from loopml.core.config import Settings
 from loopml.models.registry import CHALLENGER, CHAMPION, get_alias, read_history
 from loopml.models.tracking import setup_mlflow
-from loopml.sdk.workload import WORKLOADS, get_workload
+from loopml.sdk.workload import get_workload, workload_names
 
 
 def _version_info(workload_name: str, alias: str) -> dict[str, Any] | None:
@@ -85,7 +85,7 @@ def collect(settings: Settings) -> dict[str, Any]:
     """
     setup_mlflow(settings)
     workloads: dict[str, Any] = {}
-    for name in WORKLOADS:
+    for name in workload_names():
         decisions = read_history(settings.state_dir(name) / "history.jsonl")
         workloads[name] = {
             "champion": _version_info(name, CHAMPION),
@@ -257,7 +257,7 @@ def report_file(settings: Settings, workload: str, name: str) -> Path | None:
     Only ``monitor-<date>.html|json`` of a known workload: nothing else of
     the home folder can be read through the service.
     """
-    if workload not in WORKLOADS or not REPORT_NAME.fullmatch(name):
+    if workload not in workload_names() or not REPORT_NAME.fullmatch(name):
         return None
     path = settings.home / "reports" / workload / name
     return path if path.is_file() else None

@@ -45,6 +45,7 @@ from loopml.models.tracking import setup_mlflow
 from loopml.monitoring.inference_log import write_part
 from loopml.stages import ingest, monitor, retrain, validate
 from loopml.workloads.demand import data as demand_data
+from loopml.workloads.demand.config import DemandSettings
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ def _world(
     settings: Settings, last: pd.Timestamp, days: int, drift_from: int | None
 ) -> pd.DataFrame:
     """The generated days after ``last`` (one more, for the last day's batch)."""
-    cfg = settings.demand
+    cfg = DemandSettings.of(settings)
     first_index = (last - pd.Timestamp(cfg.start)).days + 1
     world = demand_data.generate(
         n_stores=cfg.n_stores,
@@ -247,6 +248,7 @@ def markdown(report: ReplayReport) -> str:
 
 def run(
     settings: Settings,
+    workload_name: str,
     days: int,
     drift_from: int | None = None,
     on_day: Callable[[ReplayDay], None] | None = None,
@@ -271,10 +273,11 @@ def run(
     """
     if days < 1 or (drift_from is not None and not 1 <= drift_from <= days):
         raise ValueError(f"need days >= 1 and 1 <= drift_from <= days ({days})")
-    if settings.demand.dataset != "generated":
+    if DemandSettings.of(settings).dataset != "generated":
         raise StageError(
             f"only the generated demand dataset can be replayed, not "
-            f"{settings.demand.dataset!r}: real data has no days after its end"
+            f"{DemandSettings.of(settings).dataset!r}: real data has no days "
+            "after its end"
         )
     started = time.perf_counter()
     _ensure_champion(settings)

@@ -7,23 +7,17 @@
 * ``predict`` / ``recommend`` on an unfitted model raise
   :class:`~loopml.core.errors.NotFittedError` (see :func:`check_fitted`).
 
-:func:`registered_models` lists every model of every workload, so one
+:func:`registered_models` lists every model of every registered workload
+(``Workload.models()``), so one
 parametrised test (``tests/model/test_contract.py``) holds them all to it.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 from loopml.core.errors import NotFittedError
-
-#: Where each workload keeps its ``MODELS`` registry (name -> class/factory).
-MODEL_REGISTRIES: dict[str, str] = {
-    "demand": "loopml.workloads.demand.models",
-    "recsys": "loopml.workloads.recsys.models",
-}
 
 
 @runtime_checkable
@@ -53,9 +47,11 @@ def check_fitted(model: object, attribute: str) -> None:
 
 
 def registered_models() -> dict[str, Callable[[], Any]]:
-    """Every registered model as ``"<workload>.<model>"`` -> default factory."""
+    """Every model of every registered workload as ``"<workload>.<model>"``."""
+    from loopml.sdk.workload import get_workload, workload_names
+
     models: dict[str, Callable[[], Any]] = {}
-    for workload, module in MODEL_REGISTRIES.items():
-        registry = importlib.import_module(module).MODELS
+    for workload in workload_names():
+        registry = get_workload(workload).models()
         models.update({f"{workload}.{name}": f for name, f in registry.items()})
     return models

@@ -1,76 +1,53 @@
-"""The interface every workload implements, and the workload registry.
+"""The interface every workload implements, and how the platform finds one.
 
-A workload is one business problem (``demand``, later ``recsys``): its data,
-schema, features, models and evaluation. The platform stages (ingest,
-validate, train, evaluate, promote, serve) only talk to this interface, so a
-new workload touches only its own folder plus one line in ``WORKLOADS``.
+A workload is one business problem (demand forecasting, recommendations, a
+user's churn model): its data, schema, features, models and evaluation. The
+platform's stages (ingest .. retrain), serving, batch, monitoring, tuning,
+replay, the CLI and the DAGs only talk to this interface and to the optional
+capabilities a workload declares (``loopml.sdk.capabilities``), so adding a
+workload touches only its own folder.
 
-Other packages add workloads without touching loopml (a project made by
-``loopml new`` does): an entry point in the ``loopml.workloads`` group, e.g.
-``[project.entry-points."loopml.workloads"] churn = "acme.churn:ChurnWorkload"``
-in their ``pyproject.toml``, or ``LOOPML_WORKLOADS=churn=acme.churn:ChurnWorkload``
-(comma-separated) for code that is not installed. Built-in names win.
+Workloads are found as entry points of the ``loopml.workloads`` group (the
+built-in ones too; see ``loopml.core.plugins``), e.g. in a ``pyproject.toml``::
+
+    [project.entry-points."loopml.workloads"]
+    churn = "acme.churn.workload:ChurnWorkload"
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.metadata
 import logging
-import os
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import pandas as pd
 
+from loopml.core import plugins
+from loopml.sdk.batch import BatchSpec
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from mlflow.pyfunc.model import PythonModel
+    from pydantic import BaseModel
 
     from loopml.core.config import Settings
+    from loopml.sdk.capabilities import (
+        BatchScorer,
+        DaySource,
+        FeatureViews,
+        Monitor,
+        OnlineScorer,
+    )
     from loopml.sdk.tuning import Report, SearchParam
-
-WORKLOADS: dict[str, str] = {
-    "demand": "loopml.workloads.demand.workload:DemandWorkload",
-    "recsys": "loopml.workloads.recsys.workload:RecsysWorkload",
-}
-#: The entry-point group (and environment variable) of plug-in workloads.
-PLUGIN_GROUP = "loopml.workloads"
-PLUGIN_ENV = "LOOPML_WORKLOADS"
-_BUILTIN = frozenset(WORKLOADS)
 
 log = logging.getLogger(__name__)
 
 
-def plugin_workloads(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Workloads registered from outside loopml, name -> ``"module:Class"``.
-
-    Entry points of the ``loopml.workloads`` group first, then the
-    ``LOOPML_WORKLOADS`` variable (``name=module:Class,...``); built-in names
-    are never replaced.
-
-    Raises:
-        ValueError: for a ``LOOPML_WORKLOADS`` item that is not ``name=mod:Class``.
-    """
-    found = {
-        ep.name: ep.value for ep in importlib.metadata.entry_points(group=PLUGIN_GROUP)
-    }
-    listed = (os.environ if environ is None else environ).get(PLUGIN_ENV, "")
-    for item in filter(None, (part.strip() for part in listed.split(","))):
-        name, _, target = (s.strip() for s in item.partition("="))
-        if not name.isidentifier() or ":" not in target:
-            raise ValueError(
-                f"{PLUGIN_ENV} item {item!r} is not like name=package.module:Class"
-            )
-        found[name] = target
-    for name in found.keys() & _BUILTIN:
-        log.warning("plug-in workload %r ignored: the name is built in", name)
-    return {k: v for k, v in found.items() if k not in _BUILTIN}
-
-
-WORKLOADS.update(plugin_workloads())
+def workload_names() -> list[str]:
+    """The registered workloads (entry points, then ``LOOPML_PLUGINS``)."""
+    return plugins.names()
 
 
 @dataclass
@@ -101,9 +78,43 @@ class Workload(ABC):
     higher_is_better: bool
     #: metrics shown by ``loopml status`` and the run summary.
     key_metrics: tuple[str, ...]
-    #: Feast feature views ``train`` reads its training set from (recorded
-    #: with the MLflow run); empty for a workload that builds its own.
-    feature_views: tuple[str, ...] = ()
+    #: the workload's settings class (a ``WorkloadSettings``), validated
+    #: under ``workloads.<name>:``; None: the workload has no settings.
+    settings_class: ClassVar[type[BaseModel] | None] = None
+    #: how the raw table is cut into days (``loopml ingest --date``), ordered
+    #: and pseudonymised; its ``time_column`` is the data's clock everywhere.
+    batch_spec: ClassVar[BatchSpec] = BatchSpec()
+
+    # Optional capabilities: None means "not offered"; the platform says so
+    # ("shop has no batch scorer: nothing to do") instead of failing.
+
+    def feature_views(self) -> FeatureViews | None:
+        """Feast objects and how they are built from validated data."""
+        return None
+
+    def online_scorer(self) -> OnlineScorer | None:
+        """Request/response schemas and the scoring of every protocol."""
+        return None
+
+    def batch_scorer(self) -> BatchScorer | None:
+        """The daily batch: what it scores for every entity, and its output."""
+        return None
+
+    def monitor(self) -> Monitor | None:
+        """Drift columns, quality and live performance for ``loopml monitor``."""
+        return None
+
+    def day_source(self) -> DaySource | None:
+        """New days of the source, for ``loopml ingest --date`` and ``replay``."""
+        return None
+
+    def models(self) -> Mapping[str, Callable[[], Any]]:
+        """Every model class of the workload (baselines too), by name.
+
+        One parametrised test holds them all to the model contract
+        (``loopml.sdk.contract``).
+        """
+        return {}
 
     @abstractmethod
     def load_raw(self, settings: Settings) -> pd.DataFrame:
@@ -212,16 +223,18 @@ class Workload(ABC):
 
 
 def get_workload(name: str) -> Workload:
-    """Instantiate a workload by name.
+    """Instantiate a registered workload by name.
 
     Raises:
-        ValueError: for an unknown name, listing the known ones.
+        UnknownWorkloadError: (a ``ValueError``) naming the registered ones.
+        TypeError: when the entry point is not a ``Workload`` subclass.
     """
-    # Plug-ins registered after start-up (LOOPML_WORKLOADS set later) count too.
-    known = WORKLOADS if name in WORKLOADS else {**plugin_workloads(), **WORKLOADS}
-    if name not in known:
-        raise ValueError(f"unknown workload {name!r}; choose one of {list(known)}")
-    module_name, class_name = known[name].split(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    workload: Workload = cls()
+    cls = plugins.load_class(name)
+    workload = cls()
+    if not isinstance(workload, Workload):
+        raise TypeError(f"workload {name!r} ({cls.__qualname__}) is not a Workload")
+    if workload.name != name:
+        raise TypeError(
+            f"workload registered as {name!r} calls itself {workload.name!r}"
+        )
     return workload

@@ -22,7 +22,7 @@ from loopml.serving.model_store import LoadedModel, ModelStore
 from loopml.serving.schemas import DemandRow
 
 if TYPE_CHECKING:
-    from loopml.feature_store.online import OnlineFeatures
+    from loopml.workloads.demand.online import OnlineFeatures
 
 
 def parse_rows(records: Sequence[Any], loc: tuple[str | int, ...]) -> list[DemandRow]:

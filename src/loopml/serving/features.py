@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from loopml.core.config import Settings
-    from loopml.feature_store.online import OnlineFeatures
+    from loopml.workloads.demand.online import OnlineFeatures
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class OnlineSource:
         return self._online
 
     def _open(self) -> None:
-        from loopml.feature_store.online import OnlineFeatures
+        from loopml.workloads.demand.online import OnlineFeatures
 
         try:
             online = OnlineFeatures(self._settings)

@@ -25,9 +25,9 @@ from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 
 from loopml.core.config import Settings
+from loopml.data.results import batch_dir, file_version
 from loopml.serving.model_store import LoadedModel, ModelStore
 from loopml.serving.schemas import RecsysItem, RecsysResponse
-from loopml.stages.batch import batch_dir, file_version
 
 log = logging.getLogger(__name__)
 

@@ -36,6 +36,7 @@ import pyarrow.parquet as pq
 from loopml.core.config import Settings
 from loopml.core.errors import StageError
 from loopml.core.io import require_file
+from loopml.data.results import VERSION_KEY, result_path
 from loopml.models.integrity import load_verified
 from loopml.models.registry import CHAMPION, get_alias
 from loopml.models.tracking import setup_mlflow
@@ -64,7 +65,6 @@ SCHEMA = pa.schema(
         ("model_version", pa.string()),
     ]
 )
-VERSION_KEY = b"loopml.model_version"
 #: Users scored (and written) per chunk: bounds memory at any scale.
 CHUNK_USERS = 50_000
 #: Crash tests only: seconds to sleep once everything is written but neither
@@ -72,31 +72,14 @@ CHUNK_USERS = 50_000
 PAUSE_ENV = "LOOPML_BATCH_PAUSE_SECONDS"
 
 
-def batch_dir(settings: Settings, workload: str) -> Path:
-    """The folder of a workload's daily result files."""
-    return settings.home / "batch" / workload
-
-
-def result_path(settings: Settings, workload: str, day: dt.date) -> Path:
-    """The result file of one day."""
-    return batch_dir(settings, workload) / f"date={day.isoformat()}.parquet"
-
-
 def database_url(settings: Settings, workload: str) -> str:
     """Where the ``recommendations`` table lives (see ``recsys.batch_db``)."""
-    if settings.recsys.batch_db:
-        return settings.recsys.batch_db
+    if settings.batch.database_url:
+        return settings.batch.database_url
     tracking = settings.mlflow.tracking_uri or ""
     if tracking.startswith("postgresql"):
         return tracking
     return f"sqlite:///{settings.home / 'batch' / f'{workload}.db'}"
-
-
-def file_version(path: Path) -> str | None:
-    """The model version a result file was written by (from its metadata)."""
-    metadata = pq.read_schema(path).metadata or {}
-    version = metadata.get(VERSION_KEY)
-    return None if version is None else version.decode()
 
 
 def result_table() -> Table:
@@ -245,7 +228,9 @@ def run(
     from sqlalchemy import create_engine
 
     model: Any = load_verified(workload_name, version).unwrap_python_model()
-    k = settings.recsys.k
+    from loopml.workloads.recsys.config import RecsysSettings  # TODO(capability)
+
+    k = RecsysSettings.of(settings).k
     path = result_path(settings, workload_name, day)
     url = database_url(settings, workload_name)
     log.info(

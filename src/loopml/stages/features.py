@@ -26,13 +26,8 @@ import pandas as pd
 from loopml.core.config import FeatureStoreSettings, Settings
 from loopml.core.errors import StageError
 from loopml.core.io import require_file, write_json, write_parquet
-from loopml.feature_store.repo import (
-    FEATURE_MODULES,
-    data_dir,
-    feature_store_settings,
-    open_store,
-    workload_features,
-)
+from loopml.sdk.feast import data_dir, feature_store_settings, open_store
+from loopml.sdk.workload import get_workload
 from loopml.stages.common import StageResult
 
 if TYPE_CHECKING:
@@ -127,11 +122,14 @@ def run(
             a single feature row.
     """
     started = time.perf_counter()
-    if workload_name not in FEATURE_MODULES:
+    features = get_workload(workload_name).feature_views()
+    if features is None:
         return StageResult(
-            "features", workload_name, "skipped", "no feature views defined"
+            "features",
+            workload_name,
+            "skipped",
+            f"{workload_name} has no feature views: nothing to do",
         )
-    features = workload_features(workload_name)
     data_path = require_file(
         settings.data_dir(workload_name) / "validated.parquet", "validate"
     )
@@ -146,8 +144,8 @@ def run(
     record = settings.state_dir(workload_name) / "features.json"
     restated = _restated(record, tables, fs.project)
     store = open_store(settings, fs)
-    store.apply(features.feast_objects(folder, settings))
-    views = features.MATERIALIZED_VIEWS
+    store.apply(features.objects(folder, settings))
+    views = features.materialized
     done = materialize(store, views, cutoff.to_pydatetime(), restated)
     details = {
         "project": fs.project,

@@ -90,7 +90,9 @@ def _logged(settings: Settings, day: pd.Timestamp) -> pd.DataFrame:
     """Logged demand forecasts whose target date is in the current window."""
     cfg = settings.monitor
     # Forecasts for the window may have been made up to a horizon before it.
-    lead = cfg.window_days + settings.demand.horizon
+    from loopml.workloads.demand.config import DemandSettings  # TODO(capability)
+
+    lead = cfg.window_days + DemandSettings.of(settings).horizon
     since = (day - pd.Timedelta(days=lead)).date()
     logged = read_log(settings.home / "inference", "demand", since, day.date())
     if logged.empty or "forecast" not in logged.columns:

@@ -42,7 +42,8 @@ def _feature_views(settings: Settings, names: tuple[str, ...]) -> dict[str, Any]
     """Describe the Feast views a training set came from (empty: none)."""
     if not names:
         return {}
-    from loopml.feature_store.repo import describe_views, open_store
+    from loopml.feature_store.store import describe_views
+    from loopml.sdk.feast import open_store
 
     return describe_views(open_store(settings), names)
 
@@ -62,13 +63,18 @@ def run(settings: Settings, workload_name: str) -> StageResult:
         raise StageError(f"the training set failed its schema: {error}") from error
     fit_seconds = time.perf_counter() - started
     tags = lineage_tags(data_path)
+    column = workload.batch_spec.time_column
+    if column in data.columns and len(data):
+        # The last day the model saw: the monitor's reference and its age.
+        tags["loopml.data_end"] = str(pd.Timestamp(data[column].max()).date())
     example = output.input_example
     prediction = output.model.predict(None, example)
     with warnings.catch_warnings():
         # Our integer flags are never missing; MLflow's hint does not apply.
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains")
         signature = infer_signature(example, prediction)
-    views = _feature_views(settings, workload.feature_views)
+    capability = workload.feature_views()
+    views = _feature_views(settings, capability.training if capability else ())
     tags.update(
         {
             f"loopml.feature_view.{name}": v["definition_sha256"][:12]

@@ -187,8 +187,8 @@ def load_online_retail(
     """
     if not Path(path).is_file():
         raise FileNotFoundError(
-            f"the UCI Online Retail parquet is not at {path}. Point demand.data_path"
-            " (env LOOPML_DEMAND__DATA_PATH) at your copy, e.g. ../shared/datasets/"
+            f"the UCI Online Retail parquet is not at {path}. Point --data-path "
+            "(or workloads.demand.data_path) at your copy, e.g. ../shared/datasets/"
             "online_retail/online_retail.parquet, or use dataset 'generated'."
         )
     columns = ["InvoiceNo", "StockCode", "Quantity", "InvoiceDate", "UnitPrice"]
@@ -248,8 +248,8 @@ def load_bike_sharing(path: Path) -> pd.DataFrame:
     """
     if not Path(path).is_file():
         raise FileNotFoundError(
-            f"the UCI Bike Sharing day.csv is not at {path}. Point demand.data_path"
-            " (env LOOPML_DEMAND__DATA_PATH) at your copy, e.g. ../shared/datasets/"
+            f"the UCI Bike Sharing day.csv is not at {path}. Point --data-path "
+            "(or workloads.demand.data_path) at your copy, e.g. ../shared/datasets/"
             "bike_sharing/day.csv, or use dataset 'generated'."
         )
     days = pd.read_csv(path, usecols=["dteday", "holiday", "cnt"])

@@ -14,6 +14,7 @@ per series instead of a two-entity view.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from loopml.sdk.capabilities import FeatureViews
 from loopml.workloads.demand.features import HIST_COLUMNS, HISTORY_DAYS, KEYS, LAGS
 
 if TYPE_CHECKING:
@@ -161,3 +163,50 @@ def feast_objects(data_dir: Path, settings: Settings | None = None) -> list[Any]
         description="sales of the event's day so far; pushed during the day",
     )
     return [series, source, push, state, price, today]
+
+
+def _utc_stamp(at: pd.Timestamp) -> pd.Timestamp:
+    return at.tz_localize("UTC") if at.tzinfo is None else at.tz_convert("UTC")
+
+
+class DemandFeatureViews(FeatureViews):
+    """The demand views (series state, price, today's sales) as a capability."""
+
+    materialized = MATERIALIZED_VIEWS
+    training = (STATE_VIEW,)
+    push_source = PUSH_SOURCE
+
+    def offline_tables(
+        self, validated: pd.DataFrame, settings: Settings
+    ) -> dict[str, pd.DataFrame]:
+        """See :func:`offline_tables`."""
+        return offline_tables(validated, settings)
+
+    def objects(self, data_dir: Path, settings: Settings) -> list[Any]:
+        """See :func:`feast_objects`."""
+        return feast_objects(data_dir, settings)
+
+    def push_row(self, fields: Mapping[str, str], at: pd.Timestamp) -> pd.DataFrame:
+        """Today's sales so far of one series: ``store_id``, ``item_id``, ``sales``.
+
+        Raises:
+            ValueError: a missing field, or sales that are not a number >= 0.
+        """
+        missing = [k for k in ("store_id", "item_id", "sales") if not fields.get(k)]
+        if missing:
+            raise ValueError(f"demand push needs {', '.join(missing)}")
+        try:
+            sales = float(fields["sales"])
+        except ValueError:
+            raise ValueError(
+                f"sales must be a number, got {fields['sales']!r}"
+            ) from None
+        if not sales >= 0:
+            raise ValueError(f"sales must be >= 0, got {sales}")
+        return pd.DataFrame(
+            {
+                JOIN_KEY: [f"{fields['store_id']}:{fields['item_id']}"],
+                TIMESTAMP: [_utc_stamp(at)],
+                "sales_today": [sales],
+            }
+        )

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from loopml.core.config import DemandModelSettings
 from loopml.sdk.tuning import Report, SearchParam
+from loopml.workloads.demand.config import DemandModelSettings, DemandSettings
 from loopml.workloads.demand.evaluate import backtest, wape
 from loopml.workloads.demand.models import ForecastModel
 
@@ -36,16 +36,17 @@ def with_params(settings: Settings, params: Mapping[str, Any]) -> Settings:
     Raises:
         pydantic.ValidationError: for a value the model settings refuse.
     """
-    model = DemandModelSettings.model_validate(
-        {**settings.demand.model.model_dump(), **params}
+    DemandModelSettings.model_validate(
+        {**DemandSettings.of(settings).model.model_dump(), **params}
     )
-    demand = settings.demand.model_copy(update={"model": model})
-    return settings.model_copy(update={"demand": demand})
+    tuned = settings.with_section("demand", {"model": dict(params)})
+    DemandSettings.of(tuned)  # the whole section still holds
+    return tuned
 
 
 def tuning_cutoff(settings: Settings, data: pd.DataFrame) -> pd.Timestamp:
     """The origin of ``evaluate``'s first fold: tuning data ends there."""
-    cfg = settings.demand
+    cfg = DemandSettings.of(settings)
     last = pd.Timestamp(data["date"].max())
     return last - pd.Timedelta(days=cfg.horizon + (cfg.n_folds - 1) * cfg.fold_step)
 
@@ -67,7 +68,7 @@ def objective(
     Returns:
         The WAPE pooled over the ``tune.n_folds`` folds.
     """
-    cfg = settings.demand
+    cfg = DemandSettings.of(settings)
     past = data[data["date"] <= tuning_cutoff(settings, data)]
 
     def on_fold(fold: int, predictions: pd.DataFrame) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -12,11 +12,13 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from loopml.sdk.batch import BatchSpec, DailyBatch
+from loopml.sdk.capabilities import FeatureViews
 from loopml.sdk.workload import EvalOutput, TrainOutput, Workload
 from loopml.workloads.demand import data as demand_data
 from loopml.workloads.demand import holdout, tuning
+from loopml.workloads.demand.config import DemandSettings
 from loopml.workloads.demand.evaluate import backtest
-from loopml.workloads.demand.feature_views import STATE_VIEW
+from loopml.workloads.demand.feature_views import DemandFeatureViews
 from loopml.workloads.demand.features import FEATURE_COLUMNS, origin_state
 from loopml.workloads.demand.models.lightgbm_forecaster import (
     LightGBMForecaster,
@@ -46,7 +48,7 @@ DEFAULT_PATHS = {
 
 
 def _forecaster(settings: Settings) -> LightGBMForecaster:
-    params = settings.demand.model
+    params = DemandSettings.of(settings).model
     return LightGBMForecaster(
         n_estimators=params.n_estimators,
         learning_rate=params.learning_rate,
@@ -79,6 +81,7 @@ class DemandWorkload(Workload):
     """Daily demand per store x item, forecast up to ``horizon`` days ahead."""
 
     name = "demand"
+    settings_class = DemandSettings
     primary_metric = "wape"
     higher_is_better = False
     key_metrics = ("wape", "baseline_wape", "mase", "baseline_mase", "bias")
@@ -90,7 +93,7 @@ class DemandWorkload(Workload):
 
     def load_raw(self, settings: Settings, n_days: int | None = None) -> pd.DataFrame:
         """Generate the embedded data set (``n_days`` long) or load a real one."""
-        cfg = settings.demand
+        cfg = DemandSettings.of(settings)
         data_path = cfg.data_path or DEFAULT_PATHS.get(cfg.dataset)
         return demand_data.load(
             cfg.dataset,
@@ -110,7 +113,7 @@ class DemandWorkload(Workload):
         ``n_days``; the generator is prefix-stable, so the days before stay
         exactly as a snapshot had them. Real data replays its own dates.
         """
-        cfg = settings.demand
+        cfg = DemandSettings.of(settings)
         needed = (pd.Timestamp(day) - pd.Timestamp(cfg.start)).days + 1
         longer = max(cfg.n_days, needed) if cfg.dataset == "generated" else None
         raw = self.load_raw(settings, n_days=longer)
@@ -128,12 +131,19 @@ class DemandWorkload(Workload):
             raw,
             new_days=batch.days,
             reference_rows_per_day=batch.reference_rows_per_day,
-            min_rows_ratio=settings.demand.min_rows_ratio,
-            max_rows_ratio=settings.demand.max_rows_ratio,
+            min_rows_ratio=DemandSettings.of(settings).min_rows_ratio,
+            max_rows_ratio=DemandSettings.of(settings).max_rows_ratio,
         )
 
-    #: Feast views the production model's training set is read from.
-    feature_views = (STATE_VIEW,)
+    def feature_views(self) -> FeatureViews:
+        """The series state, price and today's-sales views."""
+        return DemandFeatureViews()
+
+    def models(self) -> Mapping[str, Callable[[], Any]]:
+        """The forecaster and the seasonal-naive baseline."""
+        from loopml.workloads.demand.models import MODELS
+
+        return MODELS
 
     def training_examples(self, settings: Settings, data: pd.DataFrame) -> pd.DataFrame:
         """Labelled examples for every origin, origin states from Feast.
@@ -143,10 +153,10 @@ class DemandWorkload(Workload):
         target-date attributes from ``data``. Same rows and values as
         ``build_training_examples`` (tests/integration/test_feature_store.py).
         """
-        from loopml.feature_store.repo import open_store
-        from loopml.feature_store.training import training_examples
+        from loopml.sdk.feast import open_store
+        from loopml.workloads.demand.training_set import training_examples
 
-        cfg = settings.demand
+        cfg = DemandSettings.of(settings)
         return training_examples(
             open_store(settings), data, horizon=cfg.horizon, origin_step=cfg.origin_step
         )
@@ -171,7 +181,9 @@ class DemandWorkload(Workload):
     ) -> dict[str, dict[str, float]]:
         """WAPE, MASE, |bias| and WAPE per store on the last ``horizon`` days."""
         forecasters = {name: model.forecaster for name, model in models.items()}
-        return holdout.holdout_metrics(data, settings.demand.horizon, forecasters)
+        return holdout.holdout_metrics(
+            data, DemandSettings.of(settings).horizon, forecasters
+        )
 
     def check_model(
         self, settings: Settings, model: Any, example: pd.DataFrame | None
@@ -196,7 +208,7 @@ class DemandWorkload(Workload):
         scores the model on the days after it. The state it forecasts from is
         the latest day's, so serving is not ``horizon`` days behind.
         """
-        cfg = settings.demand
+        cfg = DemandSettings.of(settings)
         cut = holdout.holdout_cut(data, cfg.horizon)
         examples = self.training_examples(settings, data[data["date"] <= cut])
         # A broken feature pipeline must stop here, not train a quiet bad model.
@@ -245,7 +257,7 @@ class DemandWorkload(Workload):
 
     def evaluate(self, settings: Settings, data: pd.DataFrame) -> EvalOutput:
         """Backtest LightGBM and the seasonal-naive baseline on the same folds."""
-        cfg = settings.demand
+        cfg = DemandSettings.of(settings)
         common: dict[str, Any] = {
             "horizon": cfg.horizon,
             "n_folds": cfg.n_folds,

@@ -74,7 +74,7 @@ def load(dataset: str, data_path: Path | None = None, **options: Any) -> RecsysD
         if data_path is None:
             raise FileNotFoundError(
                 f"dataset {dataset!r} needs a data path: set recsys.data_path "
-                "(env LOOPML_RECSYS__DATA_PATH), or use dataset 'generated'"
+                "(env LOOPML_WORKLOADS__RECSYS__DATA_PATH), or use dataset 'generated'"
             )
         kwargs[_PATH_ARGUMENT[dataset]] = Path(data_path)
     log.info("loading recsys dataset %s", dataset)

@@ -19,6 +19,7 @@ must not hold tomorrow's values.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from loopml.sdk.capabilities import FeatureViews
+from loopml.workloads.recsys.config import RecsysSettings
 from loopml.workloads.recsys.features import RECENT_DAYS
 from loopml.workloads.recsys.tables import RecsysData
 
@@ -270,7 +273,7 @@ def _today(history: pd.DataFrame) -> pd.DataFrame:
 
 
 def _window_days(settings: Settings | None) -> int:
-    return settings.recsys.window_days if settings else DEFAULT_WINDOW_DAYS
+    return RecsysSettings.of(settings).window_days if settings else DEFAULT_WINDOW_DAYS
 
 
 def offline_tables(
@@ -418,3 +421,48 @@ def _today_source(data_dir: Path) -> Any:
         path=str(data_dir / f"{TODAY_VIEW}.parquet"),
         timestamp_field=TIMESTAMP,
     )
+
+
+class RecsysFeatureViews(FeatureViews):
+    """The recsys views (profiles, history, popularity, today) as a capability."""
+
+    materialized = MATERIALIZED_VIEWS
+    training = RANKING_VIEWS
+    push_source = PUSH_SOURCE
+
+    def offline_tables(
+        self, validated: pd.DataFrame, settings: Settings
+    ) -> dict[str, pd.DataFrame]:
+        """See :func:`offline_tables`."""
+        return offline_tables(validated, settings)
+
+    def objects(self, data_dir: Path, settings: Settings) -> list[Any]:
+        """See :func:`feast_objects`."""
+        return feast_objects(data_dir, settings)
+
+    def push_row(self, fields: Mapping[str, str], at: pd.Timestamp) -> pd.DataFrame:
+        """A user's interactions today so far: ``user_id``, ``item_id``,
+        ``interactions`` (default 1).
+
+        Raises:
+            ValueError: a missing field, or a count that is not a number >= 1.
+        """
+        missing = [k for k in ("user_id", "item_id") if not fields.get(k)]
+        if missing:
+            raise ValueError(f"recsys push needs {', '.join(missing)}")
+        raw = fields.get("interactions", "1")
+        try:
+            count = float(raw)
+        except ValueError:
+            raise ValueError(f"interactions must be a number, got {raw!r}") from None
+        if not count >= 1:
+            raise ValueError(f"interactions must be >= 1, got {count}")
+        stamp = at.tz_localize("UTC") if at.tzinfo is None else at.tz_convert("UTC")
+        return pd.DataFrame(
+            {
+                USER_KEY: [fields["user_id"]],
+                TIMESTAMP: [stamp],
+                "interactions_today": [count],
+                "last_item_id": [fields["item_id"]],
+            }
+        )

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from loopml.core.config import RecsysSettings
+from loopml.workloads.recsys.config import RecsysSettings
 from loopml.workloads.recsys.evaluate import evaluate_recommender, time_split
 from loopml.workloads.recsys.models import SegmentPopularity
 from loopml.workloads.recsys.tables import RecsysData

@@ -60,7 +60,7 @@ def load_online_retail(
     require_file(
         Path(path),
         "the UCI Online Retail parquet",
-        "Point recsys.data_path (env LOOPML_RECSYS__DATA_PATH) at your copy, e.g. "
+        "Point --data-path (or workloads.recsys.data_path) at your copy, e.g. "
         "../shared/datasets/online_retail/online_retail.parquet, or use dataset "
         "'generated'.",
     )

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from loopml.core.config import RecsysSettings
 from loopml.sdk.tuning import Report, SearchParam
+from loopml.workloads.recsys.config import RecsysSettings
 from loopml.workloads.recsys.evaluate import evaluate_recommender, time_split
 from loopml.workloads.recsys.models import Recommender
 from loopml.workloads.recsys.tables import RecsysData
@@ -38,8 +38,10 @@ def with_params(settings: Settings, params: Mapping[str, Any]) -> Settings:
     Raises:
         pydantic.ValidationError: for a value the recsys settings refuse.
     """
-    recsys = RecsysSettings.model_validate({**settings.recsys.model_dump(), **params})
-    return settings.model_copy(update={"recsys": recsys})
+    RecsysSettings.model_validate(
+        {**RecsysSettings.of(settings).model_dump(), **params}
+    )
+    return settings.with_section("recsys", dict(params))
 
 
 def objective(
@@ -59,7 +61,7 @@ def objective(
     Returns:
         NDCG@10 of the users active in the validation window.
     """
-    cfg = settings.recsys
+    cfg = RecsysSettings.of(settings)
     tables = RecsysData.from_frame(data)
     history, _ = time_split(tables.interactions, cfg.test_days)
     train, valid = time_split(history, cfg.test_days)

@@ -9,19 +9,20 @@ the three tables. The bar to beat is the rule-based service
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import pandas as pd
 
-from loopml.core.config import RecsysSettings
 from loopml.sdk.batch import BatchSpec
+from loopml.sdk.capabilities import FeatureViews
 from loopml.sdk.workload import EvalOutput, TrainOutput, Workload
 from loopml.workloads.recsys import holdout, tuning
+from loopml.workloads.recsys.config import RecsysSettings
 from loopml.workloads.recsys.data import load
 from loopml.workloads.recsys.evaluate import evaluate_recommender, time_split
-from loopml.workloads.recsys.feature_views import RANKING_VIEWS
+from loopml.workloads.recsys.feature_views import RecsysFeatureViews
 from loopml.workloads.recsys.features import PairFeatures
 from loopml.workloads.recsys.models import (
     ALSRecommender,
@@ -51,8 +52,8 @@ _REASONS = {
 
 
 def recsys_settings(settings: Settings) -> RecsysSettings:
-    """The recsys section of the settings."""
-    return settings.recsys
+    """The recsys section of the settings (``workloads.recsys``)."""
+    return RecsysSettings.of(settings)
 
 
 def _ranker(cfg: RecsysSettings, seed: int) -> TwoStageRanker:
@@ -93,6 +94,7 @@ class RecsysWorkload(Workload):
     """Next courses for each employee, ranked; beats "popular in your role"?"""
 
     name = "recsys"
+    settings_class = RecsysSettings
     primary_metric = "ndcg_at_10"
     higher_is_better = True
     key_metrics = (
@@ -107,8 +109,15 @@ class RecsysWorkload(Workload):
         sort_columns=("timestamp", "user_id", "item_id", "event"),
     )
 
-    #: Feast views the ranker's training set is read from.
-    feature_views = RANKING_VIEWS
+    def feature_views(self) -> FeatureViews:
+        """Profiles, history, popularity and today's interactions."""
+        return RecsysFeatureViews()
+
+    def models(self) -> Mapping[str, Callable[[], Any]]:
+        """The ranker, ALS and the popularity baselines."""
+        from loopml.workloads.recsys.models import MODELS
+
+        return MODELS
 
     guard_metrics: ClassVar[dict[str, bool]] = {"coverage": True}
     slice_prefix = holdout.SEGMENT_PREFIX
@@ -172,10 +181,12 @@ class RecsysWorkload(Workload):
         (tests/integration/test_recsys_feature_store.py), which evaluation,
         tuning and scoring keep using in memory.
         """
-        from loopml.feature_store.ranking import RankingFeatures
-        from loopml.feature_store.repo import open_store
+        from loopml.sdk.feast import open_store
+        from loopml.workloads.recsys.ranking_features import RankingFeatures
 
-        features = RankingFeatures(open_store(settings), settings.recsys.window_days)
+        features = RankingFeatures(
+            open_store(settings), RecsysSettings.of(settings).window_days
+        )
         return self.train_with_features(settings, data, features)
 
     def train_with_features(

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from feast.errors import FeatureViewNotFoundException
 
-from loopml.feature_store.training import MissingFeaturesError, point_in_time
+from loopml.sdk.feast import MissingFeaturesError, point_in_time
 from loopml.workloads.recsys.feature_views import (
     ALL_USERS,
     ITEM_ACTIVITY_VIEW,

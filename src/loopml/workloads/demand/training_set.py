@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from feast.errors import FeatureViewNotFoundException
 
+from loopml.sdk.feast import MissingFeaturesError, point_in_time
 from loopml.workloads.demand.feature_views import (
     JOIN_KEY,
     STATE_FEATURES,
@@ -36,68 +37,6 @@ if TYPE_CHECKING:
     from feast import FeatureStore
 
 log = logging.getLogger(__name__)
-
-ROW_ID = "_loopml_row"
-#: Entity rows x feature rows per entity that one offline query may join; the
-#: file offline store merges every feature row of an entity before filtering.
-MAX_FANOUT = 400_000
-
-
-class MissingFeaturesError(ValueError):
-    """The offline store lacks feature rows that the labels require."""
-
-
-def point_in_time(
-    store: FeatureStore,
-    entity_df: pd.DataFrame,
-    features: list[str],
-    join_keys: list[str],
-    rows_per_entity: int = 1000,
-) -> pd.DataFrame:
-    """``get_historical_features`` that returns exactly the caller's rows.
-
-    Args:
-        store: the feature store.
-        entity_df: join keys and a tz-aware ``event_timestamp``; other columns
-            are kept.
-        features: ``"view:feature"`` references.
-        join_keys: the entity columns of ``entity_df``.
-        rows_per_entity: about how many feature rows one entity has, to size
-            the batches sent to the offline store.
-
-    Returns:
-        ``entity_df`` (same index and order) plus one column per feature; a
-        row Feast did not answer has NaN features.
-    """
-    names = [ref.split(":", 1)[1] for ref in features]
-    if entity_df.empty:
-        return entity_df.assign(**dict.fromkeys(names, np.nan))
-    pairs = entity_df[[*join_keys, TIMESTAMP]].drop_duplicates(ignore_index=True)
-    pairs[ROW_ID] = np.arange(len(pairs))
-    batch = max(1, MAX_FANOUT // max(rows_per_entity, 1))
-    parts = [
-        store.get_historical_features(
-            entity_df=pairs.iloc[start : start + batch], features=features
-        ).to_df()[[ROW_ID, *names]]
-        for start in range(0, len(pairs), batch)
-    ]
-    answered = pd.concat(parts, ignore_index=True)
-    if answered[ROW_ID].duplicated().any():
-        raise MissingFeaturesError("the offline store answered an entity row twice")
-    if lost := len(pairs) - len(answered):
-        # Kept with missing features (the left join below); callers that
-        # need every row filled check for it, so this is a detail, not a fault.
-        log.info(
-            "offline store had no row in the TTL for %d of %d entity rows; "
-            "they keep missing features",
-            lost,
-            len(pairs),
-        )
-    found = pairs.merge(answered, on=ROW_ID, how="left", validate="one_to_one")
-    merged = entity_df.reset_index(names="_index").merge(
-        found.drop(columns=ROW_ID), on=[*join_keys, TIMESTAMP], how="left"
-    )
-    return merged.set_index("_index").rename_axis(entity_df.index.name)
 
 
 def _eligible(df: pd.DataFrame, origins: pd.DatetimeIndex) -> pd.DataFrame:

@@ -1,4 +1,11 @@
-"""The Feast store of the active profile: its config, definitions and handle.
+"""Feast for workloads: the profile's store, point-in-time sets, online reads.
+
+What a workload needs to build its training set from Feast and read its
+online features, without knowing the profile: :func:`open_store`,
+:func:`point_in_time` (``get_historical_features`` that never loses a row)
+and :func:`online_values` (a fast read of an online response).
+
+The store of the active profile: its config, definitions and handle.
 
 Nothing here is a Feast "repo folder": definitions are built in code by each
 workload's ``feature_views`` module, and ``feature_store.yaml`` is rendered from
@@ -13,59 +20,24 @@ SQL registry on PostgreSQL and Redis online.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import re
+from operator import attrgetter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import pandas as pd
 import yaml
 
 from loopml.core.config import PRODUCTION_REGISTRY, FeatureStoreSettings
 
 if TYPE_CHECKING:
-    import pandas as pd
     from feast import FeatureStore
 
     from loopml.core.config import Settings
 
 log = logging.getLogger(__name__)
-
-#: Workload name -> module defining its Feast objects (see WorkloadFeatures).
-FEATURE_MODULES: dict[str, str] = {
-    "demand": "loopml.workloads.demand.feature_views",
-    "recsys": "loopml.workloads.recsys.feature_views",
-}
-
-
-class WorkloadFeatures(Protocol):
-    """What a workload's ``feature_views`` module provides."""
-
-    MATERIALIZED_VIEWS: tuple[str, ...]
-
-    def offline_tables(
-        self, validated: pd.DataFrame, settings: Settings | None = None
-    ) -> dict[str, pd.DataFrame]:
-        """Parquet tables (by file name) behind the batch sources."""
-
-    def feast_objects(
-        self, data_dir: Path, settings: Settings | None = None
-    ) -> list[Any]:
-        """Entities, sources and feature views to apply (``settings`` may
-        parametrise them, e.g. a popularity window)."""
-
-
-def workload_features(name: str) -> WorkloadFeatures:
-    """The feature definitions module of a workload.
-
-    Raises:
-        KeyError: when the workload has no feature views.
-    """
-    if name not in FEATURE_MODULES:
-        raise KeyError(
-            f"workload {name!r} has no feature views; known: {list(FEATURE_MODULES)}"
-        )
-    return cast(WorkloadFeatures, importlib.import_module(FEATURE_MODULES[name]))
 
 
 def feature_store_settings(settings: Settings) -> FeatureStoreSettings:
@@ -171,51 +143,104 @@ def open_store(
     return FeatureStore(repo_path=str(root), config=config)
 
 
-def drop_project(store: FeatureStore) -> None:
-    """Delete one project's online data and registry entries, nothing else.
-
-    ``FeatureStore.teardown`` deletes every project of a shared registry;
-    this removes only ``store.project`` (used by tests and clean-ups).
-    """
-    from feast.errors import ProjectNotFoundException
-
-    project = store.project
-    views = store.list_feature_views()
-    entities = store.list_entities()
-    store._get_provider().teardown_infra(project, views, entities)
-    try:
-        store.registry.delete_project(project)
-    except ProjectNotFoundException:
-        log.debug("Feast project %s was never registered", project)
-    log.info("dropped Feast project %s", project)
+#: The event-time column of every loopml entity frame and offline table.
+TIMESTAMP = "event_timestamp"
+ROW_ID = "_loopml_row"
+#: Entity rows x feature rows per entity that one offline query may join; the
+#: file offline store merges every feature row of an entity before filtering.
+MAX_FANOUT = 400_000
 
 
-def describe_views(store: FeatureStore, names: tuple[str, ...]) -> dict[str, Any]:
-    """What a training run read from Feast, to record with the run.
+class MissingFeaturesError(ValueError):
+    """The offline store lacks feature rows that the labels require."""
+
+
+def point_in_time(
+    store: FeatureStore,
+    entity_df: pd.DataFrame,
+    features: list[str],
+    join_keys: list[str],
+    rows_per_entity: int = 1000,
+) -> pd.DataFrame:
+    """``get_historical_features`` that returns exactly the caller's rows.
 
     Args:
         store: the feature store.
-        names: feature view names.
+        entity_df: join keys and a tz-aware ``event_timestamp``; other columns
+            are kept.
+        features: ``"view:feature"`` references.
+        join_keys: the entity columns of ``entity_df``.
+        rows_per_entity: about how many feature rows one entity has, to size
+            the batches sent to the offline store.
 
     Returns:
-        Per view: its features, TTL, Feast's definition version (``version``
-        and ``current_version_number`` when versioning is on), a SHA-256 of
-        the definition (changes whenever the definition does) and the end of
-        its last materialization.
+        ``entity_df`` (same index and order) plus one column per feature; a
+        row Feast did not answer has NaN features.
     """
-    import hashlib
+    names = [ref.split(":", 1)[1] for ref in features]
+    if entity_df.empty:
+        return entity_df.assign(**dict.fromkeys(names, np.nan))
+    pairs = entity_df[[*join_keys, TIMESTAMP]].drop_duplicates(ignore_index=True)
+    pairs[ROW_ID] = np.arange(len(pairs))
+    batch = max(1, MAX_FANOUT // max(rows_per_entity, 1))
+    parts = [
+        store.get_historical_features(
+            entity_df=pairs.iloc[start : start + batch], features=features
+        ).to_df()[[ROW_ID, *names]]
+        for start in range(0, len(pairs), batch)
+    ]
+    answered = pd.concat(parts, ignore_index=True)
+    if answered[ROW_ID].duplicated().any():
+        raise MissingFeaturesError("the offline store answered an entity row twice")
+    if lost := len(pairs) - len(answered):
+        # Kept with missing features (the left join below); callers that
+        # need every row filled check for it, so this is a detail, not a fault.
+        log.info(
+            "offline store had no row in the TTL for %d of %d entity rows; "
+            "they keep missing features",
+            lost,
+            len(pairs),
+        )
+    found = pairs.merge(answered, on=ROW_ID, how="left", validate="one_to_one")
+    merged = entity_df.reset_index(names="_index").merge(
+        found.drop(columns=ROW_ID), on=[*join_keys, TIMESTAMP], how="left"
+    )
+    return merged.set_index("_index").rename_axis(entity_df.index.name)
 
-    described: dict[str, Any] = {}
-    for name in names:
-        view = store.get_feature_view(name)
-        spec = view.to_proto().spec.SerializeToString(deterministic=True)
-        end = view.most_recent_end_time
-        described[name] = {
-            "features": [feature.name for feature in view.features],
-            "ttl_seconds": int(view.ttl.total_seconds()) if view.ttl else None,
-            "version": view.version,
-            "version_number": view.current_version_number,
-            "definition_sha256": hashlib.sha256(spec).hexdigest(),
-            "materialized_until": end.isoformat() if end else None,
-        }
-    return described
+
+def online_values(proto: Any) -> dict[str, list[Any]]:
+    """Feature name -> raw values (None unless PRESENT) of an online response.
+
+    Reads the response proto directly: ``OnlineResponse.to_dict()`` converts
+    value by value through Feast's type map and costs ~2.5 ms for 50 entities
+    x 43 features, this ~0.4 ms. Timestamps stay Unix seconds.
+    """
+    from feast.protos.feast.serving.ServingService_pb2 import FieldStatus
+
+    present = FieldStatus.PRESENT
+    columns: dict[str, list[Any]] = {}
+    for name, vector in zip(
+        proto.metadata.feature_names.val, proto.results, strict=True
+    ):
+        values, statuses = vector.values, list(vector.statuses)
+        # The value type of the feature, from its first set value. A missing
+        # entity can come back PRESENT with no value set (Redis online store).
+        kind = next(
+            (
+                k
+                for v, s in zip(values, statuses, strict=True)
+                if s == present and (k := v.WhichOneof("val")) is not None
+            ),
+            None,
+        )
+        if kind is None:
+            columns[name] = [None] * len(statuses)
+            continue
+        # One value type per feature: read that field of every value at once.
+        raw = map(attrgetter(kind), values)
+        pairs = zip(raw, statuses, values, strict=True)
+        columns[name] = [
+            x if s == present and v.WhichOneof("val") is not None else None
+            for x, s, v in pairs
+        ]
+    return columns
