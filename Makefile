@@ -50,10 +50,11 @@ run: setup ## Run the whole loop (pass options with ARGS="--dataset online-retai
 test: setup lint ## Lint, then run every test
 	$(BIN)/pytest -q -n 3 --dist loadfile $(ARGS)
 
-lint: setup ## ruff check + ruff format --check + mypy --strict on src/ + secret scan
+lint: setup ## ruff check + ruff format --check + mypy --strict on src/ + import layers + secret scan
 	$(BIN)/ruff check src tests dags
 	$(BIN)/ruff format --check src tests dags
 	$(BIN)/mypy --strict src
+	$(BIN)/lint-imports
 	$(BIN)/python -m loopml.devtools.secret_scan
 
 audit: setup ## pip-audit of requirements.lock (needs PyPI's JSON API; fails when a package cannot be audited)

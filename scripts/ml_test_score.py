@@ -70,9 +70,9 @@ def is_node_id(evidence: str) -> bool:
 
 
 def loop_stages(
-    pipeline: Path = ROOT / "src" / "loopml" / "orchestration" / "runner.py",
+    pipeline: Path = ROOT / "src" / "loopml" / "stages" / "runner.py",
 ) -> set[str]:
-    """The stage names of ``loopml run`` (``STAGES`` in orchestration/runner.py).
+    """The stage names of ``loopml run`` (``STAGES`` in stages/runner.py).
 
     Parsed rather than imported, so the script does not load MLflow and Feast.
     """

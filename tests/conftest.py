@@ -116,7 +116,7 @@ def demand_champion(settings: Settings) -> pd.Timestamp:
         The forecast origin: the last validated day.
     """
     from loopml.core.runtime import configure_environment
-    from loopml.orchestration.runner import run_stage
+    from loopml.stages.runner import run_stage
 
     configure_environment(settings.home)
     for stage in ("ingest", "validate", "features", "train", "evaluate", "promote"):

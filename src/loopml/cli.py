@@ -220,7 +220,7 @@ def _call_stage(name: str, call: Callable[[], StageResult]) -> StageResult:
 
 def _run_stage(name: str, settings: Settings, workload: str) -> None:
     from loopml.core.errors import StageError
-    from loopml.orchestration.runner import run_stage
+    from loopml.stages.runner import run_stage
 
     try:
         timed = run_stage(name, settings, workload)
@@ -700,7 +700,8 @@ def run(
     Example: loopml run -w recsys --dataset movielens --data-path ml-100k/
     """
     from loopml.monitoring.status import collect
-    from loopml.orchestration.runner import TimedResult, run_loop
+    from loopml.orchestration.runner import run_loop
+    from loopml.stages.runner import TimedResult
 
     settings = _settings(
         _workloads(workload), dataset, data_path, strict=bool(workload)

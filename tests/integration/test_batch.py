@@ -25,8 +25,8 @@ from loopml.core.config import Settings, load_settings
 from loopml.core.errors import StageError
 from loopml.core.runtime import configure_environment
 from loopml.models.registry import CHAMPION, set_alias
-from loopml.orchestration.runner import run_stage
 from loopml.stages import batch
+from loopml.stages.runner import run_stage
 
 PG_URI = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 K = 10  # settings.recsys.k

@@ -21,8 +21,8 @@ from loopml.core.config import load_settings
 from loopml.models.registry import CHALLENGER, CHAMPION, get_alias
 from loopml.models.tracking import setup_mlflow
 from loopml.monitoring.inference_log import read_log
-from loopml.orchestration.runner import run_stage
 from loopml.serving.app import create_app
+from loopml.stages.runner import run_stage
 
 REQUESTS = 5
 

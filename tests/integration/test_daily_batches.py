@@ -12,9 +12,9 @@ from loopml.core.config import Settings, load_settings
 from loopml.core.errors import StageError
 from loopml.core.runtime import configure_environment
 from loopml.data.privacy import KEY_ENV
-from loopml.orchestration.runner import run_stage
 from loopml.sdk.batch import BatchSpec
 from loopml.stages import ingest, validate
+from loopml.stages.runner import run_stage
 from loopml.workloads.demand import data
 from loopml.workloads.demand.workload import DemandWorkload
 

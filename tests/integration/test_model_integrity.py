@@ -19,8 +19,8 @@ from loopml.core.config import load_settings
 from loopml.models.integrity import CHECKSUM_TAG, IntegrityError, load_verified
 from loopml.models.registry import CHAMPION, set_alias
 from loopml.models.tracking import setup_mlflow
-from loopml.orchestration.runner import run_stage
 from loopml.serving.model_store import ModelStore
+from loopml.stages.runner import run_stage
 
 
 def _artefact_files(name: str, version: str, home: Path) -> list[Path]:

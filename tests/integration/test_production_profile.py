@@ -13,8 +13,8 @@ from loopml.core.config import load_settings
 from loopml.core.runtime import configure_environment
 from loopml.feature_store.store import drop_project
 from loopml.models.registry import CHALLENGER, get_alias
-from loopml.orchestration.runner import run_stage
 from loopml.sdk.feast import open_store
+from loopml.stages.runner import run_stage
 
 PG_URI = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 

@@ -19,8 +19,8 @@ from feast import FeatureStore
 from loopml.core.config import FeatureStoreSettings, Settings, load_settings
 from loopml.core.io import write_parquet
 from loopml.core.runtime import configure_environment
-from loopml.orchestration.runner import run_stage
 from loopml.sdk.feast import MissingFeaturesError, data_dir, open_store, point_in_time
+from loopml.stages.runner import run_stage
 from loopml.workloads.recsys.feature_views import (
     MATERIALIZED_VIEWS,
     RANKING_VIEWS,

@@ -12,7 +12,7 @@ from mlflow import MlflowClient
 
 from loopml.core.config import load_settings
 from loopml.core.runtime import configure_environment
-from loopml.orchestration.runner import run_stage
+from loopml.stages.runner import run_stage
 from loopml.workloads.demand.config import DemandSettings
 
 

@@ -18,8 +18,8 @@ from mlflow import MlflowClient
 from loopml.core.config import load_settings
 from loopml.core.params import PARAMS_ENV
 from loopml.core.runtime import configure_environment
-from loopml.orchestration.runner import run_stage
 from loopml.sdk.workload import get_workload
+from loopml.stages.runner import run_stage
 from loopml.stages.tune import apply_tuned, tuned_path
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ The stage gathers the facts (today, the champion and its data end, the last
 retrain, the latest ``loopml monitor`` report up to today), asks
 ``loopml.monitoring.retrain_policy`` and, when a trigger fires, runs
 ``features``, ``train``, ``evaluate`` and ``promote`` through
-``loopml.orchestration.runner.run_stage``, the path ``loopml run`` takes
+``loopml.stages.runner.run_stage``, the path ``loopml run`` takes
 (``features`` first, so the training set holds the days validated since the
 last run). The gate decides as always.
 
@@ -145,7 +145,7 @@ def _run_stages(
     settings: Settings, workload: str, verdict: Verdict, today: dt.date
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Run the retrain's stages; returns the promote details and the timings."""
-    from loopml.orchestration.runner import run_stage
+    from loopml.stages.runner import run_stage
 
     timings: list[dict[str, Any]] = []
     details: dict[str, Any] = {}
