@@ -14,7 +14,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 ARGS ?=
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: help setup lock run test lint fmt audit serve ui clean airflow-setup airflow-lock
+.PHONY: help setup lock run test lint fmt audit serve ui clean airflow-setup airflow-lock dags
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -32,7 +32,10 @@ $(STAMP): requirements.lock pyproject.toml
 lock: ## Re-compile requirements.lock from pyproject.toml (pins only, no URLs)
 	$(UV) pip compile pyproject.toml --extra dev --python-version 3.11 --no-header -o requirements.lock
 
-airflow-setup: $(AIRFLOW_STAMP) ## Create .venv-airflow from requirements-airflow.lock (for dags/; idempotent)
+airflow-setup: $(AIRFLOW_STAMP) dags ## Create .venv-airflow from requirements-airflow.lock (for dags/; idempotent)
+
+dags: setup ## Write dags/workloads.json (the registered workloads the DAG file schedules)
+	$(BIN)/loopml workloads --json > dags/workloads.json
 
 $(AIRFLOW_STAMP): requirements-airflow.lock
 	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 \

@@ -14,6 +14,13 @@ data, whatever the retrain policy says; promote's gate still decides whether
 the new model becomes champion. Sunday 06:00 UTC, after that night's daily
 run, so the two never train the same workload at once.
 
+The workloads are whatever the project registers (the DAG file cannot import
+loopml: Airflow has its own environment): ``dags/workloads.json``, written by
+``loopml workloads --json`` (``make dags``, part of ``make airflow-setup``),
+else the output of that command when the file is missing. A workload gets the
+tasks its capabilities allow: ``features`` only with feature views, ``batch``
+only with a batch scorer, ``monitor`` only with a monitor.
+
 Every task runs the loopml CLI of the project's own environment in a shell
 (Airflow lives in ``.venv-airflow``, loopml in ``.venv``: they share no
 packages). Which executable and which project folder are looked up when the
@@ -34,14 +41,15 @@ are. See docs/orchestration.md.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
+import subprocess
 from pathlib import Path
+from typing import Any
 
 from airflow.providers.standard.operators.bash import BashOperator
 from airflow.sdk import DAG, CronDataIntervalTimetable, chain
 
-#: The workloads scheduled; each gets its own daily and weekly DAG.
-WORKLOADS = ("demand", "recsys")
 #: The first day a schedule may cover (catchup is off: only the latest runs).
 START = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
 
@@ -49,6 +57,43 @@ PROJECT_DIR = os.environ.get(
     "LOOPML_PROJECT_DIR", str(Path(__file__).resolve().parents[1])
 )
 LOOPML_BIN = os.environ.get("LOOPML_BIN", str(Path(PROJECT_DIR) / ".venv/bin/loopml"))
+#: ``loopml workloads --json``, saved (see the module docstring).
+WORKLOADS_FILE = Path(
+    os.environ.get(
+        "LOOPML_DAG_WORKLOADS", str(Path(__file__).with_name("workloads.json"))
+    )
+)
+
+
+def registered_workloads() -> list[dict[str, Any]]:
+    """The project's workloads and their capabilities, without importing loopml.
+
+    Returns:
+        One entry per workload: ``name`` and ``capabilities`` (as printed by
+        ``loopml workloads --json``).
+
+    Raises:
+        RuntimeError: when neither the file nor the command gives a list.
+    """
+    if WORKLOADS_FILE.is_file():
+        text = WORKLOADS_FILE.read_text(encoding="utf-8")
+    else:
+        done = subprocess.run(
+            [LOOPML_BIN, "workloads", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=PROJECT_DIR,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"`loopml workloads --json` failed: {done.stderr}")
+        text = done.stdout
+    found = json.loads(text)
+    if not isinstance(found, list):
+        raise RuntimeError(f"{WORKLOADS_FILE}: expected a list of workloads")
+    return [w for w in found if "error" not in w]
+
 
 # The delay before the retry is Airflow's [core] default_task_retry_delay
 # (5 minutes unless configured).
@@ -84,17 +129,20 @@ def loopml_task(
 
 DAILY_DOC = """The daily cycle of one workload, for the day `ds` (UTC), once it is over:
 ingest (the day's batch) -> validate -> features -> batch (results for the
-next day) -> monitor -> retrain (only when the retrain policy triggers).
+next day) -> monitor -> retrain (only when the retrain policy triggers);
+features, batch and monitor only when the workload declares them.
 A failed stage stops the run. See docs/orchestration.md."""
 WEEKLY_DOC = """The weekly full retrain of one workload: train -> evaluate -> promote
 (the gate decides). See docs/orchestration.md."""
 
 
-def daily_dag(workload: str) -> DAG:
+def daily_dag(workload: str, capabilities: tuple[str, ...] = ()) -> DAG:
     """The daily DAG of one workload.
 
     Args:
         workload: the loopml workload (``--workload``).
+        capabilities: what it declares (``loopml workloads --json``); the
+            features, batch and monitor tasks need theirs.
 
     Returns:
         The DAG, registered with Airflow.
@@ -114,7 +162,7 @@ def daily_dag(workload: str) -> DAG:
         default_args=DEFAULT_ARGS,
         tags=["loopml", workload, "daily"],
     ) as dag:
-        chain(
+        tasks = [
             loopml_task(
                 "ingest",
                 f"ingest {w} --date {{{{ ds }}}}",
@@ -127,31 +175,43 @@ def daily_dag(workload: str) -> DAG:
                 30 * MINUTES,
                 "The pandera gate; a bad batch is quarantined and the run stops.",
             ),
-            loopml_task(
-                "features",
-                f"features {w}",
-                60 * MINUTES,
-                "Publish the validated data to Feast (offline and online store).",
-            ),
-            loopml_task(
-                "batch",
-                f"batch {w} --date {{{{ macros.ds_add(ds, 1) }}}}",
-                60 * MINUTES,
-                "The champion's results for the next day (recsys top-k).",
-            ),
-            loopml_task(
-                "monitor",
-                f"monitor {w} --date {{{{ ds }}}}",
-                30 * MINUTES,
-                "Drift, data quality and model age for the day; alerts on drift.",
-            ),
+        ]
+        if "feature_views" in capabilities:
+            tasks.append(
+                loopml_task(
+                    "features",
+                    f"features {w}",
+                    60 * MINUTES,
+                    "Publish the validated data to Feast (offline and online).",
+                )
+            )
+        if "batch_scorer" in capabilities:
+            tasks.append(
+                loopml_task(
+                    "batch",
+                    f"batch {w} --date {{{{ macros.ds_add(ds, 1) }}}}",
+                    60 * MINUTES,
+                    "The champion's results for the next day.",
+                )
+            )
+        if "monitor" in capabilities:
+            tasks.append(
+                loopml_task(
+                    "monitor",
+                    f"monitor {w} --date {{{{ ds }}}}",
+                    30 * MINUTES,
+                    "Drift, data quality and model age of the day; alerts.",
+                )
+            )
+        tasks.append(
             loopml_task(
                 "retrain",
                 f"retrain {w} --date {{{{ ds }}}}",
                 180 * MINUTES,
                 "Train, evaluate and promote if the retrain policy triggers.",
-            ),
+            )
         )
+        chain(*tasks)
     return dag
 
 
@@ -200,6 +260,6 @@ def weekly_dag(workload: str) -> DAG:
     return dag
 
 
-for _workload in WORKLOADS:
-    daily_dag(_workload)
-    weekly_dag(_workload)
+for _workload in registered_workloads():
+    daily_dag(_workload["name"], tuple(_workload.get("capabilities", ())))
+    weekly_dag(_workload["name"])

@@ -795,6 +795,7 @@ def workloads(
 
 @app.command()
 def status(
+    workload: WorkloadsOpt = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print machine-readable JSON.")
     ] = False,
@@ -807,13 +808,17 @@ def status(
         ),
     ] = None,
 ) -> None:
-    """Show each workload's champion, its key metrics and the last run."""
+    """Show each workload's champion, its key metrics and the last run.
+
+    Example: loopml status -w demand --json
+    """
     from loopml.monitoring.status import collect
 
     if card is not None:
-        _print_card(card)
+        _print_card(_workload(card))
         return
-    doc = collect(_settings())
+    names = _workloads(workload)
+    doc = collect(_settings(), names)
     if as_json:
         sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
         return
@@ -875,6 +880,7 @@ def history(workload: WorkloadOpt = None) -> None:
 
 @app.command()
 def serve(
+    workload: WorkloadsOpt = None,
     host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
     port: Annotated[int | None, typer.Option(help="Port (0 = any free).")] = None,
     workers: Annotated[int, typer.Option(help="uvicorn worker processes.")] = 1,
@@ -901,6 +907,11 @@ def serve(
     """
     import uvicorn
 
+    names = _workloads(workload)
+    if workload:
+        # The app is built in uvicorn's (or Ray's) own process, from the
+        # environment: pass the choice there.
+        os.environ["LOOPML_SERVING__WORKLOADS"] = json.dumps(names)
     settings = _settings()
     if ray:
         from loopml.serving.ray_serve import serve_on_ray

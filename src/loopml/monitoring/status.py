@@ -75,8 +75,12 @@ def _monitor_info(settings: Settings, name: str) -> dict[str, Any] | None:
     }
 
 
-def collect(settings: Settings) -> dict[str, Any]:
+def collect(settings: Settings, names: list[str] | None = None) -> dict[str, Any]:
     """Build the status document, stable in shape for scripts.
+
+    Args:
+        settings: the active settings.
+        names: the workloads to show (default: every registered one).
 
     Returns:
         ``{"profile": ..., "workloads": {name: {"champion": ..., "challenger":
@@ -85,7 +89,7 @@ def collect(settings: Settings) -> dict[str, Any]:
     """
     setup_mlflow(settings)
     workloads: dict[str, Any] = {}
-    for name in workload_names():
+    for name in names if names is not None else workload_names():
         decisions = read_history(settings.state_dir(name) / "history.jsonl")
         workloads[name] = {
             "champion": _version_info(name, CHAMPION),
