@@ -746,13 +746,29 @@ def workloads(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print machine-readable JSON.")
     ] = False,
+    dvc: Annotated[
+        bool,
+        typer.Option(
+            "--dvc",
+            help="Print the DVC pipeline of the registered workloads "
+            "(loopml workloads --dvc > dvc.yaml).",
+        ),
+    ] = False,
 ) -> None:
     """List the registered workloads and the capabilities each declares.
 
     Workloads are entry points of the `loopml.workloads` group (a project
     made by `loopml new` registers its own) or LOOPML_PLUGINS items. The
-    Airflow DAG file reads `loopml workloads --json`.
+    Airflow DAG file reads `loopml workloads --json`; dvc.yaml is
+    `loopml workloads --dvc`.
+
+    Example: loopml workloads --json
     """
+    if dvc:
+        from loopml.orchestration.dvc_pipeline import render
+
+        sys.stdout.write(render(Path.cwd()))
+        return
     from loopml.core.plugins import registered
     from loopml.sdk.capabilities import CAPABILITIES
     from loopml.sdk.workload import get_workload

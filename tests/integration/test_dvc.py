@@ -19,7 +19,10 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-STAGES = ["ingest", "validate", "features", "train", "evaluate", "promote"]
+STAGES = [
+    f"demand-{s}"
+    for s in ("ingest", "validate", "features", "train", "evaluate", "promote")
+]
 TINY = {"n_stores": 2, "n_items": 4, "n_days": 400, "horizon": 14, "n_folds": 2}
 TINY |= {"fold_step": 14}
 
@@ -43,8 +46,9 @@ def _copy_repo(target: Path) -> None:
 def _set_params(repo: Path, **model: int) -> None:
     path = repo / "params.yaml"
     params = yaml.safe_load(path.read_text(encoding="utf-8"))
-    params["demand"].update(TINY)
-    params["demand"]["model"].update({"n_estimators": 60, **model})
+    demand = params["workloads"]["demand"]
+    demand.update(TINY)
+    demand["model"].update({"n_estimators": 60, **model})
     path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
 
 
@@ -82,23 +86,25 @@ def test_dvc_repro_status_params_and_remote(tmp_path: Path) -> None:
     _copy_repo(repo)
     _set_params(repo)
 
-    first = _dvc(repo, "repro")
+    # The demand chain only: recsys's is the same commands on other data.
+    first = _dvc(repo, "repro", "demand-promote")
     assert _ran(first) == STAGES
     assert (repo / "dvc.lock").is_file()
     validated = repo / ".loopml" / "data" / "demand" / "validated.parquet"
     # params.yaml, not configs/default.yaml (3 stores x 10 items), drove the run.
     assert len(pd.read_parquet(validated)) == 2 * 4 * 400
 
-    again = _dvc(repo, "repro")
+    again = _dvc(repo, "repro", "demand-promote")
     assert _ran(again) == [] and "Data and pipelines are up to date" in again
 
     _set_params(repo, n_estimators=40)
-    status = _dvc(repo, "status")
-    assert "train:" in status and "evaluate:" in status and "ingest:" not in status
-    changed = _dvc(repo, "repro")
-    assert _ran(changed) == ["train", "evaluate", "promote"]
-    assert "Stage 'ingest' didn't change" in changed
-    assert "Stage 'validate' didn't change" in changed
+    status = _dvc(repo, "status", "demand-promote")
+    assert "demand-train:" in status and "demand-evaluate:" in status
+    assert "demand-ingest:" not in status
+    changed = _dvc(repo, "repro", "demand-promote")
+    assert _ran(changed) == ["demand-train", "demand-evaluate", "demand-promote"]
+    assert "Stage 'demand-ingest' didn't change" in changed
+    assert "Stage 'demand-validate' didn't change" in changed
 
     dag = _dvc(repo, "dag")
     assert all(stage in dag for stage in STAGES)
@@ -110,4 +116,4 @@ def test_dvc_repro_status_params_and_remote(tmp_path: Path) -> None:
     validated.unlink()
     _dvc(repo, "pull")
     assert validated.read_bytes() == lost
-    assert "up to date" in _dvc(repo, "status")
+    assert "up to date" in _dvc(repo, "status", "demand-promote")

@@ -85,6 +85,11 @@ class Workload(ABC):
     #: and pseudonymised; its ``time_column`` is the data's clock everywhere.
     batch_spec: ClassVar[BatchSpec] = BatchSpec()
 
+    #: the setting names (of its section) each stage reads, e.g. ``{"train":
+    #: ("horizon", "model")}``, so DVC re-runs only the stages a changed
+    #: parameter affects; None: every stage reads the whole section.
+    stage_params: ClassVar[Mapping[str, tuple[str, ...]] | None] = None
+
     # Optional capabilities: None means "not offered"; the platform says so
     # ("shop has no batch scorer: nothing to do") instead of failing.
 

@@ -82,6 +82,21 @@ class DemandWorkload(Workload):
 
     name = "demand"
     settings_class = DemandSettings
+    stage_params: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        "ingest": (
+            "dataset",
+            "data_path",
+            "n_stores",
+            "n_items",
+            "n_days",
+            "start",
+            "top_n_items",
+        ),
+        "validate": ("min_rows_ratio", "max_rows_ratio"),
+        "train": ("horizon", "origin_step", "model"),
+        "evaluate": ("horizon", "n_folds", "fold_step", "origin_step", "model"),
+        "promote": ("horizon",),
+    }
     primary_metric = "wape"
     higher_is_better = False
     key_metrics = ("wape", "baseline_wape", "mase", "baseline_mase", "bias")

@@ -95,6 +95,50 @@ class RecsysWorkload(Workload):
 
     name = "recsys"
     settings_class = RecsysSettings
+    stage_params: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        "ingest": (
+            "dataset",
+            "data_path",
+            "n_users",
+            "n_items",
+            "n_days",
+            "start",
+            "min_user_items",
+            "top_items",
+        ),
+        "features": ("window_days",),
+        "train": (
+            "k",
+            "test_days",
+            "window_days",
+            "label_days",
+            "label_windows",
+            "als_factors",
+            "als_iterations",
+            "als_regularization",
+            "als_alpha",
+            "ranker_n_estimators",
+            "ranker_learning_rate",
+            "ranker_n_jobs",
+            "n_candidates",
+        ),
+        "evaluate": (
+            "k",
+            "test_days",
+            "cold_threshold",
+            "window_days",
+            "label_days",
+            "label_windows",
+            "als_factors",
+            "als_iterations",
+            "als_regularization",
+            "als_alpha",
+            "ranker_n_estimators",
+            "ranker_learning_rate",
+            "n_candidates",
+        ),
+        "promote": ("k", "test_days"),
+    }
     primary_metric = "ndcg_at_10"
     higher_is_better = True
     key_metrics = (
