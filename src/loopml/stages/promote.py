@@ -137,7 +137,7 @@ def _log_gate(
         for key, value in headline.items():
             client.log_metric(run_id, f"gate_{key}", value)
     for check in found:
-        tag = "loopml.models.gate." + check.name.replace(" ", "_")
+        tag = "loopml.gate." + check.name.replace(" ", "_")
         client.set_model_version_tag(
             name, version, tag, "pass" if check.passed else "fail"
         )
