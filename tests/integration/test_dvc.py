@@ -98,7 +98,7 @@ def test_dvc_repro_status_params_and_remote(tmp_path: Path) -> None:
     assert _ran(again) == [] and "Data and pipelines are up to date" in again
 
     _set_params(repo, n_estimators=40)
-    status = _dvc(repo, "status", "demand-promote")
+    status = _dvc(repo, "status", "--with-deps", "demand-promote")
     assert "demand-train:" in status and "demand-evaluate:" in status
     assert "demand-ingest:" not in status
     changed = _dvc(repo, "repro", "demand-promote")
@@ -116,4 +116,4 @@ def test_dvc_repro_status_params_and_remote(tmp_path: Path) -> None:
     validated.unlink()
     _dvc(repo, "pull")
     assert validated.read_bytes() == lost
-    assert "up to date" in _dvc(repo, "status", "demand-promote")
+    assert "up to date" in _dvc(repo, "status", "--with-deps", "demand-promote")

@@ -56,7 +56,9 @@ def fitted(
 
 def test_every_workload_registers_its_models() -> None:
     assert NAMES == [
+        "demand.last_value",
         "demand.lightgbm_forecaster",
+        "demand.moving_average",
         "demand.seasonal_naive",
         "recsys.als",
         "recsys.global_popularity",

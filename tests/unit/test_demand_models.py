@@ -33,12 +33,31 @@ def _small_lgbm(**params: object) -> LightGBMForecaster:
 
 
 def test_registry_and_protocol() -> None:
-    assert list(MODELS) == ["seasonal_naive", "lightgbm_forecaster"]
+    assert list(MODELS) == [
+        "seasonal_naive",
+        "moving_average",
+        "last_value",
+        "lightgbm_forecaster",
+    ]
     assert MODELS["seasonal_naive"] is SeasonalNaive
     assert MODELS["lightgbm_forecaster"] is LightGBMForecaster
     for cls in MODELS.values():
         assert isinstance(cls(), ForecastModel)
         assert isinstance(cls().get_params(), dict)  # type: ignore[attr-defined]
+
+
+def test_simple_baselines_read_the_origin_features() -> None:
+    from loopml.workloads.demand.models import LastValue, MovingAverage
+
+    x = pd.DataFrame({"rmean_28": [2.0, 3.0], "rmean_7": [1.0, 4.0], "lag_0": [5.0, 0]})
+    y = np.zeros(2)
+    assert MovingAverage().fit(x, y).predict(x).tolist() == [2.0, 3.0]
+    assert MovingAverage(window=7).fit(x, y).predict(x).tolist() == [1.0, 4.0]
+    assert LastValue().fit(x, y).predict(x).tolist() == [5.0, 0.0]
+    with pytest.raises(ValueError, match="window 5 is not supported"):
+        MovingAverage(window=5).fit(x, y)
+    with pytest.raises(ValueError, match="lacks the column 'lag_1'"):
+        LastValue(lag=1).fit(x, y)
 
 
 @pytest.mark.parametrize("model", [SeasonalNaive(), LightGBMForecaster()])

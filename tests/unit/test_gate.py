@@ -20,20 +20,53 @@ def _demand(wape: float, abs_bias: float = 0.02, **stores: float) -> dict[str, f
     }
 
 
-def test_first_model_only_needs_to_beat_the_baseline() -> None:
-    scores = {"challenger": _demand(0.40), "baseline": _demand(0.50)}
+def _baselines(
+    seasonal: float = 0.50, average: float = 0.55, last: float = 0.60, **stores: float
+) -> dict[str, dict[str, float]]:
+    return {
+        "seasonal_naive": _demand(seasonal, **stores),
+        "moving_average": _demand(average, **stores),
+        "last_value": _demand(last, **stores),
+    }
+
+
+def test_first_model_only_needs_to_beat_the_baselines() -> None:
+    scores = {"challenger": _demand(0.40), **_baselines()}
     ok, reason = gate.verdict(gate.checks(DEMAND, scores, GateSettings()))
-    assert ok and "0.4000 vs baseline 0.5000" in reason
+    assert ok and "0.4000 vs strongest baseline seasonal_naive 0.5000" in reason
     scores["challenger"] = _demand(0.55)
     ok, reason = gate.verdict(gate.checks(DEMAND, scores, GateSettings()))
-    assert not ok and reason.startswith("beats baseline failed")
+    assert not ok and reason.startswith("beats baselines failed")
+
+
+def test_the_strongest_baseline_is_the_bar_and_the_margin_applies_to_it() -> None:
+    # Beats seasonal naive (0.50) but not the moving average (0.45).
+    scores = {"challenger": _demand(0.47), **_baselines(average=0.45)}
+    ok, reason = gate.verdict(gate.checks(DEMAND, scores, GateSettings()))
+    assert not ok and "strongest baseline moving_average 0.4500" in reason
+    scores["challenger"] = _demand(0.44)
+    assert gate.verdict(gate.checks(DEMAND, scores, GateSettings()))[0]
+    strict = GateSettings(margin=0.05)  # needs wape <= 0.45 x 0.95 = 0.4275
+    ok, reason = gate.verdict(gate.checks(DEMAND, scores, strict))
+    assert not ok and "moving_average" in reason and "0.4275" in reason
+
+
+def test_a_slice_below_its_strongest_baseline_is_refused() -> None:
+    bars = _baselines(S01=0.30, S02=0.60)
+    bars["last_value"] = _demand(0.60, S01=0.50, S02=0.40)  # best on S02
+    scores = {"challenger": _demand(0.35, S01=0.28, S02=0.48), **bars}
+    ok, reason = gate.verdict(gate.checks(DEMAND, scores, GateSettings()))
+    assert not ok and "slices vs baselines failed" in reason
+    assert "S02 +20% vs last_value" in reason
+    scores["challenger"] = _demand(0.35, S01=0.28, S02=0.43)  # within 10 %
+    assert gate.verdict(gate.checks(DEMAND, scores, GateSettings()))[0]
 
 
 def test_challenger_must_beat_the_champion_by_the_margin() -> None:
     scores = {
         "challenger": _demand(0.39),
         "champion": _demand(0.40),
-        "baseline": _demand(0.50),
+        **_baselines(),
     }
     assert gate.verdict(gate.checks(DEMAND, scores, GateSettings()))[0]
     strict = GateSettings(margin=0.05)  # needs wape <= 0.38
@@ -45,7 +78,7 @@ def test_challenger_must_beat_the_champion_by_the_margin() -> None:
 
 def test_guard_and_slice_regressions_block_a_better_average() -> None:
     champion = _demand(0.40, abs_bias=0.01, S01=0.30, S02=0.50)
-    base = {"champion": champion, "baseline": _demand(0.50)}
+    base = {"champion": champion, **_baselines(S01=0.60, S02=0.60)}
     biased = {**base, "challenger": _demand(0.35, abs_bias=0.10, S01=0.30, S02=0.40)}
     ok, reason = gate.verdict(gate.checks(DEMAND, biased, GateSettings()))
     assert not ok and "guard abs_bias failed" in reason
@@ -55,15 +88,16 @@ def test_guard_and_slice_regressions_block_a_better_average() -> None:
     }
     ok, reason = gate.verdict(gate.checks(DEMAND, one_store_worse, GateSettings()))
     assert not ok and "slices failed" in reason and "S01 +20%" in reason
+    assert "slices vs baselines" not in reason
 
 
 def test_model_check_problems_and_nan_metrics_never_pass() -> None:
-    scores = {"challenger": _demand(0.30), "baseline": _demand(0.50)}
+    scores = {"challenger": _demand(0.30), **_baselines()}
     found = gate.checks(DEMAND, scores, GateSettings(), ["a forecast is negative"])
-    assert gate.verdict(found) == (
-        False,
+    ok, reason = gate.verdict(found)
+    assert not ok and reason.startswith(
         "model checks failed: a forecast is negative (passed: "
-        "wape 0.3000 vs baseline 0.5000)",
+        "wape 0.3000 vs strongest baseline seasonal_naive 0.5000"
     )
     scores["challenger"] = _demand(math.nan)
     assert not gate.verdict(gate.checks(DEMAND, scores, GateSettings()))[0]

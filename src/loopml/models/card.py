@@ -47,7 +47,7 @@ def render(
         params: the training run's parameters.
     """
     tags = version.tags or {}
-    sides = [s for s in ("challenger", "champion", "baseline") if s in scores]
+    sides = [s for s in ("challenger", "champion", *workload.baselines) if s in scores]
     header = {"challenger": "this model", "champion": "previous champion"}
     lines = [
         f"# Model card: {workload.name} v{version.version}",

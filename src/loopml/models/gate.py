@@ -6,7 +6,10 @@ when every check does:
 
 1. its model checks pass (``Workload.check_model``: finite, well-formed
    answers on its input example);
-2. it beats the workload's baseline on the primary metric;
+2. it beats every simple alternative the workload declares
+   (``Workload.baselines``): the strongest of them on the primary metric,
+   by ``margin`` when one is set, and no slice is worse than the strongest
+   baseline of that slice by more than ``slice_tolerance`` (relative);
 3. with a champion: it beats the champion's primary metric by ``margin``
    (relative; 0 means strictly better);
 4. no guard metric (``Workload.guard_metrics``, e.g. |bias|, coverage) is
@@ -30,6 +33,85 @@ if TYPE_CHECKING:
 CHALLENGER = "challenger"
 CHAMPION = "champion"
 BASELINE = "baseline"
+
+
+def strongest(
+    workload: Workload, scores: dict[str, dict[str, float]], key: str | None = None
+) -> tuple[str, float] | None:
+    """The best baseline on ``key`` (default: the primary metric), if any.
+
+    Args:
+        workload: its ``baselines`` and whether higher is better.
+        scores: metrics per side; baselines absent from it are ignored.
+        key: the metric.
+
+    Returns:
+        The baseline's name and value, or ``None`` when none was scored.
+    """
+    key = key or workload.primary_metric
+    found = [
+        (name, scores[name][key])
+        for name in workload.baselines
+        if name in scores and key in scores[name] and math.isfinite(scores[name][key])
+    ]
+    if not found:
+        return None
+    pick = max if workload.higher_is_better else min
+    return pick(found, key=lambda pair: pair[1])
+
+
+def _margin_bar(value: float, margin: float, higher_is_better: bool) -> float:
+    return value * (1 + margin if higher_is_better else 1 - margin)
+
+
+def _baseline_checks(
+    workload: Workload, scores: dict[str, dict[str, float]], gate: GateSettings
+) -> list[Check]:
+    """Beat the strongest baseline overall (margin) and in every slice."""
+    key, up = workload.primary_metric, workload.higher_is_better
+    new = scores[CHALLENGER]
+    best = strongest(workload, scores)
+    if best is None:
+        return [Check("beats baselines", False, f"no baseline was scored on {key}")]
+    name, value = best
+    bar = _margin_bar(value, gate.margin, up)
+    others = ", ".join(
+        f"{b} {scores[b][key]:.4f}"
+        for b in workload.baselines
+        if b in scores and b != name and key in scores[b]
+    )
+    found = [
+        Check(
+            "beats baselines",
+            workload.beats(new[key], bar if gate.margin else value),
+            f"{key} {new[key]:.4f} vs strongest baseline {name} {value:.4f}"
+            + (f" (needs {bar:.4f}, margin {gate.margin:.0%})" if gate.margin else "")
+            + (f"; also beat {others}" if others else ""),
+        )
+    ]
+    prefix = workload.slice_prefix
+    slices = sorted(k for k in new if prefix and k.startswith(prefix))
+    below = []
+    for slice_key in slices:
+        bar_slice = strongest(workload, scores, slice_key)
+        if bar_slice is None or bar_slice[1] == 0:
+            continue
+        relative = _worse(new[slice_key], bar_slice[1], up) / abs(bar_slice[1])
+        if relative > gate.slice_tolerance:
+            below.append(
+                f"{slice_key[len(prefix) :]} {relative:+.0%} vs {bar_slice[0]}"
+            )
+    if slices:
+        found.append(
+            Check(
+                "slices vs baselines",
+                not below,
+                f"{len(below)} of {len(slices)} slices worse than their strongest "
+                f"baseline by > {gate.slice_tolerance:.0%}"
+                + (f": {', '.join(below[:5])}" if below else ""),
+            )
+        )
+    return found
 
 
 @dataclass(frozen=True)
@@ -56,8 +138,8 @@ def checks(
 
     Args:
         workload: supplies the primary, guard and slice metrics.
-        scores: holdout metrics per ``challenger``, ``baseline`` and, when
-            there is one, ``champion``.
+        scores: holdout metrics per ``challenger``, each of the workload's
+            ``baselines`` and, when there is one, ``champion``.
         gate: margin and tolerances.
         problems: failures of the challenger's model checks.
 
@@ -65,24 +147,19 @@ def checks(
         The checks in the order above.
     """
     key, up = workload.primary_metric, workload.higher_is_better
-    new, base = scores[CHALLENGER], scores[BASELINE]
+    new = scores[CHALLENGER]
     found: list[Check] = [
         Check(
             "model checks",
             not problems,
             "; ".join(problems or []) or "answers are finite and well-formed",
         ),
-        Check(
-            "beats baseline",
-            workload.beats(new[key], base[key]),
-            f"{key} {new[key]:.4f} vs baseline {base[key]:.4f}",
-        ),
+        *_baseline_checks(workload, scores, gate),
     ]
     old = scores.get(CHAMPION)
     if old is None:
         return found
-    factor = 1 + gate.margin if up else 1 - gate.margin
-    bar = old[key] * factor
+    bar = _margin_bar(old[key], gate.margin, up)
     found.append(
         Check(
             "beats champion",

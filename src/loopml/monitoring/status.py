@@ -32,9 +32,17 @@ def _version_info(workload_name: str, alias: str) -> dict[str, Any] | None:
     metrics = run.data.metrics if run else {}
     keys = [k for k in workload.key_metrics if k in metrics]
     tags = version.tags or {}
+    primary = workload.primary_metric
+    baselines = {
+        b: metrics[f"{b}_{primary}"]
+        for b in workload.baselines
+        if f"{b}_{primary}" in metrics
+    }
     return {
         "version": str(version.version),
         "run_id": version.run_id,
+        "primary_metric": {"name": primary, "value": metrics.get(primary)},
+        "baselines": baselines,
         "metrics": {k: metrics[k] for k in keys},
         "data_version": tags.get("loopml.data_version"),
         "git_commit": tags.get("loopml.git_commit"),

@@ -44,6 +44,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: The one baseline of a workload that declares no ``baselines``.
+BASELINE_NAME = "baseline"
+
 
 def workload_names() -> list[str]:
     """The registered workloads (entry points, then ``LOOPML_PLUGINS``)."""
@@ -73,7 +76,7 @@ class Workload(ABC):
     """One business problem, seen by the platform's stages."""
 
     name: str
-    #: the metric the promotion gate compares; ``baseline_<metric>`` is the bar.
+    #: the metric the promotion gate compares.
     primary_metric: str
     higher_is_better: bool
     #: metrics shown by ``loopml status`` and the run summary.
@@ -143,6 +146,11 @@ class Workload(ABC):
 
     # The promotion gate (``loopml.models.gate``): fresh scores on the latest holdout.
 
+    #: the simple alternatives the model must beat, by name: ``evaluate``
+    #: reports ``<name>_<metric>`` for each (and ``baseline_<metric>`` for
+    #: the strongest), ``holdout_metrics`` scores each under its name, and
+    #: the gate refuses a challenger below the strongest.
+    baselines: ClassVar[tuple[str, ...]] = (BASELINE_NAME,)
     #: guard metrics the gate protects: name -> whether higher is better.
     guard_metrics: ClassVar[dict[str, bool]] = {}
     #: prefix of the per-slice metrics (store, segment) the gate protects.
@@ -159,7 +167,7 @@ class Workload(ABC):
     def holdout_metrics(
         self, settings: Settings, data: pd.DataFrame, models: Mapping[str, Any]
     ) -> dict[str, dict[str, float]]:
-        """Score registered models and the baseline on the latest holdout.
+        """Score registered models and every baseline on the latest holdout.
 
         ``train`` must stop before that holdout, so that no model scored
         here has seen it.
@@ -170,7 +178,7 @@ class Workload(ABC):
             models: python models (unwrapped pyfuncs) by name.
 
         Returns:
-            Metrics per name, plus ``baseline``.
+            Metrics per name, plus one entry per name in :attr:`baselines`.
         """
         raise NotImplementedError(f"the {self.name} workload has no holdout gate")
 

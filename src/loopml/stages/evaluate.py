@@ -11,10 +11,18 @@ from mlflow import MlflowClient
 from loopml.core.config import Settings
 from loopml.core.io import read_json, require_file, write_json
 from loopml.models.tracking import setup_mlflow
-from loopml.sdk.workload import get_workload
+from loopml.sdk.workload import Workload, get_workload
 from loopml.stages.common import StageResult
 
 log = logging.getLogger(__name__)
+
+
+def baseline_scores(workload: Workload, metrics: dict[str, float]) -> dict[str, float]:
+    """Each declared baseline's primary metric found in ``metrics``."""
+    key = workload.primary_metric
+    return {
+        b: metrics[f"{b}_{key}"] for b in workload.baselines if f"{b}_{key}" in metrics
+    }
 
 
 def run(settings: Settings, workload_name: str) -> StageResult:
@@ -31,6 +39,7 @@ def run(settings: Settings, workload_name: str) -> StageResult:
     data = pd.read_parquet(data_path)
     setup_mlflow(settings)
     output = workload.evaluate(settings, data)
+    baselines = baseline_scores(workload, output.metrics)
     with mlflow.start_run(run_id=trained["run_id"]):
         mlflow.log_metrics(output.metrics)
         for name, figure in output.figures.items():
@@ -38,7 +47,11 @@ def run(settings: Settings, workload_name: str) -> StageResult:
         for name, table in output.tables.items():
             mlflow.log_table(table, f"tables/{name}.json")
     client = MlflowClient()
-    for key in workload.key_metrics:
+    keys = [
+        *workload.key_metrics,
+        *(f"{b}_{workload.primary_metric}" for b in baselines),
+    ]
+    for key in dict.fromkeys(keys):
         if key in output.metrics:
             client.set_model_version_tag(
                 workload_name,
@@ -48,7 +61,7 @@ def run(settings: Settings, workload_name: str) -> StageResult:
             )
     details = {"version": trained["version"], "run_id": trained["run_id"]}
     write_json(
-        {**details, "metrics": output.metrics},
+        {**details, "metrics": output.metrics, "baselines": baselines},
         settings.state_dir(workload_name) / "evaluate.json",
     )
     shown = {k: output.metrics[k] for k in workload.key_metrics if k in output.metrics}

@@ -2,8 +2,9 @@
 
 Training (``DemandWorkload.train``) stops at the cut, ``last day - horizon``,
 so neither a new challenger nor an older champion has seen the holdout's
-sales; both forecast it from the same origin state at the cut, next to the
-seasonal-naive baseline, and are scored with the backtest's own metrics.
+sales; both forecast it from the same origin state at the cut, next to every
+baseline (seasonal naive, moving average, last value), and are scored with the
+backtest's own metrics.
 """
 
 from __future__ import annotations
@@ -21,10 +22,8 @@ from loopml.workloads.demand.features import (
     build_features,
     origin_state,
 )
-from loopml.workloads.demand.models import ForecastModel
-from loopml.workloads.demand.models.seasonal_naive import SeasonalNaive
+from loopml.workloads.demand.models import BASELINES, ForecastModel
 
-BASELINE = "baseline"
 STORE_PREFIX = "wape_store_"
 
 
@@ -44,7 +43,8 @@ def holdout_metrics(
         forecasters: fitted models by name (e.g. ``challenger``, ``champion``).
 
     Returns:
-        Per name (and ``baseline``): ``wape, mase, bias, abs_bias``, WAPE per
+        Per name (and per baseline of ``BASELINES``): ``wape, mase, bias,
+        abs_bias``, WAPE per
         horizon bucket and ``wape_store_<store>`` per store.
 
     Raises:
@@ -58,10 +58,11 @@ def holdout_metrics(
     targets = data.loc[window, [*TARGET_COLUMNS, "sales"]].merge(state[KEYS])
     test = build_features(state, targets, cut)
     inputs = test[FEATURE_COLUMNS]
-    baseline = SeasonalNaive().fit(inputs, test["sales"].to_numpy(dtype=float))
+    sales = test["sales"].to_numpy(dtype=float)
+    baselines = {name: cls().fit(inputs, sales) for name, cls in BASELINES.items()}
     scale = mase_scale(data, cut)
     scores: dict[str, dict[str, float]] = {}
-    for name, model in {**forecasters, BASELINE: baseline}.items():
+    for name, model in {**forecasters, **baselines}.items():
         frame = test[[*KEYS, "horizon", "sales"]].assign(
             prediction=np.asarray(model.predict(inputs), dtype=np.float64)
         )

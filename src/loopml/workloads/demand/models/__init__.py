@@ -15,6 +15,7 @@ import pandas as pd
 
 from loopml.workloads.demand.models.lightgbm_forecaster import LightGBMForecaster
 from loopml.workloads.demand.models.seasonal_naive import SeasonalNaive
+from loopml.workloads.demand.models.simple import LastValue, MovingAverage
 
 
 @runtime_checkable
@@ -32,7 +33,23 @@ class ForecastModel(Protocol):
 
 MODELS: dict[str, type[ForecastModel]] = {
     "seasonal_naive": SeasonalNaive,
+    "moving_average": MovingAverage,
+    "last_value": LastValue,
     "lightgbm_forecaster": LightGBMForecaster,
 }
+#: The simple alternatives every forecaster is held to, by gate name.
+BASELINES: dict[str, type[ForecastModel]] = {
+    "seasonal_naive": SeasonalNaive,
+    "moving_average": MovingAverage,
+    "last_value": LastValue,
+}
 
-__all__ = ["MODELS", "ForecastModel", "LightGBMForecaster", "SeasonalNaive"]
+__all__ = [
+    "BASELINES",
+    "MODELS",
+    "ForecastModel",
+    "LastValue",
+    "LightGBMForecaster",
+    "MovingAverage",
+    "SeasonalNaive",
+]
