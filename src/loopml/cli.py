@@ -11,7 +11,10 @@ import datetime as dt
 import json
 import os
 import shutil
+import socket
 import sys
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -898,8 +901,13 @@ def history(workload: WorkloadOpt = None) -> None:
 def serve(
     workload: WorkloadsOpt = None,
     host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (0 = any free).")] = None,
-    workers: Annotated[int, typer.Option(help="uvicorn worker processes.")] = 1,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            min=0, max=65535, help="Port, 0..65535 (0 = any free; the URL says which)."
+        ),
+    ] = None,
+    workers: Annotated[int, typer.Option(min=1, help="uvicorn worker processes.")] = 1,
     ray: Annotated[
         bool,
         typer.Option(
@@ -918,8 +926,11 @@ def serve(
 ) -> None:
     """Serve the champion models over HTTP (FastAPI; docs at /docs).
 
-    One machine: uvicorn with --workers N (no proxy hop). Several
-    machines: --ray runs the same app as replicas behind Ray Serve's proxy.
+    Prints the URL at once and "ready" when the champions are loaded. One
+    machine: uvicorn with --workers N (no proxy hop). Several machines:
+    --ray runs the same app as replicas behind Ray Serve's proxy.
+
+    Example: loopml serve -w demand --port 8000
     """
     import uvicorn
 
@@ -947,14 +958,58 @@ def serve(
             replicas,
         )
         return
+    bind_host = host or settings.serving.host
+    sock = _bind(bind_host, settings.serving.port if port is None else port)
+    url = f"http://{_shown_host(bind_host)}:{sock.getsockname()[1]}"
+    console.print(f"serving on [bold]{url}[/bold] (API docs at {url}/docs)")
+    threading.Thread(target=_announce_ready, args=(url,), daemon=True).start()
     uvicorn.run(
         "loopml.serving.app:create_app",
         factory=True,
-        host=host or settings.serving.host,
-        port=settings.serving.port if port is None else port,
+        fd=sock.fileno(),
         workers=workers,
         log_level="warning",
     )
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port (port 0: a free one); exit 2 if taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        raise _fail(f"cannot listen on {host}:{port}: {error.strerror}") from error
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _shown_host(host: str) -> str:
+    """The host to put in a URL (a wildcard address means this machine)."""
+    if host in ("0.0.0.0", "::", ""):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
+def _announce_ready(url: str, seconds: float = 600) -> None:
+    """Print "ready" (and what is served) once /readyz answers 200."""
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            answer = httpx.get(f"{url}/readyz", timeout=2)
+        except httpx.TransportError:
+            answer = None
+        if answer is not None and answer.status_code == 200:
+            models = answer.json().get("models") or {}
+            shown = ", ".join(f"{k} v{v}" for k, v in models.items()) or "-"
+            console.print(f"[green]ready[/green]: {shown}")
+            return
+        time.sleep(0.5)
 
 
 @app.command()
