@@ -12,11 +12,13 @@ import json
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mlflow import MlflowClient
-from mlflow.entities.model_registry import ModelVersion
-from mlflow.exceptions import MlflowException
+if TYPE_CHECKING:
+    from mlflow.entities.model_registry import ModelVersion
 
+# MLflow is imported by the functions that use it: reading the history (the
+# status command) must not pay its import time.
 log = logging.getLogger(__name__)
 
 CHAMPION = "champion"
@@ -42,6 +44,9 @@ class Decision:
 
 def get_alias(model_name: str, alias: str) -> ModelVersion | None:
     """Return the version an alias points at, or ``None`` when unset."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
     try:
         return MlflowClient().get_model_version_by_alias(model_name, alias)
     except MlflowException:
@@ -50,6 +55,8 @@ def get_alias(model_name: str, alias: str) -> ModelVersion | None:
 
 def set_alias(model_name: str, alias: str, version: str) -> None:
     """Point ``alias`` at ``version`` (a single atomic registry update)."""
+    from mlflow import MlflowClient
+
     MlflowClient().set_registered_model_alias(model_name, alias, version)
 
 
@@ -67,6 +74,8 @@ def record(decision: Decision, history_file: Path, tag: bool = True) -> None:
     with history_file.open("a", encoding="utf-8") as handle:
         handle.write(json.dumps(asdict(decision)) + "\n")
     if tag and decision.to_version is not None:
+        from mlflow import MlflowClient
+
         client = MlflowClient()
         model_name = decision.workload
         client.set_model_version_tag(

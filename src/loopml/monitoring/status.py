@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import html
 import json
@@ -15,15 +16,110 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from mlflow import MlflowClient
-
 from loopml.core.config import Settings
+from loopml.core.plugins import names as workload_names
 from loopml.models.registry import CHALLENGER, CHAMPION, get_alias, read_history
-from loopml.models.tracking import setup_mlflow
-from loopml.sdk.workload import get_workload, workload_names
+
+
+def _from_tags(
+    version: str, run_id: str | None, created: int | None, tags: dict[str, str]
+) -> dict[str, Any] | None:
+    """A version's status entry from its tags alone (None: not evaluated yet
+    by a loopml that writes them; the caller asks MLflow instead)."""
+    primary = tags.get("loopml.primary_metric")
+    if primary is None:
+        return None
+    metrics = {
+        key: float(tags[f"metric.{key}"])
+        for key in filter(None, tags.get("loopml.key_metrics", "").split(","))
+        if f"metric.{key}" in tags
+    }
+    value = tags.get(f"metric.{primary}")
+    baselines = {
+        b: float(tags[f"metric.{b}_{primary}"])
+        for b in filter(None, tags.get("loopml.baselines", "").split(","))
+        if f"metric.{b}_{primary}" in tags
+    }
+    return {
+        "version": version,
+        "run_id": run_id,
+        "primary_metric": {
+            "name": primary,
+            "value": None if value is None else float(value),
+        },
+        "baselines": baselines,
+        "metrics": metrics,
+        "data_version": tags.get("loopml.data_version"),
+        "git_commit": tags.get("loopml.git_commit"),
+        "registered_at": created,
+    }
+
+
+def _registry_rows(
+    tracking_uri: str, names: list[str]
+) -> dict[tuple[str, str], dict[str, Any] | None] | None:
+    """Champion and challenger of ``names`` read straight from MLflow's tables.
+
+    MLflow's client takes seconds to import; its SQLite or PostgreSQL store
+    answers this in milliseconds. Returns ``None`` (ask MLflow) for another
+    kind of store, an unreadable one, or a version without loopml's tags.
+    """
+    query = (
+        "SELECT a.name, a.alias, v.version, v.run_id, v.creation_time, t.key, t.value"
+        " FROM registered_model_aliases a JOIN model_versions v"
+        " ON v.name = a.name AND v.version = a.version"
+        " LEFT JOIN model_version_tags t"
+        " ON t.name = v.name AND t.version = v.version"
+    )
+    try:
+        if tracking_uri.startswith("sqlite:///"):
+            import sqlite3
+
+            path = tracking_uri.removeprefix("sqlite:///")
+            if not Path(path).is_file():
+                return {}
+            with contextlib.closing(
+                sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            ) as db:
+                rows = db.execute(query).fetchall()
+        elif tracking_uri.startswith("postgresql"):
+            import psycopg2
+
+            dsn = tracking_uri.replace("postgresql+psycopg2://", "postgresql://")
+            connection = psycopg2.connect(dsn, connect_timeout=5)
+            with contextlib.closing(connection) as db, db.cursor() as cursor:
+                cursor.execute(query)
+                rows = cursor.fetchall()
+        else:
+            return None
+    except Exception:  # noqa: BLE001 - any trouble: MLflow's client decides
+        return None
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for name, alias, version, run_id, created, key, value in rows:
+        if name not in names:
+            continue
+        entry = found.setdefault(
+            (name, alias),
+            {"version": str(version), "run_id": run_id, "created": created, "tags": {}},
+        )
+        if key is not None:
+            entry["tags"][key] = value
+    out: dict[tuple[str, str], dict[str, Any] | None] = {}
+    for key, entry in found.items():
+        info = _from_tags(
+            entry["version"], entry["run_id"], entry["created"], entry["tags"]
+        )
+        if info is None:
+            return None
+        out[key] = info
+    return out
 
 
 def _version_info(workload_name: str, alias: str) -> dict[str, Any] | None:
+    from mlflow import MlflowClient
+
+    from loopml.sdk.workload import get_workload
+
     version = get_alias(workload_name, alias)
     if version is None:
         return None
@@ -95,13 +191,24 @@ def collect(settings: Settings, names: list[str] | None = None) -> dict[str, Any
         ..., "last_run": ..., "monitor": ..., "history": [...]}}}``; absent
         things are ``null`` (``history``: the last decisions, newest first).
     """
-    setup_mlflow(settings)
+    names = names if names is not None else workload_names()
+    fast = _registry_rows(settings.tracking_uri, names)
+    if fast is None:
+        from loopml.models.tracking import setup_mlflow
+
+        setup_mlflow(settings)
+
+    def version(name: str, alias: str) -> dict[str, Any] | None:
+        if fast is not None:
+            return fast.get((name, alias))
+        return _version_info(name, alias)
+
     workloads: dict[str, Any] = {}
-    for name in names if names is not None else workload_names():
+    for name in names:
         decisions = read_history(settings.state_dir(name) / "history.jsonl")
         workloads[name] = {
-            "champion": _version_info(name, CHAMPION),
-            "challenger": _version_info(name, CHALLENGER),
+            "champion": version(name, CHAMPION),
+            "challenger": version(name, CHALLENGER),
             "last_run": _read_json(settings.state_dir(name) / "last_run.json"),
             "monitor": _monitor_info(settings, name),
             "history": [asdict(d) for d in reversed(decisions[-HISTORY_SHOWN:])],

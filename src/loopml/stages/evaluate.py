@@ -47,10 +47,18 @@ def run(settings: Settings, workload_name: str) -> StageResult:
         for name, table in output.tables.items():
             mlflow.log_table(table, f"tables/{name}.json")
     client = MlflowClient()
-    keys = [
-        *workload.key_metrics,
-        *(f"{b}_{workload.primary_metric}" for b in baselines),
-    ]
+    primary = workload.primary_metric
+    keys = [*workload.key_metrics, *(f"{b}_{primary}" for b in baselines)]
+    # What `loopml status` shows, readable from the registry alone.
+    described = {
+        "loopml.primary_metric": primary,
+        "loopml.baselines": ",".join(baselines),
+        "loopml.key_metrics": ",".join(
+            k for k in workload.key_metrics if k in output.metrics
+        ),
+    }
+    for tag, value in described.items():
+        client.set_model_version_tag(workload_name, trained["version"], tag, value)
     for key in dict.fromkeys(keys):
         if key in output.metrics:
             client.set_model_version_tag(
