@@ -41,8 +41,19 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
+#: Piped output (CI logs, `| tee`) gets plain long lines and wide tables
+#: instead of a phrase cut at column 80.
+_PIPED = not sys.stdout.isatty()
+console = Console(width=200 if _PIPED else None, soft_wrap=_PIPED)
+err_console = Console(stderr=True, soft_wrap=True)
+
+
+def _number(value: float) -> str:
+    """A metric for people: counts as integers, other values to 3 decimals."""
+    if float(value).is_integer() and abs(value) >= 1:
+        return f"{int(value):,}"
+    return f"{value:.3f}"
+
 
 WorkloadOpt = Annotated[
     str | None,
@@ -239,7 +250,7 @@ def _run_stage(name: str, settings: Settings, workload: str) -> None:
 
 
 @app.callback()
-def main(
+def options(
     profile: Annotated[
         str | None,
         typer.Option(
@@ -296,7 +307,10 @@ def ingest(
         ),
     ] = None,
 ) -> None:
-    """Store the raw data: the whole history, or one day's batch (--date)."""
+    """Store the raw data: the whole history, or one day's batch (--date).
+
+    Example: loopml ingest -w demand --date 2025-02-04
+    """
     day = _parse_day(date)
     if force and day is None:
         raise typer.BadParameter("only applies with --date", param_hint="--force")
@@ -316,7 +330,10 @@ def ingest(
 
 @app.command()
 def validate(workload: WorkloadOpt = None) -> None:
-    """Check the raw data; on failure quarantine it, report, and exit 1."""
+    """Check the raw data; on failure quarantine it, report, and exit 1.
+
+    Example: loopml validate -w recsys
+    """
     name = _workload(workload)
     _run_stage("validate", _settings([name]), name)
 
@@ -324,7 +341,8 @@ def validate(workload: WorkloadOpt = None) -> None:
 features_app = typer.Typer(
     help="Publish validated data to the Feast feature store (offline tables, "
     "definitions, online store up to the latest validated day; part of "
-    "`loopml run`), or `push` a fresh event to the online store.",
+    "`loopml run`), or `push` a fresh event to the online store.\n\n"
+    "Example: loopml features -w recsys",
     invoke_without_command=True,
     no_args_is_help=False,
 )
@@ -339,6 +357,8 @@ def features(ctx: typer.Context, workload: WorkloadOpt = None) -> None:
     entities and feature views, and loads the online store (SQLite by default,
     Redis in production) up to the latest validated day, incrementally after
     the first run. `loopml run` does this between validate and train.
+
+    Example: loopml features -w recsys
     """
     if ctx.invoked_subcommand is None:
         name = _workload(workload)
@@ -410,21 +430,30 @@ def features_push(
 
 @app.command()
 def train(workload: WorkloadOpt = None) -> None:
-    """Fit on validated data, log to MLflow, register as 'challenger'."""
+    """Fit on validated data, log to MLflow, register as 'challenger'.
+
+    Example: loopml train -w demand
+    """
     name = _workload(workload)
     _run_stage("train", _settings([name]), name)
 
 
 @app.command()
 def evaluate(workload: WorkloadOpt = None) -> None:
-    """Rolling-origin backtest of model and baseline; metrics go to MLflow."""
+    """Rolling-origin backtest of model and baseline; metrics go to MLflow.
+
+    Example: loopml evaluate -w demand
+    """
     name = _workload(workload)
     _run_stage("evaluate", _settings([name]), name)
 
 
 @app.command()
 def promote(workload: WorkloadOpt = None) -> None:
-    """Make the evaluated candidate 'champion' if it beats the bar; says why."""
+    """Make the evaluated candidate 'champion' if it beats the bar; says why.
+
+    Example: loopml promote -w demand
+    """
     name = _workload(workload)
     _run_stage("promote", _settings([name]), name)
 
@@ -483,6 +512,8 @@ def monitor(
     .json and <home>/state/<workload>/monitor.json (read by the service's
     /metrics). Drift posts one alert to LOOPML_ALERT_WEBHOOK_URL per incident
     and cool-down. Exits 0 when it ran, drift or not; 1 when it could not run.
+
+    Example: loopml monitor -w demand --date 2025-02-03
     """
     day = _parse_day(date)
     workload = _workload(workload)
@@ -509,6 +540,8 @@ def tune(
     trials after a backtest fold. The best parameters go to
     <home>/state/<workload>/tuned.json, which the next train and evaluate
     read (delete it to go back to the profile's parameters).
+
+    Example: loopml tune -w demand --trials 8
     """
     workload = _workload(workload)
     settings = _settings([workload])
@@ -537,6 +570,8 @@ def rollback(
 
     The running service follows at its next poll (serving.poll_seconds) or at
     once on POST /admin/reload; the rollback is recorded in `loopml history`.
+
+    Example: loopml rollback -w demand --reason "bad forecasts"
     """
     from loopml.stages import rollback as rollback_stage
 
@@ -574,6 +609,8 @@ def retrain(
     `loopml history` and <home>/state/<workload>/retrain.jsonl. No trigger:
     says why, changes nothing, exits 0. A failed stage exits 1 and leaves
     the champion as it was.
+
+    Example: loopml retrain -w demand --date 2025-03-01
     """
     day = _parse_day(date)
     workload = _workload(workload)
@@ -725,7 +762,7 @@ def run(
         table.add_column(column)
     for timed in results:
         res = timed.result
-        metrics = ", ".join(f"{k}={v:.3f}" for k, v in res.metrics.items())
+        metrics = ", ".join(f"{k}={_number(v)}" for k, v in res.metrics.items())
         table.add_row(
             res.workload, res.stage, res.status, f"{timed.seconds:.1f}", metrics
         )
@@ -850,7 +887,7 @@ def status(
         table.add_row(
             name,
             champ["version"] if champ else "-",
-            ", ".join(f"{k}={v:.3f}" for k, v in champ["metrics"].items())
+            ", ".join(f"{k}={_number(v)}" for k, v in champ["metrics"].items())
             if champ
             else "-",
             (champ["data_version"] or "-")[:12] if champ else "-",
@@ -877,7 +914,10 @@ def _print_card(workload: str) -> None:
 
 @app.command()
 def history(workload: WorkloadOpt = None) -> None:
-    """Print the promotion history: who, when, from/to version, and why."""
+    """Print the promotion history: who, when, from/to version, and why.
+
+    Example: loopml history -w demand
+    """
     from loopml.models.registry import read_history
 
     workload = _workload(workload)
@@ -1016,7 +1056,10 @@ def _announce_ready(url: str, seconds: float = 600) -> None:
 def ui(
     port: Annotated[int, typer.Option(help="Port of the MLflow UI.")] = 5000,
 ) -> None:
-    """Open the MLflow UI on the active tracking store."""
+    """Open the MLflow UI on the active tracking store.
+
+    Example: loopml ui --port 5001
+    """
     settings = _settings()
     mlflow_bin = shutil.which("mlflow") or str(Path(sys.executable).with_name("mlflow"))
     console.print(f"MLflow UI on http://127.0.0.1:{port} ({settings.tracking_uri})")
@@ -1071,7 +1114,10 @@ def new(
         str, typer.Option(help="CI files to keep: github, gitlab or none.")
     ] = "github",
 ) -> None:
-    """Start a project that runs on loopml (cookiecutter), or add a workload to one."""
+    """Start a project that runs on loopml (cookiecutter), or add a workload to one.
+
+    Example: loopml new shop --no-input -o ~/projects
+    """
     from loopml.devtools import scaffold
 
     try:
@@ -1095,5 +1141,43 @@ def new(
     console.print(f"Next: cd {made} && make test && make run")
 
 
+#: Exceptions that mean the user asked for something that cannot be done.
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    ValueError,
+    FileNotFoundError,
+    LookupError,
+    PermissionError,
+)
+
+
+def main() -> None:
+    """The ``loopml`` command: one line for a mistake, the trace with --verbose.
+
+    Usage errors are click's (exit 2). Anything a command raises is printed
+    as one line, its type and message, with the trace in the log file:
+    exit 2 for what the user can fix (a bad value, a missing file, an unknown
+    name), 1 for a failure. ``--verbose`` re-raises, showing the trace.
+    """
+    try:
+        app(prog_name="loopml")
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        raise SystemExit(130) from None
+    except Exception as error:
+        if _State.verbose:
+            raise
+        import logging
+
+        # The trace goes to the log file only (the console shows warnings up).
+        logging.getLogger("loopml.cli").info("command failed", exc_info=error)
+        kind = "error" if isinstance(error, USER_ERRORS) else type(error).__name__
+        err_console.print(
+            f"[red]{kind}:[/red] {error} (run with --verbose for the trace)",
+            markup=True,
+            highlight=False,
+        )
+        raise SystemExit(2 if isinstance(error, USER_ERRORS) else 1) from None
+
+
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    main()

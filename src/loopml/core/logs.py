@@ -136,4 +136,24 @@ def setup_logging(
     # python_model we wrote, explicit pip requirements) are noise for users.
     for noisy in ("mlflow.pyfunc", "mlflow.utils.environment", "mlflow.models.model"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
+    if console_level != "DEBUG" and logging.getLevelName(console_level) > logging.INFO:
+        quiet_libraries()
     return log_file
+
+
+#: Libraries whose INFO lines and warnings clutter a command's output.
+LIBRARIES = ("mlflow", "alembic", "sqlalchemy", "feast", "ray", "evidently", "urllib3")
+
+
+def quiet_libraries() -> None:
+    """Show only the libraries' errors (``--verbose`` keeps everything).
+
+    MLflow and Alembic log every database migration at INFO to their own
+    stderr handlers; Python warnings from libraries (deprecations, hints about
+    our deliberate choices) are not the user's to act on.
+    """
+    import warnings
+
+    for name in LIBRARIES:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore")

@@ -1,0 +1,91 @@
+"""Every user mistake is one line on stderr and exit 2, never a traceback.
+
+The commands run in this process through ``loopml.cli.main`` (the entry
+point of the ``loopml`` script), on an empty home.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from loopml import cli
+
+BAD = [
+    (["run", "-w", "nope"], "unknown workload 'nope'"),
+    (["train", "-w", "nope"], "unknown workload 'nope'"),
+    (["history", "-w", "nope"], "unknown workload 'nope'"),
+    (["status", "-w", "nope"], "unknown workload 'nope'"),
+    (["status", "--card", "nope"], "unknown workload 'nope'"),
+    (["monitor", "-w", "nope"], "unknown workload 'nope'"),
+    (["ingest", "--dataset", "nope"], "--dataset nope does not apply to demand"),
+    (["run", "--dataset", "nope"], "--dataset nope does not apply"),
+    (["ingest", "-w", "recsys", "--dataset", "bike-sharing"], "does not apply to recsys"),
+    (
+        ["ingest", "--dataset", "online-retail", "--data-path", "/nonexistent"],
+        "/nonexistent",
+    ),
+    (["ingest", "--date", "2025-13-01"], "is not a date like"),
+    (["ingest", "--force"], "only applies with --date"),
+    (["batch", "--date", "tomorrow"], "is not a date like"),
+    (["monitor", "--date", "2025-02-30"], "is not a date like"),
+    (["serve", "--port", "99999"], "65535"),
+    (["serve", "--workers", "0"], "--workers"),
+    (["replay", "--days", "0"], "--days"),
+    (["replay", "--days", "3", "--drift-from", "5"], "at most --days"),
+    (["tune", "--trials", "0"], "--trials"),
+    (["features", "push", "store_id=S01"], "demand push needs item_id, sales"),
+    (["features", "push", "oops"], "KEY=VALUE"),
+    (["--profile", "nope", "status"], "profile 'nope' not found"),
+    (["nope"], "No such command"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD, ids=[" ".join(a) for a, _ in BAD])
+def test_a_mistake_is_one_clear_line(
+    tiny_env: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    message: str,
+) -> None:
+    monkeypatch.setattr("sys.argv", ["loopml", *args])
+    monkeypatch.setattr(cli._State, "verbose", False)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert exit_info.value.code == 2, text
+    assert "Traceback" not in text
+    assert message in " ".join(text.split()), text
+
+
+def test_a_failed_stage_is_one_line_exit_1(
+    tiny_env: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setattr("sys.argv", ["loopml", "train", "-w", "demand"])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    text = capsys.readouterr().err
+    assert exit_info.value.code == 1
+    assert "Traceback" not in text and "run `loopml validate` first" in text
+
+
+def test_every_command_help_has_an_example(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import typer.main
+
+    group = typer.main.get_command(cli.app)
+    names = list(group.commands)  # type: ignore[attr-defined]
+    missing = []
+    for name in names:
+        monkeypatch.setattr("sys.argv", ["loopml", name, "--help"])
+        with pytest.raises(SystemExit):
+            cli.main()
+        if "Example" not in capsys.readouterr().out:
+            missing.append(name)
+    assert not missing, f"--help without an example: {missing}"
