@@ -457,7 +457,9 @@ def batch(
     result = _call_stage(
         "batch", lambda: batch_stage.run(settings, workload, day, require_champion=True)
     )
-    console.print(f"[green]batch[/green] {workload}: {result.summary}")
+    # Skipped only without a batch scorer: nothing to do is not a failure.
+    colour = "yellow" if result.status == "skipped" else "green"
+    console.print(f"[{colour}]batch[/{colour}] {workload}: {result.summary}")
 
 
 @app.command()

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import pandas as pd
 
 from loopml.sdk.batch import BatchSpec
-from loopml.sdk.capabilities import FeatureViews
+from loopml.sdk.capabilities import BatchScorer, FeatureViews
 from loopml.sdk.workload import EvalOutput, TrainOutput, Workload
 from loopml.workloads.recsys import holdout, tuning
 from loopml.workloads.recsys.config import RecsysSettings
@@ -112,6 +112,12 @@ class RecsysWorkload(Workload):
     def feature_views(self) -> FeatureViews:
         """Profiles, history, popularity and today's interactions."""
         return RecsysFeatureViews()
+
+    def batch_scorer(self) -> BatchScorer:
+        """Every user's top-k, table ``recommendations`` (``recsys/batch.py``)."""
+        from loopml.workloads.recsys.batch import RecsysBatchScorer
+
+        return RecsysBatchScorer()
 
     def models(self) -> Mapping[str, Callable[[], Any]]:
         """The ranker, ALS and the popularity baselines."""
