@@ -477,8 +477,9 @@ def monitor(
     """Compare the recent data with the champion's training data: drift, quality.
 
     Data drift per column (normed Wasserstein or PSI, thresholds in the
-    `monitor:` settings), prediction drift and live WAPE (demand), missing
-    data, the model's age. Writes <home>/reports/<workload>/monitor-D.html and
+    `monitor:` settings), what the workload measures live (demand: prediction
+    drift and live WAPE), missing data, the model's age. A workload without
+    a monitor has nothing to do. Writes <home>/reports/<workload>/monitor-D.html and
     .json and <home>/state/<workload>/monitor.json (read by the service's
     /metrics). Drift posts one alert to LOOPML_ALERT_WEBHOOK_URL per incident
     and cool-down. Exits 0 when it ran, drift or not; 1 when it could not run.
@@ -489,7 +490,7 @@ def monitor(
     from loopml.stages import monitor as monitor_stage
 
     result = _call_stage("monitor", lambda: monitor_stage.run(settings, workload, day))
-    colour = "yellow" if result.status == "drift" else "green"
+    colour = "yellow" if result.status in ("drift", "skipped") else "green"
     console.print(f"[{colour}]monitor[/{colour}] {workload}: {result.summary}")
 
 

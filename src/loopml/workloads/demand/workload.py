@@ -12,7 +12,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from loopml.sdk.batch import BatchSpec, DailyBatch
-from loopml.sdk.capabilities import BatchScorer, FeatureViews
+from loopml.sdk.capabilities import BatchScorer, FeatureViews, Monitor
 from loopml.sdk.workload import EvalOutput, TrainOutput, Workload
 from loopml.workloads.demand import data as demand_data
 from loopml.workloads.demand import holdout, tuning
@@ -144,6 +144,12 @@ class DemandWorkload(Workload):
         from loopml.workloads.demand.batch import DemandBatchScorer
 
         return DemandBatchScorer()
+
+    def monitor(self) -> Monitor:
+        """Sales index drift, prediction drift, live WAPE (``monitoring.py``)."""
+        from loopml.workloads.demand.monitoring import DemandMonitor
+
+        return DemandMonitor()
 
     def models(self) -> Mapping[str, Callable[[], Any]]:
         """The forecaster and the seasonal-naive baseline."""

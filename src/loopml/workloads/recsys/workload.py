@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import pandas as pd
 
 from loopml.sdk.batch import BatchSpec
-from loopml.sdk.capabilities import BatchScorer, FeatureViews
+from loopml.sdk.capabilities import BatchScorer, FeatureViews, Monitor
 from loopml.sdk.workload import EvalOutput, TrainOutput, Workload
 from loopml.workloads.recsys import holdout, tuning
 from loopml.workloads.recsys.config import RecsysSettings
@@ -118,6 +118,12 @@ class RecsysWorkload(Workload):
         from loopml.workloads.recsys.batch import RecsysBatchScorer
 
         return RecsysBatchScorer()
+
+    def monitor(self) -> Monitor:
+        """The interaction mix and quality (``recsys/monitoring.py``)."""
+        from loopml.workloads.recsys.monitoring import RecsysMonitor
+
+        return RecsysMonitor()
 
     def models(self) -> Mapping[str, Callable[[], Any]]:
         """The ranker, ALS and the popularity baselines."""
