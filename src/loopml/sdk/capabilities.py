@@ -385,6 +385,14 @@ class DaySource(ABC):
     #: whether :meth:`days` can inject drift (``replay --drift-from``).
     can_drift: ClassVar[bool] = False
 
+    def check(self, settings: Settings) -> None:
+        """Refuse, before anything runs, a configuration with no new days.
+
+        Raises:
+            ValueError: e.g. a real dataset, which has no days after its end.
+        """
+        return None
+
     @abstractmethod
     def days(
         self,

@@ -298,39 +298,6 @@ def performance(
     }
 
 
-def next_day_forecasts(
-    model: DemandForecastModel,
-    data: pd.DataFrame,
-    plan: pd.DataFrame,
-    day: pd.Timestamp,
-) -> pd.DataFrame:
-    """Forecast ``plan``'s rows (the next day) from every series' state at ``day``.
-
-    What a daily batch would do: the state comes from the validated data
-    (as the online store has it after ``loopml features``), the plan holds
-    the target day's keys and planned ``price, promo, holiday``.
-
-    Returns:
-        ``plan``'s keys, ``date`` (ISO text), planned inputs, ``horizon``,
-        ``origin`` and ``forecast``, in the inference log's columns.
-    """
-    state = origin_state(data, day)
-    last = data[data["date"] == day][[*KEYS, "price"]]
-    state = state.merge(
-        last.rename(columns={"price": "last_price"}), on=KEYS, how="left"
-    )
-    rows = plan[[*KEYS, "date", "price", "promo", "holiday"]].reset_index(drop=True)
-    values = model.forecast(rows, state=state, origin=day)
-    target = pd.to_datetime(rows["date"])
-    return rows.assign(
-        date=target.dt.strftime("%Y-%m-%d"),
-        horizon=(target - day).dt.days.astype("int64"),
-        forecast=values,
-        origin=day.strftime("%Y-%m-%d"),
-        features="replay",
-    )
-
-
 def in_window(
     logged: pd.DataFrame, day: pd.Timestamp, window_days: int
 ) -> pd.DataFrame:

@@ -12,7 +12,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from loopml.sdk.batch import BatchSpec, DailyBatch
-from loopml.sdk.capabilities import BatchScorer, FeatureViews, Monitor
+from loopml.sdk.capabilities import BatchScorer, DaySource, FeatureViews, Monitor
 from loopml.sdk.workload import EvalOutput, TrainOutput, Workload
 from loopml.workloads.demand import data as demand_data
 from loopml.workloads.demand import holdout, tuning
@@ -150,6 +150,12 @@ class DemandWorkload(Workload):
         from loopml.workloads.demand.monitoring import DemandMonitor
 
         return DemandMonitor()
+
+    def day_source(self) -> DaySource:
+        """The generated world after the history, for replay (``replay.py``)."""
+        from loopml.workloads.demand.replay import DemandDaySource
+
+        return DemandDaySource()
 
     def models(self) -> Mapping[str, Callable[[], Any]]:
         """The forecaster and the seasonal-naive baseline."""
