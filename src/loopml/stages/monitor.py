@@ -117,7 +117,7 @@ def _context(
         numerical: list[str],
         categorical: list[str],
     ) -> dict[str, Any]:
-        verdict = detect(reference, current, cfg, numerical, categorical, False)
+        verdict = detect(reference, current, cfg, numerical, categorical, summary=False)
         return verdict.to_dict()
 
     return MonitorContext(
