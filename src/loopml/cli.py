@@ -489,7 +489,9 @@ def batch(
     result = _call_stage(
         "batch", lambda: batch_stage.run(settings, workload, day, require_champion=True)
     )
-    console.print(f"[green]batch[/green] {workload}: {result.summary}")
+    # Skipped only without a batch scorer: nothing to do is not a failure.
+    colour = "yellow" if result.status == "skipped" else "green"
+    console.print(f"[{colour}]batch[/{colour}] {workload}: {result.summary}")
 
 
 @app.command()
@@ -507,8 +509,9 @@ def monitor(
     """Compare the recent data with the champion's training data: drift, quality.
 
     Data drift per column (normed Wasserstein or PSI, thresholds in the
-    `monitor:` settings), prediction drift and live WAPE (demand), missing
-    data, the model's age. Writes <home>/reports/<workload>/monitor-D.html and
+    `monitor:` settings), what the workload measures live (demand: prediction
+    drift and live WAPE), missing data, the model's age. A workload without
+    a monitor has nothing to do. Writes <home>/reports/<workload>/monitor-D.html and
     .json and <home>/state/<workload>/monitor.json (read by the service's
     /metrics). Drift posts one alert to LOOPML_ALERT_WEBHOOK_URL per incident
     and cool-down. Exits 0 when it ran, drift or not; 1 when it could not run.
@@ -521,7 +524,7 @@ def monitor(
     from loopml.stages import monitor as monitor_stage
 
     result = _call_stage("monitor", lambda: monitor_stage.run(settings, workload, day))
-    colour = "yellow" if result.status == "drift" else "green"
+    colour = "yellow" if result.status in ("drift", "skipped") else "green"
     console.print(f"[{colour}]monitor[/{colour}] {workload}: {result.summary}")
 
 

@@ -136,6 +136,6 @@ def test_a_new_batch_file_is_served_without_restart(
 ) -> None:
     user = str(history["user_id"].iloc[0])
     day = "2031-01-01"
-    _cli(home, "batch", "--date", day)
+    _cli(home, "batch", "-w", "recsys", "--date", day)
     body = _get(url, user, k=3).json()
     assert body["source"] == "batch" and body["batch_date"] == day

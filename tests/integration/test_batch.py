@@ -1,5 +1,9 @@
 """The daily recsys batch: replace-not-duplicate, valid top-k, and crash safety.
 
+The platform's batch stage is generic (``loopml.stages.batch``); recsys's
+``RecsysBatchScorer`` says what it scores. The demand batch has its own file
+(``test_demand_batch.py``).
+
 One tiny home is built per module (ingest, validate, features, train; the
 version is made champion directly: the promotion gate is not tested here).
 """
@@ -24,9 +28,11 @@ import conftest
 from loopml.core.config import Settings, load_settings
 from loopml.core.errors import StageError
 from loopml.core.runtime import configure_environment
+from loopml.data.results import batch_dir, result_path
 from loopml.models.registry import CHAMPION, set_alias
 from loopml.stages import batch
 from loopml.stages.runner import run_stage
+from loopml.workloads.recsys.batch import RecsysBatchScorer
 
 PG_URI = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 K = 10  # settings.recsys.k
@@ -66,7 +72,7 @@ def _sql(settings: Settings, day: dt.date) -> pd.DataFrame:
 
 
 def _parquet(settings: Settings, day: dt.date) -> pd.DataFrame:
-    frame = pd.read_parquet(batch.result_path(settings, "recsys", day))
+    frame = pd.read_parquet(result_path(settings, "recsys", day))
     return frame.sort_values(["user_id", "rank"]).reset_index(drop=True)
 
 
@@ -74,7 +80,7 @@ def test_a_day_run_twice_leaves_one_set_of_results(settings: Settings) -> None:
     day, other = dt.date(2030, 1, 1), dt.date(2030, 1, 2)
     first = batch.run(settings, "recsys", day)
     assert first.status == "ok"
-    users = first.details["users"]
+    users = first.details["entities"]
     assert users > 100 and first.details["rows"] == users * K
     before = _sql(settings, day)
     batch.run(settings, "recsys", other)
@@ -87,9 +93,7 @@ def test_a_day_run_twice_leaves_one_set_of_results(settings: Settings) -> None:
     pd.testing.assert_frame_equal(_sql(settings, day), before)
     # The other day is untouched, and the only other file in the folder.
     assert len(_sql(settings, other)) == users * K
-    files = sorted(
-        p.name for p in batch.batch_dir(settings, "recsys").glob("*.parquet")
-    )
+    files = sorted(p.name for p in batch_dir(settings, "recsys").glob("*.parquet"))
     assert files == ["date=2030-01-01.parquet", "date=2030-01-02.parquet"]
 
 
@@ -113,6 +117,28 @@ def test_results_are_k_distinct_unconsumed_items_per_user(settings: Settings) ->
     assert frame["reason"].str.startswith(("because you took", "popular")).all()
 
 
+def test_the_table_is_made_from_the_scorer_schema(settings: Settings) -> None:
+    from sqlalchemy import create_engine, inspect
+
+    batch.run(settings, "recsys", dt.date(2030, 4, 1))
+    engine = create_engine(batch.database_url(settings, "recsys"))
+    try:
+        table = inspect(engine)
+        columns = [c["name"] for c in table.get_columns("recommendations")]
+        primary = table.get_pk_constraint("recommendations")["constrained_columns"]
+        unique = table.get_unique_constraints("recommendations")
+    finally:
+        engine.dispose()
+    assert columns == [
+        "date",
+        *RecsysBatchScorer.schema.names,
+        "model_version",
+        "created_at",
+    ]
+    assert primary == ["date", "user_id", "rank"]
+    assert [u["column_names"] for u in unique] == [["date", "user_id", "item_id"]]
+
+
 def test_default_day_is_the_day_after_the_last_interaction(
     settings: Settings,
 ) -> None:
@@ -122,10 +148,9 @@ def test_default_day_is_the_day_after_the_last_interaction(
     assert result.details["date"] == (last + dt.timedelta(days=1)).isoformat()
 
 
-def test_no_champion_or_no_batch_is_skipped_or_refused(
+def test_no_champion_is_skipped_or_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings: Settings
 ) -> None:
-    assert batch.run(settings, "demand").status == "skipped"
     monkeypatch.setenv("LOOPML_HOME", str(tmp_path / "empty"))
     empty = load_settings("default")
     configure_environment(empty.home)
@@ -140,12 +165,13 @@ def test_kill_9_mid_write_leaves_the_previous_results(
 ) -> None:
     day = dt.date(2030, 3, 1)
     batch.run(settings, "recsys", day)
-    path = batch.result_path(settings, "recsys", day)
+    path = result_path(settings, "recsys", day)
     parquet_before, sql_before = path.read_bytes(), _sql(settings, day)
     assert len(sql_before) > 0
     # A run that would write 3 items per user, paused before commit and swap.
     proc = subprocess.Popen(
-        [sys.executable, "-m", "loopml.cli", "batch", "--date", day.isoformat()],
+        [sys.executable, "-m", "loopml.cli", "batch", "-w", "recsys"]
+        + ["--date", day.isoformat()],
         env=conftest.subprocess_env(
             home, LOOPML_WORKLOADS__RECSYS__K="3", **{batch.PAUSE_ENV: "120"}
         ),
@@ -191,11 +217,11 @@ def test_production_profile_writes_to_postgresql(
     from sqlalchemy import create_engine, delete, func, select
 
     # The table in the shared database; the model from this home's registry.
-    monkeypatch.setenv("LOOPML_WORKLOADS__RECSYS__BATCH_DB", PG_URI)
+    monkeypatch.setenv("LOOPML_BATCH__DATABASE_URL", PG_URI)
     settings = load_settings("default")
     # A day of its own, far from any real one, so parallel runs never meet.
     day = dt.date(1901, 1, 1) + dt.timedelta(days=uuid.uuid4().int % 20_000)
-    table = batch.result_table()
+    table = batch.result_table(RecsysBatchScorer())
     engine = create_engine(PG_URI)
     try:
         first = batch.run(settings, "recsys", day)

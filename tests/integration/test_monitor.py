@@ -120,3 +120,48 @@ def test_monitor_writes_reports_state_and_metrics(
     linked = client.get(f"/reports/demand/monitor-{day}.html")
     assert linked.status_code == 200
     assert linked.content == html.read_bytes()
+
+
+def test_recsys_monitor_measures_no_live_metric_and_ages_from_the_tag(
+    tiny_env: Path,
+) -> None:
+    from mlflow import MlflowClient
+
+    from loopml.core.runtime import configure_environment
+    from loopml.models.registry import CHAMPION, set_alias
+    from loopml.models.tracking import DATA_END_TAG
+    from loopml.stages.runner import run_stage
+
+    settings = load_settings("default")
+    configure_environment(settings.home)
+    for stage in ("ingest", "validate", "features", "train"):
+        run_stage(stage, settings, "recsys")
+    set_alias("recsys", CHAMPION, "1")
+
+    result = monitor.run(settings, "recsys")
+    state = json.loads((settings.state_dir("recsys") / "monitor.json").read_text())
+    assert result.status in {"ok", "drift"}
+    assert set(state["drift"]["columns"]) == {
+        "segment",
+        "category",
+        "event",
+        "segment_category",
+        "item_popularity",
+        "user_activity",
+    }
+    assert state["not_measured"] == ["prediction_drift", "performance"]
+    assert state["prediction_drift"] is None and state["performance"] is None
+    assert "challengers" not in state
+    assert state["model_age_days"] == 0 and "model age 0 d" in result.summary
+    assert state["quality"]["rows"] > 0
+
+    # A version without the data-end tag (trained before it existed): its age
+    # is unknown, not guessed, and the reference ends before the window.
+    MlflowClient().delete_model_version_tag("recsys", "1", DATA_END_TAG)
+    unknown = monitor.run(settings, "recsys")
+    state = json.loads((settings.state_dir("recsys") / "monitor.json").read_text())
+    assert state["model_age_days"] is None and "model age unknown" in unknown.summary
+    window = pd.Timedelta(days=settings.monitor.window_days)
+    assert state["reference"]["end"] == str(
+        (pd.Timestamp(state["date"]) - window).date()
+    )

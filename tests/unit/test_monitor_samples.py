@@ -1,4 +1,4 @@
-"""The monitored columns of both workloads, on their generators."""
+"""The monitored columns of both workloads, on their generators; the summary."""
 
 from __future__ import annotations
 
@@ -7,10 +7,13 @@ import pytest
 
 from loopml.core.config import MonitorSettings
 from loopml.monitoring.drift import detect
+from loopml.stages.monitor import summary_line
 from loopml.workloads.demand import monitoring as demand
 from loopml.workloads.demand.data import generate as generate_demand
+from loopml.workloads.demand.monitoring import DemandMonitor
 from loopml.workloads.recsys import monitoring as recsys
 from loopml.workloads.recsys.generator import generate as generate_recsys
+from loopml.workloads.recsys.monitoring import RecsysMonitor
 
 CFG = MonitorSettings()
 
@@ -65,3 +68,30 @@ def test_recsys_new_items_move_item_popularity() -> None:
     assert (current["item_popularity"] == 0).all()
     verdict = detect(reference, current, CFG, ["item_popularity"], summary=False)
     assert verdict.columns["item_popularity"].drifted is True
+
+
+def test_the_workloads_monitors_watch_these_columns() -> None:
+    assert DemandMonitor.numerical == tuple(demand.NUMERICAL)
+    assert RecsysMonitor.categorical == tuple(recsys.CATEGORICAL)
+    # recsys measures nothing live: the monitor reports it as not measured.
+    assert RecsysMonitor().live(None) == {}  # type: ignore[arg-type]
+
+
+def test_the_summary_says_why_when_only_the_predictions_drifted() -> None:
+    doc = {
+        "date": "2025-03-01",
+        "drift": {"share": 0.0, "drifted": []},
+        "prediction_drift": {"drifted": True, "score": 0.83, "threshold": 0.6},
+        "model_age_days": None,
+    }
+    line = summary_line(doc, "monitor-2025-03-01.json")
+    assert line == (
+        "2025-03-01: drift share 0.00 (no column drifted; predictions drifted "
+        "(0.83 >= 0.6)), model age unknown -> monitor-2025-03-01.json"
+    )
+    doc["drift"] = {"share": 0.5, "drifted": ["sales_index"]}
+    doc["prediction_drift"] = {"drifted": False, "score": 0.1, "threshold": 0.6}
+    doc["model_age_days"] = 4
+    assert summary_line(doc, "m.json") == (
+        "2025-03-01: drift share 0.50 (sales_index), model age 4 d -> m.json"
+    )

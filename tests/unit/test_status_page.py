@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from fastapi.testclient import TestClient
@@ -61,3 +62,16 @@ def test_page_escapes_what_it_shows(tiny_env: Path) -> None:
 
     assert "<script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_an_unknown_model_age_is_shown_as_unknown(tiny_env: Path) -> None:
+    settings = load_settings("default")
+    state = settings.state_dir("demand")
+    state.mkdir(parents=True)
+    doc = {"date": "2025-01-02", "model_version": "1", "model_age_days": None}
+    doc["drift"] = {"share": 0.0, "drifted": []}
+    (state / "monitor.json").write_text(json.dumps(doc))
+
+    page = render_html(collect(settings))
+
+    assert "<tr><td>Model age</td><td>unknown</td></tr>" in page

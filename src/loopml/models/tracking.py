@@ -15,6 +15,10 @@ from loopml.core.config import Settings
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
+#: Model version tag: the last day of the training data (``YYYY-MM-DD``), set
+#: by ``train``; the monitor's reference ends there and the model's age counts
+#: from it.
+DATA_END_TAG = "loopml.data_end"
 
 
 def setup_mlflow(settings: Settings) -> str:

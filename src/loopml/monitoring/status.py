@@ -225,6 +225,11 @@ def _esc(value: Any) -> str:
     return html.escape("-" if value is None else str(value))
 
 
+def _age(days: Any) -> str:
+    """A model's age; unknown for a version without its data end."""
+    return "unknown" if days is None else f"{_esc(days)} days"
+
+
 def _metrics_text(metrics: dict[str, float]) -> str:
     return ", ".join(f"{k} = {v:.4g}" for k, v in metrics.items()) or "-"
 
@@ -263,7 +268,7 @@ def _monitor_html(
     rows = [
         ["Day", _esc(monitor["date"])],
         ["Drift", f"{verdict} (share {share:.2f})" if share is not None else verdict],
-        ["Model age", f"{_esc(monitor['model_age_days'])} days"],
+        ["Model age", _age(monitor["model_age_days"])],
     ]
     perf = monitor["performance"] or {}
     if perf.get("value") is not None:

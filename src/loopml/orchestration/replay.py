@@ -1,24 +1,24 @@
 """Replay: live the days after the history one by one, drifted or not.
 
-``loopml replay -w demand --days N [--drift-from K]`` starts from a home with
-a demand champion (without one, it first runs the whole loop on the
+``loopml replay -w W --days N [--drift-from K]`` starts from a home with a
+champion of ``W`` (without one, it first runs the whole loop on the
 history) and, for each of the N days after the last validated day:
 
-1. **ingest** that day's batch, cut from the generator extended by N days
-   (``generate(..., drift_from_day=...)`` drifts replay days K.. when asked:
-   level x1.6, weekly pattern shifted by three days), then **validate** it;
-2. **batch scoring**: the champion forecasts the next day from today's
-   state, logged to the inference log (``source=batch``), as a daily batch
-   job would, so the monitor's live WAPE has served forecasts to judge;
+1. **ingest** that day's rows, from the workload's
+   :class:`~loopml.sdk.capabilities.DaySource` (which drifts replay days K..
+   when asked and it can), as a delivered daily batch, then **validate** it;
+2. **daily predictions**: what a daily job would have answered for the next
+   day (the source's ``daily_predictions``; demand: the champion's next-day
+   forecasts from today's state) goes to the inference log
+   (``source=batch``), so the monitor has served predictions to judge;
 3. **monitor** the day (drift against the champion's training data, live
-   WAPE, age);
+   metric, age);
 4. **retrain** if the policy says so (``loopml.stages.retrain``).
 
 The per-day table (date, drift share and drifted columns, trigger,
 decision, champion) is returned and written as JSON and Markdown to
-``<home>/reports/demand/replay-<first day>-<N>d[-drift<K>].{json,md}``.
-Only the generated dataset can be replayed: a real dataset has no days after
-its end.
+``<home>/reports/<w>/replay-<first day>-<N>d[-drift<K>].{json,md}``.
+A workload without a day source has nothing to replay.
 """
 
 from __future__ import annotations
@@ -43,13 +43,12 @@ from loopml.models.integrity import load_verified
 from loopml.models.registry import CHAMPION, get_alias
 from loopml.models.tracking import setup_mlflow
 from loopml.monitoring.inference_log import write_part
+from loopml.sdk.capabilities import DaySource, MissingCapabilityError, require
+from loopml.sdk.workload import Workload, get_workload
 from loopml.stages import ingest, monitor, retrain, validate
-from loopml.workloads.demand import data as demand_data
-from loopml.workloads.demand.config import DemandSettings
 
 log = logging.getLogger(__name__)
 
-WORKLOAD = "demand"
 ONE_DAY = pd.Timedelta(days=1)
 
 
@@ -76,6 +75,7 @@ class ReplayDay:
 class ReplayReport:
     """The whole replay: its parameters, days and where the report went."""
 
+    workload: str
     days: list[ReplayDay]
     n_days: int
     drift_from: int | None
@@ -89,68 +89,61 @@ class ReplayReport:
         return [d for d in self.days if d.decision not in ("none", "")]
 
 
-def _world(
-    settings: Settings, last: pd.Timestamp, days: int, drift_from: int | None
-) -> pd.DataFrame:
-    """The generated days after ``last`` (one more, for the last day's batch)."""
-    cfg = DemandSettings.of(settings)
-    first_index = (last - pd.Timestamp(cfg.start)).days + 1
-    world = demand_data.generate(
-        n_stores=cfg.n_stores,
-        n_items=cfg.n_items,
-        n_days=first_index + days + 1,
-        start=cfg.start,
-        seed=settings.seed,
-        drift_from_day=None if drift_from is None else first_index + drift_from - 1,
-    )
-    return world[world["date"] > last].reset_index(drop=True)
-
-
-def _ensure_champion(settings: Settings) -> None:
+def _ensure_champion(settings: Settings, workload: str) -> None:
     """Run the whole loop on the history when there is no champion yet."""
     from loopml.orchestration.runner import run_loop
 
     setup_mlflow(settings)
-    if get_alias(WORKLOAD, CHAMPION) is not None:
+    if get_alias(workload, CHAMPION) is not None:
         return
-    log.info("no %s champion: running the loop on the history first", WORKLOAD)
-    failed = [t for t in run_loop(settings, [WORKLOAD]) if t.result.status == "failed"]
+    log.info("no %s champion: running the loop on the history first", workload)
+    failed = [t for t in run_loop(settings, [workload]) if t.result.status == "failed"]
     if failed:
         stage = failed[0].result
         raise StageError(f"the first loop failed at {stage.stage}: {stage.summary}")
-    if get_alias(WORKLOAD, CHAMPION) is None:
+    if get_alias(workload, CHAMPION) is None:
         raise StageError("the gate refused the first model: no champion to replay")
 
 
-def _score_next_day(settings: Settings, day: pd.Timestamp, plan: pd.DataFrame) -> int:
-    """Log the champion's forecasts of the next day, made from ``day``'s state."""
-    from loopml.workloads.demand.monitoring import next_day_forecasts
-
-    champion = get_alias(WORKLOAD, CHAMPION)
-    if champion is None or plan.empty:
+def _log_predictions(
+    settings: Settings,
+    workload: str,
+    source: DaySource,
+    day: pd.Timestamp,
+    next_rows: pd.DataFrame,
+) -> int:
+    """Log what a daily job would have answered for the day after ``day``."""
+    if type(source).daily_predictions is DaySource.daily_predictions:
+        return 0  # nothing to log: spare loading the champion
+    champion = get_alias(workload, CHAMPION)
+    if champion is None:
         return 0
     version = str(champion.version)
-    model: Any = load_verified(WORKLOAD, version).unwrap_python_model()
-    data = pd.read_parquet(settings.data_dir(WORKLOAD) / "validated.parquet")
-    rows = next_day_forecasts(model, data, plan, day)
+    model: Any = load_verified(workload, version).unwrap_python_model()
+    data = pd.read_parquet(settings.data_dir(workload) / "validated.parquet")
+    rows = source.daily_predictions(model, data, next_rows, day)
+    if rows is None or rows.empty:
+        return 0
     meta = {
         "ts": dt.datetime.now(dt.UTC),
         "request_id": uuid.uuid4().hex,
-        "workload": WORKLOAD,
+        "workload": workload,
         "source": "batch",
         "model_version": version,
         "latency_seconds": 0.0,
     }
-    frame = rows.assign(**meta, store_id=rows["store_id"].astype(str))
-    frame["item_id"] = frame["item_id"].astype(str)
-    write_part(settings.home / "inference", WORKLOAD, day.date(), frame)
-    return len(frame)
+    write_part(settings.home / "inference", workload, day.date(), rows.assign(**meta))
+    return len(rows)
 
 
-def _monitored(settings: Settings, day: pd.Timestamp) -> dict[str, Any]:
-    """The monitor report of ``day`` (written by ``monitor.run``)."""
-    path = monitor.report_paths(settings, WORKLOAD, day.date())["json"]
-    doc: dict[str, Any] = json.loads(Path(path).read_text(encoding="utf-8"))
+def _monitored(
+    settings: Settings, workload: str, day: pd.Timestamp
+) -> dict[str, Any] | None:
+    """The monitor report of ``day`` (None: the workload has no monitor)."""
+    path = Path(monitor.report_paths(settings, workload, day.date())["json"])
+    if not path.is_file():
+        return None
+    doc: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return doc
 
 
@@ -163,10 +156,10 @@ def _top_score(doc: dict[str, Any]) -> str:
     return f"{name} {judged[name]['score']:.2f}"
 
 
-def _retrain(settings: Settings, day: pd.Timestamp) -> tuple[str, str]:
+def _retrain(settings: Settings, workload: str, day: pd.Timestamp) -> tuple[str, str]:
     """Run the retrain stage for ``day``: (triggers, decision)."""
     try:
-        result = retrain.run(settings, WORKLOAD, day.date())
+        result = retrain.run(settings, workload, day.date())
     except StageError as error:
         log.error("retrain failed on %s: %s", day.date(), error)
         return "?", "failed"
@@ -176,40 +169,44 @@ def _retrain(settings: Settings, day: pd.Timestamp) -> tuple[str, str]:
 
 def _one_day(
     settings: Settings,
+    workload: Workload,
+    source: DaySource,
     index: int,
     day: pd.Timestamp,
     world: pd.DataFrame,
     drifted_input: bool,
 ) -> ReplayDay:
-    """Ingest, validate, score, monitor and maybe retrain one day."""
+    """Ingest, validate, log predictions, monitor and maybe retrain one day."""
     started = time.perf_counter()
-    rows = world[world["date"] == day]
-    delivery = settings.home / "replay" / f"date={day:%Y-%m-%d}.parquet"
+    name = workload.name
+    when = world[workload.batch_spec.time_column].dt.normalize()
+    rows = world[when == day]
+    delivery = settings.home / "replay" / name / f"date={day:%Y-%m-%d}.parquet"
     delivery.parent.mkdir(parents=True, exist_ok=True)
     rows.to_parquet(delivery, index=False)
     with stage_context("ingest"):
-        ingest.run(settings, WORKLOAD, day=day.date(), source=delivery)
+        ingest.run(settings, name, day=day.date(), source=delivery)
     with stage_context("validate"):
-        validate.run(settings, WORKLOAD)  # a refused day raises StageError
+        validate.run(settings, name)  # a refused day raises StageError
     with stage_context("batch"):
-        _score_next_day(settings, day, world[world["date"] == day + ONE_DAY])
+        _log_predictions(settings, name, source, day, world[when == day + ONE_DAY])
     with stage_context("monitor"):
-        monitor.run(settings, WORKLOAD, day.date())
-    doc = _monitored(settings, day)
+        monitor.run(settings, name, day.date())
+    doc = _monitored(settings, name, day)
     with stage_context("retrain"):
-        trigger, decision = _retrain(settings, day)
-    prediction = doc.get("prediction_drift") or {}
-    performance = doc.get("performance") or {}
-    champion = get_alias(WORKLOAD, CHAMPION)
+        trigger, decision = _retrain(settings, name, day)
+    prediction = (doc or {}).get("prediction_drift") or {}
+    performance = (doc or {}).get("performance") or {}
+    champion = get_alias(name, CHAMPION)
     return ReplayDay(
         day=index,
         date=day.date().isoformat(),
         drifted_input=drifted_input,
         rows=len(rows),
-        drift_share=float(doc["drift"]["share"]),
-        drifted=[*doc["drift"]["drifted"]]
+        drift_share=None if doc is None else float(doc["drift"]["share"]),
+        drifted=([] if doc is None else [*doc["drift"]["drifted"]])
         + (["predictions"] if prediction.get("drifted") else []),
-        top_score=_top_score(doc),
+        top_score="-" if doc is None else _top_score(doc),
         live_ratio=performance.get("ratio"),
         live_n=int(performance.get("n") or 0),
         trigger=trigger,
@@ -227,12 +224,13 @@ def markdown(report: ReplayReport) -> str:
         else f"drift from day {report.drift_from}"
     )
     lines = [
-        f"# Replay: {report.n_days} days of demand from {report.first_date} ({drift})",
+        f"# Replay: {report.n_days} days of {report.workload} from "
+        f"{report.first_date} ({drift})",
         "",
         f"{len(report.retrains)} retrain(s); {report.seconds:.0f} s in all.",
         "",
         "| day | date | drifted input | drift share | largest score | drifted "
-        "| live WAPE ratio (n) | trigger | decision | champion |",
+        "| live metric ratio (n) | trigger | decision | champion |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for d in report.days:
@@ -246,6 +244,35 @@ def markdown(report: ReplayReport) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _source(
+    settings: Settings, workload: Workload, days: int, drift_from: int | None
+) -> DaySource:
+    """The workload's day source, checked against the replay asked for.
+
+    Raises:
+        StageError: no day source, or a configuration it cannot replay.
+        ValueError: ``days`` or ``drift_from`` out of range, or drift from a
+            source that cannot drift.
+    """
+    if days < 1 or (drift_from is not None and not 1 <= drift_from <= days):
+        raise ValueError(f"need days >= 1 and 1 <= drift_from <= days ({days})")
+    try:
+        source: DaySource = require(workload, "day_source")
+    except MissingCapabilityError as error:
+        message = f"{workload.name} has no day source: nothing to replay"
+        raise StageError(message) from error
+    if drift_from is not None and not source.can_drift:
+        raise ValueError(
+            f"the {workload.name} day source cannot drift: replay it without "
+            "--drift-from"
+        )
+    try:
+        source.check(settings)
+    except ValueError as error:  # e.g. real data: known before any loop runs
+        raise StageError(str(error)) from error
+    return source
+
+
 def run(
     settings: Settings,
     workload_name: str,
@@ -253,54 +280,59 @@ def run(
     drift_from: int | None = None,
     on_day: Callable[[ReplayDay], None] | None = None,
 ) -> ReplayReport:
-    """Replay ``days`` generated days after the history through the daily loop.
+    """Replay ``days`` new days after the history through the daily loop.
 
     Args:
-        settings: the active settings (the demand generator's size, the
-            monitor's windows, the retrain policy).
+        settings: the active settings (the source's size, the monitor's
+            windows, the retrain policy).
+        workload_name: a registered workload with a day source.
         days: how many days to replay.
-        drift_from: the replay day (1-based) from which the generated data
-            drifts; ``None`` for none.
+        drift_from: the replay day (1-based) from which the source drifts;
+            ``None`` for none.
         on_day: called after each day (for progress output).
 
     Returns:
         The per-day table and where its JSON and Markdown went.
 
     Raises:
-        StageError: not the generated dataset, no champion could be made, or
-            a stage other than retrain failed.
-        ValueError: ``days`` or ``drift_from`` out of range.
+        StageError: no day source, a source with no new days (a real
+            dataset), no champion could be made, or a stage other than
+            retrain failed.
+        ValueError: ``days`` or ``drift_from`` out of range, or
+            ``drift_from`` for a source that cannot drift.
     """
-    if days < 1 or (drift_from is not None and not 1 <= drift_from <= days):
-        raise ValueError(f"need days >= 1 and 1 <= drift_from <= days ({days})")
-    if DemandSettings.of(settings).dataset != "generated":
-        raise StageError(
-            f"only the generated demand dataset can be replayed, not "
-            f"{DemandSettings.of(settings).dataset!r}: real data has no days "
-            "after its end"
-        )
+    workload = get_workload(workload_name)
+    source = _source(settings, workload, days, drift_from)
     started = time.perf_counter()
-    _ensure_champion(settings)
-    validated = settings.data_dir(WORKLOAD) / "validated.parquet"
-    last = pd.Timestamp(pd.read_parquet(validated, columns=["date"])["date"].max())
-    world = _world(settings, last, days, drift_from)
+    _ensure_champion(settings, workload_name)
+    column = workload.batch_spec.time_column
+    validated = settings.data_dir(workload_name) / "validated.parquet"
+    times = pd.read_parquet(validated, columns=[column])[column]
+    last = pd.Timestamp(times.max()).normalize()
+    # One day more than replayed: the last day's predictions are for it.
+    world = source.days(settings, last + ONE_DAY, days + 1, drift_from)
     log.info(
-        "replaying %d days after %s (drift from %s)", days, last.date(), drift_from
+        "replaying %d days of %s after %s (drift from %s)",
+        days,
+        workload_name,
+        last.date(),
+        drift_from,
     )
     done: list[ReplayDay] = []
     for index in range(1, days + 1):
         day = last + index * ONE_DAY
         drifted = drift_from is not None and index >= drift_from
-        done.append(_one_day(settings, index, day, world, drifted))
+        done.append(_one_day(settings, workload, source, index, day, world, drifted))
         if on_day:
             on_day(done[-1])
     first = (last + ONE_DAY).date().isoformat()
     stem = f"replay-{first}-{days}d" + (
         "" if drift_from is None else f"-drift{drift_from}"
     )
-    folder = settings.home / "reports" / WORKLOAD
+    folder = settings.home / "reports" / workload_name
     paths = {"json": folder / f"{stem}.json", "md": folder / f"{stem}.md"}
     report = ReplayReport(
+        workload=workload_name,
         days=done,
         n_days=days,
         drift_from=drift_from,
@@ -314,8 +346,9 @@ def run(
     )
     paths["md"].write_text(markdown(report), encoding="utf-8")
     log.info(
-        "replayed %d days in %.0fs: %d retrains",
+        "replayed %d days of %s in %.0fs: %d retrains",
         days,
+        workload_name,
         report.seconds,
         len(report.retrains),
     )

@@ -323,8 +323,11 @@ class MonitorContext:
         model: loads the champion's python model (checksum-checked).
         logged: the inference log rows of the workload over the last N days
             up to ``day`` (empty frame: none).
-        detect: the drift test (``reference, current, numerical,
-            categorical`` -> per-column verdicts, as in the data drift).
+        detect: the drift test of the data drift (``reference, current,
+            numerical, categorical``), judged by the monitor's thresholds:
+            ``{"share", "dataset_drift", "drifted", "columns": {name:
+            verdict}}``, each verdict with ``method``, ``threshold``,
+            ``score``, ``judged``, ``drifted`` and both sample sizes.
     """
 
     settings: Settings
@@ -381,6 +384,14 @@ class DaySource(ABC):
 
     #: whether :meth:`days` can inject drift (``replay --drift-from``).
     can_drift: ClassVar[bool] = False
+
+    def check(self, settings: Settings) -> None:
+        """Refuse, before anything runs, a configuration with no new days.
+
+        Raises:
+            ValueError: e.g. a real dataset, which has no days after its end.
+        """
+        return None
 
     @abstractmethod
     def days(

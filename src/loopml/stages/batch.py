@@ -1,15 +1,23 @@
-"""Batch: the champion's top-k for every known user, for one day, atomically.
+"""Batch: the champion's results for every entity, for one day, atomically.
 
-Only workloads with a daily batch (``recsys``) are scored; others are
-skipped. The model is the registry's ``champion``, resolved to its version
-and loaded as ``models:/<workload>/<version>``, never from anywhere else.
-Results go to two places, each replaced whole for the day:
+What is scored comes from the workload's
+:class:`~loopml.sdk.capabilities.BatchScorer` (recsys: the top-k courses of
+every user; demand: every series' forecasts over the horizon); a workload
+without one is skipped ("shop has no batch scorer: nothing to do"). The model
+is the registry's ``champion``, resolved to its version and loaded as
+``models:/<workload>/<version>`` (checksum-checked), never from anywhere
+else. The scorer's chunks, with ``date`` and ``model_version`` added, go to
+two places, each replaced whole for the day:
 
-* ``<home>/batch/<workload>/date=YYYY-MM-DD.parquet``: written to a hidden
-  temp file, then swapped in with ``os.replace``;
-* the SQL table ``recommendations`` (SQLite at ``<home>/batch/<workload>.db``
-  by default; ``recsys.batch_db`` or the production profile's PostgreSQL):
-  ``DELETE`` the day, ``INSERT`` it, ``COMMIT``, in one transaction.
+* ``<home>/batch/<workload>/date=YYYY-MM-DD.parquet`` (the version in its
+  metadata, ``loopml.data.results``): written to a hidden temp file, then
+  swapped in with ``os.replace``;
+* the SQL table ``scorer.table`` (SQLite at ``<home>/batch/<workload>.db`` by
+  default; ``batch.database_url`` or the production profile's PostgreSQL):
+  ``DELETE`` the day, ``INSERT`` it, ``COMMIT``, in one transaction. Its
+  columns come from ``scorer.schema``; the primary key is ``date`` plus
+  ``scorer.key_columns``, and ``date`` plus ``scorer.unique_columns`` is
+  unique too.
 
 The SQL commit comes first, then the file swap. A crash before the commit
 leaves both stores with the previous results; between the two (a moment),
@@ -40,40 +48,28 @@ from loopml.data.results import VERSION_KEY, result_path
 from loopml.models.integrity import load_verified
 from loopml.models.registry import CHAMPION, get_alias
 from loopml.models.tracking import setup_mlflow
+from loopml.sdk.capabilities import BatchScorer
 from loopml.sdk.workload import get_workload
 from loopml.stages.common import StageResult
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine, Table
-
-    from loopml.workloads.recsys.pyfunc import RecsysModel
+    from sqlalchemy.types import TypeEngine
 
 log = logging.getLogger(__name__)
 
-#: Workloads that have a daily batch.
-BATCH_WORKLOADS = ("recsys",)
-TABLE = "recommendations"
-COLUMNS = ["date", "user_id", "rank", "item_id", "score", "reason", "model_version"]
-SCHEMA = pa.schema(
-    [
-        ("date", pa.date32()),
-        ("user_id", pa.string()),
-        ("rank", pa.int32()),
-        ("item_id", pa.string()),
-        ("score", pa.float64()),
-        ("reason", pa.string()),
-        ("model_version", pa.string()),
-    ]
-)
-#: Users scored (and written) per chunk: bounds memory at any scale.
-CHUNK_USERS = 50_000
 #: Crash tests only: seconds to sleep once everything is written but neither
 #: committed nor swapped in.
 PAUSE_ENV = "LOOPML_BATCH_PAUSE_SECONDS"
 
 
 def database_url(settings: Settings, workload: str) -> str:
-    """Where the ``recommendations`` table lives (see ``recsys.batch_db``)."""
+    """Where a workload's result table lives.
+
+    ``batch.database_url`` when set, else the MLflow database when that is
+    PostgreSQL (the production profile), else SQLite at
+    ``<home>/batch/<workload>.db``.
+    """
     if settings.batch.database_url:
         return settings.batch.database_url
     tracking = settings.mlflow.tracking_uri or ""
@@ -82,52 +78,107 @@ def database_url(settings: Settings, workload: str) -> str:
     return f"sqlite:///{settings.home / 'batch' / f'{workload}.db'}"
 
 
-def result_table() -> Table:
-    """The ``recommendations`` table: one row per (date, user, rank)."""
+def file_schema(scorer: BatchScorer) -> pa.Schema:
+    """The result file's columns: ``date``, the scorer's, ``model_version``."""
+    return pa.schema(
+        [
+            pa.field("date", pa.date32()),
+            *scorer.schema,
+            pa.field("model_version", pa.string()),
+        ]
+    )
+
+
+def sql_type(kind: pa.DataType) -> TypeEngine[Any]:
+    """The SQLAlchemy type of a result column's Arrow type.
+
+    Raises:
+        TypeError: for a type a result table cannot hold (lists, structs...).
+    """
     from sqlalchemy import (
-        Column,
+        BigInteger,
+        Boolean,
         Date,
         DateTime,
         Float,
         Integer,
+        String,
+        Text,
+    )
+
+    if pa.types.is_large_string(kind):
+        return Text()
+    if pa.types.is_string(kind):
+        return String()
+    if pa.types.is_int64(kind) or pa.types.is_uint32(kind):
+        return BigInteger()
+    if pa.types.is_integer(kind):
+        return Integer()
+    if pa.types.is_floating(kind):
+        return Float()
+    if pa.types.is_boolean(kind):
+        return Boolean()
+    if pa.types.is_date(kind):
+        return Date()
+    if pa.types.is_timestamp(kind):
+        return DateTime(timezone=kind.tz is not None)
+    raise TypeError(f"a batch result column cannot be of type {kind}")
+
+
+def result_table(scorer: BatchScorer) -> Table:
+    """The scorer's SQL table: one row per (date, *key_columns)."""
+    from sqlalchemy import (
+        Column,
+        Date,
+        DateTime,
         MetaData,
         String,
         Table,
         UniqueConstraint,
     )
 
+    keys = set(scorer.key_columns)
+    columns = [
+        Column(
+            field.name,
+            sql_type(field.type),
+            primary_key=field.name in keys,
+            nullable=field.nullable and field.name not in keys,
+        )
+        for field in scorer.schema
+    ]
+    unique = (
+        [UniqueConstraint("date", *scorer.unique_columns)]
+        if scorer.unique_columns
+        else []
+    )
     return Table(
-        TABLE,
+        scorer.table,
         MetaData(),
         Column("date", Date, primary_key=True),
-        Column("user_id", String(256), primary_key=True),
-        Column("rank", Integer, primary_key=True),
-        Column("item_id", String(256), nullable=False),
-        Column("score", Float, nullable=False),
-        Column("reason", String(512), nullable=False),
+        *columns,
         Column("model_version", String(32), nullable=False),
         Column("created_at", DateTime(timezone=True), nullable=False),
-        # k distinct items per user and day, enforced by the database too.
-        UniqueConstraint("date", "user_id", "item_id"),
+        *unique,
     )
 
 
-def _default_day(settings: Settings, workload: str) -> dt.date:
-    """The day after the last interaction in the validated data."""
-    path = require_file(settings.data_dir(workload) / "validated.parquet", "validate")
-    last = pd.read_parquet(path, columns=["timestamp"])["timestamp"].max()
-    day: dt.date = (pd.Timestamp(last).normalize() + pd.Timedelta(days=1)).date()
-    return day
-
-
 def _frames(
-    model: RecsysModel, k: int, day: dt.date, version: str
+    scorer: BatchScorer,
+    model: Any,
+    settings: Settings,
+    data: pd.DataFrame,
+    day: dt.date,
+    version: str,
 ) -> Iterator[pd.DataFrame]:
-    """The results, ``CHUNK_USERS`` users at a time."""
-    users = model.user_ids()
-    for start in range(0, len(users), CHUNK_USERS):
-        frame = model.recommend_frame(users[start : start + CHUNK_USERS], k)
-        yield frame.assign(date=day, model_version=version)[COLUMNS]
+    """The scorer's chunks with ``date`` and ``model_version``, in file order."""
+    names = file_schema(scorer).names
+    for chunk in scorer.score(model, settings, data, day):
+        if missing := [c for c in scorer.schema.names if c not in chunk.columns]:
+            raise StageError(
+                f"the {scorer.table} batch scorer returned no column {missing}"
+            )
+        yield chunk.assign(date=day, model_version=version)[names]
 
 
 @contextlib.contextmanager
@@ -144,6 +195,7 @@ def _day_lock(folder: Path, day: dt.date) -> Iterator[None]:
 
 def _write(
     frames: Iterator[pd.DataFrame],
+    scorer: BatchScorer,
     path: Path,
     engine: Engine,
     day: dt.date,
@@ -152,12 +204,12 @@ def _write(
     """Replace the day in the table and the file; returns the row count."""
     from sqlalchemy import delete, insert
 
-    table = result_table()
+    table = result_table(scorer)
     table.metadata.create_all(engine)
     for stale in path.parent.glob(f".{path.name}.*"):
         stale.unlink()  # a killed run's temp file; the day lock makes it ours
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    schema = SCHEMA.with_metadata({VERSION_KEY: version.encode()})
+    schema = file_schema(scorer).with_metadata({VERSION_KEY: version.encode()})
     rows = 0
     created = dt.datetime.now(dt.UTC)
     try:
@@ -184,89 +236,101 @@ def _write(
     return rows
 
 
+def _no_champion(workload: str, required: bool) -> StageResult:
+    """Skip, or refuse when asked for (the ``batch`` command), without a champion."""
+    message = (
+        f"no {workload} champion in the registry yet: run `loopml run "
+        f"-w {workload}` (or train, evaluate and promote) first"
+    )
+    if required:
+        raise StageError(message)
+    return StageResult("batch", workload, "skipped", message)
+
+
 def run(
     settings: Settings,
     workload_name: str,
     day: dt.date | None = None,
     require_champion: bool = False,
 ) -> StageResult:
-    """Score every known user with the champion and store the day's results.
+    """Score every entity with the champion and store the day's results.
 
     Args:
         settings: the active settings.
-        workload_name: the workload; without a daily batch it is skipped.
-        day: the day the results are for; default the day after the last
-            interaction in the validated data.
+        workload_name: the workload; without a batch scorer it is skipped.
+        day: the day the results are for; default the scorer's
+            ``default_day`` (the day after the last validated day).
         require_champion: raise when there is no champion (the ``batch``
             command) instead of skipping (``loopml run``, whose gate may
             have rejected the first model).
 
     Returns:
-        ``ok`` with counts and where the results went, or ``skipped``.
+        ``ok`` with counts and where the results went, or ``skipped`` (no
+        batch scorer: nothing to do; no champion yet).
 
     Raises:
         StageError: no champion (with ``require_champion``), or another
             batch of the same day is running.
     """
-    get_workload(workload_name)  # an unknown name is a ValueError
-    if workload_name not in BATCH_WORKLOADS:
+    workload = get_workload(workload_name)  # an unknown name is a ValueError
+    scorer = workload.batch_scorer()
+    if scorer is None:
         return StageResult(
-            "batch", workload_name, "skipped", f"{workload_name} has no daily batch"
+            "batch",
+            workload_name,
+            "skipped",
+            f"{workload_name} has no batch scorer: nothing to do",
         )
     setup_mlflow(settings)
     champion = get_alias(workload_name, CHAMPION)
     if champion is None:
-        message = (
-            f"no {workload_name} champion in the registry yet: run `loopml run "
-            f"-w {workload_name}` (or train, evaluate and promote) first"
-        )
-        if require_champion:
-            raise StageError(message)
-        return StageResult("batch", workload_name, "skipped", message)
+        return _no_champion(workload_name, require_champion)
     version = str(champion.version)
-    day = day or _default_day(settings, workload_name)
+    path = require_file(
+        settings.data_dir(workload_name) / "validated.parquet", "validate"
+    )
+    data = pd.read_parquet(path)
+    day = day or scorer.default_day(settings, data, workload.batch_spec.time_column)
     from sqlalchemy import create_engine
 
     model: Any = load_verified(workload_name, version).unwrap_python_model()
-    from loopml.workloads.recsys.config import RecsysSettings  # TODO(capability)
-
-    k = RecsysSettings.of(settings).k
-    path = result_path(settings, workload_name, day)
+    entities = scorer.count(model, data)
+    result = result_path(settings, workload_name, day)
     url = database_url(settings, workload_name)
     log.info(
-        "batch %s for %s: champion version %s, top-%d", workload_name, day, version, k
+        "batch %s for %s: champion version %s, %d entities, table %s",
+        workload_name,
+        day,
+        version,
+        entities,
+        scorer.table,
     )
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url)
     started = time.perf_counter()
     try:
-        with _day_lock(path.parent, day):
-            rows = _write(_frames(model, k, day, version), path, engine, day, version)
+        with _day_lock(result.parent, day):
+            frames = _frames(scorer, model, settings, data, day, version)
+            rows = _write(frames, scorer, result, engine, day, version)
     finally:
         engine.dispose()
-    users = len(model.user_ids())
     seconds = time.perf_counter() - started
     shown = engine.url.render_as_string(hide_password=True)
-    log.info(
-        "wrote %d rows for %d users in %.1fs to %s and %s",
-        rows,
-        users,
-        seconds,
-        path,
-        shown,
-    )
+    log.info("wrote %d rows in %.1fs to %s and %s", rows, seconds, result, shown)
+    scored = f"{entities} entities, " if entities else ""
     return StageResult(
         "batch",
         workload_name,
-        summary=f"top-{k} for {users} users on {day} by version {version} "
-        f"({rows} rows) -> {path.name} and table {TABLE}",
+        summary=f"{day} by version {version}: {scored}{rows} rows "
+        f"-> {result.name} and table {scorer.table}",
         details={
             "date": day.isoformat(),
             "version": version,
-            "users": users,
+            "entities": entities,
             "rows": rows,
-            "path": str(path),
+            "path": str(result),
+            "table": scorer.table,
             "database": shown,
             "seconds": round(seconds, 2),
         },

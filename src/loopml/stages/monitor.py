@@ -2,48 +2,55 @@
 
 For one monitored day (default: the last validated day) the stage compares
 the current window (``monitor.window_days`` up to the day) with a reference
-(``monitor.reference_days`` ending at the champion's last training day, or
-the day before the window when that is earlier) and writes:
+(``monitor.reference_days`` ending at the champion's last training day, the
+model version tag ``loopml.data_end``, or the day before the window when
+that is earlier) and writes:
 
 * ``<home>/reports/<w>/monitor-YYYY-MM-DD.html``: Evidently's drift report;
 * ``<home>/reports/<w>/monitor-YYYY-MM-DD.json``: every number below;
 * ``<home>/state/<w>/monitor.json``: the same, which the service's
   ``/metrics`` turns into gauges (``loopml.monitoring.collector``).
 
-Numbers: data drift per column and the drifted share (``monitoring.drift``),
-prediction drift and live performance (demand), data quality, the model's
-age in days. Drift or a live metric ``retrain.max_metric_ratio`` times worse
-than the backtest opens an incident and posts one alert
-(``monitoring.alerts``); a clean run closes it.
+What is watched comes from the workload's
+:class:`~loopml.sdk.capabilities.Monitor`: its drift columns (judged here,
+``monitoring.drift``), data quality, and whatever it measures live from a
+:class:`~loopml.sdk.capabilities.MonitorContext` (prediction drift, live
+performance, challengers); what it does not measure is listed under
+``not_measured``. A workload without a monitor is skipped. The model's age
+is the days from its data end to the monitored day (unknown without the
+tag). Drift or a live metric ``retrain.max_metric_ratio`` times worse than
+the backtest opens an incident and posts one alert (``monitoring.alerts``);
+a clean run closes it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import time
 from typing import Any
 
 import pandas as pd
-from mlflow import MlflowClient
 
 from loopml.core.config import Settings
 from loopml.core.errors import StageError
 from loopml.core.io import require_file, write_json
 from loopml.models.integrity import load_verified
 from loopml.models.registry import CHAMPION, get_alias
-from loopml.models.tracking import setup_mlflow
+from loopml.models.tracking import DATA_END_TAG, setup_mlflow
 from loopml.monitoring import alerts
-from loopml.monitoring.drift import DriftResult, detect
+from loopml.monitoring.drift import detect
 from loopml.monitoring.inference_log import read_log
+from loopml.sdk.capabilities import MonitorContext
 from loopml.sdk.workload import get_workload
 from loopml.stages.common import StageResult
 
 log = logging.getLogger(__name__)
 
-#: The run parameter holding the last day of each workload's training data.
-DATA_END_PARAM = {"demand": "origin", "recsys": "last_interaction"}
-TIME_COLUMN = {"demand": "date", "recsys": "timestamp"}
+#: What a workload's ``Monitor.live`` may measure; an absent one is listed
+#: under ``not_measured`` in the report.
+LIVE_PARTS = ("prediction_drift", "performance")
 
 
 def report_paths(settings: Settings, workload: str, day: dt.date) -> dict[str, Any]:
@@ -53,160 +60,77 @@ def report_paths(settings: Settings, workload: str, day: dt.date) -> dict[str, A
     return {"html": folder / f"{stem}.html", "json": folder / f"{stem}.json"}
 
 
-def _champion(workload: str) -> tuple[str, dict[str, str], dict[str, str]]:
-    """The champion's version, its run's parameters and its version tags."""
+def _champion(workload: str) -> tuple[str, dict[str, str]]:
+    """The champion's version and its version tags."""
     champion = get_alias(workload, CHAMPION)
     if champion is None:
         raise StageError(
             f"no {workload} champion in the registry yet: run `loopml run -w "
             f"{workload}` (or train, evaluate and promote) first"
         )
-    params = (
-        MlflowClient().get_run(champion.run_id).data.params if champion.run_id else {}
-    )
-    return str(champion.version), dict(params), dict(champion.tags or {})
+    return str(champion.version), dict(champion.tags or {})
 
 
 def _windows(
-    data: pd.DataFrame,
-    workload: str,
+    times: pd.Series,
     day: dt.date | None,
     data_end: str | None,
     settings: Settings,
-) -> tuple[pd.Timestamp, pd.Timestamp, pd.Timestamp]:
+) -> tuple[pd.Timestamp, pd.Timestamp, pd.Timestamp | None]:
     """The monitored day, the reference's end and the champion's data end."""
-    last = pd.Timestamp(data[TIME_COLUMN[workload]].max()).normalize()
+    last = pd.Timestamp(times.max()).normalize()
     monitored = last if day is None else pd.Timestamp(day)
     if monitored > last:
         raise StageError(
             f"no validated data for {monitored.date()} yet (last: {last.date()})"
         )
-    trained_until = pd.Timestamp(data_end).normalize() if data_end else monitored
+    trained_until = pd.Timestamp(data_end).normalize() if data_end else None
     before_window = monitored - pd.Timedelta(days=settings.monitor.window_days)
+    if trained_until is None:
+        return monitored, before_window, None
     return monitored, min(trained_until, before_window), trained_until
 
 
-def _logged(settings: Settings, day: pd.Timestamp) -> pd.DataFrame:
-    """Logged demand forecasts whose target date is in the current window."""
-    cfg = settings.monitor
-    # Forecasts for the window may have been made up to a horizon before it.
-    from loopml.workloads.demand.config import DemandSettings  # TODO(capability)
-
-    lead = cfg.window_days + DemandSettings.of(settings).horizon
-    since = (day - pd.Timedelta(days=lead)).date()
-    logged = read_log(settings.home / "inference", "demand", since, day.date())
-    if logged.empty or "forecast" not in logged.columns:
-        return pd.DataFrame()
-    target = pd.to_datetime(logged["date"])
-    start = day - pd.Timedelta(days=cfg.window_days)
-    return logged[(target > start) & (target <= day)].reset_index(drop=True)
-
-
-def _of_version(logged: pd.DataFrame, version: str) -> pd.DataFrame:
-    """The logged rows one model version answered (all rows of an old log)."""
-    if logged.empty or "model_version" not in logged.columns:
-        return logged
-    mine = logged["model_version"].astype(str) == str(version)
-    return logged[mine].reset_index(drop=True)
-
-
-def _challenger_performance(
-    logged: pd.DataFrame,
-    champion: str,
-    data: pd.DataFrame,
-    day: pd.Timestamp,
-    cfg: Any,
-) -> dict[str, Any]:
-    """Live metric of every other version in the log (canary or shadow rows)."""
-    from loopml.workloads.demand import monitoring as demand
-
-    if logged.empty or "model_version" not in logged.columns:
-        return {}
-    result: dict[str, Any] = {}
-    for other in sorted(set(logged["model_version"].astype(str)) - {str(champion)}):
-        rows = _of_version(logged, other)
-        performance = demand.performance(rows, data, day, cfg.window_days)
-        if performance is not None:
-            roles = rows["source"] if "source" in rows else pd.Series(["online"])
-            result[other] = {**performance, "sources": sorted(set(roles.astype(str)))}
-    return result
-
-
-def _demand(
+def _context(
     settings: Settings,
+    workload: str,
     data: pd.DataFrame,
+    windows: tuple[pd.Timestamp, pd.Timestamp],
     version: str,
     tags: dict[str, str],
-    day: pd.Timestamp,
-    reference_end: pd.Timestamp,
-) -> dict[str, Any]:
-    """Drift, prediction drift, quality and live WAPE of the demand champion."""
-
-    from loopml.workloads.demand import monitoring as demand
-
+) -> MonitorContext:
+    """What the workload's ``Monitor.live`` may read, loaded only when asked."""
+    day, reference_end = windows
     cfg = settings.monitor
-    reference, current = demand.samples(data, reference_end, day, cfg)
-    drift = detect(reference, current, cfg, demand.NUMERICAL, demand.CATEGORICAL)
-    pyfunc = load_verified("demand", version)
-    model: Any = pyfunc.unwrap_python_model()
-    everything = _logged(settings, day)
-    # The champion's own answers; a challenger's (canary, shadow) are compared.
-    logged = _of_version(everything, version)
-    # Served forecasts when the service logged some, else the champion's own.
-    source = "inference_log" if not logged.empty else "replay"
-    current_rows = (
-        logged
-        if source == "inference_log"
-        else demand.one_day_ahead(model, data, day, cfg.window_days)
-    )
-    reference_rows = demand.one_day_ahead(
-        model, data, reference_end, cfg.reference_days
-    )
-    samples = demand.prediction_samples(
-        reference_rows, current_rows, data, reference_end, cfg
-    )
-    verdict = detect(*samples, cfg, ["forecast_index"], summary=False).to_dict()
-    performance = demand.performance(logged, data, day, cfg.window_days)
-    if performance is not None:
-        performance["source"] = "inference_log"
-    else:
-        replayed = demand.replayed_forecasts(model, data, day)
-        performance = demand.performance(replayed, data, day, cfg.window_days)
-        if performance is not None:
-            performance["source"] = "champion forecasts from its origin"
-    backtest = tags.get(f"metric.{demand.PRIMARY_METRIC}")
-    if performance is not None and backtest:
-        performance["backtest"] = float(backtest)
-        performance["ratio"] = performance["value"] / max(float(backtest), 1e-9)
-    return {
-        "drift_result": drift,
-        "challengers": _challenger_performance(everything, version, data, day, cfg),
-        "prediction_drift": {**verdict["columns"]["forecast_index"], "source": source},
-        "quality": demand.quality(data, day, cfg.window_days),
-        "performance": performance,
-        "not_measured": [],
-    }
 
+    @functools.cache
+    def model() -> Any:
+        return load_verified(workload, version).unwrap_python_model()
 
-def _recsys(
-    settings: Settings,
-    data: pd.DataFrame,
-    day: pd.Timestamp,
-    reference_end: pd.Timestamp,
-) -> dict[str, Any]:
-    """Drift of the interaction mix and quality of the recsys window."""
-    from loopml.workloads.recsys import monitoring as recsys
+    def logged(days: int) -> pd.DataFrame:
+        since = (day - pd.Timedelta(days=days)).date()
+        return read_log(settings.home / "inference", workload, since, day.date())
 
-    cfg = settings.monitor
-    reference, current = recsys.samples(data, reference_end, day, cfg)
-    drift = detect(reference, current, cfg, recsys.NUMERICAL, recsys.CATEGORICAL)
-    return {
-        "drift_result": drift,
-        "prediction_drift": None,
-        "quality": recsys.quality(data, day, cfg.window_days),
-        "performance": None,
-        "not_measured": ["prediction_drift", "performance"],
-    }
+    def judge(
+        reference: pd.DataFrame,
+        current: pd.DataFrame,
+        numerical: list[str],
+        categorical: list[str],
+    ) -> dict[str, Any]:
+        verdict = detect(reference, current, cfg, numerical, categorical, summary=False)
+        return verdict.to_dict()
+
+    return MonitorContext(
+        settings=settings,
+        data=data,
+        day=day,
+        reference_end=reference_end,
+        version=version,
+        tags=tags,
+        model=model,
+        logged=logged,
+        detect=judge,
+    )
 
 
 def _number(value: Any) -> str:
@@ -262,6 +186,24 @@ def open_incidents(settings: Settings, workload: str, doc: dict[str, Any]) -> li
     return posted
 
 
+def summary_line(doc: dict[str, Any], json_name: str) -> str:
+    """One line: the drift share, what drifted and why, and the model's age."""
+    drift = doc["drift"]
+    reasons = [", ".join(drift["drifted"]) or "no column drifted"]
+    prediction = doc.get("prediction_drift") or {}
+    if prediction.get("drifted"):
+        reasons.append(
+            f"predictions drifted ({_number(prediction.get('score'))} >= "
+            f"{prediction.get('threshold'):g})"
+        )
+    age = doc["model_age_days"]
+    aged = "model age unknown" if age is None else f"model age {age} d"
+    return (
+        f"{doc['date']}: drift share {drift['share']:.2f} ({'; '.join(reasons)}), "
+        f"{aged} -> {json_name}"
+    )
+
+
 def run(
     settings: Settings, workload_name: str, day: dt.date | None = None
 ) -> StageResult:
@@ -269,47 +211,65 @@ def run(
 
     Args:
         settings: the active settings.
-        workload_name: ``demand`` or ``recsys``.
+        workload_name: a registered workload; without a monitor it is skipped.
         day: the monitored day; default the last validated day.
 
     Returns:
-        ``ok``, or ``drift`` when the data or the predictions drifted.
+        ``ok``; ``drift`` when the data or the predictions drifted; ``skipped``
+        for a workload without a monitor (nothing to do).
 
     Raises:
         StageError: no champion, no validated data, or ``day`` after the data.
     """
-    get_workload(workload_name)  # an unknown name is a ValueError
+    workload = get_workload(workload_name)  # an unknown name is a ValueError
+    capability = workload.monitor()
+    if capability is None:
+        return StageResult(
+            "monitor",
+            workload_name,
+            "skipped",
+            f"{workload_name} has no monitor: nothing to do",
+        )
     started = time.perf_counter()
     path = require_file(
         settings.data_dir(workload_name) / "validated.parquet", "validate"
     )
     data = pd.read_parquet(path)
     setup_mlflow(settings)
-    version, params, tags = _champion(workload_name)
+    version, tags = _champion(workload_name)
     monitored, reference_end, trained_until = _windows(
-        data, workload_name, day, params.get(DATA_END_PARAM[workload_name]), settings
+        data[workload.batch_spec.time_column], day, tags.get(DATA_END_TAG), settings
     )
     log.info(
         "monitor %s on %s: champion v%s (data to %s), reference to %s",
         workload_name,
         monitored.date(),
         version,
-        trained_until.date(),
+        "an unknown day" if trained_until is None else trained_until.date(),
         reference_end.date(),
     )
-    if workload_name == "demand":
-        parts = _demand(settings, data, version, tags, monitored, reference_end)
-    else:
-        parts = _recsys(settings, data, monitored, reference_end)
-    drift: DriftResult = parts.pop("drift_result")
-    paths = report_paths(settings, workload_name, monitored.date())
     cfg = settings.monitor
+    reference, current = capability.samples(data, reference_end, monitored, cfg)
+    drift = detect(
+        reference,
+        current,
+        cfg,
+        list(capability.numerical),
+        list(capability.categorical),
+    )
+    context = _context(
+        settings, workload_name, data, (monitored, reference_end), version, tags
+    )
+    live = capability.live(context)
+    paths = report_paths(settings, workload_name, monitored.date())
     doc: dict[str, Any] = {
         "workload": workload_name,
         "date": monitored.date().isoformat(),
         "timestamp": time.time(),
         "model_version": version,
-        "model_age_days": (monitored - trained_until).days,
+        "model_age_days": None
+        if trained_until is None
+        else (monitored - trained_until).days,
         "reference": {
             "end": reference_end.date().isoformat(),
             "days": cfg.reference_days,
@@ -317,7 +277,10 @@ def run(
         "current": {"end": monitored.date().isoformat(), "days": cfg.window_days},
         "thresholds": cfg.model_dump(),
         "drift": drift.to_dict(),
-        **parts,
+        "quality": capability.quality(data, monitored, cfg.window_days),
+        **{part: None for part in LIVE_PARTS},
+        **live,
+        "not_measured": [part for part in LIVE_PARTS if part not in live],
         "reports": {k: str(v) for k, v in paths.items()},
     }
     drift.save_html(paths["html"])  # before the alert that links to it
@@ -326,17 +289,12 @@ def run(
     write_json(doc, settings.state_dir(workload_name) / "monitor.json")
     prediction = doc.get("prediction_drift") or {}
     drifted = bool(doc["drift"]["drifted"]) or bool(prediction.get("drifted"))
-    summary = (
-        f"{monitored.date()}: drift share {drift.share:.2f} "
-        f"({', '.join(doc['drift']['drifted']) or 'no column drifted'}), "
-        f"model age {doc['model_age_days']} d -> {paths['json'].name}"
-    )
+    summary = summary_line(doc, paths["json"].name)
     seconds = time.perf_counter() - started
     log.info("monitored %s in %.1fs: %s", workload_name, seconds, summary)
-    metrics = {
-        "drift_share": drift.share,
-        "model_age_days": float(doc["model_age_days"]),
-    }
+    metrics = {"drift_share": drift.share}
+    if doc["model_age_days"] is not None:
+        metrics["model_age_days"] = float(doc["model_age_days"])
     if (performance := doc.get("performance")) is not None:
         metrics[f"live_{performance['metric']}"] = float(performance["value"])
     return StageResult(
@@ -363,6 +321,8 @@ def run_in_loop(settings: Settings, workload_name: str) -> StageResult:
         return StageResult(
             "monitor", workload_name, "skipped", "monitor.in_run is false"
         )
+    if get_workload(workload_name).monitor() is None:
+        return run(settings, workload_name)  # skipped: says why
     setup_mlflow(settings)
     if get_alias(workload_name, CHAMPION) is None:
         return StageResult("monitor", workload_name, "skipped", "no champion yet")

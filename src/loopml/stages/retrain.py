@@ -1,7 +1,8 @@
 """Retrain: when the policy says so, train, evaluate and promote again.
 
-The stage gathers the facts (today, the champion and its data end, the last
-retrain, the latest ``loopml monitor`` report up to today), asks
+The stage gathers the facts (today, the champion and its data end, the
+version tag ``loopml.data_end``; the last retrain; the latest ``loopml
+monitor`` report up to today), asks
 ``loopml.monitoring.retrain_policy`` and, when a trigger fires, runs
 ``features``, ``train``, ``evaluate`` and ``promote`` through
 ``loopml.stages.runner.run_stage``, the path ``loopml run`` takes
@@ -39,11 +40,10 @@ from loopml.core.config import Settings
 from loopml.core.errors import StageError
 from loopml.core.io import require_file
 from loopml.models.registry import CHAMPION, Decision, get_alias, record
-from loopml.models.tracking import setup_mlflow
+from loopml.models.tracking import DATA_END_TAG, setup_mlflow
 from loopml.monitoring.retrain_policy import Facts, Verdict, decide
-from loopml.sdk.workload import get_workload
+from loopml.sdk.workload import Workload, get_workload
 from loopml.stages.common import StageResult
-from loopml.stages.monitor import DATA_END_PARAM, TIME_COLUMN
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +75,13 @@ def _append(settings: Settings, workload: str, entry: dict[str, Any]) -> None:
         handle.write(json.dumps(entry, default=str) + "\n")
 
 
-def _today(settings: Settings, workload: str, day: dt.date | None) -> dt.date:
+def _today(settings: Settings, workload: Workload, day: dt.date | None) -> dt.date:
     if day is not None:
         return day
-    path = require_file(settings.data_dir(workload) / "validated.parquet", "validate")
-    column = TIME_COLUMN[workload]
+    path = require_file(
+        settings.data_dir(workload.name) / "validated.parquet", "validate"
+    )
+    column = workload.batch_spec.time_column
     last: dt.date = pd.Timestamp(
         pd.read_parquet(path, columns=[column])[column].max()
     ).date()
@@ -108,14 +110,12 @@ def latest_report(
 def gather(settings: Settings, workload: str, day: dt.date | None = None) -> Facts:
     """Collect what the policy needs for ``day`` (default: the last validated day)."""
     spec = get_workload(workload)
-    today = _today(settings, workload, day)
+    today = _today(settings, spec, day)
     setup_mlflow(settings)
     champion = get_alias(workload, CHAMPION)
-    data_end = None
-    if champion is not None and champion.run_id:
-        params = MlflowClient().get_run(champion.run_id).data.params
-        if end := params.get(DATA_END_PARAM.get(workload, "")):
-            data_end = pd.Timestamp(end).date()
+    # Unknown (None) for a version trained before the tag: no age trigger.
+    end = None if champion is None else (champion.tags or {}).get(DATA_END_TAG)
+    data_end = None if end is None else pd.Timestamp(end).date()
     decided = [
         dt.date.fromisoformat(e["date"])
         for e in read_log(settings, workload)
@@ -176,7 +176,7 @@ def run(
 
     Args:
         settings: the active settings (``retrain:`` is the policy).
-        workload_name: ``demand`` or ``recsys``.
+        workload_name: a registered workload.
         day: the day to decide for; default the last validated day.
 
     Returns:

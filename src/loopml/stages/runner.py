@@ -33,7 +33,7 @@ STAGES: dict[str, StageFn] = {
     "train": train.run,
     "evaluate": evaluate.run,
     "promote": promote.run,
-    # The champion's daily top-k (recsys); skipped for other workloads.
+    # The champion's results for every entity (its batch scorer), stored.
     "batch": batch.run,
     # Drift, quality and live performance of the champion on the last day.
     "monitor": monitor.run_in_loop,

@@ -22,7 +22,7 @@ from loopml.core.errors import DataValidationError, StageError
 from loopml.core.io import require_file, write_json
 from loopml.models.integrity import record_checksum
 from loopml.models.registry import CHALLENGER, set_alias
-from loopml.models.tracking import lineage_tags, setup_mlflow
+from loopml.models.tracking import DATA_END_TAG, lineage_tags, setup_mlflow
 from loopml.sdk.workload import get_workload
 from loopml.stages.common import StageResult
 
@@ -66,7 +66,7 @@ def run(settings: Settings, workload_name: str) -> StageResult:
     column = workload.batch_spec.time_column
     if column in data.columns and len(data):
         # The last day the model saw: the monitor's reference and its age.
-        tags["loopml.data_end"] = str(pd.Timestamp(data[column].max()).date())
+        tags[DATA_END_TAG] = str(pd.Timestamp(data[column].max()).date())
     example = output.input_example
     prediction = output.model.predict(None, example)
     with warnings.catch_warnings():

@@ -42,6 +42,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from loopml.sdk.capabilities import Monitor, MonitorContext
+from loopml.workloads.demand.config import DemandSettings
 from loopml.workloads.demand.features import (
     FEATURE_COLUMNS,
     HISTORY_DAYS,
@@ -296,34 +298,115 @@ def performance(
     }
 
 
-def next_day_forecasts(
-    model: DemandForecastModel,
-    data: pd.DataFrame,
-    plan: pd.DataFrame,
-    day: pd.Timestamp,
+def in_window(
+    logged: pd.DataFrame, day: pd.Timestamp, window_days: int
 ) -> pd.DataFrame:
-    """Forecast ``plan``'s rows (the next day) from every series' state at ``day``.
+    """Logged forecasts whose target date is in the current window."""
+    if logged.empty or PREDICTION not in logged.columns:
+        return pd.DataFrame()
+    target = pd.to_datetime(logged["date"])
+    start = day - pd.Timedelta(days=window_days)
+    return logged[(target > start) & (target <= day)].reset_index(drop=True)
 
-    What a daily batch would do: the state comes from the validated data
-    (as the online store has it after ``loopml features``), the plan holds
-    the target day's keys and planned ``price, promo, holiday``.
 
-    Returns:
-        ``plan``'s keys, ``date`` (ISO text), planned inputs, ``horizon``,
-        ``origin`` and ``forecast``, in the inference log's columns.
-    """
-    state = origin_state(data, day)
-    last = data[data["date"] == day][[*KEYS, "price"]]
-    state = state.merge(
-        last.rename(columns={"price": "last_price"}), on=KEYS, how="left"
-    )
-    rows = plan[[*KEYS, "date", "price", "promo", "holiday"]].reset_index(drop=True)
-    values = model.forecast(rows, state=state, origin=day)
-    target = pd.to_datetime(rows["date"])
-    return rows.assign(
-        date=target.dt.strftime("%Y-%m-%d"),
-        horizon=(target - day).dt.days.astype("int64"),
-        forecast=values,
-        origin=day.strftime("%Y-%m-%d"),
-        features="replay",
-    )
+def of_version(logged: pd.DataFrame, version: str) -> pd.DataFrame:
+    """The logged rows one model version answered (all rows of an old log)."""
+    if logged.empty or "model_version" not in logged.columns:
+        return logged
+    mine = logged["model_version"].astype(str) == str(version)
+    return logged[mine].reset_index(drop=True)
+
+
+def challenger_performance(
+    logged: pd.DataFrame,
+    champion: str,
+    data: pd.DataFrame,
+    day: pd.Timestamp,
+    window_days: int,
+) -> dict[str, Any]:
+    """Live metric of every other version in the log (canary or shadow rows)."""
+    if logged.empty or "model_version" not in logged.columns:
+        return {}
+    result: dict[str, Any] = {}
+    for other in sorted(set(logged["model_version"].astype(str)) - {str(champion)}):
+        rows = of_version(logged, other)
+        measured = performance(rows, data, day, window_days)
+        if measured is not None:
+            roles = rows["source"] if "source" in rows else pd.Series(["online"])
+            result[other] = {**measured, "sources": sorted(set(roles.astype(str)))}
+    return result
+
+
+class DemandMonitor(Monitor):
+    """Demand's drift columns, quality, prediction drift and live WAPE."""
+
+    numerical = tuple(NUMERICAL)
+    categorical = tuple(CATEGORICAL)
+
+    def samples(
+        self,
+        data: pd.DataFrame,
+        reference_end: pd.Timestamp,
+        day: pd.Timestamp,
+        cfg: MonitorSettings,
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """``sales_index``, ``price`` and ``promo`` (see :func:`samples`)."""
+        return samples(data, reference_end, day, cfg)
+
+    def quality(
+        self, data: pd.DataFrame, day: pd.Timestamp, window_days: int
+    ) -> dict[str, Any]:
+        """Rows, expected rows, days, missing and zero-sales shares."""
+        return quality(data, day, window_days)
+
+    def live(self, context: MonitorContext) -> dict[str, Any]:
+        """Prediction drift, live WAPE of the champion and of its challengers.
+
+        The served forecasts of the inference log whose target date is in the
+        current window (made up to a horizon before it) are the champion's
+        own answers; a challenger's (canary, shadow) are judged beside it.
+        Without served forecasts, the champion's one-day-ahead forecasts
+        stand in for the prediction drift and its forecasts from its origin
+        for the live WAPE.
+        """
+        cfg = context.settings.monitor
+        data, day, reference_end = context.data, context.day, context.reference_end
+        horizon = DemandSettings.of(context.settings).horizon
+        everything = in_window(
+            context.logged(cfg.window_days + horizon), day, cfg.window_days
+        )
+        logged = of_version(everything, context.version)
+        model = context.model()
+        source = "inference_log" if not logged.empty else "replay"
+        current_rows = (
+            logged
+            if source == "inference_log"
+            else one_day_ahead(model, data, day, cfg.window_days)
+        )
+        reference_rows = one_day_ahead(model, data, reference_end, cfg.reference_days)
+        reference, current = prediction_samples(
+            reference_rows, current_rows, data, reference_end, cfg
+        )
+        verdict = context.detect(reference, current, ["forecast_index"], [])
+        measured = performance(logged, data, day, cfg.window_days)
+        if measured is not None:
+            measured["source"] = "inference_log"
+        else:
+            replayed = replayed_forecasts(model, data, day)
+            measured = performance(replayed, data, day, cfg.window_days)
+            if measured is not None:
+                measured["source"] = "champion forecasts from its origin"
+        backtest = context.tags.get(f"metric.{PRIMARY_METRIC}")
+        if measured is not None and backtest:
+            measured["backtest"] = float(backtest)
+            measured["ratio"] = measured["value"] / max(float(backtest), 1e-9)
+        return {
+            "challengers": challenger_performance(
+                everything, context.version, data, day, cfg.window_days
+            ),
+            "prediction_drift": {
+                **verdict["columns"]["forecast_index"],
+                "source": source,
+            },
+            "performance": measured,
+        }

@@ -12,7 +12,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from loopml.sdk.batch import BatchSpec, DailyBatch
-from loopml.sdk.capabilities import FeatureViews
+from loopml.sdk.capabilities import BatchScorer, DaySource, FeatureViews, Monitor
 from loopml.sdk.workload import EvalOutput, TrainOutput, Workload
 from loopml.workloads.demand import data as demand_data
 from loopml.workloads.demand import holdout, tuning
@@ -155,6 +155,24 @@ class DemandWorkload(Workload):
     def feature_views(self) -> FeatureViews:
         """The series state, price and today's-sales views."""
         return DemandFeatureViews()
+
+    def batch_scorer(self) -> BatchScorer:
+        """Every series' forecasts over the horizon (``demand/batch.py``)."""
+        from loopml.workloads.demand.batch import DemandBatchScorer
+
+        return DemandBatchScorer()
+
+    def monitor(self) -> Monitor:
+        """Sales index drift, prediction drift, live WAPE (``monitoring.py``)."""
+        from loopml.workloads.demand.monitoring import DemandMonitor
+
+        return DemandMonitor()
+
+    def day_source(self) -> DaySource:
+        """The generated world after the history, for replay (``replay.py``)."""
+        from loopml.workloads.demand.replay import DemandDaySource
+
+        return DemandDaySource()
 
     def models(self) -> Mapping[str, Callable[[], Any]]:
         """The forecaster and the baselines."""

@@ -42,52 +42,67 @@ _W_TASTE, _W_LEVEL, _W_HISTORY, _W_FOLLOW_UP, _W_NOVELTY = 0.9, 0.9, 0.7, 1.2, 1
 _ENROL_WEIGHT, _COMPLETE_WEIGHT = 1.0, 2.0
 
 
-def _enrolments(
-    rng: np.random.Generator,
-    utility: list[FloatArray],
-    drift_from_day: int | None,
-    hired: IntArray,
-    items: tuple[IntArray, IntArray, IntArray],
-    weekday: IntArray,
-) -> tuple[IntArray, IntArray, IntArray]:
-    """Simulate day by day: (user, item, day) of every enrolment.
+class _Enrolments:
+    """The day-by-day simulation of enrolments, its state carried over days.
 
     Days are sequential because the history changes the next choices; within
     a day everything is vectorised over the active employees.
     """
-    category, level, released = items
-    n_users, n_items = utility[0].shape
-    n_categories = int(category.max()) + 1
-    rate = np.clip(rng.lognormal(np.log(0.06), 0.5, n_users), 0.005, 0.5)
-    taken = np.zeros((n_users, n_items), dtype=bool)
-    cat_count = np.zeros((n_users, n_categories))
-    top_level = np.zeros((n_users, n_categories))
-    found: list[tuple[IntArray, IntArray, IntArray]] = []
-    for day, dow in enumerate(weekday):
-        busy = rate * (0.2 if dow >= 5 else 1.0)
-        active = np.flatnonzero((hired <= day) & (rng.random(n_users) < busy))
-        drifted = drift_from_day is not None and day >= drift_from_day
-        score = utility[int(drifted)][active]
-        score += _W_HISTORY * np.log1p(cat_count[active][:, category])
-        follow_up = level[None, :] == top_level[active][:, category] + 1
+
+    def __init__(
+        self,
+        rng: np.random.Generator,
+        utility: list[FloatArray],
+        drift_from_day: int | None,
+        hired: IntArray,
+        items: tuple[IntArray, IntArray, IntArray],
+    ) -> None:
+        """Draw each employee's activity rate; nobody has taken anything yet."""
+        self.rng, self.utility, self.drift_from_day = rng, utility, drift_from_day
+        self.hired = hired
+        self.category, self.level, self.released = items
+        n_users, n_items = utility[0].shape
+        n_categories = int(self.category.max()) + 1
+        self.rate = np.clip(rng.lognormal(np.log(0.06), 0.5, n_users), 0.005, 0.5)
+        self.taken = np.zeros((n_users, n_items), dtype=bool)
+        self.cat_count = np.zeros((n_users, n_categories))
+        self.top_level = np.zeros((n_users, n_categories))
+
+    def day(self, day: int, dow: int) -> tuple[IntArray, IntArray]:
+        """Simulate one day: (user, item) of each of its enrolments."""
+        rng, category, level = self.rng, self.category, self.level
+        busy = self.rate * (0.2 if dow >= 5 else 1.0)
+        active = np.flatnonzero((self.hired <= day) & (rng.random(len(busy)) < busy))
+        drifted = self.drift_from_day is not None and day >= self.drift_from_day
+        score = self.utility[int(drifted)][active]
+        score += _W_HISTORY * np.log1p(self.cat_count[active][:, category])
+        follow_up = level[None, :] == self.top_level[active][:, category] + 1
         score += _W_FOLLOW_UP * (follow_up & (level[None, :] > 1))
-        age = day - released
+        age = day - self.released
         score += _W_NOVELTY * np.exp(-np.clip(age, 0, None) / 30.0)
         score[:, age < 0] = -np.inf
-        score[taken[active]] = -np.inf
+        score[self.taken[active]] = -np.inf
         choice = np.argmax(score + rng.gumbel(size=score.shape), axis=1)
         ok = np.isfinite(score[np.arange(len(active)), choice])
         active, choice = active[ok], choice[ok]
-        taken[active, choice] = True
-        cat_count[active, category[choice]] += 1
-        top_level[active, category[choice]] = np.maximum(
-            top_level[active, category[choice]], level[choice]
+        self.taken[active, choice] = True
+        self.cat_count[active, category[choice]] += 1
+        self.top_level[active, category[choice]] = np.maximum(
+            self.top_level[active, category[choice]], level[choice]
         )
-        found.append((active, choice, np.full(len(active), day)))
-    user, item, day_of = (
-        np.concatenate([part[i] for part in found]).astype(np.int64) for i in range(3)
-    )
-    return user, item, day_of
+        return active.astype(np.int64), choice.astype(np.int64)
+
+    def days(self, weekday: IntArray) -> tuple[IntArray, IntArray, IntArray]:
+        """Simulate days ``0 .. len(weekday) - 1``: (user, item, day) of each."""
+        found = []
+        for day, dow in enumerate(weekday):
+            user, item = self.day(day, int(dow))
+            found.append((user, item, np.full(len(user), day)))
+        user, item, day_of = (
+            np.concatenate([part[i] for part in found]).astype(np.int64)
+            for i in range(3)
+        )
+        return user, item, day_of
 
 
 def generate(
@@ -97,6 +112,7 @@ def generate(
     start: str = "2025-01-01",
     seed: int = 42,
     drift_from_day: int | None = None,
+    extra_days: int = 0,
 ) -> RecsysData:
     """Generate employees, courses and a daily enrolment history.
 
@@ -115,17 +131,26 @@ def generate(
         seed: seeds the only random generator: same arguments, same data.
         drift_from_day: from this day on each role takes the category
             affinities of the next role, a deliberate drift for monitoring.
+        extra_days: days lived after the history by the same employees and
+            courses (nobody is hired and nothing released in them), for
+            ``loopml replay``. Prefix-stable: the first ``n_days`` days are
+            exactly those of ``extra_days=0``, and more extra days only
+            append days. Completions of the history's enrolments that fall
+            after it appear in the extra days.
 
     Returns:
         The three canonical tables.
 
     Raises:
-        ValueError: for non-positive sizes or a negative ``drift_from_day``.
+        ValueError: for non-positive sizes, a negative ``drift_from_day`` or
+            negative ``extra_days``.
     """
     if min(n_users, n_items, n_days) < 1:
         raise ValueError("n_users, n_items and n_days must all be >= 1")
     if drift_from_day is not None and drift_from_day < 0:
         raise ValueError(f"drift_from_day must be >= 0, got {drift_from_day}")
+    if extra_days < 0:
+        raise ValueError(f"extra_days must be >= 0, got {extra_days}")
     rng = np.random.default_rng(seed)
     origin = pd.Timestamp(start)
     items, category, released = catalogue(rng, n_items, n_days, origin)
@@ -141,12 +166,21 @@ def generate(
     if drift_from_day is not None:
         drifted_role = (role + 1) % len(ROLES)
         utility.append(np.log(AFFINITY[drifted_role][:, category]) + personal)
-    weekday = pd.date_range(origin, periods=n_days, freq="D").dayofweek.to_numpy()
-    user, item, day = _enrolments(
-        rng, utility, drift_from_day, hired, (category, level, released), weekday
+    end = n_days + extra_days
+    weekday = pd.date_range(origin, periods=end, freq="D").dayofweek.to_numpy()
+    simulation = _Enrolments(
+        rng, utility, drift_from_day, hired, (category, level, released)
     )
-
-    events = _events(rng, user, item, day, fit, items["duration_hours"], n_days)
+    user, item, day = simulation.days(weekday[:n_days])
+    durations = items["duration_hours"]
+    parts = [_events(rng, user, item, day, fit, durations, end)]
+    # Each extra day draws its enrolments, then their events, so that it is
+    # the same whatever the number of days after it.
+    for extra in range(n_days, end):
+        user, item = simulation.day(extra, int(weekday[extra]))
+        at = np.full(len(user), extra, dtype=np.int64)
+        parts.append(_events(rng, user, item, at, fit, durations, end))
+    events = pd.concat(parts, ignore_index=True)
     interactions = pd.DataFrame(
         {
             "user_id": users["user_id"].to_numpy()[events["user"]],
@@ -167,15 +201,15 @@ def _events(
     day: IntArray,
     fit: FloatArray,
     durations: pd.Series,
-    n_days: int,
+    end: int,
 ) -> pd.DataFrame:
-    """Enrolments plus the completions that happen before the period ends."""
+    """Enrolments plus their completions that happen before day ``end``."""
     duration = durations.to_numpy(dtype=np.float64)
     # Well-fitting, short courses are completed more often.
     logit = 0.9 + 0.8 * fit[user, item] - 0.04 * duration[item]
     completed = rng.random(len(user)) < 1.0 / (1.0 + np.exp(-logit))
     delay = np.ceil(duration[item] / rng.uniform(0.5, 2.0, len(user)))
-    completed &= day + delay < n_days
+    completed &= day + delay < end
     # Working hours: enrolment between 08:00 and 18:00.
     hour = rng.uniform(8.0, 18.0, len(user)) / 24.0
     return pd.DataFrame(

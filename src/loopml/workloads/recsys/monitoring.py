@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from loopml.sdk.capabilities import Monitor
+
 if TYPE_CHECKING:
     from loopml.core.config import MonitorSettings
 
@@ -102,3 +104,26 @@ def quality(data: pd.DataFrame, day: pd.Timestamp, window_days: int) -> dict[str
         "items": int(current["item_id"].nunique()),
         "days": int(current[TIME].dt.normalize().nunique()),
     }
+
+
+class RecsysMonitor(Monitor):
+    """The interaction mix and the window's quality; nothing measured live."""
+
+    numerical = tuple(NUMERICAL)
+    categorical = tuple(CATEGORICAL)
+
+    def samples(
+        self,
+        data: pd.DataFrame,
+        reference_end: pd.Timestamp,
+        day: pd.Timestamp,
+        cfg: MonitorSettings,
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """One row per interaction (see :func:`samples`)."""
+        return samples(data, reference_end, day, cfg)
+
+    def quality(
+        self, data: pd.DataFrame, day: pd.Timestamp, window_days: int
+    ) -> dict[str, Any]:
+        """Rows, missing share, active users and items, days."""
+        return quality(data, day, window_days)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import pandas as pd
 
 from loopml.sdk.batch import BatchSpec
-from loopml.sdk.capabilities import FeatureViews
+from loopml.sdk.capabilities import BatchScorer, DaySource, FeatureViews, Monitor
 from loopml.sdk.workload import EvalOutput, TrainOutput, Workload
 from loopml.workloads.recsys import holdout, tuning
 from loopml.workloads.recsys.config import RecsysSettings
@@ -156,6 +156,24 @@ class RecsysWorkload(Workload):
     def feature_views(self) -> FeatureViews:
         """Profiles, history, popularity and today's interactions."""
         return RecsysFeatureViews()
+
+    def batch_scorer(self) -> BatchScorer:
+        """Every user's top-k, table ``recommendations`` (``recsys/batch.py``)."""
+        from loopml.workloads.recsys.batch import RecsysBatchScorer
+
+        return RecsysBatchScorer()
+
+    def monitor(self) -> Monitor:
+        """The interaction mix and quality (``recsys/monitoring.py``)."""
+        from loopml.workloads.recsys.monitoring import RecsysMonitor
+
+        return RecsysMonitor()
+
+    def day_source(self) -> DaySource:
+        """The generated platform after the history, for replay (``replay.py``)."""
+        from loopml.workloads.recsys.replay import RecsysDaySource
+
+        return RecsysDaySource()
 
     def models(self) -> Mapping[str, Callable[[], Any]]:
         """The ranker, ALS and the popularity baselines."""
