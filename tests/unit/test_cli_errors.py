@@ -21,7 +21,10 @@ BAD = [
     (["monitor", "-w", "nope"], "unknown workload 'nope'"),
     (["ingest", "--dataset", "nope"], "--dataset nope does not apply to demand"),
     (["run", "--dataset", "nope"], "--dataset nope does not apply"),
-    (["ingest", "-w", "recsys", "--dataset", "bike-sharing"], "does not apply to recsys"),
+    (
+        ["ingest", "-w", "recsys", "--dataset", "bike-sharing"],
+        "does not apply to recsys",
+    ),
     (
         ["ingest", "--dataset", "online-retail", "--data-path", "/nonexistent"],
         "/nonexistent",
