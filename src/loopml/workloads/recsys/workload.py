@@ -169,6 +169,17 @@ class RecsysWorkload(Workload):
 
         return RecsysMonitor()
 
+    def load_day(self, settings: Settings, day: pd.Timestamp) -> pd.DataFrame:
+        """One day's interactions (``loopml ingest --date``, the daily DAG).
+
+        The generated platform goes on after its history (same employees and
+        courses); a real dataset has no days after its end.
+
+        Raises:
+            ValueError: for a real dataset.
+        """
+        return self.day_source().days(settings, pd.Timestamp(day), 1)
+
     def day_source(self) -> DaySource:
         """The generated platform after the history, for replay (``replay.py``)."""
         from loopml.workloads.recsys.replay import RecsysDaySource
