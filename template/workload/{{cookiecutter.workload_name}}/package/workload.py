@@ -46,9 +46,9 @@ log = logging.getLogger(__name__)
 
 class {{ cookiecutter.__class_name }}Workload(Workload):
 {%- if cookiecutter.workload_kind == "classification" %}
-    """Churn ({{ cookiecutter.workload_kind }}): the calibrated probability a subscriber cancels at renewal."""
+    """Churn: the calibrated probability that a subscriber cancels at renewal."""
 {%- else %}
-    """Delivery time ({{ cookiecutter.workload_kind }}): the minutes an order will take."""
+    """Delivery time: the minutes an order will take (regression)."""
 {%- endif %}
 
     name = "{{ cookiecutter.workload_name }}"
