@@ -1,12 +1,12 @@
 """The online scorer: what ``loopml serve`` answers for {{ cookiecutter.workload_name }}.
 
-loopml validates each request row with :class:`~{{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.schema.Row`
-(a 422 names the field), calls :meth:`{{ cookiecutter.__class_name }}OnlineScorer.score` and
-shapes the answer for every protocol it speaks: ``POST /v1/{{ cookiecutter.workload_name }}/predict``
-with ``{"rows": [...]}``, MLflow's ``/v1/{{ cookiecutter.workload_name }}/invocations`` and the
-Open Inference Protocol v2 (``/v2/models/{{ cookiecutter.workload_name }}/infer``). The
-outputs are ``pyfunc.OUTPUTS``; the rows then go through the very request
-contract training data passed (``schema.validate_request``).
+loopml validates each request row with ``schema.Row`` (a 422 names the
+field), calls ``score`` and shapes the answer for every protocol it speaks:
+``POST /v1/<workload>/predict`` with ``{"rows": [...]}``, MLflow's
+``/v1/<workload>/invocations`` and the Open Inference Protocol v2
+(``/v2/models/<workload>/infer``). The outputs are ``pyfunc.OUTPUTS``; the
+rows then go through the very request contract training data passed
+(``schema.validate_request``).
 """
 
 from __future__ import annotations

@@ -98,7 +98,7 @@ def _range(column: str, example: float) -> Any:
 
 
 class Row(BaseModel):
-    """One subscriber to score (``POST /v1/{{ cookiecutter.workload_name }}/predict``)."""
+    """One subscriber to score (a row of ``/v1/<workload>/predict``)."""
 
     model_config = ConfigDict(extra="forbid")
 

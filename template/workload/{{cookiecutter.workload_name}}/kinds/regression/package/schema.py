@@ -79,7 +79,7 @@ REQUEST_SCHEMA = pa.DataFrameSchema(
 
 
 class Row(BaseModel):
-    """One order to predict the duration of (``POST /v1/{{ cookiecutter.workload_name }}/predict``)."""
+    """One order to predict the duration of (a row of ``/v1/<workload>/predict``)."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -4,8 +4,8 @@ They live in the profile under ``workloads.{{ cookiecutter.workload_name }}:``
 (``configs/<profile>.yaml``), and every field can be set from the
 environment: ``{{ cookiecutter.__env_prefix }}N_ROWS=2000`` or
 ``{{ cookiecutter.__env_prefix }}N_ESTIMATORS=50``. loopml validates them with
-this class (a bad value is an error naming ``workloads.{{ cookiecutter.workload_name }}.<field>``);
-the workload reads them with ``{{ cookiecutter.__class_name }}Settings.of(settings)``.
+this class (a bad value is an error naming the field); the workload
+reads them with ``{{ cookiecutter.__class_name }}Settings.of(settings)``.
 """
 
 from __future__ import annotations

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.models.baseline import PriorRate
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.models.lightgbm_model import (
+from .baseline import PriorRate
+from .lightgbm_model import (
     CalibratedLightGBM,
 )
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.models.logistic import Logistic
+from .logistic import Logistic
 from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.settings import (
     {{ cookiecutter.__class_name }}Settings,
 )

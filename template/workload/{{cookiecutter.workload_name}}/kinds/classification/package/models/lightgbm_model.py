@@ -18,7 +18,7 @@ import pandas as pd
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.models.base import ModelContract
+from .base import ModelContract
 
 #: probabilities stay inside [EPS, 1 - EPS]: a calibrator sure of 0 or 1
 #: would make one surprise cost an infinite log loss.

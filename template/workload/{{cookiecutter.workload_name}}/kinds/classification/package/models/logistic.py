@@ -18,7 +18,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.models.base import ModelContract
+from .base import ModelContract
 
 
 class Logistic(ModelContract):

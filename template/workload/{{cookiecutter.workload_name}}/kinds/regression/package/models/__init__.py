@@ -7,8 +7,8 @@ from collections.abc import Callable
 from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.settings import (
     {{ cookiecutter.__class_name }}Settings,
 )
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.models.baseline import BandMedian
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.models.lightgbm_model import (
+from .baseline import BandMedian
+from .lightgbm_model import (
     LightGBMRegressor,
 )
 

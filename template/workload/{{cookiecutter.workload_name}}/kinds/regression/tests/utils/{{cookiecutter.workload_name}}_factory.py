@@ -1,4 +1,4 @@
-"""Small real data for the {{ cookiecutter.workload_name }} tests (the generator at a small size)."""
+"""Small real data for the workload's tests (the generator at a small size)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.
     {{ cookiecutter.__class_name }}Settings,
 )
 
-#: the workload's tiny size (``workloads.{{ cookiecutter.workload_name }}`` values): seconds per loop.
+#: the workload's tiny size (its settings section): seconds per loop.
 TINY: dict[str, Any] = {
     "n_rows": 1500,
     "n_days": 60,
