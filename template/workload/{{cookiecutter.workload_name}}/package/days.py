@@ -14,12 +14,10 @@ import pandas as pd
 from loopml.core.config import Settings
 from loopml.sdk.capabilities import DaySource
 
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.data import days as source_days
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.features import INPUT_COLUMNS
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.pyfunc import python_model
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.settings import (
-    {{ cookiecutter.__class_name }}Settings,
-)
+from .data import days as source_days
+from .features import INPUT_COLUMNS
+from .pyfunc import python_model
+from .settings import {{ cookiecutter.__class_name }}Settings
 
 
 class {{ cookiecutter.__class_name }}DaySource(DaySource):

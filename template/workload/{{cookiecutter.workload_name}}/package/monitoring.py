@@ -22,18 +22,10 @@ import pandas as pd
 from loopml.core.config import MonitorSettings
 from loopml.sdk.capabilities import Monitor, MonitorContext
 
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.data import LABEL, TIME_COLUMN
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.evaluate import (
-    HIGHER_IS_BETTER,
-    PRIMARY_METRIC,
-    score,
-)
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.features import (
-    CATEGORICAL,
-    INPUT_COLUMNS,
-    NUMERICAL,
-)
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.pyfunc import SCORE_COLUMN, python_model
+from .data import LABEL, TIME_COLUMN
+from .evaluate import HIGHER_IS_BETTER, PRIMARY_METRIC, score
+from .features import CATEGORICAL, INPUT_COLUMNS, NUMERICAL
+from .pyfunc import SCORE_COLUMN, python_model
 
 
 def window(data: pd.DataFrame, end: pd.Timestamp, days: int) -> pd.DataFrame:
@@ -122,7 +114,8 @@ class {{ cookiecutter.__class_name }}Monitor(Monitor):
             bar = float(backtest)
             worse = bar / max(value, 1e-9) if HIGHER_IS_BETTER else value / max(bar, 1e-9)
             performance.update(backtest=bar, ratio=worse)
-        drift = verdicts.get(SCORE_COLUMN, {})
+        # Per-column verdicts (also accepted: a drift summary holding them).
+        drift = verdicts.get("columns", verdicts).get(SCORE_COLUMN, {})
         return {
             "prediction_drift": {**drift, "source": source},
             "performance": performance if pd.notna(value) else None,

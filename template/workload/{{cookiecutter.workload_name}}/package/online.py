@@ -25,8 +25,8 @@ from loopml.sdk.capabilities import (
 )
 from pydantic import BaseModel
 
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.pyfunc import OUTPUTS, python_model
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.schema import Row
+from .pyfunc import OUTPUTS, python_model
+from .schema import Row
 
 
 def row_errors(error: DataValidationError) -> list[tuple[int, str, str, Any]]:

@@ -25,21 +25,14 @@ from loopml.sdk.batch import BatchSpec, DailyBatch
 from loopml.sdk.workload import EvalOutput, TrainOutput, Workload
 from pydantic import BaseModel
 
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }} import (
-    evaluate,
-    features,
-    pyfunc,
-    schema,
-)
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }} import data as source
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.batch import {{ cookiecutter.__class_name }}BatchScorer
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.days import {{ cookiecutter.__class_name }}DaySource
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.models import MODELS, make_model
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.monitoring import {{ cookiecutter.__class_name }}Monitor
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.online import {{ cookiecutter.__class_name }}OnlineScorer
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.settings import (
-    {{ cookiecutter.__class_name }}Settings,
-)
+from . import data as source
+from . import evaluate, features, pyfunc, schema
+from .batch import {{ cookiecutter.__class_name }}BatchScorer
+from .days import {{ cookiecutter.__class_name }}DaySource
+from .models import MODELS, make_model
+from .monitoring import {{ cookiecutter.__class_name }}Monitor
+from .online import {{ cookiecutter.__class_name }}OnlineScorer
+from .settings import {{ cookiecutter.__class_name }}Settings
 
 log = logging.getLogger(__name__)
 

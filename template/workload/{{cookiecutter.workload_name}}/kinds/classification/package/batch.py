@@ -5,8 +5,8 @@ subscriptions whose renewal falls on day ``D`` (default: the day after the
 last validated day, i.e. tomorrow's renewals), read from the source before
 anyone decided (``data.scheduled``), and stores one row per subscriber
 (``customer_id``, ``probability``, ``label``, plus the day and the model
-version) in ``<home>/batch/{{ cookiecutter.workload_name }}/date=D.parquet`` and the SQL table
-``{{ cookiecutter.workload_name }}_scores``: the retention team's call list, riskiest first.
+version) in ``<home>/batch/<workload>/date=D.parquet`` and the SQL table
+``<workload>_scores``: the retention team's call list, riskiest first.
 """
 
 from __future__ import annotations
@@ -20,12 +20,10 @@ import pyarrow as pa
 from loopml.core.config import Settings
 from loopml.sdk.capabilities import BatchScorer
 
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.data import scheduled
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.features import INPUT_COLUMNS
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.pyfunc import python_model
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.settings import (
-    {{ cookiecutter.__class_name }}Settings,
-)
+from .data import scheduled
+from .features import INPUT_COLUMNS
+from .pyfunc import python_model
+from .settings import {{ cookiecutter.__class_name }}Settings
 
 #: subscriptions scored per chunk (bounded memory for any day's volume).
 CHUNK_ROWS = 50_000

@@ -14,9 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.settings import (
-    {{ cookiecutter.__class_name }}Settings,
-)
+from .settings import {{ cookiecutter.__class_name }}Settings
 
 LABEL = "churned"
 TIME_COLUMN = "date"

@@ -21,12 +21,10 @@ import pandas as pd
 from matplotlib.figure import Figure
 from sklearn.metrics import log_loss, roc_auc_score, roc_curve
 
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.data import TIME_COLUMN
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.features import INPUT_COLUMNS, training_set
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.models import ALTERNATIVES, make_model
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.settings import (
-    {{ cookiecutter.__class_name }}Settings,
-)
+from .data import TIME_COLUMN
+from .features import INPUT_COLUMNS, training_set
+from .models import ALTERNATIVES, make_model
+from .settings import {{ cookiecutter.__class_name }}Settings
 
 PRIMARY_METRIC = "roc_auc"
 HIGHER_IS_BETTER = True

@@ -6,10 +6,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.data import CHANNELS, LABEL, PLANS
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.settings import (
-    {{ cookiecutter.__class_name }}Settings,
-)
+from .data import CHANNELS, LABEL, PLANS
+from .settings import {{ cookiecutter.__class_name }}Settings
 
 NUMERIC_INPUTS = [
     "tenure_months",

@@ -21,9 +21,9 @@ import pyarrow as pa
 from loopml.core.config import Settings
 from loopml.sdk.capabilities import BatchScorer
 
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.data import TIME_COLUMN
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.features import INPUT_COLUMNS
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.pyfunc import python_model
+from .data import TIME_COLUMN
+from .features import INPUT_COLUMNS
+from .pyfunc import python_model
 
 #: orders scored per chunk (bounded memory for any day's volume).
 CHUNK_ROWS = 50_000

@@ -10,9 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.settings import (
-    {{ cookiecutter.__class_name }}Settings,
-)
+from .settings import {{ cookiecutter.__class_name }}Settings
 
 LABEL = "duration_min"
 TIME_COLUMN = "date"

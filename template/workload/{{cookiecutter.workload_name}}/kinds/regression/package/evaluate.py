@@ -14,12 +14,10 @@ import numpy.typing as npt
 import pandas as pd
 from matplotlib.figure import Figure
 
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.settings import (
-    {{ cookiecutter.__class_name }}Settings,
-)
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.data import TIME_COLUMN
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.features import INPUT_COLUMNS, training_set
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.models import make_model
+from .settings import {{ cookiecutter.__class_name }}Settings
+from .data import TIME_COLUMN
+from .features import INPUT_COLUMNS, training_set
+from .models import make_model
 
 PRIMARY_METRIC = "mae"
 HIGHER_IS_BETTER = False

@@ -6,10 +6,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.settings import (
-    {{ cookiecutter.__class_name }}Settings,
-)
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.data import LABEL, PEAK_HOURS
+from .settings import {{ cookiecutter.__class_name }}Settings
+from .data import LABEL, PEAK_HOURS
 
 #: the raw columns a prediction request carries.
 INPUT_COLUMNS = ["date", "distance_km", "items", "hour", "rain", "courier_load"]

@@ -14,15 +14,10 @@ import pandas as pd
 from loopml.sdk.capabilities import Output
 from mlflow.pyfunc.model import PythonModel
 
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.features import (
-    INPUT_COLUMNS,
-    build_features,
-)
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.models import Model
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.schema import validate_request
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.settings import (
-    {{ cookiecutter.__class_name }}Settings,
-)
+from .features import INPUT_COLUMNS, build_features
+from .models import Model
+from .schema import validate_request
+from .settings import {{ cookiecutter.__class_name }}Settings
 
 #: what the model answers per row (the primary output first).
 OUTPUTS = (Output("prediction", "FP64"),)

@@ -24,8 +24,8 @@ from loopml.sdk.failures import describe, failure_row
 from pandera.errors import SchemaErrors
 from pydantic import BaseModel, ConfigDict, Field
 
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.data import KEY_COLUMNS, LABEL, TIME_COLUMN
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.features import INPUT_COLUMNS
+from .data import KEY_COLUMNS, LABEL, TIME_COLUMN
+from .features import INPUT_COLUMNS
 
 #: the allowed range of every numeric column (raw table and requests).
 RANGES: dict[str, tuple[float, float]] = {

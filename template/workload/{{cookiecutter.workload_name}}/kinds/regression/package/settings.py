@@ -1,11 +1,14 @@
 """Settings of the {{ cookiecutter.workload_name }} workload: data size, holdout, model.
 
-They live in the profile under ``workloads.{{ cookiecutter.workload_name }}:``
+They live in the profile under ``workloads.<workload>:``
 (``configs/<profile>.yaml``), and every field can be set from the
-environment: ``{{ cookiecutter.__env_prefix }}N_ROWS=2000`` or
-``{{ cookiecutter.__env_prefix }}N_ESTIMATORS=50``. loopml validates them with
-this class (a bad value is an error naming the field); the workload
-reads them with ``{{ cookiecutter.__class_name }}Settings.of(settings)``.
+environment, e.g.::
+
+    {{ cookiecutter.__env_prefix }}N_ROWS=2000
+    {{ cookiecutter.__env_prefix }}N_ESTIMATORS=50
+
+loopml validates them with this class (a bad value is an error naming the
+field); the workload reads them with ``<Class>Settings.of(settings)``.
 """
 
 from __future__ import annotations

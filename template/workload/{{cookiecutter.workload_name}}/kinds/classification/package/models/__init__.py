@@ -5,13 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .baseline import PriorRate
-from .lightgbm_model import (
-    CalibratedLightGBM,
-)
+from .lightgbm_model import CalibratedLightGBM
 from .logistic import Logistic
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.settings import (
-    {{ cookiecutter.__class_name }}Settings,
-)
+from ..settings import {{ cookiecutter.__class_name }}Settings
 
 Model = PriorRate | Logistic | CalibratedLightGBM
 #: every model with its default parameters (the contract test runs them all).

@@ -4,13 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.settings import (
-    {{ cookiecutter.__class_name }}Settings,
-)
+from ..settings import {{ cookiecutter.__class_name }}Settings
 from .baseline import BandMedian
-from .lightgbm_model import (
-    LightGBMRegressor,
-)
+from .lightgbm_model import LightGBMRegressor
 
 Model = BandMedian | LightGBMRegressor
 #: every model with its default parameters (the contract test runs them all).
