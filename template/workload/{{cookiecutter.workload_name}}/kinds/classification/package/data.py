@@ -82,7 +82,7 @@ def generate_day(
         n_rows: expected number of renewals that day (Poisson).
         seed: the random seed.
         drifted: the world after a change (``loopml replay --drift-from``):
-            usage fell by almost half and payments fail more often.
+            usage fell by 60 % and payments fail far more often.
 
     Returns:
         The day's rows, ordered by customer id.
@@ -100,10 +100,10 @@ def generate_day(
     change = rng.normal(0, 0.3, n)
     tickets = rng.poisson(0.4 + 1.2 * (change < -0.3))
     failures = rng.poisson(0.15, n)
-    extra = rng.poisson(0.3, n)
+    extra = rng.poisson(0.6, n)
     if drifted:
         # Same random draws, moved: the days before the drift stay as they were.
-        usage, failures = usage * 0.55, failures + extra
+        usage, failures = usage * 0.4, failures + extra
     frame = pd.DataFrame(
         {
             "customer_id": [f"C{day:%Y%m%d}-{i:05d}" for i in range(n)],
