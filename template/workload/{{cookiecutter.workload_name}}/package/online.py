@@ -35,9 +35,10 @@ def row_errors(error: DataValidationError) -> list[tuple[int, str, str, Any]]:
     for case in error.failure_cases.head(50).to_dict(orient="records"):
         position = pd.to_numeric(case.get("index"), errors="coerce")
         row = 0 if pd.isna(position) else int(position)
-        found.append(
-            (row, str(case.get("column")), f"failed {case.get('check')}", case.get("failure_case"))
-        )
+        value = case.get("failure_case")
+        # numpy scalars become plain values, so the 422 body is JSON.
+        value = value.item() if hasattr(value, "item") else value
+        found.append((row, str(case.get("column")), f"failed {case.get('check')}", value))
     return found or [(0, "rows", str(error), None)]
 
 

@@ -7,6 +7,7 @@ stages and the served API.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -50,11 +51,13 @@ def test_the_online_scorer_answers_every_output_per_row(
     model: Any, settings: Settings
 ) -> None:
     scorer = WORKLOAD.online_scorer()
-    rows = [scorer.row(**row) for row in scorer.example_rows(model)]
+    examples = scorer.example_rows(model)
+    rows = [scorer.row.model_validate_json(json.dumps(row)) for row in examples]
     assert rows
     scores = scorer.score(model, rows, _context(settings))
     for output in scorer.outputs:
         assert len(scores.columns[output.name]) == len(rows)
+    json.dumps(scores.columns)  # plain values: every protocol can send them
     primary = np.asarray(scores.columns[scorer.outputs[0].name], dtype=float)
     assert np.isfinite(primary).all()
 
@@ -69,7 +72,8 @@ def test_the_online_scorer_turns_a_contract_failure_into_invalid_rows(
     bad = good.model_copy(update={field: -(10**6)})
     with pytest.raises(InvalidRowsError) as caught:
         scorer.score(model, [good, bad], _context(settings))
-    assert caught.value.errors[0][1] == field
+    assert caught.value.errors[0][:2] == (1, field)
+    json.dumps(caught.value.errors)
 
 
 def test_the_batch_scores_every_entity_of_its_day_in_its_schema(
