@@ -1111,7 +1111,12 @@ def new(
         ),
     ] = None,
     kind: Annotated[
-        str, typer.Option(help="Kind of workload the template makes.")
+        str,
+        typer.Option(
+            help="Kind of workload the template makes: 'regression' (delivery "
+            "times; MAE) or 'classification' (churn; calibrated probability "
+            "and label, ROC AUC)."
+        ),
     ] = "regression",
     ci: Annotated[
         str, typer.Option(help="CI files to keep: github, gitlab or none.")

@@ -2,11 +2,13 @@
 
 The project reuses this environment (``make ... LOOPML_ENV=<this venv>``): its
 ``.venv`` sees loopml's packages through a ``.pth`` file and only the project
-is installed, offline. Its workload runs at a tiny size (``DEMO_*``).
+is installed, offline. Its workloads run at a tiny size (their settings
+sections, ``LOOPML_WORKLOADS__<NAME>__*``).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -17,13 +19,19 @@ from pathlib import Path
 import pytest
 
 LOOPML = [sys.executable, "-m", "loopml"]
-#: the generated workload at a tiny size (its own settings, DEMO_* variables).
-TINY_DEMO = {
-    "DEMO_N_ROWS": "1200",
-    "DEMO_N_DAYS": "45",
-    "DEMO_HOLDOUT_DAYS": "10",
-    "DEMO_N_ESTIMATORS": "30",
+#: each kind's tiny size (the generated tests' TINY), in seconds per loop.
+TINY_SIZES = {
+    "regression": {"N_ROWS": "1200", "N_DAYS": "45", "HOLDOUT_DAYS": "10"},
+    "classification": {"N_ROWS": "2400", "N_DAYS": "60", "HOLDOUT_DAYS": "14"},
 }
+CAPABILITIES = ["online_scorer", "batch_scorer", "monitor", "day_source"]
+
+
+def tiny(workload: str, kind: str) -> dict[str, str]:
+    """The workload's settings section at a tiny size, as environment variables."""
+    size = {**TINY_SIZES[kind], "N_ESTIMATORS": "40"}
+    prefix = f"LOOPML_WORKLOADS__{workload.upper()}__"
+    return {prefix + key: value for key, value in size.items()}
 
 
 def project_env(**extra: str) -> dict[str, str]:
@@ -53,6 +61,7 @@ def make(project: Path, target: str, **env: str) -> subprocess.CompletedProcess[
     return run(
         ["make", target, f"LOOPML_ENV={sys.prefix}", f"PYTHON={sys.executable}"],
         project,
+        timeout=420,
         **env,
     )
 
@@ -68,40 +77,78 @@ def new(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(400)
-def test_new_project_passes_its_make_test_and_make_run(
+@pytest.mark.timeout(900)
+def test_new_project_with_two_kinds_passes_its_make_test_and_make_run(
     tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     started = time.perf_counter()
     # mypy's cache of the third-party packages outlives the run (cold: ~40 s).
     cache = request.config.cache
     mypy_cache = cache.mkdir("new_project_mypy") if cache else tmp_path / "mypy"
-    made = new("demo", "--no-input", "-o", str(tmp_path), cwd=tmp_path)
+    made = new("shop", "--no-input", "-o", str(tmp_path), cwd=tmp_path)
     assert made.returncode == 0, made.stderr
-    project = tmp_path / "demo"
-    assert (project / "src/demo/workloads/demo/workload.py").is_file()
+    project = tmp_path / "shop"
+    assert (project / "src/shop/workloads/shop/workload.py").is_file()
     assert (project / ".github/workflows/ci.yml").is_file()
     assert not (project / ".gitlab-ci.yml").exists()
+    # Far from this checkout: the pip requirement, never this machine's path.
+    makefile = (project / "Makefile").read_text("utf-8")
+    assert "LOOPML_SOURCE ?= loopml\n" in makefile
+    assert str(Path(__file__).resolve().parents[2]) not in makefile
+
+    added = new(
+        "churn",
+        "--workload-only",
+        "--kind",
+        "classification",
+        "--no-input",
+        cwd=project,
+    )
+    assert added.returncode == 0, added.stderr
+    churn = project / "src/shop/workloads/churn"
+    assert (churn / "models/logistic.py").is_file()
+    assert "roc_auc" in (churn / "evaluate.py").read_text("utf-8")
+    sizes = {**tiny("shop", "regression"), **tiny("churn", "classification")}
 
     tested = make(project, "test", MYPY_CACHE_DIR=str(mypy_cache))
-    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert tested.returncode == 0, tested.stdout[-6000:] + tested.stderr[-3000:]
     assert " passed" in tested.stdout
     assert "secret scan:" in tested.stdout
+    assert "Workloads import only loopml.sdk and loopml.core KEPT" in tested.stdout
 
-    ran = make(project, "run", **TINY_DEMO)
+    # The project's environment: its entry points register both workloads.
+    listed = run([".venv/bin/python", "-m", "loopml", "workloads", "--json"], project)
+    assert listed.returncode == 0, listed.stderr
+    found = {w["name"]: w for w in json.loads(listed.stdout)}
+    for name, metric in (("shop", "mae"), ("churn", "roc_auc")):
+        assert found[name]["primary_metric"] == metric
+        assert found[name]["capabilities"] == CAPABILITIES, found[name]
+
+    ran = make(project, "run", **sizes)
     out = ran.stdout
-    assert ran.returncode == 0, out + ran.stderr
+    assert ran.returncode == 0, out[-6000:] + ran.stderr[-3000:]
     assert "version 1 registered as challenger" in out
     assert "v1 promoted to champion" in out
     assert "loopml run" in out  # the summary table
-    assert "demo champion: version 1" in out
+    assert "shop champion: version 1" in out
+    assert "churn champion: version 1" in out
+    assert "baseline_roc_auc=" in " ".join(out.split())
 
     summary = make(project, "summary")
     assert summary.returncode == 0, summary.stderr
     assert "Champion: version 1" in summary.stdout
     assert "| promote | ok |" in summary.stdout
-    # The budget of this test on 2 busy cores (usually about a minute).
-    assert time.perf_counter() - started < 300
+
+    # ---- Serving: to be added once `loopml serve -w` and the generic routes
+    # land (issue 15). Start `make serve` in the background, wait for
+    # GET /readyz, then check for both workloads: GET /v2/models/churn/ready
+    # is 200, POST /v1/churn/predict with {"rows": [...]} answers `probability`
+    # and `label` per row (rows: the online scorer's example_rows), a bad row
+    # is a 422 naming its field, /v1/shop/invocations answers MLflow's format;
+    # then stop the server. ----
+
+    # The budget of this test on 2 busy cores.
+    assert time.perf_counter() - started < 780
 
 
 def test_workload_only_adds_a_registered_linted_workload(tmp_path: Path) -> None:
@@ -133,7 +180,7 @@ def test_workload_only_adds_a_registered_linted_workload(tmp_path: Path) -> None
         linted = run([*ruff, *check, "src", "tests"], project)
         assert linted.returncode == 0, linted.stdout + linted.stderr
 
-    # loopml finds it (here by LOOPML_WORKLOADS; installed, by its entry point)
+    # loopml finds it (here by LOOPML_PLUGINS; installed, by its entry point)
     # and its train and evaluate run.
     code = (
         "from loopml.core.config import Settings; "
@@ -147,10 +194,10 @@ def test_workload_only_adds_a_registered_linted_workload(tmp_path: Path) -> None
         PYTHONPATH=str(project / "src"),
         LOOPML_PLUGINS=f"orders={points['orders']}",
         LOOPML_HOME=str(tmp_path / "home"),
-        ORDERS_N_ROWS="600",
-        ORDERS_N_DAYS="30",
-        ORDERS_HOLDOUT_DAYS="7",
-        ORDERS_N_ESTIMATORS="10",
+        LOOPML_WORKLOADS__ORDERS__N_ROWS="600",
+        LOOPML_WORKLOADS__ORDERS__N_DAYS="30",
+        LOOPML_WORKLOADS__ORDERS__HOLDOUT_DAYS="7",
+        LOOPML_WORKLOADS__ORDERS__N_ESTIMATORS="10",
     )
     assert checked.returncode == 0, checked.stderr
     assert checked.stdout.startswith("orders ['baseline_mae', 'baseline_rmse'")

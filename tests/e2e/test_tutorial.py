@@ -1,9 +1,9 @@
 """docs/tutorial.md stays true: its ``bash tutorial`` blocks run, in order.
 
 The blocks run as one bash script (``set -euo pipefail``) from the loopml
-checkout, with the generated workload at a tiny size (``SHOP_*``) and the
-project's ``make setup`` reusing this environment (``LOOPML_ENV``), so the
-test needs no package index.
+checkout, with the generated workload at a tiny size (its settings section,
+``LOOPML_WORKLOADS__SHOP__*``) and the project's ``make setup`` reusing this
+environment (``LOOPML_ENV``), so the test needs no package index.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ BLOCK = re.compile(r"^```bash tutorial\n(.*?)^```", re.DOTALL | re.MULTILINE)
 #: the generated ``shop`` workload at a tiny size; its history's last day is
 #: start + n_days - 1, so the tutorial's "next day" is start + n_days.
 TINY_SHOP = {
-    "SHOP_N_ROWS": "1200",
-    "SHOP_N_DAYS": "45",
-    "SHOP_HOLDOUT_DAYS": "10",
-    "SHOP_N_ESTIMATORS": "30",
+    "LOOPML_WORKLOADS__SHOP__N_ROWS": "1200",
+    "LOOPML_WORKLOADS__SHOP__N_DAYS": "45",
+    "LOOPML_WORKLOADS__SHOP__HOLDOUT_DAYS": "10",
+    "LOOPML_WORKLOADS__SHOP__N_ESTIMATORS": "30",
 }
 NEXT_DAY = dt.date(2025, 1, 1) + dt.timedelta(days=45)
 
@@ -46,7 +46,7 @@ def test_tutorial_has_the_steps_a_reader_follows() -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_tutorial_commands_run_as_written(tmp_path: Path) -> None:
-    drop = ("LOOPML_", "MAKE", "MFLAGS", "VIRTUAL_ENV", "SHOP_")
+    drop = ("LOOPML_", "MAKE", "MFLAGS", "VIRTUAL_ENV")
     env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
     env.update(
         TINY_SHOP,
@@ -80,8 +80,13 @@ def test_tutorial_commands_run_as_written(tmp_path: Path) -> None:
     predicted = re.search(r"^\s*prediction\s*\n\s*0\s+(-?\d+\.\d+)\s*$", out, re.M)
     assert predicted is not None, out[-2000:]
     assert float(predicted.group(1)) > 0
-    # Step 6: the day's batch was ingested and the gate judged a second model.
+    # Step 6: without DATE, the day after the history was ingested and the
+    # gate judged a second model; a day after a gap was refused, naming why.
     batches = list((project / ".loopml").rglob(f"*{NEXT_DAY.isoformat()}*"))
     assert batches, "make daily did not store the day's batch"
     assert "ingest shop: " in out and f"for {NEXT_DAY.isoformat()}" in out
     assert re.search(r"promote shop: v2 (promoted|not promoted)", out), out[-3000:]
+    said = " ".join((out + done.stderr).split())
+    assert "refused: the days before it are missing" in said
+    assert "days_contiguous" in said
+    assert list((project / ".loopml/quarantine/shop").glob("*2026-01-01*"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -44,8 +46,48 @@ def test_bad_workload_names_are_refused(name: str, message: str) -> None:
         scaffold.check_workload_name(name)
 
 
-def test_the_template_offers_its_kinds() -> None:
-    assert "regression" in scaffold.workload_kinds()
+def test_the_template_offers_its_kinds_and_its_prompts_list_them() -> None:
+    kinds = scaffold.workload_kinds()
+    assert kinds == ["classification", "regression"]
+    for config in ("cookiecutter.json", "workload/cookiecutter.json"):
+        listed = json.loads((scaffold.template_dir() / config).read_text("utf-8"))
+        assert sorted(listed["workload_kind"]) == kinds, config
+
+
+def test_new_kind_help_names_every_kind() -> None:
+    result = CliRunner().invoke(app, ["new", "--help"], terminal_width=200)
+    for kind in scaffold.workload_kinds():
+        assert kind in result.output
+
+
+@pytest.fixture(scope="module")
+def fake_checkout(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A loopml checkout (pyproject + template) somewhere under a temp folder."""
+    root = tmp_path_factory.mktemp("clone") / "loopml"
+    shutil.copytree(scaffold.template_dir(), root / "template")
+    (root / "pyproject.toml").write_text('[project]\nname = "loopml"\n', "utf-8")
+    return root
+
+
+@pytest.mark.parametrize(
+    ("where", "source"),
+    [
+        ("work", "../../loopml"),  # next to the checkout
+        ("loopml/examples/a/b", "../../../.."),  # inside it, however deep
+        ("far/away/from/it", "loopml"),  # too far: the pip requirement
+    ],
+)
+def test_the_makefile_names_loopml_relatively_never_by_this_machines_path(
+    fake_checkout: Path, monkeypatch: pytest.MonkeyPatch, where: str, source: str
+) -> None:
+    monkeypatch.setenv("LOOPML_TEMPLATE_DIR", str(fake_checkout / "template"))
+    out = fake_checkout.parent / where
+    project = scaffold.new_project(f"p-{len(where)}", out, ci="none")
+    makefile = (project / "Makefile").read_text("utf-8")
+    assert f"LOOPML_SOURCE ?= {source}\n" in makefile
+    assert str(fake_checkout) not in makefile
+    if source != "loopml":
+        assert (project / source / "pyproject.toml").is_file()
 
 
 @pytest.mark.parametrize(

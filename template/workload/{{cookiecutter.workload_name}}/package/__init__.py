@@ -1,1 +1,4 @@
-"""The {{ cookiecutter.workload_name }} workload ({{ cookiecutter.workload_kind }}): data, schema, features, models, evaluation."""
+"""The {{ cookiecutter.workload_name }} workload ({{ cookiecutter.workload_kind }}).
+
+Data, schema, features, models, evaluation and the capabilities loopml uses.
+"""

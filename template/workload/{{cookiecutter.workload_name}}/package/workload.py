@@ -1,98 +1,145 @@
-"""The {{ cookiecutter.workload_name }} workload, as loopml's stages see it.
+"""The {{ cookiecutter.workload_name }} workload, as loopml sees it.
 
 loopml finds it through the entry point in ``pyproject.toml``
 (``[project.entry-points."loopml.workloads"]``), so ``loopml run -w
 {{ cookiecutter.workload_name }}`` runs ingest, validate, train, evaluate and
-promote on it. Each step has its own module: ``data`` (the raw table),
-``schema`` (its contract), ``features``, ``models/`` (the baseline and the
-LightGBM model), ``evaluate`` (a time-ordered holdout) and ``pyfunc`` (the
-model MLflow logs and serves).
+promote on it, and the capabilities below plug it into the rest of the loop:
+``online_scorer`` (``loopml serve``), ``batch_scorer`` (``loopml batch``),
+``monitor`` (``loopml monitor``) and ``day_source`` (``loopml replay``).
+Each step has its own module: ``settings``, ``data`` (the raw table),
+``schema`` (its contract), ``features``, ``models/``, ``evaluate`` (a
+time-ordered holdout), ``pyfunc`` (the model MLflow logs), ``online``,
+``batch``, ``monitoring`` and ``days``. Workload code imports only
+``loopml.sdk`` and ``loopml.core`` (``make lint`` checks it).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, ClassVar
 
-import numpy as np
 import pandas as pd
-from loopml.sdk.batch import BatchSpec
+from loopml.core.config import Settings
+from loopml.sdk.batch import BatchSpec, DailyBatch
 from loopml.sdk.workload import EvalOutput, TrainOutput, Workload
+from pydantic import BaseModel
 
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }} import (
-    data,
-    evaluate,
-    features,
-    pyfunc,
-    schema,
-)
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.config import (
-    {{ cookiecutter.__class_name }}Config,
-)
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.models import make_model
-
-if TYPE_CHECKING:
-    from loopml.core.config import Settings
+from . import data as source
+from . import evaluate, features, pyfunc, schema
+from .batch import {{ cookiecutter.__class_name }}BatchScorer
+from .days import {{ cookiecutter.__class_name }}DaySource
+from .models import MODELS, make_model
+from .monitoring import {{ cookiecutter.__class_name }}Monitor
+from .online import {{ cookiecutter.__class_name }}OnlineScorer
+from .settings import {{ cookiecutter.__class_name }}Settings
 
 log = logging.getLogger(__name__)
 
 
 class {{ cookiecutter.__class_name }}Workload(Workload):
-    """{{ cookiecutter.workload_kind.title() }} workload; its settings come from ``{{ cookiecutter.__env_prefix }}*``."""
+{%- if cookiecutter.workload_kind == "classification" %}
+    """Churn: the calibrated probability that a subscriber cancels at renewal."""
+{%- else %}
+    """Delivery time: the minutes an order will take (regression)."""
+{%- endif %}
 
     name = "{{ cookiecutter.workload_name }}"
+    settings_class: ClassVar[type[BaseModel] | None] = {{ cookiecutter.__class_name }}Settings
     primary_metric = evaluate.PRIMARY_METRIC
     higher_is_better = evaluate.HIGHER_IS_BETTER
     key_metrics = evaluate.KEY_METRICS
-    batch_spec = BatchSpec(
-        time_column=data.TIME_COLUMN,
-        sort_columns=data.SORT_COLUMNS,
-        personal_columns=data.PERSONAL_COLUMNS,
+    guard_metrics: ClassVar[dict[str, bool]] = evaluate.GUARD_METRICS
+    batch_spec: ClassVar[BatchSpec] = BatchSpec(
+        time_column=source.TIME_COLUMN,
+        sort_columns=source.SORT_COLUMNS,
+        personal_columns=source.PERSONAL_COLUMNS,
     )
+{%- if cookiecutter.workload_kind == "classification" %}
+    intended_use = (
+        "Ranks the subscribers up for renewal by their probability of "
+        "cancelling, so a retention team calls the riskiest first; the "
+        "probability is calibrated, so it can be read as a rate."
+    )
+    limitations = (
+        "Learns from the plans, channels and behaviour it saw; a new plan or "
+        "a price change outside the training range is not anticipated. The "
+        "label uses a fixed threshold (`threshold`), not a cost trade-off."
+    )
+{%- else %}
+    intended_use = (
+        "Estimates how many minutes an order will take, to promise a "
+        "delivery time and plan couriers; one estimate per order."
+    )
+    limitations = (
+        "A mean estimate (no interval). Learns from the distances, loads and "
+        "weather it saw; a larger delivery area or a new kind of order is "
+        "not anticipated (the monitor watches the inputs for that)."
+    )
+{%- endif %}
 
-    def __init__(self, config: {{ cookiecutter.__class_name }}Config | None = None) -> None:
-        """Use ``config``, or read it from the environment."""
-        self.config = config or {{ cookiecutter.__class_name }}Config()
+    # Data -----------------------------------------------------------------
 
     def load_raw(self, settings: Settings) -> pd.DataFrame:
         """Generate (or load) the raw table with the run's seed."""
-        return data.load(self.config, settings.seed)
+        cfg = {{ cookiecutter.__class_name }}Settings.of(settings)
+        return source.load(cfg, settings.seed)
 
     def load_day(self, settings: Settings, day: pd.Timestamp) -> pd.DataFrame:
         """One day's batch from the source (``loopml ingest --date``)."""
-        return data.load_day(self.config, day, settings.seed)
+        cfg = {{ cookiecutter.__class_name }}Settings.of(settings)
+        return source.load_day(cfg, day, settings.seed)
 
     def validate(self, raw: pd.DataFrame) -> pd.DataFrame:
         """Check the raw table; raises ``DataValidationError``."""
         return schema.validate_raw(raw)
 
+    def validate_batch(
+        self, settings: Settings, raw: pd.DataFrame, batch: DailyBatch
+    ) -> pd.DataFrame:
+        """Check the table and the new days of a daily batch (volume, no gap)."""
+        cfg = {{ cookiecutter.__class_name }}Settings.of(settings)
+        return schema.validate_raw(
+            raw,
+            new_days=batch.days,
+            reference_rows_per_day=batch.reference_rows_per_day,
+            min_rows_ratio=cfg.min_rows_ratio,
+            max_rows_ratio=cfg.max_rows_ratio,
+        )
+
+    # Training and evaluation ------------------------------------------------
+
+    def models(self) -> Mapping[str, Callable[[], Any]]:
+        """Every model with its default parameters (baselines too)."""
+        return MODELS
+
     def train(self, settings: Settings, data: pd.DataFrame) -> TrainOutput:
-        """Fit the LightGBM model on the validated data before the holdout.
+        """Fit the model on the validated data before the holdout.
 
         The last ``holdout_days`` days are kept out, so that the promotion
         gate (:meth:`holdout_metrics`) judges every model on days it has not
         seen.
         """
-        before, _ = evaluate.split(data, self.config.holdout_days)
-        x, y = features.training_set(before, self.config)
-        model = make_model("lightgbm", self.config, settings.seed).fit(x, y)
+        cfg = {{ cookiecutter.__class_name }}Settings.of(settings)
+        before, _ = evaluate.split(data, cfg.holdout_days)
+        x, y = features.training_set(before, cfg)
+        model = make_model("lightgbm", cfg, settings.seed).fit(x, y)
         log.info("trained on %d rows", len(x))
         params = {
             "model": "lightgbm",
             "seed": settings.seed,
             "n_training_rows": len(x),
+            "train_until": str(pd.Timestamp(before[source.TIME_COLUMN].max()).date()),
             **{f"lgbm_{k}": v for k, v in model.get_params().items()},
         }
         return TrainOutput(
-            pyfunc.wrap(model, data, self.config),
-            params,
-            pyfunc.input_example(data, self.config),
+            pyfunc.wrap(model, data, cfg), params, pyfunc.input_example(data, cfg)
         )
 
     def evaluate(self, settings: Settings, data: pd.DataFrame) -> EvalOutput:
-        """Score model and baseline on the same time-ordered holdout."""
-        result = evaluate.holdout(data, self.config, settings.seed)
+        """Score the model and the simple alternatives on the same holdout."""
+        cfg = {{ cookiecutter.__class_name }}Settings.of(settings)
+        result = evaluate.holdout(data, cfg, settings.seed)
         return EvalOutput(
             metrics=result.metrics,
             figures={"holdout": evaluate.plot(result.predictions)},
@@ -104,11 +151,13 @@ class {{ cookiecutter.__class_name }}Workload(Workload):
         """Registered models (and a fresh baseline) scored on the latest holdout."""
 
         def predictor(model: Any) -> Callable[[pd.DataFrame], Any]:
-            return lambda rows: model.predict(None, rows)["prediction"].to_numpy()
+            wrapped = pyfunc.python_model(model)
+            return lambda rows: wrapped.predict(None, rows)[pyfunc.SCORE_COLUMN]
 
+        cfg = {{ cookiecutter.__class_name }}Settings.of(settings)
         return evaluate.gate_scores(
             data,
-            self.config,
+            cfg,
             settings.seed,
             {name: predictor(model) for name, model in models.items()},
         )
@@ -116,17 +165,29 @@ class {{ cookiecutter.__class_name }}Workload(Workload):
     def check_model(
         self, settings: Settings, model: Any, example: pd.DataFrame | None
     ) -> list[str]:
-        """The model answers its input example with one finite value per row."""
+        """The model answers its input example with one valid value per row."""
         if example is None or example.empty:
             return ["the model was logged without an input example"]
         try:
-            answer = model.predict(None, example)
+            answer = pyfunc.python_model(model).predict(None, example)
         except Exception as error:  # any failure is a reason to refuse it
             return [f"the model fails on its input example: {error}"]
-        values = pd.to_numeric(answer["prediction"], errors="coerce")
-        problems = []
-        if len(values) != len(example):
-            problems.append(f"{len(values)} answers for {len(example)} rows")
-        if not np.isfinite(values.to_numpy(dtype=float)).all():
-            problems.append("non-finite predictions on the input example")
-        return problems
+        return pyfunc.check_answer(answer, len(example))
+
+    # Capabilities -----------------------------------------------------------
+
+    def online_scorer(self) -> {{ cookiecutter.__class_name }}OnlineScorer:
+        """Request rows in, answers out (``loopml serve``)."""
+        return {{ cookiecutter.__class_name }}OnlineScorer()
+
+    def batch_scorer(self) -> {{ cookiecutter.__class_name }}BatchScorer:
+        """The daily batch (``loopml batch``)."""
+        return {{ cookiecutter.__class_name }}BatchScorer()
+
+    def monitor(self) -> {{ cookiecutter.__class_name }}Monitor:
+        """Drift, data quality and live performance (``loopml monitor``)."""
+        return {{ cookiecutter.__class_name }}Monitor()
+
+    def day_source(self) -> {{ cookiecutter.__class_name }}DaySource:
+        """New days of the source (``loopml replay``)."""
+        return {{ cookiecutter.__class_name }}DaySource()

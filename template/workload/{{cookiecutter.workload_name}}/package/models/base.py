@@ -2,7 +2,8 @@
 
 ``__init__`` stores its arguments and nothing else (``get_params`` returns
 them), ``fit(x, y)`` learns attributes ending in ``_`` and returns ``self``,
-``predict`` refuses an unfitted model. ``tests/unit/test_{{ cookiecutter.workload_name }}_models.py``
+``predict`` refuses an unfitted model (loopml's model contract,
+``loopml.sdk.contract``). ``tests/unit/test_{{ cookiecutter.workload_name }}_models.py``
 holds every model in ``MODELS`` to it.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from loopml.core.errors import NotFittedError
+from loopml.sdk.contract import check_fitted
 
 
 class ModelContract:
@@ -28,7 +29,4 @@ class ModelContract:
         Raises:
             NotFittedError: naming the model.
         """
-        if getattr(self, attribute, None) is None:
-            raise NotFittedError(
-                f"{type(self).__name__} is not fitted yet: call fit(...) first"
-            )
+        check_fitted(self, attribute)

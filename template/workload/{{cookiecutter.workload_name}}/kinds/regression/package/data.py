@@ -10,9 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.config import (
-    {{ cookiecutter.__class_name }}Config,
-)
+from .settings import {{ cookiecutter.__class_name }}Settings
 
 LABEL = "duration_min"
 TIME_COLUMN = "date"
@@ -34,7 +32,9 @@ COLUMNS = [
 PEAK_HOURS = (12, 13, 18, 19, 20)
 
 
-def generate_day(day: pd.Timestamp, n_rows: float, seed: int) -> pd.DataFrame:
+def generate_day(
+    day: pd.Timestamp, n_rows: float, seed: int, drifted: bool = False
+) -> pd.DataFrame:
     """Simulate one day of delivered orders.
 
     Duration grows with distance, items, rain, rush hours and courier load.
@@ -45,17 +45,23 @@ def generate_day(day: pd.Timestamp, n_rows: float, seed: int) -> pd.DataFrame:
         day: the day (midnight).
         n_rows: expected number of orders that day (Poisson).
         seed: the random seed.
+        drifted: the world after a change (``loopml replay --drift-from``):
+            the delivery area grew (distances x1.6) and couriers are busier.
 
     Returns:
         The day's rows, ordered by order id.
     """
     rng = np.random.default_rng([seed, day.toordinal()])
     n = max(1, int(rng.poisson(n_rows)))
-    distance = rng.gamma(2.0, 2.0, n).clip(0.2, 40).round(2)
+    distance = rng.gamma(2.0, 2.0, n)
     items = rng.integers(1, 9, n)
     hour = rng.integers(10, 23, n)
     rain = (rng.random(n) < 0.2).astype("int64")
-    load = rng.random(n).round(3)
+    load = rng.random(n)
+    if drifted:
+        # Same random draws, moved: the days before the drift stay as they were.
+        distance, load = distance * 1.6, np.sqrt(load)
+    distance, load = distance.clip(0.2, 40).round(2), load.round(3)
     peak = np.isin(hour, PEAK_HOURS)
     duration = (
         8.0
@@ -99,13 +105,46 @@ def generate(n_rows: int, n_days: int, start: str, seed: int) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def load(config: {{ cookiecutter.__class_name }}Config, seed: int) -> pd.DataFrame:
+def load(cfg: {{ cookiecutter.__class_name }}Settings, seed: int) -> pd.DataFrame:
     """The raw table of the configured size (replace with your data source)."""
-    return generate(config.n_rows, config.n_days, config.start, seed)
+    return generate(cfg.n_rows, cfg.n_days, cfg.start, seed)
 
 
 def load_day(
-    config: {{ cookiecutter.__class_name }}Config, day: pd.Timestamp, seed: int
+    cfg: {{ cookiecutter.__class_name }}Settings, day: pd.Timestamp, seed: int
 ) -> pd.DataFrame:
     """One day's rows, as the source delivers them (``loopml ingest --date``)."""
-    return generate_day(day.normalize(), config.n_rows / config.n_days, seed)
+    return generate_day(pd.Timestamp(day).normalize(), cfg.n_rows / cfg.n_days, seed)
+
+
+def days(
+    cfg: {{ cookiecutter.__class_name }}Settings,
+    first: pd.Timestamp,
+    n_days: int,
+    seed: int,
+    drift_from: int | None = None,
+) -> pd.DataFrame:
+    """``n_days`` new days from ``first`` (``loopml replay``).
+
+    Args:
+        cfg: the workload's settings (the daily volume).
+        first: the first day.
+        n_days: how many days.
+        seed: the random seed.
+        drift_from: the 1-based day from which the world has changed
+            (``None``: no change).
+
+    Returns:
+        The days' rows, in order.
+    """
+    start = pd.Timestamp(first).normalize()
+    frames = [
+        generate_day(
+            start + pd.Timedelta(days=i),
+            cfg.n_rows / cfg.n_days,
+            seed,
+            drifted=drift_from is not None and i + 1 >= drift_from,
+        )
+        for i in range(n_days)
+    ]
+    return pd.concat(frames, ignore_index=True)

@@ -14,16 +14,17 @@ import numpy.typing as npt
 import pandas as pd
 from matplotlib.figure import Figure
 
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.config import (
-    {{ cookiecutter.__class_name }}Config,
-)
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.data import TIME_COLUMN
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.features import INPUT_COLUMNS, training_set
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.models import make_model
+from .settings import {{ cookiecutter.__class_name }}Settings
+from .data import TIME_COLUMN
+from .features import INPUT_COLUMNS, training_set
+from .models import make_model
 
 PRIMARY_METRIC = "mae"
 HIGHER_IS_BETTER = False
 KEY_METRICS = ("mae", "baseline_mae", "rmse", "baseline_rmse")
+#: metrics the gate keeps from getting worse than the champion's (name ->
+#: higher is better); none for this kind.
+GUARD_METRICS: dict[str, bool] = {}
 
 
 @dataclass
@@ -53,14 +54,14 @@ def score(
 
 
 def holdout(
-    data: pd.DataFrame, config: {{ cookiecutter.__class_name }}Config, seed: int
+    data: pd.DataFrame, cfg: {{ cookiecutter.__class_name }}Settings, seed: int
 ) -> Holdout:
     """Fit model and baseline before the holdout and score both on it."""
-    train, test = split(data, config.holdout_days)
-    x_train, y_train = training_set(train, config)
-    x_test, y_test = training_set(test, config)
-    model = make_model("lightgbm", config, seed).fit(x_train, y_train)
-    baseline = make_model("baseline", config, seed).fit(x_train, y_train)
+    train, test = split(data, cfg.holdout_days)
+    x_train, y_train = training_set(train, cfg)
+    x_test, y_test = training_set(test, cfg)
+    model = make_model("lightgbm", cfg, seed).fit(x_train, y_train)
+    baseline = make_model("baseline", cfg, seed).fit(x_train, y_train)
     predicted, expected = model.predict(x_test), baseline.predict(x_test)
     metrics = score(y_test, predicted)
     metrics.update({f"baseline_{k}": v for k, v in score(y_test, expected).items()})
@@ -72,7 +73,7 @@ def holdout(
 
 def gate_scores(
     data: pd.DataFrame,
-    config: {{ cookiecutter.__class_name }}Config,
+    cfg: {{ cookiecutter.__class_name }}Settings,
     seed: int,
     predictors: Mapping[str, Callable[[pd.DataFrame], npt.NDArray[np.float64]]],
 ) -> dict[str, dict[str, float]]:
@@ -80,7 +81,7 @@ def gate_scores(
 
     Args:
         data: the validated table.
-        config: holdout length and baseline parameters.
+        cfg: holdout length and baseline parameters.
         seed: the run's seed.
         predictors: name -> function from raw request rows to predictions.
 
@@ -88,12 +89,12 @@ def gate_scores(
         Metrics per predictor name, plus ``baseline`` (fitted before the
         holdout, as the models were).
     """
-    train, test = split(data, config.holdout_days)
+    train, test = split(data, cfg.holdout_days)
     if test.empty or train.empty:
         raise ValueError("the validated table is too short for its holdout")
-    x_train, y_train = training_set(train, config)
-    x_test, y_test = training_set(test, config)
-    baseline = make_model("baseline", config, seed).fit(x_train, y_train)
+    x_train, y_train = training_set(train, cfg)
+    x_test, y_test = training_set(test, cfg)
+    baseline = make_model("baseline", cfg, seed).fit(x_train, y_train)
     scores = {"baseline": score(y_test, baseline.predict(x_test))}
     rows = test[INPUT_COLUMNS]
     for name, predict in predictors.items():

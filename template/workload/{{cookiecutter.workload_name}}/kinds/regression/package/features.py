@@ -6,10 +6,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.config import (
-    {{ cookiecutter.__class_name }}Config,
-)
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.data import LABEL, PEAK_HOURS
+from .settings import {{ cookiecutter.__class_name }}Settings
+from .data import LABEL, PEAK_HOURS
 
 #: the raw columns a prediction request carries.
 INPUT_COLUMNS = ["date", "distance_km", "items", "hour", "rain", "courier_load"]
@@ -22,6 +20,9 @@ FEATURE_COLUMNS = [
     "is_peak",
     "weekday",
 ]
+#: the raw columns ``loopml monitor`` watches for drift (numbers; categories).
+NUMERICAL = ["distance_km", "items", "hour", "rain", "courier_load"]
+CATEGORICAL: list[str] = []
 
 
 def build_features(rows: pd.DataFrame) -> pd.DataFrame:
@@ -33,7 +34,7 @@ def build_features(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def training_set(
-    data: pd.DataFrame, config: {{ cookiecutter.__class_name }}Config
+    data: pd.DataFrame, cfg: {{ cookiecutter.__class_name }}Settings
 ) -> tuple[pd.DataFrame, npt.NDArray[np.float64]]:
     """Features and label of every row of a validated table."""
     return build_features(data), data[LABEL].to_numpy(dtype=np.float64)

@@ -4,13 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.config import (
-    {{ cookiecutter.__class_name }}Config,
-)
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.models.baseline import BandMedian
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.models.lightgbm_model import (
-    LightGBMRegressor,
-)
+from ..settings import {{ cookiecutter.__class_name }}Settings
+from .baseline import BandMedian
+from .lightgbm_model import LightGBMRegressor
 
 Model = BandMedian | LightGBMRegressor
 #: every model with its default parameters (the contract test runs them all).
@@ -20,19 +16,19 @@ MODELS: dict[str, Callable[[], Model]] = {
 }
 
 
-def make_model(name: str, config: {{ cookiecutter.__class_name }}Config, seed: int) -> Model:
+def make_model(name: str, cfg: {{ cookiecutter.__class_name }}Settings, seed: int) -> Model:
     """Build a model with the configured parameters.
 
     Raises:
         KeyError: for an unknown name.
     """
     if name == "baseline":
-        return BandMedian(n_bands=config.n_bands)
+        return BandMedian(n_bands=cfg.n_bands)
     if name == "lightgbm":
         return LightGBMRegressor(
-            n_estimators=config.n_estimators,
-            learning_rate=config.learning_rate,
-            num_leaves=config.num_leaves,
+            n_estimators=cfg.n_estimators,
+            learning_rate=cfg.learning_rate,
+            num_leaves=cfg.num_leaves,
             seed=seed,
         )
     raise KeyError(f"unknown model {name!r}; known: {sorted(MODELS)}")

@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.models.base import ModelContract
+from .base import ModelContract
 
 
 class BandMedian(ModelContract):

@@ -7,19 +7,16 @@ import pytest
 
 from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.evaluate import holdout
 from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.features import build_features, training_set
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.models import make_model
-from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.models.lightgbm_model import (
-    LightGBMRegressor,
-)
+from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.models import lightgbm_model, make_model
 from utils.{{ cookiecutter.workload_name }}_factory import small_config, small_raw
 
 
 @pytest.fixture(scope="module")
-def model() -> LightGBMRegressor:
+def model() -> lightgbm_model.LightGBMRegressor:
     config = small_config()
     x, y = training_set(small_raw(), config)
     fitted = make_model("lightgbm", config, seed=1).fit(x, y)
-    assert isinstance(fitted, LightGBMRegressor)
+    assert isinstance(fitted, lightgbm_model.LightGBMRegressor)
     return fitted
 
 
@@ -48,13 +45,13 @@ def _order(**values: object) -> pd.DataFrame:
         ({"hour": 19}, True),
     ],
 )
-def test_direction(model: LightGBMRegressor, change: dict[str, object], slower: bool) -> None:
+def test_direction(model: lightgbm_model.LightGBMRegressor, change: dict[str, object], slower: bool) -> None:
     before = model.predict(build_features(_order()))[0]
     after = model.predict(build_features(_order(**change)))[0]
     assert (after > before) == slower
 
 
-def test_order_id_does_not_change_a_prediction(model: LightGBMRegressor) -> None:
+def test_order_id_does_not_change_a_prediction(model: lightgbm_model.LightGBMRegressor) -> None:
     rows = pd.concat([_order(order_id="A"), _order(order_id="B")])
     prediction = model.predict(build_features(rows))
     assert prediction[0] == prediction[1]

@@ -1,0 +1,225 @@
+"""The contracts of the raw table, of daily batches and of requests.
+
+Types are checked, never coerced: a loader that produces a wrong dtype is a
+bug to fix at the source. Requests get the very value ranges of the raw
+table (:data:`RANGES`, used by both the pandera schema and the pydantic
+:class:`Row` the service validates), so serving refuses what training would
+refuse.
+
+The table is a daily feed: every day between its first and last has
+renewals (``days_contiguous``). A day ingested after a gap is refused, and so is a
+daily batch with far fewer or more rows than the batch before it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import pandas as pd
+import pandera.pandas as pa
+from loopml.core.errors import DataValidationError
+from loopml.sdk.failures import describe, failure_row
+from pandera.errors import SchemaErrors
+from pydantic import BaseModel, ConfigDict, Field
+
+from .data import CHANNELS, KEY_COLUMNS, LABEL, PLANS, TIME_COLUMN
+from .features import INPUT_COLUMNS
+
+#: the allowed range of every numeric column (raw table and requests).
+RANGES: dict[str, tuple[float, float]] = {
+    "tenure_months": (1, 600),
+    "monthly_fee": (0, 1000),
+    "usage_hours": (0, 744),
+    "usage_change": (-1, 10),
+    "support_tickets": (0, 100),
+    "payment_failures": (0, 31),
+}
+#: table-level checks, and the column each is about.
+CHECK_COLUMNS = {
+    "days_contiguous": TIME_COLUMN,
+    "rows_per_day_in_bounds": TIME_COLUMN,
+    "not_empty": TIME_COLUMN,
+}
+
+
+def _in_range(column: str) -> pa.Check:
+    return pa.Check.in_range(*RANGES[column])
+
+
+RAW_COLUMNS: dict[str, pa.Column] = {
+    "customer_id": pa.Column(str, nullable=False, unique=True),
+    "date": pa.Column(
+        "datetime64[ns]",
+        pa.Check(lambda s: s == s.dt.normalize(), name="is_midnight"),
+        nullable=False,
+    ),
+    "plan": pa.Column(str, pa.Check.isin(PLANS), nullable=False),
+    "channel": pa.Column(str, pa.Check.isin(CHANNELS), nullable=False),
+    "tenure_months": pa.Column("int64", _in_range("tenure_months"), nullable=False),
+    "monthly_fee": pa.Column("float64", _in_range("monthly_fee"), nullable=False),
+    "usage_hours": pa.Column("float64", _in_range("usage_hours"), nullable=False),
+    "usage_change": pa.Column("float64", _in_range("usage_change"), nullable=False),
+    "support_tickets": pa.Column(
+        "int64", _in_range("support_tickets"), nullable=False
+    ),
+    "payment_failures": pa.Column(
+        "int64", _in_range("payment_failures"), nullable=False
+    ),
+    "on_discount": pa.Column("int64", pa.Check.isin([0, 1]), nullable=False),
+    LABEL: pa.Column("int64", pa.Check.isin([0, 1]), nullable=False),
+}
+
+RAW_SCHEMA = pa.DataFrameSchema(
+    RAW_COLUMNS,
+    checks=pa.Check(lambda df: len(df) > 0, name="not_empty"),
+    strict=True,
+    coerce=False,
+    name="{{ cookiecutter.workload_name }}_raw",
+)
+
+REQUEST_SCHEMA = pa.DataFrameSchema(
+    {name: RAW_COLUMNS[name] for name in INPUT_COLUMNS},
+    strict="filter",
+    coerce=False,
+    name="{{ cookiecutter.workload_name }}_requests",
+)
+
+
+def _range(column: str, example: float) -> Any:
+    low, high = RANGES[column]
+    return Field(ge=low, le=high, examples=[example])
+
+
+class Row(BaseModel):
+    """One subscriber to score (a row of ``/v1/<workload>/predict``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    plan: Literal["basic", "standard", "premium"]
+    channel: Literal["web", "app", "partner"]
+    tenure_months: int = _range("tenure_months", 7)
+    monthly_fee: float = _range("monthly_fee", 15.99)
+    usage_hours: float = _range("usage_hours", 12.5)
+    usage_change: float = _range("usage_change", -0.1)
+    support_tickets: int = _range("support_tickets", 1)
+    payment_failures: int = _range("payment_failures", 0)
+    on_discount: Literal[0, 1] = 0
+
+
+def _gaps(frame: pd.DataFrame) -> list[dict[str, object]]:
+    """A failure per run of missing days between the first and the last day."""
+    column = frame.get(TIME_COLUMN)
+    if column is None or not pd.api.types.is_datetime64_dtype(column) or frame.empty:
+        return []  # the schema reports the broken column
+    present = pd.DatetimeIndex(column.dt.normalize().unique())
+    every = pd.date_range(present.min(), present.max(), freq="D")
+    missing = every.difference(present)
+    failures = []
+    for day in missing:
+        if day - pd.Timedelta(days=1) in missing:
+            continue  # one failure per gap, named by its first day
+        after = present[present > day].min()
+        failures.append(
+            failure_row(
+                "days_contiguous",
+                TIME_COLUMN,
+                f"no rows from {day:%Y-%m-%d} to "
+                f"{after - pd.Timedelta(days=1):%Y-%m-%d}",
+            )
+        )
+    return failures
+
+
+def _daily(
+    frame: pd.DataFrame,
+    new_days: Sequence[pd.Timestamp],
+    reference_rows_per_day: float | None,
+    min_rows_ratio: float,
+    max_rows_ratio: float,
+) -> list[dict[str, object]]:
+    """Checks of the new days of a daily batch against the batch before."""
+    column = frame.get(TIME_COLUMN)
+    if column is None or not pd.api.types.is_datetime64_dtype(column):
+        return []
+    days = column.dt.normalize()
+    failures = []
+    for day in sorted(pd.Timestamp(d).normalize() for d in new_days):
+        rows = int((days == day).sum())
+        label = f"{day:%Y-%m-%d}"
+        if rows == 0:
+            failures.append(failure_row("not_empty", TIME_COLUMN, f"{label}: no rows"))
+        elif reference_rows_per_day:
+            low = min_rows_ratio * reference_rows_per_day
+            high = max_rows_ratio * reference_rows_per_day
+            if not low <= rows <= high:
+                failures.append(
+                    failure_row(
+                        "rows_per_day_in_bounds",
+                        TIME_COLUMN,
+                        f"{label}: {rows} rows, previous batch "
+                        f"{reference_rows_per_day:g}/day, allowed {low:g}..{high:g}",
+                    )
+                )
+    return failures
+
+
+def _error(
+    schema: pa.DataFrameSchema, what: str, failures: pd.DataFrame
+) -> DataValidationError:
+    message = describe(what, failures, schema.name, KEY_COLUMNS, CHECK_COLUMNS)
+    return DataValidationError(message, failures)
+
+
+def validate_raw(
+    frame: pd.DataFrame,
+    new_days: Sequence[pd.Timestamp] = (),
+    reference_rows_per_day: float | None = None,
+    min_rows_ratio: float = 0.5,
+    max_rows_ratio: float = 2.0,
+) -> pd.DataFrame:
+    """Check a raw table, every check at once.
+
+    Args:
+        frame: the table.
+        new_days: the days a daily batch adds (empty: a whole snapshot).
+        reference_rows_per_day: rows per day of the previous validated batch
+            (``None``: no volume check).
+        min_rows_ratio: lowest allowed multiple of that volume for a new day.
+        max_rows_ratio: highest allowed multiple.
+
+    Returns:
+        The same table, unchanged, when it is valid.
+
+    Raises:
+        DataValidationError: one paragraph naming each failing column and check.
+    """
+    table = frame.reset_index(drop=True)  # failure rows are positions
+    parts = []
+    try:
+        RAW_SCHEMA.validate(table, lazy=True)
+    except SchemaErrors as error:
+        parts.append(error.failure_cases)
+    extra = _gaps(table) + _daily(
+        table, new_days, reference_rows_per_day, min_rows_ratio, max_rows_ratio
+    )
+    if extra:
+        parts.append(pd.DataFrame(extra))
+    if parts:
+        failures = pd.concat(parts, ignore_index=True)
+        raise _error(RAW_SCHEMA, "raw {{ cookiecutter.workload_name }} table", failures)
+    return frame
+
+
+def validate_request(frame: pd.DataFrame) -> pd.DataFrame:
+    """Check rows to score (other columns, such as ``customer_id``, are dropped).
+
+    Raises:
+        DataValidationError: naming each failing column and check.
+    """
+    rows = frame.reset_index(drop=True)
+    try:
+        return REQUEST_SCHEMA.validate(rows, lazy=True)
+    except SchemaErrors as error:
+        what = "{{ cookiecutter.workload_name }} request"
+        raise _error(REQUEST_SCHEMA, what, error.failure_cases) from error

@@ -1,0 +1,53 @@
+"""Small real data for the workload's tests (the generator at a small size)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from loopml.core.config import Settings
+
+from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.data import load
+from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.settings import (
+    {{ cookiecutter.__class_name }}Settings,
+)
+
+#: the workload's tiny size (its settings section): seconds per loop.
+TINY: dict[str, Any] = {
+    "n_rows": 2400,
+    "n_days": 60,
+    "holdout_days": 14,
+    "n_estimators": 80,
+}
+
+
+def small_config(**overrides: Any) -> {{ cookiecutter.__class_name }}Settings:
+    """The workload's settings at the tiny size (whatever the environment says)."""
+    return {{ cookiecutter.__class_name }}Settings(**{**TINY, **overrides})
+
+
+def small_settings(**overrides: Any) -> Settings:
+    """loopml's settings with the workload's section at the tiny size."""
+    section = {**TINY, **overrides}
+    return Settings(workloads={"{{ cookiecutter.workload_name }}": section})
+
+
+def small_raw(seed: int = 7, **overrides: Any) -> pd.DataFrame:
+    """A small generated raw table."""
+    return load(small_config(**overrides), seed)
+
+
+def request_row(**changes: Any) -> dict[str, Any]:
+    """One valid request row, as a client sends it (JSON types)."""
+    row: dict[str, Any] = {
+        "plan": "standard",
+        "channel": "web",
+        "tenure_months": 14,
+        "monthly_fee": 15.99,
+        "usage_hours": 20.0,
+        "usage_change": 0.0,
+        "support_tickets": 0,
+        "payment_failures": 0,
+        "on_discount": 0,
+    }
+    return {**row, **changes}
