@@ -163,8 +163,10 @@ class ScoringContext:
     Attributes:
         workload: the workload's name.
         version: the model version scoring.
-        online: the open Feast store, or ``None`` (disabled, unreachable, or
-            the scorer is asked again without it after a failed read).
+        online: the open Feast store, or ``None``: disabled, unreachable, the
+            scorer asked again without it after a failed read, or a protocol
+            that answers with the model alone (MLflow ``/invocations`` and
+            Open Inference Protocol v2, like the model's own MLflow server).
         settings: the service's settings.
         serving: the service (e.g. for :meth:`ServingContext.batch`), or
             ``None`` when scoring outside it.

@@ -1,32 +1,45 @@
-"""Wire protocols other serving tools speak, so their clients work unchanged.
+"""The routes of every workload with an online scorer, in three protocols.
 
-- MLflow's scoring protocol: ``POST /invocations`` with ``dataframe_split``,
-  ``dataframe_records`` or ``instances`` (as ``mlflow models serve``).
+- loopml's own: ``POST /v1/<w>/predict`` with ``{"rows": [...]}``, answering
+  every column the scorer returns per row, plus its response-level fields.
+- MLflow's scoring protocol: ``POST /v1/<w>/invocations`` (and
+  ``POST /invocations`` for the first workload) with ``dataframe_split``,
+  ``dataframe_records`` or ``instances``, as ``mlflow models serve``.
 - The Open Inference Protocol v2 REST API (KServe, MLServer, Triton):
-  ``/v2/health/*``, ``/v2/models/{name}``, ``/v2/models/{name}/infer``.
+  ``/v2/health/*``, ``/v2/models/<w>``, ``/v2/models/<w>/ready`` and
+  ``/v2/models/<w>/infer``: one input tensor per row field, one output tensor
+  per scorer output (``[n]``, or ``[n, m]`` for a list per row).
 
-Both score the demand champion through the same validation as ``/v1``.
+All of them go through :class:`loopml.serving.scoring.Service`: the same
+validation, scoring, canary, shadow and inference log. Only ``/v1`` lets a
+scorer read the Feast online store; the MLflow and v2 protocols answer with
+the model alone, as the model's own MLflow server would.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import inspect
+import types
+import typing
+from typing import Any, Literal
 
-from fastapi import APIRouter, HTTPException, Request
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, BackgroundTasks, HTTPException
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from loopml.serving import demand
-from loopml.serving.model_store import ModelStore
-from loopml.serving.schemas import DemandRow
+from loopml.sdk.capabilities import OnlineScorer, Output
+from loopml.serving.scoring import Service, plain
 
-INPUT_DATATYPES = {
-    "store_id": "BYTES",
-    "item_id": "BYTES",
-    "date": "BYTES",
-    "price": "FP64",
-    "promo": "INT64",
-    "holiday": "INT64",
-}
+
+class PredictResponse(BaseModel):
+    """A ``/v1/<w>/predict`` answer; the workload may add response fields."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str
+    model_version: str
+    predictions: list[dict[str, Any]] = Field(
+        description="One object per requested row, in request order."
+    )
 
 
 class InvocationsRequest(BaseModel):
@@ -71,83 +84,221 @@ def _records(body: InvocationsRequest) -> tuple[list[Any], str]:
             raise HTTPException(
                 400, detail="dataframe_split needs 'columns' and 'data'"
             )
+        if not all(isinstance(c, str) for c in columns) or not all(
+            isinstance(row, list) for row in data
+        ):
+            raise HTTPException(
+                400,
+                detail="dataframe_split needs 'columns' (names) and 'data' (rows)",
+            )
         return [dict(zip(columns, row, strict=False)) for row in data], key
     return list(value), key
 
 
-def build_router(store: ModelStore) -> APIRouter:
-    """Routes for the MLflow and OIP v2 protocols over ``store``."""
-    router = APIRouter()
+def input_datatype(annotation: Any) -> str:
+    """The OIP datatype of a row field's type (``str | None`` -> ``BYTES``)."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        kinds = [a for a in typing.get_args(annotation) if a is not type(None)]
+        annotation = kinds[0] if len(kinds) == 1 else str
+    if typing.get_origin(annotation) is Literal:
+        annotation = type(typing.get_args(annotation)[0])
+    if annotation is bool:
+        return "BOOL"
+    if annotation is int:
+        return "INT64"
+    if annotation is float:
+        return "FP64"
+    return "BYTES"
 
-    @router.post("/invocations", tags=["protocols"])
-    def invocations(body: InvocationsRequest) -> dict[str, Any]:
-        """MLflow scoring protocol for the demand champion."""
+
+def _tensor(output: Output, values: list[Any]) -> dict[str, Any]:
+    """An output tensor: ``[n]``, or ``[n, m]`` for lists (short ones padded)."""
+    if output.per_row is None:
+        return {
+            "name": output.name,
+            "shape": [len(values)],
+            "datatype": output.datatype,
+            "data": values,
+        }
+    width = output.per_row or max((len(v or []) for v in values), default=0)
+    rows = [list(v or [])[:width] for v in values]
+    data = [x for row in rows for x in row + [None] * (width - len(row))]
+    return {
+        "name": output.name,
+        "shape": [len(values), width],
+        "datatype": output.datatype,
+        "data": data,
+    }
+
+
+def v1_router(service: Service, name: str, scorer: OnlineScorer) -> APIRouter:
+    """``/v1/<name>/predict`` and ``/v1/<name>/invocations``."""
+    router = APIRouter(tags=[name])
+    title = "".join(part.title() for part in name.split("_"))
+    request = create_model(
+        f"{title}PredictRequest",
+        __config__=ConfigDict(extra="forbid"),
+        rows=(
+            list[scorer.row],  # type: ignore[name-defined]
+            Field(min_length=1, max_length=service.settings.serving.max_rows),
+        ),
+    )
+
+    def predict(body: Any, background: BackgroundTasks) -> dict[str, Any]:
+        loaded, scores, outputs = service.predict(
+            name, body.rows, ("body", "rows"), background
+        )
+        extra = {k: plain(v) for k, v in scores.extra.items()}
+        return {
+            "model": name,
+            "model_version": loaded.version,
+            "predictions": outputs,
+            **extra,
+        }
+
+    # The body's model is built here, so it cannot be written in the signature.
+    predict.__annotations__["body"] = request
+    router.add_api_route(
+        f"/v1/{name}/predict",
+        predict,
+        methods=["POST"],
+        response_model=PredictResponse,
+        summary=f"Score {name} rows",
+        description=inspect.getdoc(type(scorer)) or "",
+    )
+    router.add_api_route(
+        f"/v1/{name}/invocations",
+        invocations_endpoint(service, name),
+        methods=["POST"],
+        summary=f"MLflow scoring protocol for {name}",
+    )
+    return router
+
+
+def invocations_endpoint(service: Service, name: str) -> Any:
+    """MLflow's ``/invocations``: one object of the scorer's outputs per row."""
+    outputs = [o.name for o in service.scorers[name].outputs]
+
+    def invocations(
+        body: InvocationsRequest, background: BackgroundTasks
+    ) -> dict[str, Any]:
         records, key = _records(body)
-        rows = demand.parse_rows(records, ("body", key))
-        values, _ = demand.score(demand.served(store), rows, ("body", key))
-        return {"predictions": [{"forecast": float(v)} for v in values]}
+        rows = service.parse(name, records, ("body", key))
+        # The model alone, as `mlflow models serve` would answer.
+        _, _, answers = service.predict(
+            name, rows, ("body", key), background, online=False
+        )
+        return {"predictions": [{o: a[o] for o in outputs} for a in answers]}
 
-    @router.get("/v2/health/live", tags=["protocols"])
+    invocations.__doc__ = f"MLflow scoring protocol for the {name} champion."
+    return invocations
+
+
+def v2_router(service: Service) -> APIRouter:
+    """OIP v2 health and model routes for every workload with a scorer."""
+    router = APIRouter(tags=["protocols"])
+
+    @router.get("/v2/health/live")
     def v2_live() -> dict[str, bool]:
         """OIP v2 liveness."""
         return {"live": True}
 
-    @router.get("/v2/health/ready", tags=["protocols"])
+    @router.get("/v2/health/ready")
     def v2_ready() -> dict[str, bool]:
-        """OIP v2 readiness: the demand champion is loaded."""
-        return {"ready": store.get("demand") is not None}
+        """OIP v2 readiness: some champion is loaded."""
+        return {"ready": bool(service.store.versions())}
 
-    @router.get("/v2/models/{name}", tags=["protocols"])
-    def v2_metadata(name: str) -> dict[str, Any]:
-        """OIP v2 model metadata."""
-        if name != "demand":
-            raise HTTPException(404, detail=f"unknown model {name!r}; try 'demand'")
-        loaded = demand.served(store)
+    for name in service.scorers:
+        _v2_model_routes(router, service, name)
+
+    hint = ", ".join(repr(n) for n in service.scorers) or "none"
+
+    @router.get("/v2/models/{name}")
+    def v2_unknown(name: str) -> dict[str, Any]:
+        """OIP v2 metadata of a model this service does not serve: a 404."""
+        raise HTTPException(404, detail=f"unknown model {name!r}; served: {hint}")
+
+    @router.get("/v2/models/{name}/ready")
+    def v2_unknown_ready(name: str) -> dict[str, Any]:
+        """OIP v2 readiness of a model this service does not serve."""
+        return {"name": name, "ready": False}
+
+    @router.post("/v2/models/{name}/infer")
+    def v2_unknown_infer(name: str, body: V2InferRequest) -> dict[str, Any]:
+        """OIP v2 inference with a model this service does not serve: a 404."""
+        raise HTTPException(404, detail=f"unknown model {name!r}; served: {hint}")
+
+    return router
+
+
+def _v2_model_routes(router: APIRouter, service: Service, name: str) -> None:
+    scorer = service.scorers[name]
+    fields = scorer.row.model_fields
+
+    def metadata() -> dict[str, Any]:
+        loaded = service.served(name)
         return {
             "name": name,
             "versions": [loaded.version],
             "platform": "mlflow-pyfunc",
             "inputs": [
-                {"name": n, "datatype": t, "shape": [-1]}
-                for n, t in INPUT_DATATYPES.items()
+                {"name": f, "datatype": input_datatype(info.annotation), "shape": [-1]}
+                for f, info in fields.items()
             ],
-            "outputs": [{"name": "forecast", "datatype": "FP64", "shape": [-1]}],
+            "outputs": [
+                {
+                    "name": o.name,
+                    "datatype": o.datatype,
+                    "shape": [-1] if o.per_row is None else [-1, o.per_row or -1],
+                }
+                for o in scorer.outputs
+            ],
         }
 
-    @router.get("/v2/models/{name}/ready", tags=["protocols"])
-    def v2_model_ready(name: str) -> dict[str, Any]:
-        """OIP v2 per-model readiness."""
-        return {"name": name, "ready": name == "demand" and store.get(name) is not None}
+    def ready() -> dict[str, Any]:
+        return {"name": name, "ready": service.store.get(name) is not None}
 
-    @router.post("/v2/models/{name}/infer", tags=["protocols"])
-    def v2_infer(name: str, body: V2InferRequest, request: Request) -> dict[str, Any]:
-        """OIP v2 inference: columns as tensors, one forecast per row."""
-        if name != "demand":
-            raise HTTPException(404, detail=f"unknown model {name!r}; try 'demand'")
+    def infer(body: V2InferRequest, background: BackgroundTasks) -> dict[str, Any]:
         lengths = {len(t.data) for t in body.inputs}
         if len(lengths) != 1:
             raise HTTPException(400, detail="all input tensors need the same length")
         columns = {t.name: t.data for t in body.inputs}
-        unknown = sorted(set(columns) - set(DemandRow.model_fields))
+        unknown = sorted(set(columns) - set(fields))
         if unknown:
-            raise HTTPException(400, detail=f"unknown input tensors: {unknown}")
+            raise HTTPException(
+                400,
+                detail=f"unknown input tensors {unknown}; inputs: {list(fields)}",
+            )
         n = lengths.pop()
         records = [{k: v[i] for k, v in columns.items()} for i in range(n)]
-        loaded = demand.served(store)
-        rows = demand.parse_rows(records, ("body", "inputs"))
-        values, _ = demand.score(loaded, rows, ("body", "inputs"))
+        rows = service.parse(name, records, ("body", "inputs"))
+        loaded, _, answers = service.predict(
+            name, rows, ("body", "inputs"), background, online=False
+        )
         return {
             "model_name": name,
             "model_version": loaded.version,
             "id": body.id,
             "outputs": [
-                {
-                    "name": "forecast",
-                    "shape": [n],
-                    "datatype": "FP64",
-                    "data": [float(v) for v in values],
-                }
+                _tensor(o, [a[o.name] for a in answers]) for o in scorer.outputs
             ],
         }
 
-    return router
+    router.add_api_route(
+        f"/v2/models/{name}",
+        metadata,
+        methods=["GET"],
+        summary=f"OIP v2 metadata of {name}",
+    )
+    router.add_api_route(
+        f"/v2/models/{name}/ready",
+        ready,
+        methods=["GET"],
+        summary=f"OIP v2 readiness of {name}",
+    )
+    router.add_api_route(
+        f"/v2/models/{name}/infer",
+        infer,
+        methods=["POST"],
+        summary=f"OIP v2 inference with {name}",
+    )

@@ -139,6 +139,12 @@ class DemandWorkload(Workload):
         """The series state, price and today's-sales views."""
         return DemandFeatureViews()
 
+    def online_scorer(self) -> Any:
+        """Forecasts online (``DemandScorer``): every protocol, online state."""
+        from loopml.workloads.demand.serving import DemandScorer
+
+        return DemandScorer()
+
     def models(self) -> Mapping[str, Callable[[], Any]]:
         """The forecaster and the seasonal-naive baseline."""
         from loopml.workloads.demand.models import MODELS

@@ -113,6 +113,12 @@ class RecsysWorkload(Workload):
         """Profiles, history, popularity and today's interactions."""
         return RecsysFeatureViews()
 
+    def online_scorer(self) -> Any:
+        """Recommendations online (``RecsysScorer``): the day's batch, else live."""
+        from loopml.workloads.recsys.serving import RecsysScorer
+
+        return RecsysScorer()
+
     def models(self) -> Mapping[str, Callable[[], Any]]:
         """The ranker, ALS and the popularity baselines."""
         from loopml.workloads.recsys.models import MODELS
