@@ -243,13 +243,12 @@ def test_pushed_sales_reach_the_next_prediction(server: str, looped_home: Path) 
     _cli(
         looped_home,
         "features",
+        "-w",
+        "demand",
         "push",
-        "--store-id",
-        "S02",
-        "--item-id",
-        "I003",
-        "--sales",
-        "4321",
+        "store_id=S02",
+        "item_id=I003",
+        "sales=4321",
         "--at",
         f"{last + pd.Timedelta(days=1):%Y-%m-%d}T15:00",
     )
