@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 from loopml.data.results import VERSION_KEY
 from loopml.sdk.capabilities import Output
 from loopml.serving.batches import BatchResults
-from loopml.serving.protocols import _tensor, input_datatype
+from loopml.serving.oip import _tensor, input_datatype
 from loopml.serving.scoring import plain
 
 

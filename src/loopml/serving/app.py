@@ -5,9 +5,9 @@ The service names no workload. It serves the registered ones
 loads and hot-reloads each champion, and for each workload with an online
 scorer mounts ``/v1/<w>/predict``, MLflow ``/v1/<w>/invocations``, the Open
 Inference Protocol v2 ``/v2/models/<w>`` routes and the scorer's own routes
-(``loopml.serving.protocols``); ``POST /invocations`` answers for the first
-of them. Canary and shadow traffic, the online store and the inference log
-are shared by all (``loopml.serving.scoring``).
+(``loopml.serving.protocols``, ``loopml.serving.oip``); ``POST /invocations``
+answers for the first of them. Canary and shadow traffic, the online store
+and the inference log are shared by all (``loopml.serving.scoring``).
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ from loopml.serving.metrics import (
     ServiceMetrics,
 )
 from loopml.serving.model_store import LoadedModel, ModelStore
-from loopml.serving.protocols import invocations_endpoint, v1_router, v2_router
+from loopml.serving.oip import v2_router
+from loopml.serving.protocols import invocations_endpoint, v1_router
 from loopml.serving.schemas import Health
 from loopml.serving.scoring import Service
 
