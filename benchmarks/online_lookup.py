@@ -36,7 +36,7 @@ from loopml.core.config import load_settings
 from loopml.core.io import write_parquet
 from loopml.core.runtime import configure_environment
 from loopml.feature_store.store import drop_project
-from loopml.sdk.feast import FeatureStoreSettings
+from loopml.sdk.feast import FeatureStoreSettings, open_store
 from loopml.stages import features as features_stage
 from loopml.workloads.demand import data
 from loopml.workloads.demand.feature_views import (
@@ -136,7 +136,7 @@ def main() -> None:
         table = []
         for label, fs in backends:
             features_stage.run(settings, "demand", fs)
-            online = OnlineFeatures(settings, fs)
+            online = OnlineFeatures(open_store(settings, fs))
             try:
                 table += [[label, *row] for row in measure(online, args.iterations)]
             finally:

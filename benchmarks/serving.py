@@ -210,7 +210,7 @@ def targets(
     """Every (server, route, payload) combination, in timing order."""
 
     def v1(body: Any) -> list[float]:
-        return [float(f["forecast"]) for f in body["forecasts"]]
+        return [float(p["forecast"]) for p in body["predictions"]]
 
     def invocations(body: Any) -> list[float]:
         return [float(p["forecast"]) for p in body["predictions"]]
@@ -498,9 +498,9 @@ def main() -> None:
             *(f"| {n} | {m[0]:.0f} | {m[1]:.0f} |" for n, m in memory.items()),
             "",
             "`/v1/demand/predict` does more than `/invocations`: it reads each "
-            "series' state from the Feast online store, returns per-row metadata, "
-            "queues the request for the inference log and updates Prometheus "
-            "metrics. "
+            "series' state from the Feast online store and returns per-row "
+            "metadata; both queue the request for the inference log and update "
+            "Prometheus metrics. "
             "`mlflow models serve` runs uvicorn under a `mlflow` launcher process "
             "(hence the second memory column). " + bentoml_note(),
             "",

@@ -119,8 +119,9 @@ def test_predict_returns_one_forecast_per_row(server: str, looped_home: Path) ->
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["model_version"] == "1"
-    assert [f["horizon"] for f in body["forecasts"]] == [1, 7, 14, 1]
-    assert all(f["forecast"] >= 0 for f in body["forecasts"])
+    assert [f["horizon"] for f in body["predictions"]] == [1, 7, 14, 1]
+    assert all(f["forecast"] >= 0 for f in body["predictions"])
+    assert body["origin"] == str(origin.date())
 
 
 def test_missing_field_is_422_naming_it(server: str) -> None:
@@ -189,10 +190,10 @@ def test_mlflow_and_v2_protocols_agree_with_v1(server: str, looped_home: Path) -
     days = [str((raw["date"].max() + pd.Timedelta(days=h)).date()) for h in (1, 5)]
     rows = [{"store_id": "S01", "item_id": "I002", "date": d} for d in days]
     v1 = httpx.post(f"{server}/v1/demand/predict", json={"rows": rows}).json()
-    expected = [f["forecast"] for f in v1["forecasts"]]
-    # /v1 reads the state from the online store, the others use the state
-    # bundled with the model: equal forecasts mean no training/serving skew.
-    assert [f["features"] for f in v1["forecasts"]] == ["online", "online"]
+    expected = [f["forecast"] for f in v1["predictions"]]
+    # The online state equals the state bundled with the model at its origin:
+    # equal forecasts mean no training/serving skew.
+    assert [f["features"] for f in v1["predictions"]] == ["online", "online"]
     columns = ["store_id", "item_id", "date"]
     payloads = [
         {"dataframe_records": rows},
@@ -205,10 +206,11 @@ def test_mlflow_and_v2_protocols_agree_with_v1(server: str, looped_home: Path) -
         {"instances": rows},
     ]
     for payload in payloads:
-        response = httpx.post(f"{server}/invocations", json=payload)
-        assert response.status_code == 200, response.text
-        got = [p["forecast"] for p in response.json()["predictions"]]
-        assert got == pytest.approx(expected)
+        for path in ("/invocations", "/v1/demand/invocations"):
+            response = httpx.post(f"{server}{path}", json=payload)
+            assert response.status_code == 200, response.text
+            got = [p["forecast"] for p in response.json()["predictions"]]
+            assert got == pytest.approx(expected)
     v2 = {
         "inputs": [
             {"name": c, "shape": [2], "datatype": "BYTES", "data": [r[c] for r in rows]}
@@ -234,23 +236,24 @@ def test_pushed_sales_reach_the_next_prediction(server: str, looped_home: Path) 
     }
     before = httpx.post(f"{server}/v1/demand/predict", json={"rows": [row]}).json()
     batch_value = raw.query("date == @last and store_id == 'S02' and item_id == 'I003'")
-    assert before["forecasts"][0]["sales_today"] == float(batch_value["sales"].iloc[0])
+    assert before["predictions"][0]["sales_today"] == float(
+        batch_value["sales"].iloc[0]
+    )
 
     _cli(
         looped_home,
         "features",
+        "-w",
+        "demand",
         "push",
-        "--store-id",
-        "S02",
-        "--item-id",
-        "I003",
-        "--sales",
-        "4321",
+        "store_id=S02",
+        "item_id=I003",
+        "sales=4321",
         "--at",
         f"{last + pd.Timedelta(days=1):%Y-%m-%d}T15:00",
     )
     after = httpx.post(f"{server}/v1/demand/predict", json={"rows": [row]}).json()
-    forecast = after["forecasts"][0]
+    forecast = after["predictions"][0]
     assert forecast["sales_today"] == 4321.0
     assert forecast["sales_today_as_of"].startswith(
         f"{last + pd.Timedelta(days=1):%Y-%m-%d}T15:00"

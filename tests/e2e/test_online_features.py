@@ -58,14 +58,19 @@ def test_next_day_features_serve_without_retraining(tiny_env: Path) -> None:
         assert response.status_code == 200, response.text
         body = response.json()
         assert body["origin"] == f"{origin:%Y-%m-%d}"  # the model's training origin
-        for forecast in body["forecasts"]:
+        for forecast in body["predictions"]:
             assert forecast["features"] == "online"
             assert forecast["origin"] == f"{day:%Y-%m-%d}"
-        assert [f["horizon"] for f in body["forecasts"]] == [horizon, 1]
+        assert [f["horizon"] for f in body["predictions"]] == [horizon, 1]
         # The model alone (MLflow protocol) only knows its own origin.
         legacy = client.post("/invocations", json={"dataframe_records": rows[:1]})
         assert legacy.status_code == 422
-        assert "date" in legacy.text
+        assert legacy.json()["detail"][0]["loc"] == [
+            "body",
+            "dataframe_records",
+            0,
+            "date",
+        ]
 
 
 def test_service_falls_back_to_model_state_without_a_store(tiny_env: Path) -> None:
@@ -90,6 +95,6 @@ def test_service_falls_back_to_model_state_without_a_store(tiny_env: Path) -> No
         assert "online feature store" in ready.json()["detail"]
         response = client.post("/v1/demand/predict", json={"rows": [row]})
         assert response.status_code == 200, response.text
-        forecast = response.json()["forecasts"][0]
+        forecast = response.json()["predictions"][0]
         assert forecast["features"] == "model"
         assert forecast["sales_today"] is None

@@ -139,3 +139,63 @@ def test_a_new_batch_file_is_served_without_restart(
     _cli(home, "batch", "-w", "recsys", "--date", day)
     body = _get(url, user, k=3).json()
     assert body["source"] == "batch" and body["batch_date"] == day
+
+
+def test_predict_and_the_protocols_answer_like_the_route(
+    url: str, history: pd.DataFrame
+) -> None:
+    users = [str(u) for u in history["user_id"].drop_duplicates().iloc[:2]]
+    segment = str(history["segment"].iloc[0])
+    rows = [
+        {"user_id": users[0], "k": 3},
+        {"user_id": users[1]},  # k: the model's
+        {"user_id": "new-hire-0003", "k": 2, "segment": segment},
+    ]
+    response = httpx.post(f"{url}/v1/recsys/predict", json={"rows": rows}, timeout=30)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model"] == "recsys" and body["model_version"] == "1"
+    answers = body["predictions"]
+    assert [a["source"] for a in answers] == ["batch", "batch", "live"]
+    assert [len(a["item_ids"]) for a in answers] == [3, K, 2]
+    route = _get(url, users[0], k=3).json()
+    assert answers[0]["item_ids"] == [i["item_id"] for i in route["items"]]
+    assert answers[0]["reasons"] == [i["reason"] for i in route["items"]]
+    assert answers[2]["segment"] == segment
+
+    mlflow = httpx.post(
+        f"{url}/v1/recsys/invocations", json={"dataframe_records": rows[:1]}, timeout=30
+    )
+    assert mlflow.status_code == 200, mlflow.text
+    assert mlflow.json()["predictions"] == [
+        {"item_ids": answers[0]["item_ids"], "scores": answers[0]["scores"]}
+    ]
+    tensors = [
+        {"name": "user_id", "shape": [2], "datatype": "BYTES", "data": users},
+        {"name": "k", "shape": [2], "datatype": "INT64", "data": [3, 3]},
+    ]
+    v2 = httpx.post(
+        f"{url}/v2/models/recsys/infer", json={"inputs": tensors}, timeout=30
+    )
+    assert v2.status_code == 200, v2.text
+    items = v2.json()["outputs"][0]
+    assert items["name"] == "item_ids" and items["shape"] == [2, 3]
+    assert items["data"][:3] == answers[0]["item_ids"]
+
+
+def test_predict_errors_name_the_row(url: str) -> None:
+    def post(rows: list[dict[str, object]]) -> httpx.Response:
+        return httpx.post(f"{url}/v1/recsys/predict", json={"rows": rows}, timeout=30)
+
+    no_user = post([{"k": 3}])
+    assert no_user.status_code == 422
+    assert no_user.json()["detail"][0]["loc"] == ["body", "rows", 0, "user_id"]
+    too_many = post([{"user_id": "a", "segment": "x"}, {"user_id": "b", "k": 101}])
+    assert too_many.status_code == 422
+    assert too_many.json()["detail"][0]["loc"] == ["body", "rows", 1, "k"]
+    astronaut = post([{"user_id": "new", "segment": "astronaut"}])
+    assert astronaut.status_code == 422
+    assert astronaut.json()["detail"][0]["loc"] == ["body", "rows", 0, "segment"]
+    unknown = post([{"user_id": "nobody-we-know"}])
+    assert unknown.status_code == 404
+    assert "nobody-we-know" in unknown.json()["detail"]

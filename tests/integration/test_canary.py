@@ -67,10 +67,10 @@ def test_canary_and_shadow_route_and_log_the_challenger(
     assert {a["model_version"] for a in plain} == {"1"}
     assert {a["model_version"] for a in canary} == {"2"}
     assert {a["model_version"] for a in shadowed} == {"1"}  # the champion answers
-    champion_forecast = plain[0]["forecasts"][0]["forecast"]
-    canary_forecast = canary[0]["forecasts"][0]["forecast"]
+    champion_forecast = plain[0]["predictions"][0]["forecast"]
+    canary_forecast = canary[0]["predictions"][0]["forecast"]
     assert canary_forecast != champion_forecast  # really the other model
-    assert shadowed[0]["forecasts"][0]["forecast"] == champion_forecast
+    assert shadowed[0]["predictions"][0]["forecast"] == champion_forecast
 
     logged = read_log(settings.home / "inference", "demand")
     roles = logged.groupby(["source", "model_version"]).size().to_dict()

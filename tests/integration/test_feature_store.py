@@ -142,7 +142,7 @@ def test_stage_materializes_incrementally_and_serves_origin_state(
     assert (
         settings.home / "feature_store" / "data" / "demand_series_state.parquet"
     ).is_file()
-    state, found = OnlineFeatures(settings).state_for(KEYS)
+    state, found = OnlineFeatures(open_store(settings)).state_for(KEYS)
     assert found == [True] * len(KEYS)
     pd.testing.assert_frame_equal(state, _expected_state(sales, last), check_exact=True)
     # A replaced past day changes the last state: incremental would miss it.
@@ -151,7 +151,7 @@ def test_stage_materializes_incrementally_and_serves_origin_state(
     result = _publish(settings, restated)
     assert result.details["restated"] is True
     assert result.details["materialized"][STATE_VIEW].startswith("full from")
-    state, _ = OnlineFeatures(settings).state_for(KEYS)
+    state, _ = OnlineFeatures(open_store(settings)).state_for(KEYS)
     expected = _expected_state(restated, last)
     pd.testing.assert_frame_equal(state, expected, check_exact=True)
     assert (state["lag_3"] == _expected_state(sales, last)["lag_3"] + 100).all()
@@ -280,7 +280,7 @@ def test_push_is_visible_in_the_next_online_read(
     settings: Settings, sales: pd.DataFrame
 ) -> None:
     _publish(settings, sales)
-    online = OnlineFeatures(settings)
+    online = OnlineFeatures(open_store(settings))
     last = sales["date"].max()
     at = (sales["date"] == last) & (sales["store_id"] == "S01")
     total = float(sales.loc[at & (sales["item_id"] == "I001"), "sales"].iloc[0])
@@ -295,7 +295,7 @@ def test_push_is_visible_in_the_next_online_read(
     assert after["sales_today"].tolist()[0] == 12.0
     assert after["as_of"].iloc[0] >= pushed_at
     assert after["as_of"].iloc[1] == last  # other series untouched
-    sdk = OnlineFeatures(settings).store.get_online_features(
+    sdk = OnlineFeatures(open_store(settings)).store.get_online_features(
         features=[f"{TODAY_VIEW}:sales_today"], entity_rows=[{JOIN_KEY: "S01:I001"}]
     )
     assert sdk.to_dict()["sales_today"] == [12.0]
@@ -307,9 +307,9 @@ def test_online_state_builds_the_same_model_inputs(
     _publish(settings, sales)
     last = sales["date"].max()
     asked = [("S01", "I001"), ("S99", "I999"), ("S02", "I003"), ("S01", "I001")]
-    state, found = OnlineFeatures(settings).state_for(asked)
+    state, found = OnlineFeatures(open_store(settings)).state_for(asked)
     assert found == [True, False, True, True]
-    empty, none = OnlineFeatures(settings).state_for([])
+    empty, none = OnlineFeatures(open_store(settings)).state_for([])
     assert (list(empty.columns), none) == (list(state.columns), [])
     assert (empty.dtypes == state.dtypes).all()
     assert state.loc[1, "origin"] is pd.NaT
@@ -344,7 +344,7 @@ def test_production_profile_sql_registry_and_redis(
     fs = FeatureStoreSettings.for_profile("production").model_copy(
         update={"project": f"t_{uuid.uuid4().hex[:10]}"}
     )
-    online = OnlineFeatures(settings, fs)
+    online = OnlineFeatures(open_store(settings, fs))
     unique_fs.append(online.store)  # dropped even if a step below fails
     result = _publish(settings, sales, fs)
     assert (result.details["registry"], result.details["online_store"]) == (

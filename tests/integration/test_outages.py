@@ -109,7 +109,7 @@ def test_redis_outage_is_a_clear_503_and_the_service_recovers(
         assert client.get("/readyz").status_code == 200
         before = client.post("/v1/demand/predict", json={"rows": rows})
         assert before.status_code == 200, before.text
-        assert before.json()["forecasts"][0]["features"] == "online"
+        assert before.json()["predictions"][0]["features"] == "online"
 
         server.kill()  # the outage: kill -9, no goodbye to the clients
         server.wait(timeout=20)
@@ -126,4 +126,4 @@ def test_redis_outage_is_a_clear_503_and_the_service_recovers(
         assert _until(lambda: client.get("/readyz").status_code == 200, 30)
         after = client.post("/v1/demand/predict", json={"rows": rows})
         assert after.status_code == 200, after.text
-        assert after.json()["forecasts"] == before.json()["forecasts"]
+        assert after.json()["predictions"] == before.json()["predictions"]

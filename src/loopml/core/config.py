@@ -98,14 +98,19 @@ class ServingSettings(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
+    #: the workloads served (their champions loaded, their routes mounted);
+    #: None: every registered workload.
+    workloads: list[str] | None = None
+    #: rows one scoring request may carry (every protocol).
     max_rows: int = Field(1000, ge=1)
     max_body_bytes: int = Field(1_000_000, ge=1024)
     poll_seconds: float = Field(10.0, gt=0)
-    #: /v1/demand/predict reads series state from the Feast online store (and
-    #: falls back to the state bundled with the model when it cannot).
+    #: scorers that use the Feast online store read it (demand: the series
+    #: state; they fall back to the model's own state when it cannot be read).
     online_features: bool = True
-    #: no fallback: while the online store is unreachable, demand requests
-    #: are a 503 saying so (production: a stale forecast is worse than none).
+    #: no fallback: while the online store is unreachable, requests to a
+    #: workload whose scorer uses it are a 503 saying so (production: a stale
+    #: forecast is worse than none).
     require_online_features: bool = False
     #: after a failed online-store read, try to reopen it at most this often.
     online_retry_seconds: float = Field(30.0, gt=0)
@@ -114,10 +119,11 @@ class ServingSettings(BaseModel):
     rate_limit_per_second: float | None = Field(None, gt=0)
     #: requests a client may send at once above the rate.
     rate_limit_burst: int = Field(50, ge=1)
-    #: canary: this share of demand requests is answered by the `challenger`
-    #: (when it differs from the champion); logged with its version.
+    #: canary: this share of scoring requests (every workload with an online
+    #: scorer) is answered by the `challenger` (when it differs from the
+    #: champion); logged with its version.
     canary_share: float = Field(0.0, ge=0, le=1)
-    #: shadow: every demand request is also scored by the challenger after
+    #: shadow: every scoring request is also scored by the challenger after
     #: the answer is sent; only the champion's answer is returned, both logged.
     shadow: bool = False
 

@@ -163,30 +163,52 @@ class ScoringContext:
     Attributes:
         workload: the workload's name.
         version: the model version scoring.
-        online: the open Feast store, or ``None`` (disabled, unreachable, or
-            the scorer is asked again without it after a failed read).
+        online: the open Feast store, or ``None``: disabled, unreachable, the
+            scorer asked again without it after a failed read, or a protocol
+            that answers with the model alone (MLflow ``/invocations`` and
+            Open Inference Protocol v2, like the model's own MLflow server).
         settings: the service's settings.
+        serving: the service (e.g. for :meth:`ServingContext.batch`), or
+            ``None`` when scoring outside it.
     """
 
     workload: str
     version: str
     online: Any | None
     settings: Settings
+    serving: ServingContext | None = None
 
 
 class ServedModel(Protocol):
     """A loaded model version, as the service holds it."""
 
-    name: str
-    version: str
-    model: Any
+    @property
+    def name(self) -> str:
+        """The workload."""
+
+    @property
+    def version(self) -> str:
+        """The registry version."""
+
+    @property
+    def model(self) -> Any:
+        """The python model, as :meth:`OnlineScorer.warm` returned it."""
 
 
 class BatchIndex(Protocol):
     """The newest daily batch of a served version, looked up by a key."""
 
-    day: dt.date
-    version: str
+    @property
+    def day(self) -> dt.date:
+        """The day the batch is for."""
+
+    @property
+    def version(self) -> str:
+        """The model version that wrote it."""
+
+    @property
+    def per_key(self) -> int:
+        """The most rows one key has (e.g. the ``k`` the batch kept per user)."""
 
     def rows(self, key: str) -> pd.DataFrame | None:
         """The rows of ``key`` (in the batch's order), or ``None``."""
@@ -200,8 +222,17 @@ class ServingContext(Protocol):
     def served(self, workload: str) -> ServedModel:
         """The workload's champion; a 503 when none is loaded yet."""
 
-    def batch(self, workload: str, version: str) -> BatchIndex | None:
-        """The newest batch written by ``version``, indexed by its lookup key."""
+    def batch(
+        self, workload: str, version: str, key: str, order: str | None = None
+    ) -> BatchIndex | None:
+        """The newest batch written by ``version``, indexed by column ``key``.
+
+        Args:
+            workload: whose batch results (``<home>/batch/<workload>``).
+            version: the model version that must have written the file.
+            key: the column rows are looked up by (e.g. ``user_id``).
+            order: the column a key's rows are sorted by (e.g. ``rank``).
+        """
 
     def log(
         self,
@@ -231,7 +262,8 @@ class OnlineScorer(ABC):
     row: ClassVar[type[BaseModel]]
     #: the outputs, the primary one first.
     outputs: ClassVar[tuple[Output, ...]]
-    #: reads the Feast online store per request (``/readyz`` checks it).
+    #: reads the Feast online store per request (``/readyz`` checks it with
+    #: :meth:`probe`).
     uses_online_store: ClassVar[bool] = False
 
     @abstractmethod
@@ -248,7 +280,24 @@ class OnlineScorer(ABC):
         """Valid request rows for this model (for smoke tests and docs)."""
 
     def routes(self, context: ServingContext) -> APIRouter | None:
-        """Extra routes under ``/v1/<workload>/`` (e.g. a lookup by user)."""
+        """Extra routes, mounted under ``/v1/<workload>`` (e.g. a lookup by user).
+
+        The router's paths are relative: ``/users/{user_id}`` is served as
+        ``/v1/<workload>/users/{user_id}``.
+        """
+        return None
+
+    def probe(self, store: Any) -> None:
+        """Reach the online store with a read of an entity nobody has.
+
+        The service calls it when it opens the store and for ``/readyz``, for
+        scorers with :attr:`uses_online_store`; opening a Feast store does
+        not connect to it, so without a probe an unreachable store is only
+        noticed by the first request.
+
+        Raises:
+            Exception: any error means the store is unreachable.
+        """
         return None
 
     def warm(self, model: Any) -> Any:

@@ -1,4 +1,14 @@
-"""The FastAPI application: forecasts, health, metrics, admin and hot reload."""
+"""The FastAPI application: every workload's scoring routes, ops, admin, reload.
+
+The service names no workload. It serves the registered ones
+(``loopml.sdk.workload.workload_names()``, or ``serving.workloads``): it
+loads and hot-reloads each champion, and for each workload with an online
+scorer mounts ``/v1/<w>/predict``, MLflow ``/v1/<w>/invocations``, the Open
+Inference Protocol v2 ``/v2/models/<w>`` routes and the scorer's own routes
+(``loopml.serving.protocols``, ``loopml.serving.oip``); ``POST /invocations``
+answers for the first of them. Canary and shadow traffic, the online store
+and the inference log are shared by all (``loopml.serving.scoring``).
+"""
 
 from __future__ import annotations
 
@@ -6,17 +16,11 @@ import asyncio
 import contextlib
 import hmac
 import logging
-import math
-import random
-import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-import numpy as np
-import pandas as pd
-from fastapi import BackgroundTasks, Depends, FastAPI, Header, HTTPException, Response
-from fastapi.exceptions import RequestValidationError
+from fastapi import Depends, FastAPI, Header, HTTPException, Response
 from fastapi.responses import FileResponse, HTMLResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -27,8 +31,8 @@ from loopml.models.tracking import setup_mlflow
 from loopml.monitoring import status
 from loopml.monitoring.collector import MonitorCollector
 from loopml.monitoring.inference_log import InferenceLog
-from loopml.serving import demand, recsys
-from loopml.serving.demand import OnlineScore
+from loopml.sdk.capabilities import OnlineScorer
+from loopml.sdk.workload import get_workload, workload_names
 from loopml.serving.features import OnlineSource
 from loopml.serving.limits import RateLimitMiddleware
 from loopml.serving.metrics import (
@@ -37,28 +41,24 @@ from loopml.serving.metrics import (
     ServiceMetrics,
 )
 from loopml.serving.model_store import LoadedModel, ModelStore
-from loopml.serving.protocols import build_router
-from loopml.serving.schemas import (
-    DemandForecast,
-    DemandRequest,
-    DemandResponse,
-    DemandRow,
-    Health,
-)
+from loopml.serving.oip import v2_router
+from loopml.serving.protocols import invocations_endpoint, v1_router
+from loopml.serving.schemas import Health
+from loopml.serving.scoring import Service
 
 log = logging.getLogger(__name__)
 
-#: Workloads whose champion is served (and hot-reloaded).
-WORKLOADS = ("demand", "recsys")
-
 
 def _refresh_all(
-    store: ModelStore, metrics: ServiceMetrics, challengers: bool = False
+    store: ModelStore,
+    metrics: ServiceMetrics,
+    names: Sequence[str],
+    challengers: Sequence[str] = (),
 ) -> None:
-    for name in WORKLOADS:
+    for name in names:
         try:
             store.refresh(name)
-            if challengers and name == "demand":  # canary / shadow traffic
+            if name in challengers:  # canary / shadow traffic
                 store.refresh_challenger(name)
         except Exception:  # a bad new version must not take the service down
             log.exception("reload of %s failed; still serving the old model", name)
@@ -66,23 +66,68 @@ def _refresh_all(
 
 
 async def _poll(
-    store: ModelStore, metrics: ServiceMetrics, seconds: float, challengers: bool
+    store: ModelStore,
+    metrics: ServiceMetrics,
+    seconds: float,
+    names: Sequence[str],
+    challengers: Sequence[str],
 ) -> None:
     while True:
         await asyncio.sleep(seconds)
-        await asyncio.to_thread(_refresh_all, store, metrics, challengers)
+        await asyncio.to_thread(_refresh_all, store, metrics, names, challengers)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the service for the given (or the environment's) settings.
+def served_workloads(settings: Settings, workloads: Sequence[str] | None) -> list[str]:
+    """The workloads to serve: given, else ``serving.workloads``, else all.
+
+    Returns:
+        The names in registration order (the first with an online scorer
+        answers ``POST /invocations``).
 
     Raises:
-        ValueError: outside the default profile when no admin token is set.
+        ValueError: naming an unregistered workload and the registered ones.
+    """
+    registered = workload_names()
+    chosen = set(workloads or settings.serving.workloads or registered)
+    unknown = sorted(chosen - set(registered))
+    if unknown:
+        raise ValueError(
+            f"cannot serve unregistered workload(s) {unknown}; registered: "
+            f"{', '.join(registered) or 'none'}"
+        )
+    return [n for n in registered if n in chosen]
+
+
+def _scorers(names: Sequence[str]) -> dict[str, OnlineScorer]:
+    """The online scorer of each workload that has one, in order."""
+    found = {}
+    for name in names:
+        scorer = get_workload(name).online_scorer()
+        if scorer is not None:
+            found[name] = scorer
+    return found
+
+
+def create_app(
+    settings: Settings | None = None, workloads: Sequence[str] | None = None
+) -> FastAPI:
+    """Build the service for the given (or the environment's) settings.
+
+    Args:
+        settings: the settings (default: the environment's).
+        workloads: the workloads to serve (default: ``serving.workloads``, or
+            every registered one).
+
+    Raises:
+        ValueError: outside the default profile when no admin token is set;
+            for an unregistered workload.
     """
     settings = settings or load_settings()
     if settings.profile != "default" and settings.admin_token is None:
         raise ValueError("set LOOPML_ADMIN_TOKEN: the production profile needs one")
     configure_environment(settings.home)
+    names = served_workloads(settings, workloads)
+    scorers = _scorers(names)
     metrics = ServiceMetrics()
     inference = InferenceLog(settings.home / "inference")
     metrics.registry.register(MonitorCollector(settings, inference))
@@ -91,22 +136,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics.set_version(loaded.name, loaded.version)
         metrics.reloads.labels(loaded.name, "ok").inc()
 
-    store = ModelStore(on_swap=on_swap)
-    canary_share = settings.serving.canary_share
-    challengers = canary_share > 0 or settings.serving.shadow
+    def prepare(name: str, model: Any) -> Any:
+        scorer = scorers.get(name)
+        return model if scorer is None else scorer.warm(model)
+
+    store = ModelStore(on_swap=on_swap, prepare=prepare)
+    readers = {n: s for n, s in scorers.items() if s.uses_online_store}
     online = OnlineSource(
         settings,
-        enabled=settings.serving.online_features,
+        probes=[s.probe for s in readers.values()],
+        enabled=settings.serving.online_features and bool(readers),
         retry_seconds=settings.serving.online_retry_seconds,
     )
+    service = Service(settings, store, online, inference, metrics, scorers)
+    challengers = list(scorers) if service.challengers else []
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         setup_mlflow(settings)
-        await asyncio.to_thread(_refresh_all, store, metrics, challengers)
+        await asyncio.to_thread(_refresh_all, store, metrics, names, challengers)
         await asyncio.to_thread(online.get)
         poller = asyncio.create_task(
-            _poll(store, metrics, settings.serving.poll_seconds, challengers)
+            _poll(store, metrics, settings.serving.poll_seconds, names, challengers)
         )
         inference.start()
         yield
@@ -174,18 +225,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/readyz", response_model=Health, tags=["ops"])
     def readyz() -> Health:
-        """Some champion is loaded and, when demand is served, its online store.
+        """Some champion is loaded and, when its scorer reads it, the online store.
 
         Ready as soon as one workload has a champion: ``models`` lists what is
         served and ``detail`` the workloads without a champion yet, whose
-        routes answer 503 until one is promoted. The online feature store
-        (demand's) is checked unless ``serving.online_features`` is false.
+        routes answer 503 until one is promoted. The online feature store is
+        checked while a loaded workload's scorer reads it, unless
+        ``serving.online_features`` is false.
         """
         versions = store.versions()
-        missing = [w for w in WORKLOADS if w not in versions]
+        missing = [w for w in names if w not in versions]
         if not versions:
             raise HTTPException(503, detail=f"no champion loaded for {missing}")
-        if "demand" in versions and online.enabled and not online.reachable():
+        if online.enabled and readers.keys() & versions and not online.reachable():
             raise HTTPException(
                 503, detail=f"online feature store unreachable: {online.error}"
             )
@@ -207,116 +259,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.post("/admin/reload", tags=["admin"], dependencies=[Depends(require_admin)])
     def reload() -> dict[str, str]:
         """Check the registry now instead of waiting for the next poll."""
-        _refresh_all(store, metrics, challengers)
+        _refresh_all(store, metrics, names, challengers)
         return store.versions()
 
-    @app.post("/v1/demand/predict", response_model=DemandResponse, tags=["demand"])
-    def predict_demand(
-        body: DemandRequest, background: BackgroundTasks
-    ) -> DemandResponse:
-        """Forecast demand for store/item/date rows within the model's horizon.
-
-        Each series' state (lags, rolling means, last price) is read from the
-        Feast online store, so a new day published by `loopml features` is
-        used without retraining; `features` says which state a forecast used.
-        Missing prices default to the last known price. An unknown store/item
-        pair is a 404 that names it; a date outside the horizon is a 422.
-        """
-        started = time.perf_counter()
-        loaded = demand.served(store)
-        challenger = store.challenger("demand") if challengers else None
-        role = "online"
-        if challenger is not None and canary_share and random.random() < canary_share:
-            loaded, role = challenger, "canary"
-        scored = _score_demand(loaded, body.rows)
-        if challenger is not None and settings.serving.shadow and role == "online":
-            background.add_task(_shadow, challenger, body.rows, time.perf_counter())
-        for value in scored.values:
-            metrics.predictions.labels("demand").observe(float(value))
-        today = scored.sales_today.set_index(["store_id", "item_id"])
-        forecasts = []
-        for i, row in enumerate(body.rows):
-            key = (row.store_id, row.item_id)
-            sales = today["sales_today"].get(key, float("nan"))
-            as_of = today["as_of"].get(key, pd.NaT)
-            forecasts.append(
-                DemandForecast(
-                    store_id=row.store_id,
-                    item_id=row.item_id,
-                    date=row.date,
-                    horizon=scored.horizons[i],
-                    forecast=float(scored.values[i]),
-                    origin=scored.origins[i].date(),
-                    features=scored.sources[i],
-                    sales_today=None if pd.isna(sales) else float(sales),
-                    sales_today_as_of=None if pd.isna(as_of) else as_of,
-                )
-            )
-        inference.log(
-            "demand", body.rows, forecasts, loaded.version, started, source=role
+    for name, scorer in scorers.items():
+        app.include_router(v1_router(service, name, scorer))
+        extra = scorer.routes(service)
+        if extra is not None:
+            app.include_router(extra, prefix=f"/v1/{name}", tags=[name])
+    if scorers:
+        first = next(iter(scorers))
+        app.add_api_route(
+            "/invocations",
+            invocations_endpoint(service, first),
+            methods=["POST"],
+            tags=["protocols"],
+            summary=f"MLflow scoring protocol ({first})",
         )
-        return DemandResponse(
-            model="demand",
-            model_version=loaded.version,
-            origin=loaded.model.origin.date(),
-            forecasts=forecasts,
-        )
-
-    def _shadow(challenger: LoadedModel, rows: list[DemandRow], started: float) -> None:
-        """Score a request with the challenger after the answer; log, return nothing."""
-        try:
-            scored = _score_demand(challenger, rows)
-        except Exception:  # the shadow must never affect the service
-            log.exception("shadow scoring by demand v%s failed", challenger.version)
-            return
-        outputs = [
-            {
-                "store_id": r.store_id,
-                "item_id": r.item_id,
-                "date": r.date,
-                "forecast": v,
-            }
-            for r, v in zip(rows, scored.values, strict=True)
-        ]
-        inference.log(
-            "demand", rows, outputs, challenger.version, started, source="shadow"
-        )
-
-    def _score_demand(loaded: LoadedModel, rows: list[DemandRow]) -> OnlineScore:
-        loc = ("body", "rows")
-        source = online.get()
-        if source is not None:
-            try:
-                return demand.score_online(loaded, rows, loc, source)
-            except (HTTPException, RequestValidationError):
-                raise
-            except Exception as error:  # the store failed: use the model's state
-                online.failed(error)
-        if online.enabled and settings.serving.require_online_features:
-            raise HTTPException(
-                503,
-                detail=f"online feature store unreachable ({online.error}); "
-                "serving.require_online_features forbids forecasting from the "
-                "model's own state",
-                headers={"Retry-After": str(math.ceil(online.retry_seconds))},
-            )
-        values, horizons = demand.score(loaded, rows, loc)
-        n = len(rows)
-        return OnlineScore(
-            values,
-            horizons,
-            [loaded.model.origin] * n,
-            ["model"] * n,
-            pd.DataFrame(
-                {
-                    "store_id": [r.store_id for r in rows],
-                    "item_id": [r.item_id for r in rows],
-                    "sales_today": np.nan,
-                    "as_of": pd.NaT,
-                }
-            ),
-        )
-
-    app.include_router(build_router(store))
-    app.include_router(recsys.build_router(store, settings))
+    app.include_router(v2_router(service))
     return app

@@ -1,8 +1,10 @@
 """Loads champion models from the MLflow registry, and only from there.
 
 Hot reload: :meth:`ModelStore.refresh` resolves the ``champion`` alias; when
-it points at another version, the new model is loaded and warmed with its
-input example *before* it replaces the old one in a single reference swap.
+it points at another version, the new model is loaded, warmed with its
+input example and prepared by the workload's scorer (``prepare``, e.g.
+``OnlineScorer.warm``) *before* it replaces the old one in a single
+reference swap.
 Requests that already hold the old model finish on it. A version whose
 artefacts do not match their recorded checksum is refused
 (:mod:`loopml.models.integrity`) and the old model stays in service.
@@ -23,7 +25,10 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A champion as served: its version and its python model."""
+    """A model version as served: its version and its (prepared) python model.
+
+    Implements :class:`loopml.sdk.capabilities.ServedModel`.
+    """
 
     name: str
     version: str
@@ -33,11 +38,22 @@ class LoadedModel:
 class ModelStore:
     """Holds the loaded champion of each workload."""
 
-    def __init__(self, on_swap: Callable[[LoadedModel], None] | None = None) -> None:
-        """Start empty; ``on_swap`` is told of every model put in service."""
+    def __init__(
+        self,
+        on_swap: Callable[[LoadedModel], None] | None = None,
+        prepare: Callable[[str, Any], Any] | None = None,
+    ) -> None:
+        """Start empty.
+
+        Args:
+            on_swap: told of every model put in service.
+            prepare: ``(workload, python model) -> what is served``, called
+                once per loaded version before it takes traffic.
+        """
         self._models: dict[str, LoadedModel] = {}
         self._challengers: dict[str, LoadedModel] = {}
         self._on_swap = on_swap
+        self._prepare = prepare
 
     def refresh(self, name: str) -> LoadedModel | None:
         """Serve the version ``champion`` points at, loading it if it changed.
@@ -84,15 +100,17 @@ class ModelStore:
         log.info("challenger %s version %s loaded", name, loaded.version)
         return loaded
 
-    @staticmethod
-    def _load(name: str, version: str) -> LoadedModel:
-        """Load a version (checksum checked) and warm it with its example."""
+    def _load(self, name: str, version: str) -> LoadedModel:
+        """Load a version (checksum checked), warm it with its example, prepare it."""
         # Checked against the checksum recorded at registration (IntegrityError).
         pyfunc = load_verified(name, version)
         example = pyfunc.input_example
         if example is not None:
             pyfunc.predict(example)  # warm caches before taking traffic
-        return LoadedModel(name, version, pyfunc.unwrap_python_model())
+        model = pyfunc.unwrap_python_model()
+        if self._prepare is not None:
+            model = self._prepare(name, model)
+        return LoadedModel(name, version, model)
 
     def challenger(self, name: str) -> LoadedModel | None:
         """The loaded challenger of ``name`` (canary / shadow), if any."""

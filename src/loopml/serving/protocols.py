@@ -1,32 +1,40 @@
-"""Wire protocols other serving tools speak, so their clients work unchanged.
+"""loopml's own and MLflow's scoring routes for every workload with a scorer.
 
-- MLflow's scoring protocol: ``POST /invocations`` with ``dataframe_split``,
-  ``dataframe_records`` or ``instances`` (as ``mlflow models serve``).
-- The Open Inference Protocol v2 REST API (KServe, MLServer, Triton):
-  ``/v2/health/*``, ``/v2/models/{name}``, ``/v2/models/{name}/infer``.
+- ``POST /v1/<w>/predict`` with ``{"rows": [...]}``, answering every column
+  the scorer returns per row, plus its response-level fields; the scorer may
+  read the Feast online store.
+- MLflow's scoring protocol: ``POST /v1/<w>/invocations`` (and
+  ``POST /invocations`` for the first workload) with ``dataframe_split``,
+  ``dataframe_records`` or ``instances``, answered with the model alone, as
+  ``mlflow models serve`` would.
 
-Both score the demand champion through the same validation as ``/v1``.
+The Open Inference Protocol v2 routes are in :mod:`loopml.serving.oip`. All
+go through :class:`loopml.serving.scoring.Service`: the same validation,
+scoring, canary, shadow and inference log.
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, BackgroundTasks, HTTPException
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from loopml.serving import demand
-from loopml.serving.model_store import ModelStore
-from loopml.serving.schemas import DemandRow
+from loopml.sdk.capabilities import OnlineScorer
+from loopml.serving.scoring import Service, plain
 
-INPUT_DATATYPES = {
-    "store_id": "BYTES",
-    "item_id": "BYTES",
-    "date": "BYTES",
-    "price": "FP64",
-    "promo": "INT64",
-    "holiday": "INT64",
-}
+
+class PredictResponse(BaseModel):
+    """A ``/v1/<w>/predict`` answer; the workload may add response fields."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str
+    model_version: str
+    predictions: list[dict[str, Any]] = Field(
+        description="One object per requested row, in request order."
+    )
 
 
 class InvocationsRequest(BaseModel):
@@ -35,22 +43,6 @@ class InvocationsRequest(BaseModel):
     dataframe_split: dict[str, Any] | None = None
     dataframe_records: list[dict[str, Any]] | None = None
     instances: list[dict[str, Any]] | None = None
-
-
-class V2Tensor(BaseModel):
-    """One named tensor of an OIP v2 request or response."""
-
-    name: str
-    shape: list[int]
-    datatype: str
-    data: list[Any]
-
-
-class V2InferRequest(BaseModel):
-    """OIP v2 inference request: one tensor per input column."""
-
-    id: str | None = None
-    inputs: list[V2Tensor] = Field(min_length=1)
 
 
 def _records(body: InvocationsRequest) -> tuple[list[Any], str]:
@@ -71,83 +63,75 @@ def _records(body: InvocationsRequest) -> tuple[list[Any], str]:
             raise HTTPException(
                 400, detail="dataframe_split needs 'columns' and 'data'"
             )
+        if not all(isinstance(c, str) for c in columns) or not all(
+            isinstance(row, list) for row in data
+        ):
+            raise HTTPException(
+                400,
+                detail="dataframe_split needs 'columns' (names) and 'data' (rows)",
+            )
         return [dict(zip(columns, row, strict=False)) for row in data], key
     return list(value), key
 
 
-def build_router(store: ModelStore) -> APIRouter:
-    """Routes for the MLflow and OIP v2 protocols over ``store``."""
-    router = APIRouter()
+def v1_router(service: Service, name: str, scorer: OnlineScorer) -> APIRouter:
+    """``/v1/<name>/predict`` and ``/v1/<name>/invocations``."""
+    router = APIRouter(tags=[name])
+    title = "".join(part.title() for part in name.split("_"))
+    request = create_model(
+        f"{title}PredictRequest",
+        __config__=ConfigDict(extra="forbid"),
+        rows=(
+            list[scorer.row],  # type: ignore[name-defined]
+            Field(min_length=1, max_length=service.settings.serving.max_rows),
+        ),
+    )
 
-    @router.post("/invocations", tags=["protocols"])
-    def invocations(body: InvocationsRequest) -> dict[str, Any]:
-        """MLflow scoring protocol for the demand champion."""
-        records, key = _records(body)
-        rows = demand.parse_rows(records, ("body", key))
-        values, _ = demand.score(demand.served(store), rows, ("body", key))
-        return {"predictions": [{"forecast": float(v)} for v in values]}
-
-    @router.get("/v2/health/live", tags=["protocols"])
-    def v2_live() -> dict[str, bool]:
-        """OIP v2 liveness."""
-        return {"live": True}
-
-    @router.get("/v2/health/ready", tags=["protocols"])
-    def v2_ready() -> dict[str, bool]:
-        """OIP v2 readiness: the demand champion is loaded."""
-        return {"ready": store.get("demand") is not None}
-
-    @router.get("/v2/models/{name}", tags=["protocols"])
-    def v2_metadata(name: str) -> dict[str, Any]:
-        """OIP v2 model metadata."""
-        if name != "demand":
-            raise HTTPException(404, detail=f"unknown model {name!r}; try 'demand'")
-        loaded = demand.served(store)
+    def predict(body: Any, background: BackgroundTasks) -> dict[str, Any]:
+        loaded, scores, outputs = service.predict(
+            name, body.rows, ("body", "rows"), background
+        )
+        extra = {k: plain(v) for k, v in scores.extra.items()}
         return {
-            "name": name,
-            "versions": [loaded.version],
-            "platform": "mlflow-pyfunc",
-            "inputs": [
-                {"name": n, "datatype": t, "shape": [-1]}
-                for n, t in INPUT_DATATYPES.items()
-            ],
-            "outputs": [{"name": "forecast", "datatype": "FP64", "shape": [-1]}],
-        }
-
-    @router.get("/v2/models/{name}/ready", tags=["protocols"])
-    def v2_model_ready(name: str) -> dict[str, Any]:
-        """OIP v2 per-model readiness."""
-        return {"name": name, "ready": name == "demand" and store.get(name) is not None}
-
-    @router.post("/v2/models/{name}/infer", tags=["protocols"])
-    def v2_infer(name: str, body: V2InferRequest, request: Request) -> dict[str, Any]:
-        """OIP v2 inference: columns as tensors, one forecast per row."""
-        if name != "demand":
-            raise HTTPException(404, detail=f"unknown model {name!r}; try 'demand'")
-        lengths = {len(t.data) for t in body.inputs}
-        if len(lengths) != 1:
-            raise HTTPException(400, detail="all input tensors need the same length")
-        columns = {t.name: t.data for t in body.inputs}
-        unknown = sorted(set(columns) - set(DemandRow.model_fields))
-        if unknown:
-            raise HTTPException(400, detail=f"unknown input tensors: {unknown}")
-        n = lengths.pop()
-        records = [{k: v[i] for k, v in columns.items()} for i in range(n)]
-        loaded = demand.served(store)
-        rows = demand.parse_rows(records, ("body", "inputs"))
-        values, _ = demand.score(loaded, rows, ("body", "inputs"))
-        return {
-            "model_name": name,
+            "model": name,
             "model_version": loaded.version,
-            "id": body.id,
-            "outputs": [
-                {
-                    "name": "forecast",
-                    "shape": [n],
-                    "datatype": "FP64",
-                    "data": [float(v) for v in values],
-                }
-            ],
+            "predictions": outputs,
+            **extra,
         }
 
+    # The body's model is built here, so it cannot be written in the signature.
+    predict.__annotations__["body"] = request
+    router.add_api_route(
+        f"/v1/{name}/predict",
+        predict,
+        methods=["POST"],
+        response_model=PredictResponse,
+        summary=f"Score {name} rows",
+        description=inspect.getdoc(type(scorer)) or "",
+    )
+    router.add_api_route(
+        f"/v1/{name}/invocations",
+        invocations_endpoint(service, name),
+        methods=["POST"],
+        summary=f"MLflow scoring protocol for {name}",
+    )
     return router
+
+
+def invocations_endpoint(service: Service, name: str) -> Any:
+    """MLflow's ``/invocations``: one object of the scorer's outputs per row."""
+    outputs = [o.name for o in service.scorers[name].outputs]
+
+    def invocations(
+        body: InvocationsRequest, background: BackgroundTasks
+    ) -> dict[str, Any]:
+        records, key = _records(body)
+        rows = service.parse(name, records, ("body", key))
+        # The model alone, as `mlflow models serve` would answer.
+        _, _, answers = service.predict(
+            name, rows, ("body", key), background, online=False
+        )
+        return {"predictions": [{o: a[o] for o in outputs} for a in answers]}
+
+    invocations.__doc__ = f"MLflow scoring protocol for the {name} champion."
+    return invocations

@@ -22,8 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from loopml.core.config import FeatureStoreSettings
-from loopml.sdk.feast import online_values, open_store
+from loopml.sdk.feast import online_values
 from loopml.workloads.demand.feature_views import (
     JOIN_KEY,
     PRICE_VIEW,
@@ -36,8 +35,6 @@ from loopml.workloads.demand.feature_views import (
 
 if TYPE_CHECKING:
     from feast import FeatureStore
-
-    from loopml.core.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -54,20 +51,13 @@ _REFS += [f"{PRICE_VIEW}:last_price"]
 class OnlineFeatures:
     """The demand state of series, read from the online store."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        fs: FeatureStoreSettings | None = None,
-        store: FeatureStore | None = None,
-    ) -> None:
-        """Open the profile's store once; reads reuse its connections.
+    def __init__(self, store: FeatureStore) -> None:
+        """Read through an open store (``loopml.sdk.feast.open_store``).
 
-        Args:
-            settings: loopml settings.
-            fs: feature-store settings (default: from ``settings``).
-            store: an open store to reuse instead.
+        Cheap: reads reuse the store's connections, so the service wraps the
+        store it holds once per request.
         """
-        self.store = store or open_store(settings, fs)
+        self.store = store
 
     def state_for(
         self, series_keys: list[tuple[str, str]]

@@ -12,7 +12,13 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from loopml.sdk.batch import BatchSpec, DailyBatch
-from loopml.sdk.capabilities import BatchScorer, DaySource, FeatureViews, Monitor
+from loopml.sdk.capabilities import (
+    BatchScorer,
+    DaySource,
+    FeatureViews,
+    Monitor,
+    OnlineScorer,
+)
 from loopml.sdk.workload import EvalOutput, TrainOutput, Workload
 from loopml.workloads.demand import data as demand_data
 from loopml.workloads.demand import holdout, tuning
@@ -173,6 +179,12 @@ class DemandWorkload(Workload):
         from loopml.workloads.demand.replay import DemandDaySource
 
         return DemandDaySource()
+
+    def online_scorer(self) -> OnlineScorer:
+        """Forecasts online (``DemandScorer``): every protocol, online state."""
+        from loopml.workloads.demand.serving import DemandScorer
+
+        return DemandScorer()
 
     def models(self) -> Mapping[str, Callable[[], Any]]:
         """The forecaster and the baselines."""

@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import pandas as pd
 
 from loopml.sdk.batch import BatchSpec
-from loopml.sdk.capabilities import BatchScorer, DaySource, FeatureViews, Monitor
+from loopml.sdk.capabilities import (
+    BatchScorer,
+    DaySource,
+    FeatureViews,
+    Monitor,
+    OnlineScorer,
+)
 from loopml.sdk.workload import EvalOutput, TrainOutput, Workload
 from loopml.workloads.recsys import holdout, tuning
 from loopml.workloads.recsys.config import RecsysSettings
@@ -185,6 +191,12 @@ class RecsysWorkload(Workload):
         from loopml.workloads.recsys.replay import RecsysDaySource
 
         return RecsysDaySource()
+
+    def online_scorer(self) -> OnlineScorer:
+        """Recommendations online (``RecsysScorer``): the day's batch, else live."""
+        from loopml.workloads.recsys.serving import RecsysScorer
+
+        return RecsysScorer()
 
     def models(self) -> Mapping[str, Callable[[], Any]]:
         """The ranker, ALS and the popularity baselines."""

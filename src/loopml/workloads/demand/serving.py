@@ -1,0 +1,212 @@
+"""Demand forecasts online: one scorer for every protocol the service speaks.
+
+Rows are validated by :class:`DemandRow` (the same invariants as the raw
+schema: prices > 0, flags 0/1). Each series is forecast from its state in the
+Feast online store when the store has one at the model's origin or later
+(``loopml features`` after a new day moves it forward without retraining),
+otherwise from the state bundled with the model; horizons count from the
+origin actually used, and ``features`` says which state a forecast used.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from loopml.sdk.capabilities import (
+    InvalidRowsError,
+    OnlineScorer,
+    Output,
+    Scores,
+    ScoringContext,
+    UnknownEntitiesError,
+)
+from loopml.workloads.demand.online import OnlineFeatures
+from loopml.workloads.demand.pyfunc import DemandForecastModel
+
+Key = tuple[str, str]
+#: A series nobody has: a lookup that reaches the online store, finds nothing.
+PROBE: list[Key] = [("__loopml_probe__", "__loopml_probe__")]
+
+
+class DemandRow(BaseModel):
+    """One (store, item, date) to forecast."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    store_id: str = Field(min_length=1, max_length=64, examples=["S01"])
+    item_id: str = Field(min_length=1, max_length=64, examples=["I001"])
+    date: dt.date = Field(description="Target date, 1..horizon days after origin.")
+    price: float | None = Field(
+        None, gt=0, description="Planned price; default: the last known price."
+    )
+    promo: Literal[0, 1] = 0
+    holiday: Literal[0, 1] = 0
+
+
+class DemandScorer(OnlineScorer):
+    """Forecast demand for store/item/date rows within the model's horizon.
+
+    Each series' state (lags, rolling means, last price) is read from the
+    Feast online store, so a new day published by `loopml features` is used
+    without retraining. Per row: `forecast`, `horizon` (days after `origin`,
+    the day whose state it started from), `features` (`online`: the store's
+    state; `model`: the one bundled with the model, store unavailable or
+    stale) and `sales_today` / `sales_today_as_of` (the series' latest sales
+    of its current day in the store, pushed events included; null when
+    unknown). Missing prices default to the last known price. An unknown
+    store/item pair is a 404 that names it; a date outside the horizon a 422.
+    """
+
+    row = DemandRow
+    outputs = (Output("forecast", "FP64"),)
+    uses_online_store: ClassVar[bool] = True
+
+    def score(self, model: Any, rows: Sequence[Any], context: ScoringContext) -> Scores:
+        """Forecast validated rows, from the online state when fresh.
+
+        Raises:
+            InvalidRowsError: a date outside 1..horizon days after its origin.
+            UnknownEntitiesError: series neither the store nor the model know.
+        """
+        keys = list(dict.fromkeys((r.store_id, r.item_id) for r in rows))
+        frame = pd.DataFrame([r.model_dump() for r in rows])
+        if context.online is None:
+            _refuse_unknown([k for k in keys if not model.known(*k)])
+            origins = [model.origin] * len(rows)
+            horizons = _horizons(rows, origins, model.horizon)
+            values = model.forecast(frame)
+            sources = ["model"] * len(rows)
+            today = pd.DataFrame(columns=["store_id", "item_id", "sales_today"])
+        else:
+            online = OnlineFeatures(context.online)
+            values, origins, sources, horizons = _from_online(
+                model, rows, frame, keys, online
+            )
+            today = online.sales_today(keys)
+        sales, as_of = _today_of(rows, today)
+        return Scores(
+            columns={
+                "store_id": [r.store_id for r in rows],
+                "item_id": [r.item_id for r in rows],
+                "date": [r.date for r in rows],
+                "horizon": horizons,
+                "forecast": values,
+                "origin": [o.date() for o in origins],
+                "features": sources,
+                "sales_today": sales,
+                "sales_today_as_of": as_of,
+            },
+            extra={"origin": model.origin.date()},
+        )
+
+    def example_rows(self, model: Any) -> list[dict[str, Any]]:
+        """A forecast one day after the origin for the first series."""
+        first = model.state.iloc[0]
+        day = (model.origin + pd.Timedelta(days=1)).date()
+        return [
+            {
+                "store_id": str(first["store_id"]),
+                "item_id": str(first["item_id"]),
+                "date": day.isoformat(),
+                "promo": 0,
+            }
+        ]
+
+    def probe(self, store: Any) -> None:
+        """Read the state of a series nobody has."""
+        OnlineFeatures(store).state_for(PROBE)
+
+
+def _refuse_unknown(unknown: Sequence[Key]) -> None:
+    if unknown:
+        shown = ", ".join(f"{s}/{i}" for s, i in sorted(unknown)[:10])
+        raise UnknownEntitiesError(f"unknown store_id/item_id (no history): {shown}")
+
+
+def _horizons(
+    rows: Sequence[Any], origins: Sequence[pd.Timestamp], horizon: int
+) -> list[int]:
+    """Days from each row's origin to its date; a 422 when out of 1..horizon."""
+    days = [(pd.Timestamp(r.date) - o).days for r, o in zip(rows, origins, strict=True)]
+    errors = [
+        (
+            i,
+            "date",
+            f"date must be 1..{horizon} days after the forecast origin "
+            f"{origins[i].date()}, got {rows[i].date} ({d} days)",
+            str(rows[i].date),
+        )
+        for i, d in enumerate(days)
+        if not 1 <= d <= horizon
+    ]
+    if errors:
+        raise InvalidRowsError(errors)
+    return days
+
+
+def _from_online(
+    model: DemandForecastModel,
+    rows: Sequence[Any],
+    frame: pd.DataFrame,
+    keys: list[Key],
+    online: OnlineFeatures,
+) -> tuple[npt.NDArray[np.float64], list[pd.Timestamp], list[str], list[int]]:
+    """Forecasts from the online state where fresh, else the bundled state.
+
+    Returns:
+        Values, each row's origin, its state's source, its horizon.
+    """
+    state, found = online.state_for(keys)
+    fresh = state[np.asarray(found, dtype=bool) & (state["origin"] >= model.origin)]
+    origin_of: dict[Key, pd.Timestamp] = {
+        (str(s), str(i)): pd.Timestamp(o)
+        for s, i, o in fresh[["store_id", "item_id", "origin"]].itertuples(index=False)
+    }
+    _refuse_unknown([k for k in keys if k not in origin_of and not model.known(*k)])
+    origins = [origin_of.get((r.store_id, r.item_id), model.origin) for r in rows]
+    horizons = _horizons(rows, origins, model.horizon)
+    values = np.empty(len(rows), dtype=np.float64)
+    sources = [
+        "online" if (r.store_id, r.item_id) in origin_of else "model" for r in rows
+    ]
+    columns = list(model.state.columns)
+    fresh = fresh.set_index(["store_id", "item_id"], drop=False)
+    bundled = model.state.set_index(["store_id", "item_id"], drop=False)
+    for origin, positions in pd.Series(origins).groupby(origins).groups.items():
+        idx = np.asarray(positions)
+        part = frame.iloc[idx]
+        wanted = list(
+            dict.fromkeys(zip(part["store_id"], part["item_id"], strict=True))
+        )
+        online_keys = [k for k in wanted if k in origin_of]
+        model_keys = [k for k in wanted if k not in origin_of]
+        series = pd.concat(
+            [fresh.loc[online_keys, columns], bundled.loc[model_keys, columns]],
+            ignore_index=True,
+        )
+        values[idx] = model.forecast(part, state=series, origin=origin)
+    return values, origins, sources, horizons
+
+
+def _today_of(
+    rows: Sequence[Any], today: pd.DataFrame
+) -> tuple[list[float | None], list[pd.Timestamp | None]]:
+    """Each row's ``sales_today`` and its time (None when unknown)."""
+    if today.empty:
+        return [None] * len(rows), [None] * len(rows)
+    by_key = today.set_index(["store_id", "item_id"])
+    sales, as_of = [], []
+    for r in rows:
+        key = (r.store_id, r.item_id)
+        value = by_key["sales_today"].get(key, np.nan)
+        stamp = by_key["as_of"].get(key, pd.NaT)
+        sales.append(None if pd.isna(value) else float(value))
+        as_of.append(None if pd.isna(stamp) else pd.Timestamp(stamp))
+    return sales, as_of

@@ -1,0 +1,180 @@
+"""A plug-in workload is served without a line of serving code naming it.
+
+``toy`` is defined here and registered with ``LOOPML_PLUGINS``; its champion
+goes through the real stages and registry. The service then answers its
+``/v1/toy/predict``, MLflow ``/v1/toy/invocations`` and Open Inference
+Protocol v2 routes: 200 for valid rows, 422 naming the field for bad ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+from mlflow.pyfunc.model import PythonModel
+from pydantic import BaseModel, ConfigDict, Field
+
+from loopml.core.config import Settings, load_settings
+from loopml.models.registry import CHAMPION, set_alias
+from loopml.monitoring.inference_log import read_log
+from loopml.sdk.capabilities import (
+    InvalidRowsError,
+    OnlineScorer,
+    Output,
+    Scores,
+    ScoringContext,
+)
+from loopml.sdk.workload import EvalOutput, TrainOutput, Workload
+from loopml.serving.app import create_app
+from loopml.stages.runner import run_stage
+
+
+class ToyModel(PythonModel):
+    """y = slope * x."""
+
+    def __init__(self, slope: float) -> None:
+        self.slope = slope
+
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: Any = None
+    ) -> pd.DataFrame:
+        return pd.DataFrame({"y": model_input["x"] * self.slope})
+
+
+class ToyRow(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    x: float = Field(ge=-100, le=100)
+    tag: str | None = None
+
+
+class ToyScorer(OnlineScorer):
+    row = ToyRow
+    outputs = (Output("y", "FP64"), Output("digits", "INT64", per_row=2))
+
+    def score(self, model: Any, rows: Sequence[Any], context: ScoringContext) -> Scores:
+        bad = [(i, "x", "13 is unlucky", r.x) for i, r in enumerate(rows) if r.x == 13]
+        if bad:
+            raise InvalidRowsError(bad)
+        y = [model.slope * r.x for r in rows]
+        return Scores(
+            columns={
+                "y": y,
+                "digits": [[int(abs(v)) // 10, int(abs(v)) % 10] for v in y],
+                "tag": [r.tag for r in rows],
+            },
+            extra={"slope": model.slope},
+        )
+
+    def example_rows(self, model: Any) -> list[dict[str, Any]]:
+        return [{"x": 1.5}]
+
+
+class ToyWorkload(Workload):
+    """A line through the origin (a test's plug-in)."""
+
+    name = "toy"
+    primary_metric = "mae"
+    higher_is_better = False
+    key_metrics = ("mae",)
+
+    def load_raw(self, settings: Settings) -> pd.DataFrame:
+        days = pd.date_range("2025-01-01", periods=4, freq="D")
+        return pd.DataFrame({"date": days, "x": [1.0, 2.0, 3.0, 4.0]})
+
+    def validate(self, raw: pd.DataFrame) -> pd.DataFrame:
+        return raw
+
+    def train(self, settings: Settings, data: pd.DataFrame) -> TrainOutput:
+        return TrainOutput(ToyModel(2.0), {"slope": 2.0}, data[["x"]].head(2))
+
+    def evaluate(self, settings: Settings, data: pd.DataFrame) -> EvalOutput:
+        return EvalOutput({"mae": 0.0})
+
+    def online_scorer(self) -> OnlineScorer:
+        return ToyScorer()
+
+
+@pytest.fixture
+def toy_settings(tiny_env: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """``toy`` registered, trained and champion (version 1)."""
+    monkeypatch.setenv("LOOPML_PLUGINS", f"toy={__name__}:ToyWorkload")
+    settings = load_settings("default")
+    for stage in ("ingest", "validate", "train"):
+        run_stage(stage, settings, "toy")
+    set_alias("toy", CHAMPION, "1")
+    return settings
+
+
+@pytest.mark.slow
+def test_a_plugin_gets_every_protocol(toy_settings: Settings) -> None:
+    with TestClient(create_app(toy_settings, workloads=["toy"])) as client:
+        ready = client.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["models"] == {"toy": "1"}
+
+        v1 = client.post("/v1/toy/predict", json={"rows": [{"x": 1.5}, {"x": 21}]})
+        assert v1.status_code == 200, v1.text
+        assert v1.json() == {
+            "model": "toy",
+            "model_version": "1",
+            "slope": 2.0,
+            "predictions": [
+                {"y": 3.0, "digits": [0, 3], "tag": None},
+                {"y": 42.0, "digits": [4, 2], "tag": None},
+            ],
+        }
+        bad = client.post("/v1/toy/predict", json={"rows": [{"tag": "a"}]})
+        assert bad.status_code == 422
+        assert [e["loc"] for e in bad.json()["detail"]] == [["body", "rows", 0, "x"]]
+        refused = client.post("/v1/toy/predict", json={"rows": [{"x": 1}, {"x": 13}]})
+        assert refused.status_code == 422
+        assert refused.json()["detail"][0]["loc"] == ["body", "rows", 1, "x"]
+
+        for path in ("/v1/toy/invocations", "/invocations"):
+            mlflow = client.post(path, json={"dataframe_records": [{"x": 1.5}]})
+            assert mlflow.status_code == 200, mlflow.text
+            assert mlflow.json() == {"predictions": [{"y": 3.0, "digits": [0, 3]}]}
+        bad = client.post("/v1/toy/invocations", json={"instances": [{"x": "ten"}]})
+        assert bad.status_code == 422
+        assert bad.json()["detail"][0]["loc"] == ["body", "instances", 0, "x"]
+
+        meta = client.get("/v2/models/toy").json()
+        assert meta["inputs"] == [
+            {"name": "x", "datatype": "FP64", "shape": [-1]},
+            {"name": "tag", "datatype": "BYTES", "shape": [-1]},
+        ]
+        assert meta["outputs"][1] == {
+            "name": "digits",
+            "datatype": "INT64",
+            "shape": [-1, 2],
+        }
+        assert client.get("/v2/models/toy/ready").json() == {
+            "name": "toy",
+            "ready": True,
+        }
+        tensor = {"name": "x", "shape": [2], "datatype": "FP64", "data": [1.5, 21]}
+        v2 = client.post("/v2/models/toy/infer", json={"inputs": [tensor]})
+        assert v2.status_code == 200, v2.text
+        assert v2.json()["outputs"] == [
+            {"name": "y", "shape": [2], "datatype": "FP64", "data": [3.0, 42.0]},
+            {
+                "name": "digits",
+                "shape": [2, 2],
+                "datatype": "INT64",
+                "data": [0, 3, 4, 2],
+            },
+        ]
+        tag = {"name": "tag", "shape": [1], "datatype": "BYTES", "data": ["a"]}
+        bad = client.post("/v2/models/toy/infer", json={"inputs": [tag]})
+        assert bad.status_code == 422
+        assert bad.json()["detail"][0]["loc"] == ["body", "inputs", 0, "x"]
+
+    logged = read_log(toy_settings.home / "inference", "toy")
+    assert len(logged) == 2 + 2 + 2  # /v1, the two MLflow routes, v2
+    assert set(logged["source"]) == {"online"}
+    assert logged["y"].tolist() == [3.0, 42.0, 3.0, 3.0, 3.0, 42.0]
