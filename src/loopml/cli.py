@@ -15,7 +15,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -46,6 +46,28 @@ app = typer.Typer(
 _PIPED = not sys.stdout.isatty()
 console = Console(width=200 if _PIPED else None, soft_wrap=_PIPED)
 err_console = Console(stderr=True, soft_wrap=True)
+
+
+def _print_rows(
+    title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]
+) -> None:
+    """A table on a terminal; piped, a header and one tab-separated line a row.
+
+    Piped output (CI logs, grep) must keep each row whole: a table would wrap
+    long cells over several lines.
+    """
+    if not _PIPED:
+        table = Table(title=title)
+        for column in columns:
+            table.add_column(column)
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+        return
+    sys.stdout.write(f"# {title}\n" + "\t".join(columns) + "\n")
+    for row in rows:
+        sys.stdout.write("\t".join(str(cell).replace("\n", " ") for cell in row) + "\n")
+    sys.stdout.flush()
 
 
 def _number(value: float) -> str:
@@ -694,15 +716,10 @@ def replay(
             progress.stop()
             err_console.print(f"[red]replay failed:[/red] {error}")
             raise typer.Exit(1) from error
-    table = Table(title=f"replay: {days} days from {report.first_date}")
-    for column in ("day", "date", "input", "drift share", "largest score"):
-        table.add_column(column)
-    for column in ("drifted", "live ratio (n)"):
-        table.add_column(column)
-    for column in ("trigger", "decision", "champion"):
-        table.add_column(column)
-    for d in report.days:
-        table.add_row(
+    header = ["day", "date", "input", "drift share", "largest score", "drifted"]
+    header += ["live ratio (n)", "trigger", "decision", "champion"]
+    rows = [
+        (
             str(d.day),
             d.date,
             "drifted" if d.drifted_input else "-",
@@ -714,7 +731,9 @@ def replay(
             d.decision,
             f"v{d.champion}",
         )
-    console.print(table)
+        for d in report.days
+    ]
+    _print_rows(f"replay: {days} days from {report.first_date}", header, rows)
     console.print(
         f"{len(report.retrains)} retrain(s) in {report.seconds:.0f} s; "
         f"report: {report.paths['md']} (and .json); see `loopml history -w {workload}`."
@@ -925,19 +944,12 @@ def history(workload: WorkloadOpt = None) -> None:
 
     workload = _workload(workload)
     settings = _settings([workload])
-    table = Table(title=f"{workload} promotion history")
-    for column in ("when", "who", "action", "from", "to", "reason"):
-        table.add_column(column)
-    for d in read_history(settings.state_dir(workload) / "history.jsonl"):
-        table.add_row(
-            d.when,
-            d.who,
-            d.action,
-            d.from_version or "-",
-            d.to_version or "-",
-            d.reason,
-        )
-    console.print(table)
+    columns = ("when", "who", "action", "from", "to", "reason")
+    rows = [
+        (d.when, d.who, d.action, d.from_version or "-", d.to_version or "-", d.reason)
+        for d in read_history(settings.state_dir(workload) / "history.jsonl")
+    ]
+    _print_rows(f"{workload} promotion history", columns, rows)
 
 
 @app.command()

@@ -129,7 +129,7 @@ def test_promotion_and_rollback_swap_without_failed_requests(tmp_path: Path) -> 
     assert client.versions["1"] > 0 and client.versions["2"] > 0
     history = _ok(home, "history", "-w", "demand")
     assert "rollback" in history and "e2e test" in history
-    refused = history.strip().splitlines()[-2]  # the last row, above the border
+    refused = history.strip().splitlines()[-1]  # piped: one line per decision
     assert "reject" in refused and "wape" in refused, history
     assert client.versions["3"] == 0
     # Nothing left to roll back to: a clear error, the champion unchanged.

@@ -114,6 +114,6 @@ def test_dvc_repro_status_params_and_remote(tmp_path: Path) -> None:
     shutil.rmtree(repo / ".dvc" / "cache")
     lost = validated.read_bytes()
     validated.unlink()
-    _dvc(repo, "pull")
+    _dvc(repo, "pull", "--with-deps", "demand-promote")
     assert validated.read_bytes() == lost
     assert "up to date" in _dvc(repo, "status", "--with-deps", "demand-promote")

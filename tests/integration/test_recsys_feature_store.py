@@ -227,15 +227,12 @@ def test_stage_publishes_recsys_and_push_reaches_the_online_store(
         app,
         [
             "features",
-            "push",
             "-w",
             "recsys",
-            "--user-id",
-            user,
-            "--item-id",
-            "C002",
-            "--interactions",
-            "3",
+            "push",
+            f"user_id={user}",
+            "item_id=C002",
+            "interactions=3",
         ],
     )
     assert answer.exit_code == 0, answer.output

@@ -21,6 +21,7 @@ from loopml.core.runtime import configure_environment
 from loopml.sdk.workload import get_workload
 from loopml.stages.runner import run_stage
 from loopml.stages.tune import apply_tuned, tuned_path
+from loopml.workloads.demand.config import DemandSettings
 
 log = logging.getLogger(__name__)
 
@@ -83,5 +84,6 @@ def test_tune_runs_parallel_nested_trials_and_keeps_the_best(
     assert os.environ.get("RAY_AUTH_TOKEN_PATH") == token_before
 
     tuned = apply_tuned(settings, "demand")
-    assert tuned.demand.model.num_leaves == record["params"]["num_leaves"]
-    assert tuned.demand.model.learning_rate == record["params"]["learning_rate"]
+    model = DemandSettings.of(tuned).model
+    assert model.num_leaves == record["params"]["num_leaves"]
+    assert model.learning_rate == record["params"]["learning_rate"]
