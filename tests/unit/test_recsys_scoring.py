@@ -182,3 +182,48 @@ def test_top_k_on_a_block(columns: int) -> None:
     scores[1, 2:] = -np.inf
     got_columns, got_values = top_k(scores.copy(), 10)
     assert_top_k(scores, 10, got_columns, got_values)
+
+
+@pytest.mark.parametrize("columns", [30, 5000])
+def test_top_k_orders_ties_by_column_and_skips_nan(columns: int) -> None:
+    scores = np.zeros((3, columns), dtype=np.float32)
+    scores[1, 7] = 1.0
+    scores[2, ::2] = np.nan
+    got_columns, got_values = top_k(scores, 4)
+    assert_top_k(np.nan_to_num(scores, nan=-np.inf), 4, got_columns, got_values)
+    assert got_columns[1, 0] == 7
+    assert (got_columns[2] % 2 == 1).all()
+
+
+@pytest.mark.parametrize("nan_groups", [1, 3, 4, 60])
+def test_top_k_nan_groups_do_not_raise_the_floor(nan_groups: int) -> None:
+    # 5000 columns, k=4: the coarsest fold has 50 groups (columns c mod 50);
+    # a whole group of NaN must not count among the k best groups.
+    rng = np.random.default_rng(nan_groups)
+    scores = rng.standard_normal((20, 5000)).astype(np.float32)
+    for group in range(min(nan_groups, 50)):
+        scores[:, group::50] = np.nan
+    scores[:5, ::7] = np.nan
+    got_columns, got_values = top_k(scores, 4)
+    assert_top_k(np.nan_to_num(scores, nan=-np.inf), 4, got_columns, got_values)
+
+
+def test_top_k_inner_nan_is_excluded_not_its_group() -> None:
+    queries, catalogue = integer_factors(50, 3000)
+    scores = queries @ catalogue.T
+    best = np.argmax(scores, axis=1)
+    catalogue[(best[0] + 300) % 3000] = np.nan  # same first-level group
+    columns, values = top_k_inner(queries, catalogue, 10)
+    assert columns[0, 0] == best[0]
+    scores = np.nan_to_num(queries @ catalogue.T, nan=-np.inf)
+    assert_top_k(scores, 10, columns, values)
+
+
+def test_top_k_inner_many_exact_ties_stay_exact() -> None:
+    # Zero users tie every item; zero items tie for every user.
+    queries, catalogue = integer_factors(700, 3000)
+    queries[::3] = 0
+    catalogue[::2] = 0
+    columns, values = top_k_inner(queries, catalogue, 5)
+    assert_top_k(queries @ catalogue.T, 5, columns, values)
+    np.testing.assert_array_equal(values[0], 0)
