@@ -38,6 +38,7 @@ import datetime as dt
 import json
 import os
 import platform
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -79,24 +80,31 @@ def product_alone(
 ) -> None:
     """Only the blocked float32 products, into reused buffers.
 
-    ``threads > 1`` splits the users as ``top_k_inner`` does: contiguous
-    shares, one Python thread each with single-threaded BLAS.
+    ``threads > 1`` splits the users as ``top_k_inner`` does: the blocks are
+    handed out to the threads in turn, one Python thread each with
+    single-threaded BLAS.
     """
     items_t = np.ascontiguousarray(item_factors.T)
+    n = len(user_factors)
+    starts = iter(range(0, n, block))
+    lock = threading.Lock()
 
-    def share(bounds: tuple[int, int]) -> None:
+    def work() -> None:
         buffer = np.empty((block, items_t.shape[1]), np.float32)
-        for start in range(bounds[0], bounds[1], block):
-            part = user_factors[start : min(start + block, bounds[1])]
+        while True:
+            with lock:
+                start = next(starts, None)
+            if start is None:
+                return
+            part = user_factors[start : start + block]
             np.matmul(part, items_t, out=buffer[: len(part)])
 
-    n = len(user_factors)
     if threads == 1:
-        share((0, n))
+        work()
         return
-    per = -(-n // threads)
     with threadpool_limits(1, "blas"), ThreadPoolExecutor(threads) as pool:
-        list(pool.map(share, [(s, min(s + per, n)) for s in range(0, n, per)]))
+        for done in [pool.submit(work) for _ in range(threads)]:
+            done.result()
 
 
 def argpartition_path(

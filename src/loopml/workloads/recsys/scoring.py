@@ -26,7 +26,8 @@ overlaps the product of another.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -293,32 +294,48 @@ class _Exclusions:
         return rows, self.indices[bounds[0] : bounds[-1]]
 
 
+class _Blocks:
+    """Block starts ``0, block, 2 * block ...`` handed out to threads in turn.
+
+    Each block is a fixed range of rows, so results never depend on which or
+    how many threads score it, and a thread slowed down by other work on the
+    machine simply takes fewer blocks.
+    """
+
+    def __init__(self, n: int, block: int) -> None:
+        self._starts = iter(range(0, n, block))
+        self._lock = threading.Lock()
+
+    def __iter__(self) -> Iterator[int]:
+        return self
+
+    def __next__(self) -> int:
+        with self._lock:
+            return next(self._starts)
+
+
 def _score_blocks(
     queries: Scores,
     items_t: Scores,
     k: int,
     exclude: _Exclusions | None,
-    start: int,
-    stop: int,
+    blocks: Iterable[int],
     block: int,
-) -> tuple[IntArray, Scores]:
-    """Top-k of rows ``start:stop``, a plain product and :func:`top_k` per
-    block: for catalogues too small to fold."""
-    columns = np.empty((stop - start, k), dtype=np.int64)
-    values = np.empty((stop - start, k), dtype=items_t.dtype)
-    buffer = np.empty((min(block, stop - start), items_t.shape[1]), items_t.dtype)
-    for first in range(start, stop, block):
-        last = min(first + block, stop)
+    columns: IntArray,
+    values: Scores,
+) -> None:
+    """Top-k of each block of rows into ``columns`` / ``values``: a plain
+    product and :func:`top_k`, for catalogues too small to fold."""
+    n = len(queries)
+    buffer = np.empty((min(block, n), items_t.shape[1]), items_t.dtype)
+    for first in blocks:
+        last = min(first + block, n)
         scores = buffer[: last - first]
         np.matmul(queries[first:last], items_t, out=scores)
         if exclude is not None:
             rows, cols = exclude.block(first, last)
             scores[rows, cols] = -np.inf
-        (
-            columns[first - start : last - start],
-            values[first - start : last - start],
-        ) = top_k(scores, k)
-    return columns, values
+        columns[first:last], values[first:last] = top_k(scores, k)
 
 
 def _score_folded(
@@ -328,11 +345,13 @@ def _score_folded(
     k: int,
     levels: int,
     exclude: _Exclusions | None,
-    start: int,
-    stop: int,
+    blocks: Iterable[int],
     block: int,
-) -> tuple[IntArray, Scores]:
-    """Top-k of rows ``start:stop``, folding each block as it is multiplied.
+    columns: IntArray,
+    values: Scores,
+) -> None:
+    """Top-k of each block of rows into ``columns`` / ``values``, folding the
+    block as it is multiplied.
 
     ``chunks[m]`` holds item columns ``m * width ... (m + 1) * width`` (zero
     padded), so ``scores[m]`` of a block is the ``m``-th member of every
@@ -340,15 +359,13 @@ def _score_folded(
     it is in cache, and the scores are never read in full again.
     """
     width = chunks.shape[2]
-    size = min(block, stop - start)
-    columns = np.empty((stop - start, k), dtype=np.int64)
-    values = np.empty((stop - start, k), dtype=chunks.dtype)
+    size = min(block, len(queries))
     scores = np.empty((FOLD, size, width), chunks.dtype)
     fold = np.empty((size, width), chunks.dtype)
     bounds = np.zeros(FOLD + 1, dtype=np.int64)
     at = bounds
-    for first in range(start, stop, size):
-        last = min(first + size, stop)
+    for first in blocks:
+        last = min(first + size, len(queries))
         n = last - first
         part = queries[first:last]
         folded = fold[:n]
@@ -376,11 +393,9 @@ def _score_folded(
         rows, cols, vals = _expand(
             scores.reshape(-1), rows, groups, width, size * width, width, floor, k
         )
-        (
-            columns[first - start : last - start],
-            values[first - start : last - start],
-        ) = _select(rows, cols, vals, n, k, FOLD * width)
-    return columns, values
+        columns[first:last], values[first:last] = _select(
+            rows, cols, vals, n, k, FOLD * width
+        )
 
 
 def top_k_inner(
@@ -437,13 +452,17 @@ def top_k_inner(
     n_items = len(items)
     k = min(k, n_items)
     excluded = None if exclude is None else _Exclusions(exclude)
-    run: Callable[[int, int], tuple[IntArray, Scores]]
+    n = len(queries)
+    columns = np.empty((n, k), dtype=np.int64)
+    values = np.empty((n, k), dtype=queries.dtype)
+    blocks = _Blocks(n, block)
+    run: Callable[[], None]
     levels = _levels(n_items, k)
     if levels == 0:
         items_t = np.ascontiguousarray(items.T)
 
-        def run(first: int, last: int) -> tuple[IntArray, Scores]:
-            return _score_blocks(queries, items_t, k, excluded, first, last, block)
+        def run() -> None:
+            _score_blocks(queries, items_t, k, excluded, blocks, block, columns, values)
 
     else:
         width = padded_width(n_items, k) // FOLD
@@ -454,25 +473,27 @@ def top_k_inner(
             padded.reshape(FOLD, width, -1).transpose(0, 2, 1)
         )
 
-        def run(first: int, last: int) -> tuple[IntArray, Scores]:
-            return _score_folded(
-                queries, chunks, n_items, k, levels, excluded, first, last, block
+        def run() -> None:
+            _score_folded(
+                queries,
+                chunks,
+                n_items,
+                k,
+                levels,
+                excluded,
+                blocks,
+                block,
+                columns,
+                values,
             )
 
-    n = len(queries)
     workers = min(workers or min(os.cpu_count() or 1, 4), -(-n // block))
     if workers <= 1:
-        columns, values = run(0, n)
+        run()
     else:
-        # Contiguous shares, whole blocks each, so results never depend on
-        # the number of threads.
-        n_blocks = -(-n // block)
-        per = -(-n_blocks // workers) * block
-        bounds = [(s, min(s + per, n)) for s in range(0, n, per)]
-        with threadpool_limits(1, "blas"), ThreadPoolExecutor(len(bounds)) as pool:
-            parts = list(pool.map(lambda b: run(*b), bounds))
-        columns = np.concatenate([p[0] for p in parts])
-        values = np.concatenate([p[1] for p in parts])
+        with threadpool_limits(1, "blas"), ThreadPoolExecutor(workers) as pool:
+            for done in [pool.submit(run) for _ in range(workers)]:
+                done.result()
     if keep is not None:
         columns = np.where(columns >= 0, keep[columns], -1)
     return columns, values
