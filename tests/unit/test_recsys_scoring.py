@@ -227,3 +227,8 @@ def test_top_k_inner_many_exact_ties_stay_exact() -> None:
     columns, values = top_k_inner(queries, catalogue, 5)
     assert_top_k(queries @ catalogue.T, 5, columns, values)
     np.testing.assert_array_equal(values[0], 0)
+
+
+def test_top_k_of_no_columns() -> None:
+    columns, values = top_k(np.empty((3, 0), dtype=np.float32), 10)
+    assert columns.shape == values.shape == (3, 0)

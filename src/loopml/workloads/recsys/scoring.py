@@ -261,6 +261,8 @@ def top_k(scores: Scores, k: int) -> tuple[IntArray, Scores]:
     """
     n_rows, n_columns = scores.shape
     k = min(k, n_columns)
+    if k < 1:
+        return np.empty((n_rows, 0), np.int64), np.empty((n_rows, 0), scores.dtype)
     padded = padded_width(n_columns, k)
     if padded != n_columns:
         full = np.full((n_rows, padded), -np.inf, dtype=scores.dtype)
