@@ -156,6 +156,7 @@ class RecsysWorkload(Workload):
             seed=settings.seed,
             min_user_items=cfg.min_user_items,
             top_items=cfg.top_items,
+            test_days=cfg.test_days,
         )
         return data.to_frame()
 
