@@ -19,6 +19,8 @@ from loopml.workloads.recsys.data import (
     load_movielens,
     load_online_retail,
 )
+from loopml.workloads.recsys.movielens import MOVIELENS_GENRES
+from loopml.workloads.recsys.movielens_fixture import OCCUPATIONS, write_movielens
 from loopml.workloads.recsys.schema import validate_data, validate_raw
 from loopml.workloads.recsys.splits import time_split
 
@@ -199,6 +201,46 @@ def test_movielens_loader_reads_the_format(tmp_path: Path) -> None:
     assert data.interactions["weight"].tolist() == [4.0, 5.0, 3.0, 2.0, 1.0, 4.0]
     assert set(data.interactions["event"]) == {"rate"}
     assert load("movielens", tmp_path / "ml").interactions.equals(data.interactions)
+
+
+ML_SMALL: dict[str, int] = {"n_users": 200, "n_items": 300, "n_days": 120}
+
+
+def test_movielens_fixture_is_seeded_and_in_the_format(tmp_path: Path) -> None:
+    first = write_movielens(tmp_path / "a", **ML_SMALL, seed=1)
+    again = write_movielens(tmp_path / "b", **ML_SMALL, seed=1)
+    other = write_movielens(tmp_path / "c", **ML_SMALL, seed=2)
+    for name in ("u.data", "u.user", "u.item"):
+        assert (first / name).read_bytes() == (again / name).read_bytes()
+    assert (first / "u.data").read_bytes() != (other / "u.data").read_bytes()
+    data = validate_data(load("movielens", first))
+    assert len(data.users) == 200 and len(data.items) == 300
+    assert set(data.users["segment"]) <= set(OCCUPATIONS)
+    assert data.users["segment"].nunique() >= 15
+    assert set(data.items["category"]) <= set(MOVIELENS_GENRES)
+    assert set(data.interactions["weight"]) == {1.0, 2.0, 3.0, 4.0, 5.0}
+    with pytest.raises(ValueError, match="n_items"):
+        write_movielens(tmp_path / "d", n_items=10)
+
+
+def test_movielens_fixture_has_the_shape_of_movielens(tmp_path: Path) -> None:
+    data = load_movielens(write_movielens(tmp_path / "ml", **ML_SMALL, seed=3))
+    ratings = data.interactions
+    assert ratings.groupby("user_id").size().min() >= 20
+    # A long tail: the top tenth of the movies gets over twice its share.
+    per_movie = ratings["item_id"].value_counts()
+    assert per_movie.head(len(per_movie) // 10).sum() > 0.2 * len(ratings)
+    assert per_movie.max() > 8 * per_movie.min()
+    # Users arrive all along and most rate in one sitting: many users of
+    # the last 28 days have no rating before them.
+    train, test = time_split(ratings, test_days=28)
+    test_users = set(test["user_id"])
+    new = test_users - set(train["user_id"])
+    assert len(test_users) > 40 and 0.3 < len(new) / len(test_users) < 0.9
+    # Movies come out during the period, and are rated only after.
+    released = data.items.set_index("item_id")["created"]
+    assert (released > ratings["timestamp"].min()).any()
+    assert (ratings["timestamp"] >= ratings["item_id"].map(released)).all()
 
 
 def test_load_explains_bad_requests(tmp_path: Path) -> None:
