@@ -18,8 +18,10 @@ from loopml.workloads.recsys.data import RecsysData, generate
 from loopml.workloads.recsys.evaluate import evaluate_recommender, time_split
 from loopml.workloads.recsys.features import (
     FEATURE_COLUMNS,
+    TIME_COLUMNS,
     build_context,
     build_features,
+    time_features,
 )
 from loopml.workloads.recsys.models import MODELS, Recommender, TwoStageRanker
 from loopml.workloads.recsys.pyfunc import OUTPUT_COLUMNS, RecsysModel
@@ -172,6 +174,31 @@ def test_features_describe_only_the_history(data: RecsysData) -> None:
     released = set(data.items.loc[data.items["created"] > cutoff, "item_id"])
     assert released and not released & set(context.item_ids)
     assert len(FEATURE_COLUMNS) == len(set(FEATURE_COLUMNS))
+
+
+def test_time_features_describe_each_users_own_moment(data: RecsysData) -> None:
+    history = data.interactions[data.interactions["timestamp"] < "2025-05-01"]
+    context = build_context(history, data.users, data.items, 90)
+    last = history.groupby("user_id")["timestamp"].max()
+    user = sorted(last[last < "2025-04-01"].index)[0]  # idle for a month or more
+    items = np.arange(len(context.item_ids), dtype=np.int64)
+    rows = context.user_rows([user] * len(items))
+    got = time_features(context, rows, items)
+    assert list(got.columns) == TIME_COLUMNS
+    idle = (context.cutoff - last[user]) / pd.Timedelta(days=1)
+    assert got["user_idle_days"].to_numpy() == pytest.approx(np.full(len(items), idle))
+    assert got["item_age_then"].to_numpy() == pytest.approx(context.item_age - idle)
+    # Each item's share of the first (user, item) interactions in the 14
+    # days up to the user's last active day.
+    first = history.groupby(["user_id", "item_id"])["timestamp"].min().dt.normalize()
+    day = last[user].normalize()
+    recent = first[(first > day - pd.Timedelta(days=14)) & (first <= day)]
+    share = recent.index.get_level_values("item_id").value_counts() / len(recent)
+    expected = share.reindex(context.item_ids, fill_value=0.0).to_numpy()
+    assert got["local_popularity"].to_numpy() == pytest.approx(expected)
+    # A user without history lives at the cutoff: no idle days.
+    newcomer = time_features(context, context.user_rows(["nobody"]), items[:1])
+    assert np.isnan(newcomer["user_idle_days"]).all()
 
 
 def test_ranker_needs_room_for_inner_labels(data: RecsysData) -> None:
