@@ -67,6 +67,7 @@ def _ranker(cfg: RecsysSettings, seed: int) -> TwoStageRanker:
         regularization=cfg.als_regularization,
         alpha=cfg.als_alpha,
         window_days=cfg.window_days,
+        cold_threshold=cfg.cold_threshold,
         seed=seed,
         n_jobs=cfg.ranker_n_jobs,
     )
