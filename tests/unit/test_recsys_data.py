@@ -19,7 +19,10 @@ from loopml.workloads.recsys.data import (
     load_movielens,
     load_online_retail,
 )
+from loopml.workloads.recsys.movielens import MOVIELENS_GENRES
+from loopml.workloads.recsys.movielens_fixture import OCCUPATIONS, write_movielens
 from loopml.workloads.recsys.schema import validate_data, validate_raw
+from loopml.workloads.recsys.splits import time_split
 
 SHARED_DATASETS = Path(__file__).resolve().parents[3] / "shared" / "datasets"
 ONLINE_RETAIL = SHARED_DATASETS / "online_retail" / "online_retail.parquet"
@@ -200,6 +203,46 @@ def test_movielens_loader_reads_the_format(tmp_path: Path) -> None:
     assert load("movielens", tmp_path / "ml").interactions.equals(data.interactions)
 
 
+ML_SMALL: dict[str, int] = {"n_users": 200, "n_items": 300, "n_days": 120}
+
+
+def test_movielens_fixture_is_seeded_and_in_the_format(tmp_path: Path) -> None:
+    first = write_movielens(tmp_path / "a", **ML_SMALL, seed=1)
+    again = write_movielens(tmp_path / "b", **ML_SMALL, seed=1)
+    other = write_movielens(tmp_path / "c", **ML_SMALL, seed=2)
+    for name in ("u.data", "u.user", "u.item"):
+        assert (first / name).read_bytes() == (again / name).read_bytes()
+    assert (first / "u.data").read_bytes() != (other / "u.data").read_bytes()
+    data = validate_data(load("movielens", first))
+    assert len(data.users) == 200 and len(data.items) == 300
+    assert set(data.users["segment"]) <= set(OCCUPATIONS)
+    assert data.users["segment"].nunique() >= 15
+    assert set(data.items["category"]) <= set(MOVIELENS_GENRES)
+    assert set(data.interactions["weight"]) == {1.0, 2.0, 3.0, 4.0, 5.0}
+    with pytest.raises(ValueError, match="n_items"):
+        write_movielens(tmp_path / "d", n_items=10)
+
+
+def test_movielens_fixture_has_the_shape_of_movielens(tmp_path: Path) -> None:
+    data = load_movielens(write_movielens(tmp_path / "ml", **ML_SMALL, seed=3))
+    ratings = data.interactions
+    assert ratings.groupby("user_id").size().min() >= 20
+    # A long tail: the top tenth of the movies gets over twice its share.
+    per_movie = ratings["item_id"].value_counts()
+    assert per_movie.head(len(per_movie) // 10).sum() > 0.2 * len(ratings)
+    assert per_movie.max() > 8 * per_movie.min()
+    # Users arrive all along and most rate in one sitting: many users of
+    # the last 28 days have no rating before them.
+    train, test = time_split(ratings, test_days=28)
+    test_users = set(test["user_id"])
+    new = test_users - set(train["user_id"])
+    assert len(test_users) > 40 and 0.3 < len(new) / len(test_users) < 0.9
+    # Movies come out during the period, and are rated only after.
+    released = data.items.set_index("item_id")["created"]
+    assert (released > ratings["timestamp"].min()).any()
+    assert (ratings["timestamp"] >= ratings["item_id"].map(released)).all()
+
+
 def test_load_explains_bad_requests(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="generated"):
         load("netflix")
@@ -215,6 +258,69 @@ def test_load_explains_bad_requests(tmp_path: Path) -> None:
     assert len(data.users) == 20
 
 
+def _retail_rows() -> pd.DataFrame:
+    """Hand-made transactions: the test period (from 2025-01-11) would change
+    the top products, the kept customers, a country and a title."""
+    rows = []
+
+    def sell(invoice: str, day: str, who: str, code: str, text: str, land: str) -> None:
+        rows.append((invoice, code, text, 1, f"2025-01-{day} 10:00", who, land))
+
+    old, new = "OLD NAME MUG", "NEW NAME MUG"
+    for invoice, day, who, land in [("1", "02", 1, "UK"), ("2", "03", 3, "France")]:
+        sell(invoice, day, who, "P1", old, land)
+        sell(invoice, day, who, "P2", "BAG", land)
+    sell("3", "04", 2, "P1", old, "UK")  # customer 2: one product before the cut
+    sell("4", "05", 5, "P4", "BOX", "UK")  # customer 5: no kept product before
+    sell("5", "06", 6, "P1", old, "UK")
+    sell("10", "12", 2, "P2", "BAG", "UK")
+    sell("11", "13", 4, "P1", new, "Germany")  # customer 4: new after the cut
+    sell("11", "13", 4, "P3", "HAT", "Germany")
+    for invoice in ("17", "18"):  # customer 1 shops mostly in Spain later on
+        for code in ("P1", "P2", "P3"):
+            sell(invoice, "15", 1, code, new, "Spain")
+    for who in range(7, 12):
+        sell(f"2{who}", "20", who, "P3", "HAT", "UK")
+        sell(f"2{who}", "20", who, "P1", new, "UK")
+    columns = ["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate"]
+    frame = pd.DataFrame(rows, columns=[*columns, "CustomerID", "Country"])
+    frame["InvoiceDate"] = pd.to_datetime(frame["InvoiceDate"])
+    frame["CustomerID"] = frame["CustomerID"].astype(float)
+    return frame
+
+
+def test_online_retail_selection_never_looks_at_the_test_period(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "retail.parquet"
+    _retail_rows().to_parquet(path)
+    data = validate_data(
+        load_online_retail(path, min_user_items=2, top_items=2, test_days=10)
+    )
+    # P3 has the most buyers overall, all after the cut: P1 and P2 are kept.
+    assert sorted(data.items["item_id"]) == ["P1", "P2"]
+    # 1 and 3 had two kept products before the cut; 2 (one before, one
+    # after), 5 and 6 had fewer; 4 and 7-11 came after the cut (new).
+    assert sorted(data.users["user_id"], key=int) == [
+        "1",
+        "3",
+        "4",
+        *map(str, range(7, 12)),
+    ]
+    segment = data.users.set_index("user_id")["segment"]
+    assert segment["1"] == "UK"  # Spain only after the cut, though more often
+    assert segment["4"] == "Germany"  # a new customer: their first purchase
+    titles = data.items.set_index("item_id")["title"]
+    assert titles["P1"] == "OLD NAME MUG"  # the newer name wins only later
+    # The test period's purchases of kept customers are still there to judge.
+    after = data.interactions["timestamp"] >= pd.Timestamp("2025-01-11")
+    assert set(data.interactions.loc[after, "user_id"]) == {
+        "1",
+        "4",
+        *map(str, range(7, 12)),
+    }
+
+
 @pytest.mark.skipif(
     not ONLINE_RETAIL.is_file(),
     reason=f"UCI Online Retail not found at {ONLINE_RETAIL} (shared datasets absent)",
@@ -223,8 +329,12 @@ def test_online_retail_loader() -> None:
     data = validate_data(load_online_retail(ONLINE_RETAIL, top_items=300))
     assert len(data.items) <= 300
     assert data.users["user_id"].str.fullmatch(r"\d+").all()
-    per_user = data.interactions.groupby("user_id")["item_id"].nunique()
+    train, _ = time_split(data.interactions, test_days=28)
+    per_user = train.groupby("user_id")["item_id"].nunique()
     assert per_user.min() >= 5
+    # The others are new customers: their first purchase is in the test period.
+    new = set(data.users["user_id"]) - set(per_user.index)
+    assert 100 < len(new) < len(per_user)
     assert "United Kingdom" in set(data.users["segment"])
     assert set(data.interactions["event"]) == {"purchase"}
     assert not data.items["item_id"].isin(["POST", "M", "DOT"]).any()

@@ -1,4 +1,4 @@
-"""Recsys evaluation: known answers for metrics@k, the time split and slices."""
+"""Recsys evaluation: known answers for metrics@k, both splits and slices."""
 
 from __future__ import annotations
 
@@ -10,9 +10,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from loopml.workloads.recsys.data import generate
 from loopml.workloads.recsys.evaluate import (
+    LOLO_PREFIX,
     catalogue_coverage,
+    evaluate_protocols,
     evaluate_recommender,
+    leave_last_out_split,
     map_at_k,
     ndcg_at_k,
     precision_at_k,
@@ -133,6 +137,7 @@ def test_evaluate_recommender_counts_only_new_items() -> None:
     assert metrics["n_test_users"] == 3.0
     # u4 (no history) is cold; the threshold 3 makes u1 and u2 cold too.
     assert metrics["n_cold_users"] == 3.0
+    assert metrics["n_new_users"] == 1.0  # u4: no training item at all
     # u1 (unseen: c) gets c; u2 (unseen: b) gets b; u4 (hr) gets a first.
     assert metrics["precision_at_1"] == pytest.approx(1.0)
     assert metrics["ndcg_at_2"] == pytest.approx(1.0)
@@ -141,9 +146,74 @@ def test_evaluate_recommender_counts_only_new_items() -> None:
         "recall_at_2",
         "map_at_1",
         "ndcg_at_10_cold",
+        "ndcg_at_10_warm",
+        "ndcg_at_10_new",
         "ndcg_at_10_segment_data_engineer",
         "ndcg_at_10_segment_hr_partner",
     }
+    # Coverage is of the top slice_k lists: one item each, 3 of 3 items here.
+    top1 = evaluate_recommender(model, train, test, users, (1,), slice_k=1)
+    assert top1["coverage"] == pytest.approx(1.0)
+    # Fitted on u3's "a" alone, it knows no one else's history: every top 1 is
+    # "a", so one of the three training items is covered.
+    only_u3 = train[train["user_id"] == "u3"]
+    narrow = SegmentPopularity().fit(RecsysData(users, items, only_u3))
+    scored = evaluate_recommender(narrow, train, test, users, (1,), slice_k=1)
+    assert scored["coverage"] == pytest.approx(1 / 3)
+
+
+def test_leave_last_out_holds_out_each_users_last_items() -> None:
+    interactions = _interactions()
+    train, test = leave_last_out_split(interactions, n_last=1)
+    held = test.groupby("user_id")["item_id"].agg(set).to_dict()
+    assert held == {"u1": {"c"}, "u2": {"b"}}
+    # u3 and u4 have one item: nothing would stay in training, so they stay whole.
+    assert set(train.loc[train["user_id"].isin(["u3", "u4"]), "item_id"]) == {"a"}
+    # u1 took "a" again after their cut: in neither part.
+    assert len(train) == 6 and len(test) == 2
+    for user, items in held.items():
+        before = train[train["user_id"] == user]
+        assert (
+            before["timestamp"].max() < test[test["user_id"] == user]["timestamp"].min()
+        )
+        assert not items & set(before["item_id"])
+    train2, test2 = leave_last_out_split(interactions, n_last=2)
+    assert test2.groupby("user_id")["item_id"].agg(set).to_dict() == {
+        "u1": {"b", "c"},
+        "u2": {"c", "b"},
+    }
+    assert set(train2["user_id"]) == {"u1", "u2", "u3", "u4"}
+    _, nobody = leave_last_out_split(interactions, n_last=1, min_history=3)
+    assert nobody.empty
+    with pytest.raises(ValueError, match="n_last"):
+        leave_last_out_split(interactions, n_last=0)
+
+
+def test_leave_last_out_never_splits_a_basket() -> None:
+    rows = [
+        ("u1", "a", "2025-01-01 09:00"),
+        ("u1", "b", "2025-01-05 09:00"),
+        ("u1", "c", "2025-01-05 09:00"),
+    ]
+    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"])
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"])
+    train, test = leave_last_out_split(frame.assign(event="purchase", weight=1.0))
+    assert set(test["item_id"]) == {"b", "c"} and set(train["item_id"]) == {"a"}
+
+
+def test_evaluate_protocols_scores_both_protocols_with_fresh_models() -> None:
+    data = generate(n_users=60, n_items=20, n_days=80, seed=5)
+    model = SegmentPopularity(window_days=30)
+    results = evaluate_protocols({"segment": model}, data, test_days=14, k_values=(10,))
+    metrics = results["segment"]
+    assert not hasattr(model, "context_")  # scored through fitted clones
+    for prefix in ("", LOLO_PREFIX):
+        assert 0.0 < metrics[f"{prefix}ndcg_at_10"] <= 1.0
+        assert 0.0 < metrics[f"{prefix}coverage"] <= 1.0
+        assert f"{prefix}ndcg_at_10_cold" in metrics
+    # Leave-last-out scores every user with a history, none of them new.
+    assert metrics[f"{LOLO_PREFIX}n_new_users"] == 0.0
+    assert metrics[f"{LOLO_PREFIX}n_test_users"] > metrics["n_test_users"]
 
 
 def test_slice_name_is_metric_safe() -> None:

@@ -1,4 +1,4 @@
-"""Offline evaluation: a time split, ranking metrics at k and slices.
+"""Offline evaluation: two protocols, ranking metrics at k and slices.
 
 Relevance is binary: an item is relevant for a user when the user interacted
 with it in the test period and never in training. Metrics average over the
@@ -10,40 +10,40 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
 from loopml.workloads.recsys.models import Recommender
+from loopml.workloads.recsys.splits import leave_last_out_split, time_split
+from loopml.workloads.recsys.tables import RecsysData
+
+__all__ = [
+    "LOLO_PREFIX",
+    "N_LAST",
+    "catalogue_coverage",
+    "evaluate_protocols",
+    "evaluate_recommender",
+    "leave_last_out_split",
+    "map_at_k",
+    "ndcg_at_k",
+    "per_user_metrics",
+    "precision_at_k",
+    "recall_at_k",
+    "slice_name",
+    "time_split",
+]
 
 log = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float64]
 
-
-def time_split(
-    interactions: pd.DataFrame, test_days: int
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split at midnight ``test_days`` days before the end of the last day.
-
-    Every user is kept, cold ones (no training history) included.
-
-    Returns:
-        ``(train, test)``: train strictly before the cut, test from it on.
-
-    Raises:
-        ValueError: when ``test_days < 1`` or there are no interactions.
-    """
-    if test_days < 1:
-        raise ValueError(f"test_days must be >= 1, got {test_days}")
-    if interactions.empty:
-        raise ValueError("cannot split an empty interaction table")
-    last_day = interactions["timestamp"].max().normalize()
-    cut = last_day + pd.Timedelta(days=1 - test_days)
-    before = interactions["timestamp"] < cut
-    return interactions[before], interactions[~before]
+#: Prefix of the per-user leave-last-N-out protocol's metrics.
+LOLO_PREFIX = "lolo_"
+#: Items held out per user in that protocol (each user's last one).
+N_LAST = 1
 
 
 def _hits(
@@ -134,13 +134,16 @@ def evaluate_recommender(
         test: the test interactions.
         users: the users table (segments for slices and cold users).
         k_values: cut-offs of the ranking metrics.
-        cold_threshold: users with fewer training interactions are "cold".
-        slice_k: the cut-off of the per-segment and cold slices.
+        cold_threshold: users with fewer distinct training items are "cold".
+        slice_k: the cut-off of the slices and of ``coverage``.
 
     Returns:
-        ``precision/recall/ndcg/map_at_<k>``, ``coverage`` (at the largest k),
-        ``ndcg_at_<slice_k>_segment_<name>``, ``ndcg_at_<slice_k>_cold`` and
-        the user counts ``n_test_users`` and ``n_cold_users``.
+        ``precision/recall/ndcg/map_at_<k>``, ``coverage`` (of the top
+        ``slice_k`` lists), ``ndcg_at_<slice_k>_segment_<name>``, the user
+        slices ``ndcg_at_<slice_k>_cold`` (fewer than ``cold_threshold``
+        training items), ``_warm`` (the others) and ``_new`` (no training
+        item; only when there is such a user), and the user counts
+        ``n_test_users``, ``n_cold_users`` and ``n_new_users``.
     """
     seen = set(zip(train["user_id"], train["item_id"], strict=True))
     fresh = [
@@ -163,16 +166,80 @@ def evaluate_recommender(
         for name, values in per_user_metrics(recommended, relevant, k).items():
             metrics[f"{name}_at_{k}"] = _mean(values)
     catalogue = set(train["item_id"])
-    metrics["coverage"] = catalogue_coverage(recommended, len(catalogue))
+    top = [items[:slice_k] for items in recommended]
+    metrics["coverage"] = catalogue_coverage(top, len(catalogue))
 
     ndcg = per_user_metrics(recommended, relevant, slice_k)["ndcg"]
     history = train.groupby("user_id")["item_id"].nunique()
-    cold = np.array([history.get(u, 0) < cold_threshold for u in user_ids])
+    length = np.array([history.get(u, 0) for u in user_ids])
+    cold, new = length < cold_threshold, length == 0
     metrics[f"ndcg_at_{slice_k}_cold"] = _mean(ndcg[cold])
+    metrics[f"ndcg_at_{slice_k}_warm"] = _mean(ndcg[~cold])
+    if new.any():
+        metrics[f"ndcg_at_{slice_k}_new"] = _mean(ndcg[new])
     user_segments = np.array([segments.get(u, "unknown") for u in user_ids])
     for segment in sorted(set(user_segments)):
         key = f"ndcg_at_{slice_k}_segment_{slice_name(segment)}"
         metrics[key] = _mean(ndcg[user_segments == segment])
     metrics["n_test_users"] = float(len(user_ids))
     metrics["n_cold_users"] = float(cold.sum())
+    metrics["n_new_users"] = float(new.sum())
     return metrics
+
+
+def evaluate_protocols(
+    models: Mapping[str, Recommender],
+    data: RecsysData,
+    test_days: int,
+    n_last: int = N_LAST,
+    k_values: Sequence[int] = (5, 10, 20),
+    cold_threshold: int = 3,
+    slice_k: int = 10,
+) -> dict[str, dict[str, float]]:
+    """Fit and score every model in both protocols (see ``splits.py``).
+
+    Each model is cloned from its parameters and fitted once per protocol on
+    that protocol's training part: the global time cut (the last
+    ``test_days``; metrics as :func:`evaluate_recommender` names them) and the
+    per-user leave-last-``n_last``-out (the same names after
+    :data:`LOLO_PREFIX`).
+
+    Args:
+        models: unfitted recommenders by name (they stay unfitted).
+        data: users, items and every interaction.
+        test_days: length of the global cut's test period.
+        n_last: items held out per user in the second protocol.
+        k_values: cut-offs of the ranking metrics.
+        cold_threshold: users with fewer distinct training items are "cold".
+        slice_k: the cut-off of the slices and of ``coverage``.
+
+    Returns:
+        Per model name, the metrics of both protocols in one mapping.
+    """
+    splits = {
+        "": time_split(data.interactions, test_days),
+        LOLO_PREFIX: leave_last_out_split(data.interactions, n_last),
+    }
+    results: dict[str, dict[str, float]] = {name: {} for name in models}
+    for prefix, (train, test) in splits.items():
+        train_data = data.with_interactions(train)
+        for name, model in models.items():
+            fitted = type(model)(**model.get_params()).fit(train_data)
+            scores = evaluate_recommender(
+                fitted,
+                train,
+                test,
+                data.users,
+                k_values=k_values,
+                cold_threshold=cold_threshold,
+                slice_k=slice_k,
+            )
+            log.info(
+                "%s %sndcg@%d=%.4f",
+                name,
+                prefix,
+                slice_k,
+                scores[f"ndcg_at_{slice_k}"],
+            )
+            results[name].update({prefix + k: v for k, v in scores.items()})
+    return results

@@ -43,6 +43,11 @@ FEATURE_COLUMNS: list[str] = [
     "duration_hours",
 ]
 RECENT_DAYS = 14
+#: Features of each user's own moment, from the history in memory (like the
+#: ALS score, never from the feature store): how long ago the user was last
+#: active, how old the item was then, and how popular in the RECENT_DAYS up
+#: to then.
+TIME_COLUMNS: list[str] = ["user_idle_days", "item_age_then", "local_popularity"]
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,13 @@ class FeatureContext:
     recent_popularity: FloatArray
     popularity_all_time: FloatArray
     role_relevant: FloatArray
+    #: days from each user's last interaction to the cutoff (NaN: none).
+    user_idle: FloatArray
+    #: each user's last active day (the cutoff's day without history).
+    user_day: IntArray
+    #: days x items: each item's share of the first interactions (user, item)
+    #: in the RECENT_DAYS up to that day.
+    local_popularity: sp.csr_matrix
 
     def user_rows(self, user_ids: list[str]) -> IntArray:
         """Row of each user; unknown users get the last (empty) row."""
@@ -148,7 +160,11 @@ def build_context(
             item=item_ids.get_indexer(history["item_id"]),
         )
         .groupby(["user", "item"], as_index=False)
-        .agg(weight=("weight", "sum"), last=("timestamp", "max"))
+        .agg(
+            weight=("weight", "sum"),
+            first=("timestamp", "min"),
+            last=("timestamp", "max"),
+        )
     )
     pairs["segment"] = user_segment[pairs["user"].to_numpy()]
     user, item = pairs["user"].to_numpy(), pairs["item"].to_numpy()
@@ -169,6 +185,11 @@ def build_context(
     role_relevant[segments.get_indexer(roles), item_ids.get_indexer(roles.index)] = 1.0
 
     days = pd.Timedelta(days=1)
+    user_last = pairs.groupby("user")["last"].max().reindex(range(n_users + 1))
+    day_zero = pairs["first"].min().normalize()
+    n_days = (cutoff.normalize() - day_zero).days + 1
+    # Users without history: the cutoff's day.
+    user_day = ((user_last.dt.normalize() - day_zero) / days).fillna(n_days - 1)
     return FeatureContext(
         cutoff=cutoff,
         user_ids=user_ids,
@@ -198,6 +219,51 @@ def build_context(
             float
         ),
         role_relevant=role_relevant,
+        user_idle=((cutoff - user_last) / days).to_numpy(dtype=float),
+        user_day=user_day.to_numpy(dtype=np.int64),
+        local_popularity=_local_popularity(pairs, n_items, day_zero, n_days),
+    )
+
+
+def _local_popularity(
+    pairs: pd.DataFrame, n_items: int, day_zero: pd.Timestamp, n_days: int
+) -> sp.csr_matrix:
+    """Days x items: share of the first interactions of the RECENT_DAYS to a day."""
+    first_day = ((pairs["first"].dt.normalize() - day_zero).dt.days).to_numpy()
+    daily = sp.csr_matrix(
+        (np.ones(len(pairs)), (first_day, pairs["item"].to_numpy())),
+        shape=(n_days, n_items),
+    )
+    # A band of ones sums each day with the RECENT_DAYS - 1 before it.
+    width = min(RECENT_DAYS, n_days)
+    band = sp.diags(
+        [np.ones(n_days)] * width,
+        offsets=list(range(-width + 1, 1)),
+        shape=(n_days, n_days),
+        dtype=float,
+    )
+    window = sp.csr_matrix(band @ daily)
+    totals = np.asarray(window.sum(axis=1), dtype=float).ravel()
+    return sp.csr_matrix(sp.diags(1.0 / np.maximum(totals, 1.0)) @ window)
+
+
+def time_features(
+    context: FeatureContext, user_rows: IntArray, items: IntArray
+) -> pd.DataFrame:
+    """The :data:`TIME_COLUMNS` of (user, item) pairs (see ``build_features``)."""
+    local = np.zeros(len(items))
+    if len(items):
+        days = context.user_day[user_rows]
+        local = np.asarray(context.local_popularity[days, items], float).ravel()
+    idle = context.user_idle[user_rows]
+    age = context.item_age[items]
+    return pd.DataFrame(
+        {
+            "user_idle_days": idle,
+            "item_age_then": np.where(np.isnan(idle), age, age - idle),
+            "local_popularity": local,
+        },
+        columns=TIME_COLUMNS,
     )
 
 

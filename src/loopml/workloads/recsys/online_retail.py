@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from loopml.workloads.recsys.splits import test_cut
 from loopml.workloads.recsys.tables import RecsysData, as_ns, require_file
 
 log = logging.getLogger(__name__)
@@ -22,7 +23,7 @@ _MIN_CATEGORY_ITEMS = 5
 
 
 def load_online_retail(
-    path: Path, min_user_items: int = 5, top_items: int = 1000
+    path: Path, min_user_items: int = 5, top_items: int = 1000, test_days: int = 28
 ) -> RecsysData:
     """Turn UCI Online Retail transactions into implicit customer x product feedback.
 
@@ -33,23 +34,32 @@ def load_online_retail(
     * one ``purchase`` interaction (weight 1, the day's first invoice time)
       per customer, product and day, whatever the quantity, so bulk buyers do
       not dominate;
-    * the ``top_items`` products with most distinct buyers are kept (ties by
-      ``StockCode``), then customers with at least ``min_user_items`` distinct
-      kept products;
+    * every selection looks only at the training period, before the
+      evaluation's cut (``splits.test_cut``: ``test_days`` before the end),
+      so the test period never decides what is in the data: the
+      ``top_items`` products with most distinct buyers before the cut are
+      kept (ties by ``StockCode``), then the customers with at least
+      ``min_user_items`` distinct kept products before the cut, and every
+      customer whose first purchase is after the cut (a new customer: how
+      much they will buy is not known at the cut); customers with a thinner
+      history before the cut are dropped;
     * ``user_id`` is the integer ``CustomerID`` as text; ``segment`` is the
-      customer's most frequent ``Country``; ``hire_date`` is the first
-      purchase day (the customer's "joining" date); seniority and department
-      are unknown (-1, ``unknown``);
-    * ``title`` is the product's most frequent ``Description``; ``category``
-      is the description's last word (mostly the product type: ``HOLDER``,
-      ``BAG``, ``MUG``...) lower-cased, or ``other`` when fewer than five
-      products share it; ``created`` is the first sale day; level, duration
-      and roles are unknown (0, 0.0, "").
+      customer's most frequent ``Country`` before the cut (a new customer's
+      on their first purchase day); ``hire_date`` is the first purchase day
+      (the customer's "joining" date); seniority and department are unknown
+      (-1, ``unknown``);
+    * ``title`` is the product's most frequent ``Description`` before the
+      cut; ``category`` is the description's last word (mostly the product
+      type: ``HOLDER``, ``BAG``, ``MUG``...) lower-cased, or ``other`` when
+      fewer than five products share it; ``created`` is the first sale day;
+      level, duration and roles are unknown (0, 0.0, "").
 
     Args:
         path: the Online Retail parquet file (read only).
-        min_user_items: minimum distinct products per kept customer.
+        min_user_items: minimum distinct products per kept customer, before
+            the cut.
         top_items: how many products to keep.
+        test_days: the evaluation's test period (``recsys.test_days``).
 
     Returns:
         The three canonical tables.
@@ -84,11 +94,8 @@ def load_online_retail(
         }
     )
     log.info("online retail: kept %d of %d transaction rows", len(sold), len(raw))
-    buyers = sold.groupby("item_id")["user_id"].nunique().reset_index(name="n")
-    buyers = buyers.sort_values(["n", "item_id"], ascending=[False, True])
-    sold = sold[sold["item_id"].isin(buyers["item_id"].head(top_items))]
-    per_user = sold.groupby("user_id")["item_id"].nunique()
-    sold = sold[sold["user_id"].isin(per_user.index[per_user >= min_user_items])]
+    cut = test_cut(sold["timestamp"], test_days)
+    sold = select_before_cut(sold, cut, min_user_items, top_items)
 
     daily = (
         sold.assign(day=sold["timestamp"].dt.normalize())
@@ -100,14 +107,7 @@ def load_online_retail(
     interactions = interactions[["user_id", "item_id", "timestamp", "event", "weight"]]
 
     first_day = daily.groupby("user_id")["day"].min()
-    country = (
-        sold.groupby(["user_id", "country"])
-        .size()
-        .reset_index(name="n")
-        .sort_values(["user_id", "n", "country"], ascending=[True, False, True])
-        .drop_duplicates("user_id")
-        .set_index("user_id")["country"]
-    )
+    country = _countries(sold, cut)
     users = pd.DataFrame(
         {
             "user_id": first_day.index.astype(str),
@@ -117,7 +117,7 @@ def load_online_retail(
             "hire_date": as_ns(first_day).to_numpy(),
         }
     )
-    items = _retail_items(sold, daily)
+    items = _retail_items(sold, daily, cut)
     log.info(
         "online retail: %d customers x %d products, %d interactions",
         len(users),
@@ -127,17 +127,69 @@ def load_online_retail(
     return RecsysData(users, items, interactions.reset_index(drop=True))
 
 
-def _retail_items(sold: pd.DataFrame, daily: pd.DataFrame) -> pd.DataFrame:
-    """One row per product: most frequent description, derived category."""
-    described = sold.dropna(subset=["description"])
-    title = (
-        described.groupby(["item_id", "description"])
+def select_before_cut(
+    sold: pd.DataFrame, cut: pd.Timestamp, min_user_items: int, top_items: int
+) -> pd.DataFrame:
+    """Keep the top products and the customers, judged before the cut only.
+
+    Args:
+        sold: one row per sold line: ``user_id, item_id, timestamp`` at least.
+        cut: the start of the test period (``splits.test_cut``).
+        min_user_items: distinct kept products a customer with a history
+            before the cut needs.
+        top_items: how many products (most distinct buyers before the cut).
+
+    Returns:
+        The rows of the kept products bought by kept customers (see
+        :func:`load_online_retail`), test period included.
+    """
+    before = sold[sold["timestamp"] < cut]
+    buyers = before.groupby("item_id")["user_id"].nunique().reset_index(name="n")
+    buyers = buyers.sort_values(["n", "item_id"], ascending=[False, True])
+    sold = sold[sold["item_id"].isin(buyers["item_id"].head(top_items))]
+    known = before["user_id"].unique()
+    per_user = sold[sold["timestamp"] < cut].groupby("user_id")["item_id"].nunique()
+    regular = per_user.index[per_user >= min_user_items]
+    newcomer = ~sold["user_id"].isin(known)
+    kept = sold[sold["user_id"].isin(regular) | newcomer]
+    log.info(
+        "online retail: cut %s; %d products, %d customers with a history, "
+        "%d new after the cut",
+        cut.date(),
+        kept["item_id"].nunique(),
+        len(regular),
+        kept.loc[newcomer, "user_id"].nunique(),
+    )
+    return kept
+
+
+def _countries(sold: pd.DataFrame, cut: pd.Timestamp) -> pd.Series:
+    """Most frequent country before the cut, else on the first purchase day."""
+    day = sold["timestamp"].dt.normalize()
+    first_day = day.groupby(sold["user_id"]).transform("min")
+    known = (sold["timestamp"] < cut).groupby(sold["user_id"]).transform("any")
+    basis = sold[(sold["timestamp"] < cut) | (~known & (day == first_day))]
+    return _mode(basis, "user_id", "country")
+
+
+def _mode(frame: pd.DataFrame, key: str, column: str) -> pd.Series:
+    """Most frequent ``column`` per ``key``; ties go to the smallest value."""
+    return (
+        frame.groupby([key, column])
         .size()
         .reset_index(name="n")
-        .sort_values(["item_id", "n", "description"], ascending=[True, False, True])
-        .drop_duplicates("item_id")
-        .set_index("item_id")["description"]
+        .sort_values([key, "n", column], ascending=[True, False, True])
+        .drop_duplicates(key)
+        .set_index(key)[column]
     )
+
+
+def _retail_items(
+    sold: pd.DataFrame, daily: pd.DataFrame, cut: pd.Timestamp
+) -> pd.DataFrame:
+    """One row per product: most frequent description before the cut, category."""
+    described = sold[sold["timestamp"] < cut].dropna(subset=["description"])
+    title = _mode(described, "item_id", "description")
     created = daily.groupby("item_id")["day"].min()
     titles = title.reindex(created.index).fillna(created.index.to_series())
     titles = titles.astype(str).str.strip()

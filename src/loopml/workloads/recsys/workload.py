@@ -27,7 +27,7 @@ from loopml.sdk.workload import EvalOutput, TrainOutput, Workload
 from loopml.workloads.recsys import holdout, tuning
 from loopml.workloads.recsys.config import RecsysSettings
 from loopml.workloads.recsys.data import load
-from loopml.workloads.recsys.evaluate import evaluate_recommender, time_split
+from loopml.workloads.recsys.evaluate import evaluate_protocols, time_split
 from loopml.workloads.recsys.feature_views import RecsysFeatureViews
 from loopml.workloads.recsys.features import PairFeatures
 from loopml.workloads.recsys.models import (
@@ -74,6 +74,7 @@ def _ranker(cfg: RecsysSettings, seed: int) -> TwoStageRanker:
         regularization=cfg.als_regularization,
         alpha=cfg.als_alpha,
         window_days=cfg.window_days,
+        cold_threshold=cfg.cold_threshold,
         seed=seed,
         n_jobs=cfg.ranker_n_jobs,
     )
@@ -250,6 +251,7 @@ class RecsysWorkload(Workload):
             seed=settings.seed,
             min_user_items=cfg.min_user_items,
             top_items=cfg.top_items,
+            test_days=cfg.test_days,
         )
         return data.to_frame()
 
@@ -323,30 +325,25 @@ class RecsysWorkload(Workload):
         return TrainOutput(wrapped, params, example)
 
     def evaluate(self, settings: Settings, data: pd.DataFrame) -> EvalOutput:
-        """Time-split evaluation of the ranker, the baseline and references.
+        """Evaluation of the ranker, the baseline and references, two protocols.
 
         Metrics: the ranker's, ``baseline_<metric>`` for segment popularity,
-        and ``als_``/``global_popularity_`` prefixed ones for reference.
+        and ``als_``/``global_popularity_`` prefixed ones for reference; the
+        global time cut's as before, the leave-last-out's after ``lolo_``
+        (``evaluate.evaluate_protocols``).
         """
         cfg = recsys_settings(settings)
         tables = RecsysData.from_frame(data)
-        train, test = time_split(tables.interactions, cfg.test_days)
-        train_data = tables.with_interactions(train)
         # 10 always: the primary metric is ndcg_at_10 whatever k is served.
         k_values = sorted({5, 10, 20, cfg.k})
-        results: dict[str, dict[str, float]] = {}
-        for name, model in _models(cfg, settings.seed).items():
-            model.fit(train_data)
-            results[name] = evaluate_recommender(
-                model,
-                train,
-                test,
-                tables.users,
-                k_values=k_values,
-                cold_threshold=cfg.cold_threshold,
-                slice_k=cfg.k,
-            )
-            log.info("%s: ndcg@%d=%.4f", name, cfg.k, results[name][f"ndcg_at_{cfg.k}"])
+        results = evaluate_protocols(
+            _models(cfg, settings.seed),
+            tables,
+            cfg.test_days,
+            k_values=k_values,
+            cold_threshold=cfg.cold_threshold,
+            slice_k=cfg.k,
+        )
         metrics = dict(results["ranker"])
         for name in ("baseline", "als", "global_popularity"):
             # Slices of the reference models would only clutter the run.

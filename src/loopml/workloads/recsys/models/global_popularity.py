@@ -27,7 +27,20 @@ class GlobalPopularity(PopularityBase):
         exclude_seen: bool,
         k: int,
     ) -> FloatArray:
-        all_time = context.popularity_all_time
-        tie_break = all_time / (1.0 + all_time.max()) * 1e-3
-        row = context.segment_popularity[-1] + tie_break
-        return np.repeat(row[None, :], len(user_rows), axis=0)
+        return global_scores(context, len(user_rows))
+
+
+def global_scores(context: FeatureContext, n_users: int) -> FloatArray:
+    """Global popularity of every item, all-time popularity breaking ties.
+
+    Args:
+        context: the fitted history.
+        n_users: how many (identical) user rows to return.
+
+    Returns:
+        ``n_users x items`` scores, higher is better.
+    """
+    all_time = context.popularity_all_time
+    tie_break = all_time / (1.0 + all_time.max()) * 1e-3
+    row = context.segment_popularity[-1] + tie_break
+    return np.repeat(row[None, :], n_users, axis=0)

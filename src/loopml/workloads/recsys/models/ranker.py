@@ -1,12 +1,26 @@
-"""Two-stage recommender: ALS + segment-popular candidates, LambdaRank ranker.
+"""Two-stage recommender: ALS + popular candidates, LambdaRank ranker.
 
 Stage 1 proposes, per user, the ALS top ``n_candidates`` united with the
-segment's most popular ``n_candidates`` (users without history get only the
-latter). Stage 2 orders them with a LightGBM LambdaRank model on the features
-of ``features.py``. The ranker is trained on time splits inside the training
-window: for each of ``n_windows`` consecutive ``label_days`` windows at its
-end, stage 1 and the features come from the history before the window and the
-labels from the window, so features never see their labels.
+segment's and everyone's most popular ``n_candidates`` (users without history
+get only the latter). Stage 2 orders them with a LightGBM LambdaRank model on
+the features of ``features.py`` (the pair features, the ALS score and the
+user's own moment, ``TIME_COLUMNS``).
+
+The ranker learns from splits inside the training data, so features never see
+their labels, in the two shapes the recommender is judged on:
+
+* **time windows**: for each of ``n_windows`` consecutive ``label_days``
+  windows at the end, stage 1 and the features come from the history before
+  the window and the labels from the window (what users do next, from now);
+* **leave-last-out**: each user's last ``n_last_out`` items are the labels
+  and everything else is the history (what a user does next, from their own
+  last visit, a moment the time windows rarely show for idle users).
+
+The users are split into ``n_folds`` folds, each held out once from a ranker
+trained on the others: early stopping on the held-out fold chooses the number
+of trees, and the held-out scores choose, per cold slice, the model that
+answers users with little history (``routing.py``); the final ranker is then
+fitted on every user.
 """
 
 from __future__ import annotations
@@ -14,15 +28,17 @@ from __future__ import annotations
 import logging
 from typing import Self
 
+import lightgbm
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
-import scipy.sparse as sp
 from lightgbm import LGBMRanker
 
 from loopml.workloads.recsys.features import (
     FeatureContext,
     PairFeatures,
     build_features,
+    time_features,
 )
 from loopml.workloads.recsys.models.als import ALSRecommender
 from loopml.workloads.recsys.models.base import (
@@ -32,23 +48,49 @@ from loopml.workloads.recsys.models.base import (
     RecommenderBase,
     canonical_interactions,
 )
+from loopml.workloads.recsys.models.candidates import als_margin, candidates
+from loopml.workloads.recsys.models.global_popularity import global_scores
+from loopml.workloads.recsys.models.routing import (
+    GLOBAL,
+    RANKER,
+    SEGMENT,
+    choose_routes,
+    cold_slice,
+)
+from loopml.workloads.recsys.models.segment_popularity import segment_scores
+from loopml.workloads.recsys.splits import leave_last_out_split
 from loopml.workloads.recsys.tables import RecsysData
 
 log = logging.getLogger(__name__)
 
+#: One inner split: history, labels, and whether its cut is one moment for
+#: every user (then the pair features may come from a point-in-time reader).
+InnerSplit = tuple[pd.DataFrame, pd.DataFrame, bool]
+#: Training examples: features, labels, group sizes, ALS margins (see
+#: :func:`als_margin`) and each group's user.
+Examples = tuple[pd.DataFrame, IntArray, IntArray, FloatArray, list[str]]
+BoolArray = npt.NDArray[np.bool_]
+# The NDCG cut-off of early stopping and routing: the gate's k.
+_K = 10
+
 
 class TwoStageRanker(RecommenderBase):
-    """ALS and segment-popularity candidates re-ranked by LightGBM LambdaRank."""
+    """ALS and popular candidates re-ranked by LightGBM LambdaRank."""
 
     def __init__(
         self,
         n_candidates: int = 100,
         n_estimators: int = 200,
         learning_rate: float = 0.05,
-        num_leaves: int = 31,
-        min_child_samples: int = 20,
+        num_leaves: int = 7,
+        min_child_samples: int = 100,
         label_days: int = 28,
         n_windows: int = 2,
+        n_last_out: int = 3,
+        max_negatives: int = 50,
+        n_folds: int = 2,
+        early_stopping_rounds: int = 20,
+        cold_threshold: int = 3,
         factors: int = 32,
         iterations: int = 15,
         regularization: float = 10.0,
@@ -61,19 +103,31 @@ class TwoStageRanker(RecommenderBase):
 
         Args:
             n_candidates: candidates from each stage-1 source per user.
-            n_estimators: boosting rounds of the ranker.
+            n_estimators: most boosting rounds of the ranker (early stopping
+                may keep fewer).
             learning_rate: shrinkage of the ranker.
-            num_leaves: leaves per tree.
+            num_leaves: leaves per tree; small trees, because the training
+                groups are a few hundred to a few thousand users.
             min_child_samples: minimum rows per leaf.
             label_days: length of each inner label window.
             n_windows: how many consecutive label windows (each with its own
                 stage-1 fit on the history before it) train the ranker.
+            n_last_out: items per user held out as labels of the inner
+                leave-last-out split (0: no such split).
+            max_negatives: candidates not taken kept per user in the
+                training examples (a random sample; every taken one is kept).
+            n_folds: folds of users cross-fitted to choose the number of
+                trees and the cold routes (below 2: all trees, no routes).
+            early_stopping_rounds: rounds without a better validation
+                NDCG@10 before boosting stops.
+            cold_threshold: users with fewer items are cold, served by the
+                model their slice was routed to.
             factors: ALS latent dimensions.
             iterations: ALS sweeps.
             regularization: ALS L2 penalty.
             alpha: ALS confidence per unit of weight.
             window_days: the recent-popularity window.
-            seed: seeds ALS and LightGBM.
+            seed: seeds ALS, LightGBM and the validation users.
             n_jobs: LightGBM training threads. Results do not depend on it
                 (deterministic mode); one thread is the default because
                 OpenMP threads competing for a busy CPU can be ten times
@@ -86,6 +140,11 @@ class TwoStageRanker(RecommenderBase):
         self.min_child_samples = min_child_samples
         self.label_days = label_days
         self.n_windows = n_windows
+        self.n_last_out = n_last_out
+        self.max_negatives = max_negatives
+        self.n_folds = n_folds
+        self.early_stopping_rounds = early_stopping_rounds
+        self.cold_threshold = cold_threshold
         self.factors = factors
         self.iterations = iterations
         self.regularization = regularization
@@ -104,26 +163,75 @@ class TwoStageRanker(RecommenderBase):
             seed=self.seed,
         )
 
+    def _lambdarank(self, n_estimators: int) -> LGBMRanker:
+        return LGBMRanker(
+            objective="lambdarank",
+            n_estimators=n_estimators,
+            learning_rate=self.learning_rate,
+            num_leaves=self.num_leaves,
+            min_child_samples=self.min_child_samples,
+            random_state=self.seed,
+            n_jobs=self.n_jobs,
+            deterministic=True,
+            force_row_wise=True,
+            verbose=-1,
+        )
+
     def fit(
         self, data: RecsysData, pair_features: PairFeatures = build_features
     ) -> Self:
-        """Train the ranker on an inner split, then refit stage 1 on everything.
+        """Train the ranker on inner splits, then refit stage 1 on everything.
 
         Args:
             data: users, items and the training interactions.
             pair_features: gathers the training pairs' features at each inner
-                cutoff; the plain-code :func:`build_features` by default, or
-                the point-in-time reader of ``feature_store.ranking`` (same
-                values). Scoring always uses ``build_features`` on the fitted
-                context.
+                time cut; the plain-code :func:`build_features` by default,
+                or the point-in-time reader of ``feature_store.ranking``
+                (same values). The leave-last-out split cuts each user at
+                their own moment, which no point-in-time join expresses, so
+                its pairs, like scoring, use ``build_features``.
 
         Raises:
             ValueError: when the training window is too short to hold both a
-                history and ``label_days`` of labels.
+                history and ``label_days`` of labels, or no candidate of the
+                inner splits was ever taken.
         """
         interactions = canonical_interactions(data.interactions)
+        parts = [
+            self._examples(
+                self._als().fit(data.with_interactions(history)),
+                future,
+                pair_features if same_cut else build_features,
+            )
+            for history, future, same_cut in self._inner_splits(interactions)
+        ]
+        labels = np.concatenate([p[1] for p in parts])
+        if not labels.sum():
+            raise ValueError("no candidate of the inner splits was ever taken")
+        features = pd.concat([p[0] for p in parts], ignore_index=True)
+        groups = np.concatenate([p[2] for p in parts])
+        margin = np.concatenate([p[3] for p in parts])
+        users = [user for p in parts for user in p[4]]
+        n_trees = self._validate(features, labels, groups, margin, users)
+        self.ranker_ = self._lambdarank(n_trees)
+        self.ranker_.fit(features, labels, group=groups, init_score=margin)
+        log.info(
+            "ranker trained on %d candidates of %d groups (%d positives), "
+            "%d trees; cold routes %s",
+            len(labels),
+            len(groups),
+            int(labels.sum()),
+            n_trees,
+            self.routes_,
+        )
+        self.als_ = self._als().fit(data.with_interactions(interactions))
+        self.context_ = self.als_.context_
+        return self
+
+    def _inner_splits(self, interactions: pd.DataFrame) -> list[InnerSplit]:
+        """The label windows at the end, then the leave-last-out split."""
         end = interactions["timestamp"].max()
-        parts = []
+        splits: list[InnerSplit] = []
         for window in range(self.n_windows):
             cut = end - pd.Timedelta(days=self.label_days * (window + 1))
             upto = end - pd.Timedelta(days=self.label_days * window)
@@ -138,68 +246,71 @@ class TwoStageRanker(RecommenderBase):
                 (interactions["timestamp"] < upto) | (interactions["timestamp"] == end)
             )
             if after.any():
-                inner = self._als().fit(data.with_interactions(interactions[before]))
-                parts.append(self._examples(inner, interactions[after], pair_features))
-        labels = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0)
-        if not labels.sum():
-            raise ValueError("no candidate of the inner splits was ever taken")
-        features = pd.concat([p[0] for p in parts], ignore_index=True)
-        groups = np.concatenate([p[2] for p in parts])
-        self.ranker_ = LGBMRanker(
-            objective="lambdarank",
-            n_estimators=self.n_estimators,
-            learning_rate=self.learning_rate,
-            num_leaves=self.num_leaves,
-            min_child_samples=self.min_child_samples,
-            random_state=self.seed,
-            n_jobs=self.n_jobs,
-            deterministic=True,
-            force_row_wise=True,
-            verbose=-1,
-        )
-        self.ranker_.fit(features, labels, group=groups)
-        log.info(
-            "ranker trained on %d candidates of %d users (%d positives)",
-            len(labels),
-            len(groups),
-            int(labels.sum()),
-        )
-        self.als_ = self._als().fit(data.with_interactions(interactions))
-        self.context_ = self.als_.context_
-        return self
+                splits.append((interactions[before], interactions[after], True))
+        if self.n_last_out > 0:
+            history, last = leave_last_out_split(interactions, self.n_last_out)
+            if not last.empty:
+                splits.append((history, last, False))
+        return splits
 
-    def _candidates(
+    def _validate(
         self,
-        als: ALSRecommender,
-        user_rows: IntArray,
-        segment_rows: IntArray,
-        exclude_seen: bool,
-        n: int,
-    ) -> tuple[IntArray, IntArray, FloatArray]:
-        """Stage 1 for a block: (position in block, item column, ALS score).
+        features: pd.DataFrame,
+        labels: IntArray,
+        groups: IntArray,
+        margin: FloatArray,
+        users: list[str],
+    ) -> int:
+        """Trees by early stopping and cold routes, cross-fitted over users.
 
-        Both sources are exact top-n lists, unavailable (and, with
-        ``exclude_seen``, already seen) items left out; pairs come out by
-        position, then item.
+        Each fold of users is held out once: a ranker trained on the other
+        folds stops boosting when its NDCG@10 on the held-out fold stops
+        improving, and scores that fold. Sets ``routes_`` (cold slice ->
+        model, chosen on every fold's held-out scores) and ``validation_``
+        (the routes' NDCG@10); returns the mean number of trees.
         """
-        context = als.context_
-        seen = context.weights[user_rows] if exclude_seen else None
-        found = np.full((len(user_rows), 2 * n), -1, dtype=np.int64)
-        warm = np.flatnonzero(context.user_length[user_rows] > 0)
-        if len(warm):
-            columns, _ = als.factor_top_k(context, user_rows[warm], exclude_seen, n)
-            found[warm, : columns.shape[1]] = columns
-        found[:, n:] = _segment_top(context, segment_rows, seen, n)
-        found.sort(axis=1)
-        repeated = np.zeros(found.shape, dtype=bool)
-        repeated[:, 1:] = found[:, 1:] == found[:, :-1]
-        position, slot = np.nonzero((found >= 0) & ~repeated)
-        item = found[position, slot]
-        return (
-            position.astype(np.int64),
-            item,
-            als.pair_scores(context, user_rows[position], item),
+        self.routes_: dict[str, str] = {}
+        self.validation_: dict[str, dict[str, float]] = {}
+        names = np.asarray(users, dtype=object)
+        distinct = np.unique(names)
+        if self.n_folds < 2 or len(distinct) < self.n_folds:
+            return self.n_estimators
+        rng = np.random.default_rng(self.seed)
+        fold_of = dict(
+            zip(distinct, rng.permutation(len(distinct)) % self.n_folds, strict=True)
         )
+        fold = np.array([fold_of[user] for user in names])
+        held_out = np.zeros(len(labels))
+        trees = []
+        for k in range(self.n_folds):
+            valid = fold == k
+            rows = np.repeat(valid, groups)
+            probe = self._lambdarank(self.n_estimators)
+            probe.fit(
+                features[~rows],
+                labels[~rows],
+                group=groups[~valid],
+                init_score=margin[~rows],
+                eval_X=(features[rows],),
+                eval_y=(labels[rows],),
+                eval_group=[groups[valid]],
+                eval_init_score=[margin[rows]],
+                eval_at=[_K],
+                callbacks=[
+                    lightgbm.early_stopping(self.early_stopping_rounds, verbose=False)
+                ],
+            )
+            best = int(probe.best_iteration_ or self.n_estimators)
+            trees.append(best)
+            held_out[rows] = margin[rows] + probe.booster_.predict(
+                features[rows].to_numpy(dtype=np.float64),
+                num_iteration=best,
+                num_threads=1,
+            )
+        self.routes_, self.validation_ = choose_routes(
+            features, labels, groups, held_out, self.cold_threshold, _K
+        )
+        return max(round(float(np.mean(trees))), 1)
 
     def _features(
         self,
@@ -210,12 +321,15 @@ class TwoStageRanker(RecommenderBase):
         n: int,
         pair_features: PairFeatures = build_features,
     ) -> tuple[IntArray, IntArray, pd.DataFrame]:
-        position, item, als_score = self._candidates(
+        position, item, als_score = candidates(
             als, user_rows, segment_rows, exclude_seen, n
         )
-        features = pair_features(
-            als.context_, user_rows[position], segment_rows[position], item, als_score
+        context = als.context_
+        pairs = pair_features(
+            context, user_rows[position], segment_rows[position], item, als_score
         )
+        moment = time_features(context, user_rows[position], item)
+        features = pd.concat([pairs.reset_index(drop=True), moment], axis=1)
         return position, item, features
 
     def _examples(
@@ -223,8 +337,11 @@ class TwoStageRanker(RecommenderBase):
         inner: ALSRecommender,
         future: pd.DataFrame,
         pair_features: PairFeatures = build_features,
-    ) -> tuple[pd.DataFrame, IntArray, IntArray]:
-        """Candidates of the users active after the inner cut, with labels."""
+    ) -> Examples:
+        """Candidates of the users with labels after the inner cut.
+
+        Only users with a label among their candidates form a group.
+        """
         context = inner.context_
         user_ids = sorted(future["user_id"].unique())
         rows_all = context.user_rows(user_ids)
@@ -235,6 +352,9 @@ class TwoStageRanker(RecommenderBase):
         frames: list[pd.DataFrame] = []
         labels: list[IntArray] = []
         groups: list[IntArray] = []
+        margins: list[FloatArray] = []
+        users: list[str] = []
+        rng = np.random.default_rng(self.seed)
         for start in range(0, len(user_ids), BLOCK):
             rows = rows_all[start : start + BLOCK]
             segments = context.user_segment[rows]
@@ -243,17 +363,62 @@ class TwoStageRanker(RecommenderBase):
             )
             key = rows[position] * n_items + cand
             label = np.isin(key, positive)
-            sizes = np.bincount(position, minlength=len(rows))
             hit = np.bincount(position, weights=label, minlength=len(rows)) > 0
-            keep = hit[position]
+            margin = als_margin(
+                features["als_score"].to_numpy(dtype=np.float64), position, len(rows)
+            )
+            keep = hit[position] & (label | self._sample_negatives(rng, position))
             frames.append(features[keep])
             labels.append(label[keep].astype(np.int64))
-            groups.append(sizes[hit])
+            margins.append(margin[keep])
+            groups.append(np.bincount(position[keep], minlength=len(rows))[hit])
+            block = user_ids[start : start + BLOCK]
+            users += [name for name, has in zip(block, hit, strict=True) if has]
         return (
             pd.concat(frames, ignore_index=True),
             np.concatenate(labels),
             np.concatenate(groups),
+            np.concatenate(margins),
+            users,
         )
+
+    def _sample_negatives(
+        self, rng: np.random.Generator, position: IntArray
+    ) -> BoolArray:
+        """At most ``max_negatives`` random candidates of each user, as a mask.
+
+        Applied to the negatives only (every taken candidate is kept), it
+        bounds the ranker's training rows per user.
+        """
+        noise = rng.random(len(position))
+        order = np.lexsort((noise, position))
+        first = np.searchsorted(position[order], position[order], side="left")
+        rank = np.empty(len(position), dtype=np.int64)
+        rank[order] = np.arange(len(position)) - first
+        chosen: BoolArray = rank < self.max_negatives
+        return chosen
+
+    def _rank(
+        self, features: pd.DataFrame, position: IntArray, n_users: int
+    ) -> FloatArray:
+        """The ranker's score of each candidate: ALS margin plus the trees."""
+        margin = als_margin(
+            features["als_score"].to_numpy(dtype=np.float64), position, n_users
+        )
+        trees = self.ranker_.booster_.predict(
+            features.to_numpy(dtype=np.float64), num_threads=1
+        )
+        return margin + np.asarray(trees, dtype=np.float64)
+
+    def _routes(
+        self, context: FeatureContext, user_rows: IntArray
+    ) -> npt.NDArray[np.str_]:
+        """The model answering each user: the ranker, or their cold slice's route."""
+        slices = cold_slice(context.user_length[user_rows], self.cold_threshold)
+        routes = np.full(len(user_rows), RANKER, dtype=object)
+        for name, route in self.routes_.items():
+            routes[slices == name] = route
+        return routes.astype(str)
 
     def _score_block(
         self,
@@ -263,15 +428,23 @@ class TwoStageRanker(RecommenderBase):
         exclude_seen: bool,
         k: int,
     ) -> FloatArray:
-        n = max(self.n_candidates, k)
-        position, item, features = self._features(
-            self.als_, user_rows, segment_rows, exclude_seen, n
-        )
+        """Popularity scores of routed users; the ranker's of its candidates."""
+        routes = self._routes(context, user_rows)
         scores = np.full((len(user_rows), len(context.item_ids)), -np.inf)
+        segment = routes == SEGMENT
+        scores[segment] = segment_scores(context, segment_rows[segment])
+        everyone = routes == GLOBAL
+        scores[everyone] = global_scores(context, int(everyone.sum()))
+        ranked = np.flatnonzero(routes == RANKER)
+        position, item, features = self._features(
+            self.als_,
+            user_rows[ranked],
+            segment_rows[ranked],
+            exclude_seen,
+            max(self.n_candidates, k),
+        )
         if len(position):
-            scores[position, item] = self.ranker_.booster_.predict(
-                features.to_numpy(dtype=np.float64), num_threads=1
-            )
+            scores[ranked[position], item] = self._rank(features, position, len(ranked))
         return scores
 
     def _top_block(
@@ -282,61 +455,37 @@ class TwoStageRanker(RecommenderBase):
         exclude_seen: bool,
         k: int,
     ) -> tuple[IntArray, FloatArray]:
-        """Rerank every (user, candidate) row of the block at once, keep k each."""
-        n = max(self.n_candidates, k)
-        position, item, features = self._features(
-            self.als_, user_rows, segment_rows, exclude_seen, n
-        )
+        """Rerank every (user, candidate) row of the block at once, keep k each.
+
+        Users routed to a popularity baseline get its top k instead.
+        """
         columns = np.full((len(user_rows), k), -1, dtype=np.int64)
         values = np.full((len(user_rows), k), -np.inf)
+        routes = self._routes(context, user_rows)
+        routed = np.flatnonzero(routes != RANKER)
+        if len(routed):
+            cols, vals = super()._top_block(
+                context, user_rows[routed], segment_rows[routed], exclude_seen, k
+            )
+            columns[routed, : cols.shape[1]] = cols
+            values[routed, : vals.shape[1]] = vals
+        ranked = np.flatnonzero(routes == RANKER)
+        position, item, features = self._features(
+            self.als_,
+            user_rows[ranked],
+            segment_rows[ranked],
+            exclude_seen,
+            max(self.n_candidates, k),
+        )
         if not len(position):
             return columns, values
-        score = np.asarray(
-            self.ranker_.booster_.predict(
-                features.to_numpy(dtype=np.float64), num_threads=1
-            ),
-            dtype=np.float64,
-        )
+        score = self._rank(features, position, len(ranked))
         # Per user: best score first, ties by item column (as scoring.top_k).
         order = np.lexsort((item, -score, position))
         position, item, score = position[order], item[order], score[order]
-        first = np.searchsorted(position, np.arange(len(user_rows)))
+        first = np.searchsorted(position, np.arange(len(ranked)))
         rank = np.arange(len(position)) - first[position]
         keep = rank < k
-        columns[position[keep], rank[keep]] = item[keep]
-        values[position[keep], rank[keep]] = score[keep]
+        columns[ranked[position[keep]], rank[keep]] = item[keep]
+        values[ranked[position[keep]], rank[keep]] = score[keep]
         return columns, values
-
-
-def _segment_top(
-    context: FeatureContext,
-    segment_rows: IntArray,
-    seen: sp.csr_matrix | None,
-    n: int,
-) -> IntArray:
-    """Each user's ``n`` most popular available items of their segment.
-
-    Each segment's ranking is sorted once (ties by item column); a user's list
-    is its first ``n`` items not in ``seen`` (the block's rows), -1 padded.
-    """
-    n_users, n_items = len(segment_rows), len(context.item_ids)
-    popularity = np.where(context.item_available, context.segment_popularity, -np.inf)
-    extra = 0 if seen is None else int(np.diff(seen.indptr).max(initial=0))
-    segments, inverse = np.unique(segment_rows, return_inverse=True)
-    # Ties (often: nobody in the segment took it recently) go to the more
-    # popular item overall, then to the lower column, as in SegmentPopularity.
-    overall = np.broadcast_to(context.segment_popularity[-1], (len(segments), n_items))
-    ranked = np.lexsort((-overall, -popularity[segments]), axis=1)[:, : n + extra]
-    ranked[np.take_along_axis(popularity[segments], ranked, axis=1) == -np.inf] = -1
-    found = ranked[inverse.ravel()]
-    valid = found >= 0
-    if seen is not None and seen.nnz:
-        pairs = seen.tocoo()
-        keys = pairs.row.astype(np.int64) * n_items + pairs.col
-        asked = np.arange(n_users, dtype=np.int64)[:, None] * n_items + found
-        valid &= ~np.isin(asked, keys)
-    rank = np.cumsum(valid, axis=1) - 1
-    keep = valid & (rank < n)
-    out = np.full((n_users, n), -1, dtype=np.int64)
-    out[np.nonzero(keep)[0], rank[keep]] = found[keep]
-    return out

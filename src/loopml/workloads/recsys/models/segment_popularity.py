@@ -29,8 +29,21 @@ class SegmentPopularity(PopularityBase):
         exclude_seen: bool,
         k: int,
     ) -> FloatArray:
-        popularity = context.segment_popularity
-        # Global shares are <= 1, so scaling them down only breaks exact ties.
-        tie_break = popularity[-1] / (1.0 + popularity[-1].max()) * 1e-3
-        scores: FloatArray = popularity[segment_rows] + tie_break[None, :]
-        return np.array(scores, dtype=np.float64)
+        return segment_scores(context, segment_rows)
+
+
+def segment_scores(context: FeatureContext, segment_rows: IntArray) -> FloatArray:
+    """Each user's segment popularity of every item, global popularity breaking ties.
+
+    Args:
+        context: the fitted history.
+        segment_rows: each user's segment row (the last row: no known segment).
+
+    Returns:
+        ``users x items`` scores, higher is better.
+    """
+    popularity = context.segment_popularity
+    # Global shares are <= 1, so scaling them down only breaks exact ties.
+    tie_break = popularity[-1] / (1.0 + popularity[-1].max()) * 1e-3
+    scores: FloatArray = popularity[segment_rows] + tie_break[None, :]
+    return np.array(scores, dtype=np.float64)

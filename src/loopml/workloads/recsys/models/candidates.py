@@ -1,0 +1,122 @@
+"""Stage 1 of the two-stage ranker: candidates, and the ALS margin it starts from.
+
+Every source is an exact top-n list: ALS (users with history), the segment's
+most popular items and everyone's most popular items, so a user without
+history still gets candidates and the popularity baselines' top lists are
+always among them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from loopml.workloads.recsys.features import FeatureContext
+from loopml.workloads.recsys.models.als import ALSRecommender
+from loopml.workloads.recsys.models.base import FloatArray, IntArray
+
+
+def candidates(
+    als: ALSRecommender,
+    user_rows: IntArray,
+    segment_rows: IntArray,
+    exclude_seen: bool,
+    n: int,
+) -> tuple[IntArray, IntArray, FloatArray]:
+    """Stage 1 for a block of users: (position in block, item column, ALS score).
+
+    Args:
+        als: the fitted stage-1 ALS (its context is the history).
+        user_rows: the users' rows in that context.
+        segment_rows: their segment rows.
+        exclude_seen: leave out the items each user already took.
+        n: items per source.
+
+    Returns:
+        One entry per distinct (user, item) candidate, by position then item;
+        unavailable (and, with ``exclude_seen``, already seen) items are left
+        out; the ALS score is NaN for users without history.
+    """
+    context = als.context_
+    seen = context.weights[user_rows] if exclude_seen else None
+    found = np.full((len(user_rows), 3 * n), -1, dtype=np.int64)
+    warm = np.flatnonzero(context.user_length[user_rows] > 0)
+    if len(warm):
+        columns, _ = als.factor_top_k(context, user_rows[warm], exclude_seen, n)
+        found[warm, : columns.shape[1]] = columns
+    found[:, n : 2 * n] = _segment_top(context, segment_rows, seen, n)
+    everyone = np.full(len(user_rows), len(context.segments), dtype=np.int64)
+    found[:, 2 * n :] = _segment_top(context, everyone, seen, n)
+    found.sort(axis=1)
+    repeated = np.zeros(found.shape, dtype=bool)
+    repeated[:, 1:] = found[:, 1:] == found[:, :-1]
+    position, slot = np.nonzero((found >= 0) & ~repeated)
+    item = found[position, slot]
+    return (
+        position.astype(np.int64),
+        item,
+        als.pair_scores(context, user_rows[position], item),
+    )
+
+
+def als_margin(als_score: FloatArray, position: IntArray, n_users: int) -> FloatArray:
+    """Each candidate's ALS score standardised among its user's candidates.
+
+    The ranker starts from this margin (LightGBM's init score) and its trees
+    learn corrections, so a few trees refine the ALS order instead of
+    replacing it with a coarse one. Candidates without an ALS score (users
+    without history) start from 0.
+
+    Args:
+        als_score: each candidate's ALS score (NaN: none).
+        position: each candidate's user (0..n_users-1).
+        n_users: how many users.
+
+    Returns:
+        ``(score - user mean) / user standard deviation``, 0 where NaN.
+    """
+    known = ~np.isnan(als_score)
+    score = np.where(known, als_score, 0.0)
+    count = np.maximum(np.bincount(position, weights=known, minlength=n_users), 1)
+    mean = np.bincount(position, weights=score, minlength=n_users) / count
+    square = np.bincount(position, weights=score**2, minlength=n_users) / count
+    spread = np.sqrt(np.maximum(square - mean**2, 0.0))
+    spread = np.where(spread > 0, spread, 1.0)
+    margin: FloatArray = np.where(
+        known, (score - mean[position]) / spread[position], 0.0
+    )
+    return margin
+
+
+def _segment_top(
+    context: FeatureContext,
+    segment_rows: IntArray,
+    seen: sp.csr_matrix | None,
+    n: int,
+) -> IntArray:
+    """Each user's ``n`` most popular available items of their segment.
+
+    Each segment's ranking is sorted once (ties by item column); a user's list
+    is its first ``n`` items not in ``seen`` (the block's rows), -1 padded.
+    """
+    n_users, n_items = len(segment_rows), len(context.item_ids)
+    popularity = np.where(context.item_available, context.segment_popularity, -np.inf)
+    extra = 0 if seen is None else int(np.diff(seen.indptr).max(initial=0))
+    segments, inverse = np.unique(segment_rows, return_inverse=True)
+    # Ties (often: nobody in the segment took it recently) go to the more
+    # popular item overall, then to the lower column, as in SegmentPopularity.
+    overall = np.broadcast_to(context.segment_popularity[-1], (len(segments), n_items))
+    ranked = np.lexsort((-overall, -popularity[segments]), axis=1)[:, : n + extra]
+    ranked[np.take_along_axis(popularity[segments], ranked, axis=1) == -np.inf] = -1
+    found = ranked[inverse.ravel()]
+    valid = found >= 0
+    if seen is not None and seen.nnz:
+        pairs = seen.tocoo()
+        keys = pairs.row.astype(np.int64) * n_items + pairs.col
+        asked = np.arange(n_users, dtype=np.int64)[:, None] * n_items + found
+        valid &= ~np.isin(asked, keys)
+    rank = np.cumsum(valid, axis=1) - 1
+    keep = valid & (rank < n)
+    out = np.full((n_users, n), -1, dtype=np.int64)
+    out[np.nonzero(keep)[0], rank[keep]] = found[keep]
+    return out
