@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
-from loopml.core.config import GateSettings
+from typer.testing import CliRunner
+
+from loopml.cli import app
+from loopml.core.config import GateSettings, load_settings
 from loopml.models import gate
+from loopml.models.registry import Decision, record
 from loopml.workloads.demand.workload import DemandWorkload
 from loopml.workloads.recsys.workload import RecsysWorkload
 
@@ -103,12 +108,42 @@ def test_model_check_problems_and_nan_metrics_never_pass() -> None:
     assert not gate.verdict(gate.checks(DEMAND, scores, GateSettings()))[0]
 
 
+def _recsys_baselines(
+    segment: float = 0.20, global_: float = 0.18, als: float = 0.15
+) -> dict[str, dict[str, float]]:
+    return {
+        "segment_popularity": {"ndcg_at_10": segment, "coverage": 0.10},
+        "global_popularity": {"ndcg_at_10": global_, "coverage": 0.05},
+        "als": {"ndcg_at_10": als, "coverage": 0.60},
+    }
+
+
+def test_a_recommender_above_segment_but_below_global_popularity_is_refused(
+    tiny_env: Path,
+) -> None:
+    recsys = RecsysWorkload()
+    scores = {
+        "challenger": {"ndcg_at_10": 0.386, "coverage": 0.50},
+        **_recsys_baselines(segment=0.355, global_=0.399),
+    }
+    promoted, reason = gate.verdict(gate.checks(recsys, scores, GateSettings()))
+    assert not promoted
+    assert "strongest baseline global_popularity 0.3990" in reason
+    # `loopml history` names it: the decision as the promote stage records it.
+    settings = load_settings("default")
+    decision = Decision("recsys", "reject", False, None, "1", reason)
+    record(decision, settings.state_dir("recsys") / "history.jsonl", tag=False)
+    shown = CliRunner().invoke(app, ["history", "-w", "recsys"])
+    assert shown.exit_code == 0, shown.output
+    assert "reject" in shown.output and "global_popularity 0.3990" in shown.output
+
+
 def test_higher_is_better_workloads_compare_the_other_way() -> None:
     recsys = RecsysWorkload()
     scores = {
         "challenger": {"ndcg_at_10": 0.30, "coverage": 0.50},
         "champion": {"ndcg_at_10": 0.25, "coverage": 0.80},
-        "baseline": {"ndcg_at_10": 0.20, "coverage": 0.10},
+        **_recsys_baselines(),
     }
     ok, reason = gate.verdict(gate.checks(recsys, scores, GateSettings()))
     assert not ok and "guard coverage failed" in reason  # 0.30 coverage lost

@@ -1,8 +1,9 @@
 """The promotion gate's holdout for recsys: the latest ``test_days`` days.
 
-Every registered recommender and the rule-based baseline (segment popularity
-fitted on the interactions before the cut) rank items for the users of the
-last ``test_days``; relevance is what each user took in that period and had
+Every registered recommender and every baseline (segment popularity, the
+rule-based service; global popularity; ALS alone; each fitted on the
+interactions before the cut) rank items for the users of the last
+``test_days``; relevance is what each user took in that period and had
 not taken before. Training stops at the same cut, so no scored model has
 seen the holdout.
 """
@@ -17,32 +18,40 @@ import pandas as pd
 
 from loopml.workloads.recsys.config import RecsysSettings
 from loopml.workloads.recsys.evaluate import evaluate_recommender, time_split
-from loopml.workloads.recsys.models import SegmentPopularity
+from loopml.workloads.recsys.models import Recommender
 from loopml.workloads.recsys.tables import RecsysData
 
-BASELINE = "baseline"
 #: The k of the gate's metrics: the primary metric is ndcg_at_10.
 GATE_K = 10
 SEGMENT_PREFIX = f"ndcg_at_{GATE_K}_segment_"
 
 
 def holdout_metrics(
-    cfg: RecsysSettings, data: pd.DataFrame, models: Mapping[str, Any]
+    cfg: RecsysSettings,
+    data: pd.DataFrame,
+    models: Mapping[str, Any],
+    baselines: Mapping[str, Recommender],
 ) -> dict[str, dict[str, float]]:
     """Score fitted recommenders (``.recommender`` of each python model).
 
+    Args:
+        cfg: the recsys settings.
+        data: the validated event log.
+        models: python models by name (``challenger``, ``champion``).
+        baselines: unfitted baselines by name, fitted here before the cut.
+
     Returns:
-        Per name (and ``baseline``): precision/recall/NDCG/MAP at ``k`` and
-        10, ``coverage``, ``ndcg_at_10_segment_<segment>`` and the cold slice.
+        Per name (models and baselines): precision/recall/NDCG/MAP at ``k``
+        and 10, ``coverage``, ``ndcg_at_10_segment_<segment>`` and the cold
+        slice.
     """
     tables = RecsysData.from_frame(data)
     train, test = time_split(tables.interactions, cfg.test_days)
-    baseline = SegmentPopularity(window_days=cfg.window_days).fit(
-        tables.with_interactions(train)
-    )
+    history = tables.with_interactions(train)
+    fitted = {name: model.fit(history) for name, model in baselines.items()}
     recommenders = {name: model.recommender for name, model in models.items()}
     scores: dict[str, dict[str, float]] = {}
-    for name, recommender in {**recommenders, BASELINE: baseline}.items():
+    for name, recommender in {**recommenders, **fitted}.items():
         scores[name] = evaluate_recommender(
             recommender,
             train,

@@ -6,7 +6,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 _CURVES = ("ndcg", "recall", "precision")
-_LABELS = {"baseline": "segment popularity (baseline)", "ranker": "two-stage ranker"}
+_LABELS = {"baseline": "strongest baseline", "ranker": "two-stage ranker"}
 
 
 def metrics_at_k_plot(results: dict[str, dict[str, float]]) -> Figure:
