@@ -36,6 +36,22 @@ class RecsysSettings(WorkloadSettings):
     ranker_n_estimators: int = Field(200, ge=1)
     ranker_learning_rate: float = Field(0.05, gt=0)
     ranker_n_jobs: int = Field(1, ge=1)
+    #: leaves per ranker tree and rows per leaf: small trees, since the
+    #: training groups are a few hundred to a few thousand users.
+    ranker_num_leaves: int = Field(7, ge=2)
+    ranker_min_child_samples: int = Field(100, ge=1)
+    #: last items per user used as labels by the ranker's inner
+    #: leave-last-out split (0: label windows only).
+    ranker_n_last_out: int = Field(3, ge=0)
+    #: non-taken candidates kept per user when training the ranker.
+    ranker_max_negatives: int = Field(50, ge=1)
+    #: user folds for early stopping and cold-user routing (< 2: all trees,
+    #: no routing).
+    ranker_n_folds: int = Field(2, ge=1)
+    #: rounds without a better validation NDCG@10 before boosting stops.
+    ranker_early_stopping_rounds: int = Field(20, ge=1)
+    #: items held out per user by the leave-last-out evaluation protocol.
+    lolo_n_last: int = Field(1, ge=1)
     n_candidates: int = Field(100, ge=1)
 
     @model_validator(mode="after")
