@@ -119,6 +119,7 @@ class _State:
     verbose: bool = False
     #: the workloads the command runs on (after --dataset routing).
     names: list[str] = []  # noqa: RUF012
+    home: Path | None = None
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -200,6 +201,11 @@ def _data_overrides(
     return ({"workloads": sections} if sections else {}), taking
 
 
+def _home_chosen() -> bool:
+    """Whether the user named the home (--home or LOOPML_HOME)."""
+    return _State.home is not None or bool(os.environ.get("LOOPML_HOME"))
+
+
 def _settings(
     names: list[str] | None = None,
     dataset: str | None = None,
@@ -210,10 +216,21 @@ def _settings(
     from loopml.core.params import apply_params_file
 
     kwargs, names = _data_overrides(names or [], dataset, data_path, strict)
+    if _State.home is not None:
+        kwargs["home"] = _State.home
     try:
         # LOOPML_PARAMS_FILE (set by dvc.yaml) lays params.yaml under the options.
         kwargs = apply_params_file(kwargs)
         settings = load_settings(_State.profile, **kwargs)
+        if dataset not in (None, "generated") and not _home_chosen():
+            # One home per dataset: a real dataset's champion never meets the
+            # generated data's (the same model name, other data).
+            own = settings.home.with_name(f"{settings.home.name}-{dataset}")
+            settings = load_settings(_State.profile, **{**kwargs, "home": own})
+            console.print(
+                f"home {own} (one home per dataset; later commands on this data: "
+                f"loopml --home {own} ...)"
+            )
         for name in names:
             if (model := _settings_class(name)) is not None:
                 settings.section(name, model)
@@ -291,10 +308,20 @@ def options(
             "(they always go to <home>/logs/loopml.log).",
         ),
     ] = False,
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            "--home",
+            help="The loopml home folder (data, registry, reports); also "
+            "LOOPML_HOME. Default: the profile's, and one home per real "
+            "dataset (.loopml-online-retail for --dataset online-retail).",
+        ),
+    ] = None,
 ) -> None:
-    """Choose the profile (and verbosity) for the command that follows."""
+    """Choose the profile, the home and the verbosity for the command."""
     _State.profile = profile
     _State.verbose = verbose
+    _State.home = home
 
 
 @app.command()
@@ -751,6 +778,15 @@ def run(
             "--tune", help="Tune hyper-parameters (loopml tune) before train."
         ),
     ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Retrain even when data, parameters, code and lock are those "
+            "of the current champion or challenger (else train, evaluate and "
+            "promote are skipped).",
+        ),
+    ] = False,
 ) -> None:
     """Run the whole loop, from ingest to batch scoring and monitoring.
 
@@ -777,7 +813,9 @@ def run(
             f"{timed.result.summary} ({timed.seconds:.1f}s)"
         )
 
-    results = run_loop(settings, names, on_stage=progress, tune_first=tune_first)
+    results = run_loop(
+        settings, names, on_stage=progress, tune_first=tune_first, force=force
+    )
     status = collect(settings)
     table = Table(title="loopml run")
     for column in ("workload", "stage", "status", "seconds", "key metrics"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import subprocess
 from pathlib import Path
@@ -19,6 +20,9 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 #: by ``train``; the monitor's reference ends there and the model's age counts
 #: from it.
 DATA_END_TAG = "loopml.data_end"
+#: Model version tag: what made the model (data, parameters, code, lock);
+#: ``loopml run`` skips training when the champion or challenger has it.
+FINGERPRINT_TAG = "loopml.fingerprint"
 
 
 def setup_mlflow(settings: Settings) -> str:
@@ -89,3 +93,35 @@ def lineage_tags(data_path: Path) -> dict[str, str]:
         "loopml.git_dirty": "unknown" if status is None else str(bool(status)),
         "loopml.lock_hash": file_hash(lock) if lock.is_file() else "unknown",
     }
+
+
+def _source_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def fingerprint(
+    data_path: Path, section: dict[str, object], seed: int, code: list[Path]
+) -> str:
+    """A digest of everything that makes a model: data, parameters, code, lock.
+
+    Args:
+        data_path: the validated table training reads.
+        section: the workload's settings section (tuned parameters applied).
+        seed: the run's seed.
+        code: source folders (loopml's package and the workload's).
+
+    Returns:
+        The SHA-256, hex; equal digests mean training would redo the same model.
+    """
+    digest = hashlib.sha256()
+    digest.update(file_hash(data_path).encode())
+    digest.update(
+        json.dumps({"seed": seed, **section}, sort_keys=True, default=str).encode()
+    )
+    for folder in code:
+        for path in _source_files(folder):
+            digest.update(str(path.relative_to(folder)).encode())
+            digest.update(path.read_bytes())
+    lock = REPO_ROOT / "requirements.lock"
+    digest.update(file_hash(lock).encode() if lock.is_file() else b"no lock")
+    return digest.hexdigest()

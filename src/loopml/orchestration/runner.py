@@ -20,19 +20,51 @@ from loopml.stages.runner import STAGES, TimedResult, run_stage
 log = logging.getLogger(__name__)
 
 
+#: The stages a retraining consists of: skipped together when nothing changed.
+RETRAINING = ("train", "evaluate", "promote")
+
+
+def unchanged_since(settings: Settings, workload: str) -> str | None:
+    """The champion or challenger version made of exactly what train would use.
+
+    Returns:
+        ``"v<N> (<alias>)"`` when the data version, parameters (tuned ones
+        applied), code and lock are those of that version, else ``None``.
+    """
+    from loopml.models.registry import CHALLENGER, CHAMPION, get_alias
+    from loopml.models.tracking import FINGERPRINT_TAG, setup_mlflow
+    from loopml.stages.train import model_fingerprint
+    from loopml.stages.tune import apply_tuned
+
+    setup_mlflow(settings)
+    current = model_fingerprint(apply_tuned(settings, workload), workload)
+    for alias in (CHAMPION, CHALLENGER):
+        version = get_alias(workload, alias)
+        if version is not None and (version.tags or {}).get(FINGERPRINT_TAG) == current:
+            return f"v{version.version} ({alias})"
+    return None
+
+
 def run_loop(
     settings: Settings,
     workloads: list[str],
     on_stage: Callable[[TimedResult], None] | None = None,
     tune_first: bool = False,
+    force: bool = False,
 ) -> list[TimedResult]:
     """Run every stage for every workload; stop a workload at its first failure.
+
+    Train, evaluate and promote are skipped (status ``skipped``) when the
+    champion or challenger was made of the same data version, parameters,
+    code and lock (:func:`unchanged_since`), as ``dvc repro`` skips what did
+    not change; ``force`` retrains anyway.
 
     Args:
         settings: the active settings.
         workloads: names of the workloads to run.
         on_stage: called after each stage (for progress output).
         tune_first: run the ``tune`` stage before ``train``.
+        force: retrain even when nothing changed.
 
     Returns:
         The timed results, failed stages included (status ``failed``).
@@ -44,7 +76,20 @@ def run_loop(
     for workload in workloads:
         started = dt.datetime.now(dt.UTC)
         mine: list[TimedResult] = []
+        same: str | None = None
         for name in names:
+            if name == "train" and not force:
+                same = unchanged_since(settings, workload)
+            if same is not None and name in (*RETRAINING, "tune"):
+                reason = (
+                    f"unchanged since {same}: same data, parameters, code and lock "
+                    "(--force retrains)"
+                )
+                timed = TimedResult(StageResult(name, workload, "skipped", reason), 0.0)
+                mine.append(timed)
+                if on_stage:
+                    on_stage(timed)
+                continue
             try:
                 timed = run_stage(name, settings, workload)
             except (StageError, FileNotFoundError, ValueError) as error:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
+from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -22,7 +23,13 @@ from loopml.core.errors import DataValidationError, StageError
 from loopml.core.io import require_file, write_json
 from loopml.models.integrity import record_checksum
 from loopml.models.registry import CHALLENGER, set_alias
-from loopml.models.tracking import DATA_END_TAG, lineage_tags, setup_mlflow
+from loopml.models.tracking import (
+    DATA_END_TAG,
+    FINGERPRINT_TAG,
+    fingerprint,
+    lineage_tags,
+    setup_mlflow,
+)
 from loopml.sdk.workload import get_workload
 from loopml.stages.common import StageResult
 
@@ -48,6 +55,33 @@ def _feature_views(settings: Settings, names: tuple[str, ...]) -> dict[str, Any]
     return describe_views(open_store(settings), names)
 
 
+def model_fingerprint(settings: Settings, workload_name: str) -> str:
+    """What a training of ``workload_name`` would be made of, as one digest.
+
+    The validated data, the workload's settings section (as train reads it),
+    the seed, the source of loopml and of the workload's package, the lock.
+    """
+    import importlib
+
+    import loopml
+
+    workload = get_workload(workload_name)
+    model = workload.settings_class
+    section: dict[str, object] = (
+        settings.section(workload_name, model).model_dump(mode="json")
+        if model is not None
+        else dict(settings.workloads.get(workload_name, {}))
+    )
+    own = Path(loopml.__file__).resolve().parent
+    module = importlib.import_module(type(workload).__module__)
+    folders = [own]
+    package = Path(module.__file__ or "").resolve().parent
+    if own not in package.parents and package != own:
+        folders.append(package)
+    data_path = settings.data_dir(workload_name) / "validated.parquet"
+    return fingerprint(data_path, section, settings.seed, folders)
+
+
 def run(settings: Settings, workload_name: str) -> StageResult:
     """Fit on all validated data, log and register the model as challenger."""
     workload = get_workload(workload_name)
@@ -63,6 +97,7 @@ def run(settings: Settings, workload_name: str) -> StageResult:
         raise StageError(f"the training set failed its schema: {error}") from error
     fit_seconds = time.perf_counter() - started
     tags = lineage_tags(data_path)
+    tags[FINGERPRINT_TAG] = model_fingerprint(settings, workload_name)
     column = workload.batch_spec.time_column
     if column in data.columns and len(data):
         # The last day the model saw: the monitor's reference and its age.
