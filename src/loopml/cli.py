@@ -7,6 +7,7 @@ or CI.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -15,7 +16,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -264,11 +265,29 @@ def _call_stage(name: str, call: Callable[[], StageResult]) -> StageResult:
     from loopml.core.logs import stage_context
 
     try:
-        with stage_context(name):
+        with stage_context(name), _working(name):
             return call()
     except (StageError, ValueError, FileNotFoundError) as error:
         err_console.print(f"[red]{name} failed:[/red] {error}")
         raise typer.Exit(1) from error
+
+
+@contextlib.contextmanager
+def _working(text: str) -> Iterator[Callable[[str], None]]:
+    """A spinner with the elapsed time on a terminal (nothing when piped).
+
+    Yields:
+        A function that changes the text (the stage now running).
+    """
+    if _PIPED:
+        yield lambda _: None
+        return
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task(text, total=None)
+        yield lambda new: bar.update(task, description=new)
 
 
 def _run_stage(name: str, settings: Settings, workload: str) -> None:
@@ -276,7 +295,8 @@ def _run_stage(name: str, settings: Settings, workload: str) -> None:
     from loopml.stages.runner import run_stage
 
     try:
-        timed = run_stage(name, settings, workload)
+        with _working(f"{name} {workload}"):
+            timed = run_stage(name, settings, workload)
     except (StageError, ValueError) as error:
         err_console.print(f"[red]{name} failed:[/red] {error}")
         raise typer.Exit(1) from error
@@ -813,9 +833,15 @@ def run(
             f"{timed.result.summary} ({timed.seconds:.1f}s)"
         )
 
-    results = run_loop(
-        settings, names, on_stage=progress, tune_first=tune_first, force=force
-    )
+    with _working("starting") as show:
+        results = run_loop(
+            settings,
+            names,
+            on_stage=progress,
+            tune_first=tune_first,
+            force=force,
+            on_start=lambda stage, w: show(f"{stage} {w}"),
+        )
     status = collect(settings)
     table = Table(title="loopml run")
     for column in ("workload", "stage", "status", "seconds", "key metrics"):

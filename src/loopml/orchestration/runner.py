@@ -51,6 +51,7 @@ def run_loop(
     on_stage: Callable[[TimedResult], None] | None = None,
     tune_first: bool = False,
     force: bool = False,
+    on_start: Callable[[str, str], None] | None = None,
 ) -> list[TimedResult]:
     """Run every stage for every workload; stop a workload at its first failure.
 
@@ -65,6 +66,7 @@ def run_loop(
         on_stage: called after each stage (for progress output).
         tune_first: run the ``tune`` stage before ``train``.
         force: retrain even when nothing changed.
+        on_start: called with (stage, workload) as a stage starts.
 
     Returns:
         The timed results, failed stages included (status ``failed``).
@@ -90,6 +92,8 @@ def run_loop(
                 if on_stage:
                     on_stage(timed)
                 continue
+            if on_start:
+                on_start(name, workload)
             try:
                 timed = run_stage(name, settings, workload)
             except (StageError, FileNotFoundError, ValueError) as error:
