@@ -157,6 +157,9 @@ def test_a_plugin_gets_every_protocol(toy_settings: Settings) -> None:
             "name": "toy",
             "ready": True,
         }
+        # OIP clients read readiness from the status code alone.
+        assert client.get("/v2/models/nope/ready").status_code == 404
+        assert client.get("/v2/health/ready").status_code == 200
         tensor = {"name": "x", "shape": [2], "datatype": "FP64", "data": [1.5, 21]}
         v2 = client.post("/v2/models/toy/infer", json={"inputs": [tensor]})
         assert v2.status_code == 200, v2.text
@@ -178,3 +181,14 @@ def test_a_plugin_gets_every_protocol(toy_settings: Settings) -> None:
     assert len(logged) == 2 + 2 + 2  # /v1, the two MLflow routes, v2
     assert set(logged["source"]) == {"online"}
     assert logged["y"].tolist() == [3.0, 42.0, 3.0, 3.0, 3.0, 42.0]
+
+
+def test_before_a_champion_the_v2_ready_routes_say_503(
+    tiny_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LOOPML_PLUGINS", f"toy={__name__}:ToyWorkload")
+    settings = load_settings("default")
+    with TestClient(create_app(settings, workloads=["toy"])) as client:
+        assert client.get("/v2/models/toy/ready").status_code == 503
+        assert client.get("/v2/health/ready").status_code == 503
+        assert client.get("/v2/models/nope/ready").status_code == 404

@@ -67,6 +67,33 @@ def test_a_slice_below_its_strongest_baseline_is_refused() -> None:
     assert gate.verdict(gate.checks(DEMAND, scores, GateSettings()))[0]
 
 
+def test_a_slice_of_a_few_users_is_not_judged_and_the_reason_says_so() -> None:
+    recsys = RecsysWorkload()
+    prefix, size = recsys.slice_prefix, recsys.slice_size_prefix
+
+    def side(ndcg: float, small: float, big: float) -> dict[str, float]:
+        return {
+            "ndcg_at_10": ndcg,
+            f"{prefix}finance": small,
+            f"{prefix}sales": big,
+            f"{size}finance": 12.0,
+            f"{size}sales": 80.0,
+        }
+
+    bars = {name: side(0.30, 0.40, 0.30) for name in recsys.baselines}
+    # finance is 25 % below its baselines but has 12 users: noise, not judged.
+    scores = {"challenger": side(0.35, 0.30, 0.34), **bars}
+    ok, reason = gate.verdict(gate.checks(recsys, scores, GateSettings()))
+    assert ok, reason
+    found = {c.name: c.message for c in gate.checks(recsys, scores, GateSettings())}
+    assert "0 of 1 slices" in found["slices vs baselines"]
+    assert "1 not judged (fewer than 30: finance)" in found["slices vs baselines"]
+    # With a lower bar for slice size the same scores are refused.
+    lower = GateSettings(min_slice_size=10)
+    ok, reason = gate.verdict(gate.checks(recsys, scores, lower))
+    assert not ok and "finance -25%" not in reason and "finance +25% vs" in reason
+
+
 def test_challenger_must_beat_the_champion_by_the_margin() -> None:
     scores = {
         "challenger": _demand(0.39),

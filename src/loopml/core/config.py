@@ -79,6 +79,9 @@ class GateSettings(BaseModel):
     guard_tolerance: float = Field(0.05, ge=0)
     #: how much worse than the champion's any slice may be (relative).
     slice_tolerance: float = Field(0.10, ge=0)
+    #: slices with fewer rows (users, for recsys) are not judged: on a few
+    #: users a slice's mean moves by more than the tolerance by chance.
+    min_slice_size: int = Field(30, ge=1)
 
 
 class BatchSettings(BaseModel):

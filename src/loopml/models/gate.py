@@ -60,6 +60,29 @@ def strongest(
     return pick(found, key=lambda pair: pair[1])
 
 
+def _judged_slices(
+    workload: Workload, new: dict[str, float], gate: GateSettings
+) -> tuple[list[str], str]:
+    """The slice metrics the gate judges, and a note on those too small to."""
+    prefix, size_prefix = workload.slice_prefix, workload.slice_size_prefix
+    slices = sorted(k for k in new if prefix and k.startswith(prefix))
+    if not size_prefix:
+        return slices, ""
+    small = [
+        k
+        for k in slices
+        if new.get(size_prefix + k[len(prefix) :], math.inf) < gate.min_slice_size
+    ]
+    note = (
+        f"; {len(small)} not judged (fewer than {gate.min_slice_size}: "
+        + ", ".join(k[len(prefix) :] for k in small[:5])
+        + ")"
+        if small
+        else ""
+    )
+    return [k for k in slices if k not in small], note
+
+
 def _margin_bar(value: float, margin: float, higher_is_better: bool) -> float:
     return value * (1 + margin if higher_is_better else 1 - margin)
 
@@ -90,7 +113,7 @@ def _baseline_checks(
         )
     ]
     prefix = workload.slice_prefix
-    slices = sorted(k for k in new if prefix and k.startswith(prefix))
+    slices, small = _judged_slices(workload, new, gate)
     below = []
     for slice_key in slices:
         bar_slice = strongest(workload, scores, slice_key)
@@ -108,7 +131,8 @@ def _baseline_checks(
                 not below,
                 f"{len(below)} of {len(slices)} slices worse than their strongest "
                 f"baseline by > {gate.slice_tolerance:.0%}"
-                + (f": {', '.join(below[:5])}" if below else ""),
+                + (f": {', '.join(below[:5])}" if below else "")
+                + small,
             )
         )
     return found
@@ -183,7 +207,8 @@ def checks(
             )
         )
     prefix = workload.slice_prefix
-    slices = sorted(k for k in new if prefix and k.startswith(prefix) and k in old)
+    judged, small = _judged_slices(workload, new, gate)
+    slices = [k for k in judged if k in old]
     regressed = []
     for name in slices:
         if not math.isfinite(old[name]) or old[name] == 0:
@@ -198,7 +223,8 @@ def checks(
                 not regressed,
                 f"{len(regressed)} of {len(slices)} slices worse than the champion "
                 f"by > {gate.slice_tolerance:.0%}"
-                + (f": {', '.join(regressed[:5])}" if regressed else ""),
+                + (f": {', '.join(regressed[:5])}" if regressed else "")
+                + small,
             )
         )
     return found

@@ -155,6 +155,10 @@ class Workload(ABC):
     guard_metrics: ClassVar[dict[str, bool]] = {}
     #: prefix of the per-slice metrics (store, segment) the gate protects.
     slice_prefix: str = ""
+    #: prefix of each slice's size (``<this><slice name>``: rows or users in
+    #: the slice); when set, the gate does not judge a slice smaller than
+    #: ``gate.min_slice_size`` (its mean is noise) and says so.
+    slice_size_prefix: str = ""
     #: the model card's "Intended use" and "Limits" sections.
     intended_use: str = "Not described by the workload."
     limitations: str = "Not described by the workload."

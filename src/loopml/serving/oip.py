@@ -85,8 +85,10 @@ def v2_router(service: Service) -> APIRouter:
 
     @router.get("/v2/health/ready")
     def v2_ready() -> dict[str, bool]:
-        """OIP v2 readiness: some champion is loaded."""
-        return {"ready": bool(service.store.versions())}
+        """OIP v2 readiness: 200 once some champion is loaded, else 503."""
+        if not service.store.versions():
+            raise HTTPException(503, detail="no champion is loaded yet")
+        return {"ready": True}
 
     for name in service.scorers:
         _v2_model_routes(router, service, name)
@@ -100,8 +102,8 @@ def v2_router(service: Service) -> APIRouter:
 
     @router.get("/v2/models/{name}/ready")
     def v2_unknown_ready(name: str) -> dict[str, Any]:
-        """OIP v2 readiness of a model this service does not serve."""
-        return {"name": name, "ready": False}
+        """OIP v2 readiness of a model this service does not serve: a 404."""
+        raise HTTPException(404, detail=f"unknown model {name!r}; served: {hint}")
 
     @router.post("/v2/models/{name}/infer")
     def v2_unknown_infer(name: str, body: V2InferRequest) -> dict[str, Any]:
@@ -136,7 +138,10 @@ def _v2_model_routes(router: APIRouter, service: Service, name: str) -> None:
         }
 
     def ready() -> dict[str, Any]:
-        return {"name": name, "ready": service.store.get(name) is not None}
+        # The protocol signals readiness by status code (clients read only it).
+        if service.store.get(name) is None:
+            raise HTTPException(503, detail=f"no {name} champion is loaded yet")
+        return {"name": name, "ready": True}
 
     def infer(body: V2InferRequest, background: BackgroundTasks) -> dict[str, Any]:
         lengths = {len(t.data) for t in body.inputs}

@@ -181,6 +181,9 @@ def evaluate_recommender(
     for segment in sorted(set(user_segments)):
         key = f"ndcg_at_{slice_k}_segment_{slice_name(segment)}"
         metrics[key] = _mean(ndcg[user_segments == segment])
+        metrics[f"n_users_segment_{slice_name(segment)}"] = float(
+            (user_segments == segment).sum()
+        )
     metrics["n_test_users"] = float(len(user_ids))
     metrics["n_cold_users"] = float(cold.sum())
     metrics["n_new_users"] = float(new.sum())

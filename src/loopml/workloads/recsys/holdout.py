@@ -24,6 +24,8 @@ from loopml.workloads.recsys.tables import RecsysData
 #: The k of the gate's metrics: the primary metric is ndcg_at_10.
 GATE_K = 10
 SEGMENT_PREFIX = f"ndcg_at_{GATE_K}_segment_"
+#: each segment's test users (the gate does not judge a segment of a few).
+SEGMENT_SIZE_PREFIX = "n_users_segment_"
 
 
 def holdout_metrics(

@@ -231,6 +231,7 @@ class RecsysWorkload(Workload):
     baselines = ("segment_popularity", "global_popularity", "als")
     guard_metrics: ClassVar[dict[str, bool]] = {"coverage": True}
     slice_prefix = holdout.SEGMENT_PREFIX
+    slice_size_prefix = holdout.SEGMENT_SIZE_PREFIX
     intended_use = (
         "A daily list of learning courses per employee, ranked for their job "
         "role, seniority and history, shown with a short reason; the employee "
