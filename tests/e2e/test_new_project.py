@@ -299,3 +299,23 @@ def test_workload_only_adds_a_registered_linted_workload(tmp_path: Path) -> None
     )
     assert checked.returncode == 0, checked.stderr
     assert checked.stdout.startswith("orders ['baseline_mae', 'baseline_rmse'")
+
+    # Its own conformance test: loopml.testing.check_workload takes the
+    # generated workload through the whole loop (serving over HTTP included).
+    conformance = run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/integration/test_orders_check.py",
+        ],
+        project,
+        timeout=600,
+        PYTHONPATH=str(project / "src"),
+        LOOPML_PLUGINS=f"orders={points['orders']}",
+    )
+    assert conformance.returncode == 0, conformance.stdout[-4000:]
+    assert "1 passed" in conformance.stdout
