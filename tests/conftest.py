@@ -36,6 +36,8 @@ TINY_ENV = {
     "LOOPML_WORKLOADS__RECSYS__RANKER_N_ESTIMATORS": "40",
     # The monitor stage has its own tests; tiny loops skip it (Evidently import).
     "LOOPML_MONITOR__IN_RUN": "false",
+    # So has tuning (Ray start-up); tests/integration/test_tune.py runs it in a loop.
+    "LOOPML_TUNE__IN_RUN": "false",
 }
 
 

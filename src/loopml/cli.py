@@ -795,7 +795,9 @@ def run(
     tune_first: Annotated[
         bool,
         typer.Option(
-            "--tune", help="Tune hyper-parameters (loopml tune) before train."
+            "--tune",
+            help="Tune hyper-parameters (loopml tune) before train, even when "
+            "parameters tuned on this data version exist.",
         ),
     ] = False,
     force: Annotated[
@@ -810,9 +812,10 @@ def run(
 ) -> None:
     """Run the whole loop, from ingest to batch scoring and monitoring.
 
-    Stages: ingest, validate, features, train, evaluate, promote, batch,
-    monitor (`monitor.in_run`). Each workload stops at its first failed
-    stage; the others go on. With --dataset, the workloads that read that
+    Stages: ingest, validate, features, tune (`tune.in_run`: once per data
+    version, then its parameters are reused), train, evaluate, promote,
+    batch, monitor (`monitor.in_run`). Each workload stops at its first
+    failed stage; the others go on. With --dataset, the workloads that read that
     dataset run on it (online-retail: demand and recsys).
 
     Example: loopml run -w recsys --dataset movielens --data-path ml-100k/

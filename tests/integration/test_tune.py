@@ -69,8 +69,17 @@ def test_tune_runs_parallel_nested_trials_and_keeps_the_best(
         history = client.get_metric_history(child.info.run_id, "wape")
         assert [m.step for m in history] == [1, 2]  # one report per fold
     best = min(c.data.metrics["wape"] for c in completed)
-    assert record["value"] == pytest.approx(best)
-    assert parent.data.metrics["best_wape"] == pytest.approx(best)
+    assert record["best_trial_value"] == pytest.approx(best)
+    # Never worse: the profile's parameters were scored on the same folds,
+    # and the kept configuration is the better of the two.
+    current = record["current_value"]
+    assert record["current_params"] == get_workload("demand").current_params(settings)
+    assert parent.data.metrics["current_wape"] == pytest.approx(current)
+    assert record["value"] == pytest.approx(min(best, current))
+    assert parent.data.metrics["best_wape"] == pytest.approx(record["value"])
+    assert record["kept"] == ("tuned" if best < current else "current")
+    if record["kept"] == "current":
+        assert record["params"] == record["current_params"]
 
     # Two trials at once: some trial started before another one had finished.
     spans = sorted((c.info.start_time, c.info.end_time) for c in children)
@@ -87,3 +96,58 @@ def test_tune_runs_parallel_nested_trials_and_keeps_the_best(
     model = DemandSettings.of(tuned).model
     assert model.num_leaves == record["params"]["num_leaves"]
     assert model.learning_rate == record["params"]["learning_rate"]
+
+
+def test_a_worse_search_keeps_the_current_parameters(
+    tiny_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Trials of a space far from the defaults lose: tuned.json keeps the current."""
+    from loopml.sdk.tuning import SearchParam
+    from loopml.workloads.demand import tuning
+
+    monkeypatch.delenv(PARAMS_ENV, raising=False)
+    monkeypatch.setenv("LOOPML_TUNE__NUM_SAMPLES", "2")
+    # Two-tree models at a tiny rate: far worse than the profile's 60 trees.
+    monkeypatch.setattr(
+        tuning,
+        "SEARCH_SPACE",
+        {
+            "n_estimators": SearchParam("int", 2, 3),
+            "learning_rate": SearchParam("float", 0.001, 0.002),
+        },
+    )
+    settings = load_settings("default")
+    configure_environment(settings.home)
+    for stage in ("ingest", "validate"):
+        run_stage(stage, settings, "demand")
+    timed = run_stage("tune", settings, "demand")
+    record = json.loads(tuned_path(settings, "demand").read_text(encoding="utf-8"))
+    assert record["kept"] == "current", record
+    assert record["value"] == pytest.approx(record["current_value"])
+    assert record["best_trial_value"] > record["current_value"]
+    assert record["params"] == {"n_estimators": 60, "learning_rate": 0.05}
+    assert "kept the current parameters" in timed.result.summary
+
+
+def test_run_tunes_once_per_data_version(
+    tiny_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from loopml.orchestration.runner import run_loop
+
+    monkeypatch.delenv(PARAMS_ENV, raising=False)
+    monkeypatch.setenv("LOOPML_TUNE__IN_RUN", "true")
+    monkeypatch.setenv("LOOPML_TUNE__NUM_SAMPLES", "2")
+    settings = load_settings("default")
+    configure_environment(settings.home)
+
+    first = {t.result.stage: t.result for t in run_loop(settings, ["demand"])}
+    assert first["tune"].status == "ok", first["tune"].summary
+    assert first["train"].status == "ok"
+    record = json.loads(tuned_path(settings, "demand").read_text(encoding="utf-8"))
+
+    again = {t.result.stage: t.result for t in run_loop(settings, ["demand"])}
+    assert again["tune"].status == "skipped"
+    assert "tuned on this data version reused" in again["tune"].summary
+    assert again["train"].status == "skipped"  # same data and tuned parameters
+    after = json.loads(tuned_path(settings, "demand").read_text(encoding="utf-8"))
+    assert after == record

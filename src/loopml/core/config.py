@@ -141,6 +141,9 @@ class TuneSettings(BaseModel):
     """
 
     ray_address: str | None = None
+    #: ``loopml run`` tunes before train once per data version: when no
+    #: ``tuned.json`` was made on the validated data, else it reuses it.
+    in_run: bool = True
     num_samples: int = Field(16, ge=1)
     max_concurrent: int | None = Field(None, ge=1)
     cpus_per_trial: float = Field(1.0, gt=0)

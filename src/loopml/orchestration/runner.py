@@ -58,13 +58,16 @@ def run_loop(
     Train, evaluate and promote are skipped (status ``skipped``) when the
     champion or challenger was made of the same data version, parameters,
     code and lock (:func:`unchanged_since`), as ``dvc repro`` skips what did
-    not change; ``force`` retrains anyway.
+    not change; ``force`` retrains anyway. With ``tune.in_run`` the ``tune``
+    stage runs before train once per data version (the tuned parameters of
+    the validated data are reused, see ``loopml.stages.tune.tuned_on``).
 
     Args:
         settings: the active settings.
         workloads: names of the workloads to run.
         on_stage: called after each stage (for progress output).
-        tune_first: run the ``tune`` stage before ``train``.
+        tune_first: run the ``tune`` stage before ``train`` even when
+            parameters tuned on this data version exist.
         force: retrain even when nothing changed.
         on_start: called with (stage, workload) as a stage starts.
 
@@ -72,7 +75,7 @@ def run_loop(
         The timed results, failed stages included (status ``failed``).
     """
     names = list(STAGES)
-    if tune_first:
+    if tune_first or settings.tune.in_run:
         names.insert(names.index("train"), "tune")
     results: list[TimedResult] = []
     for workload in workloads:
@@ -82,12 +85,20 @@ def run_loop(
         for name in names:
             if name == "train" and not force:
                 same = unchanged_since(settings, workload)
-            if same is not None and name in (*RETRAINING, "tune"):
-                reason = (
+            skip = None
+            if same is not None and name in RETRAINING:
+                skip = (
                     f"unchanged since {same}: same data, parameters, code and lock "
                     "(--force retrains)"
                 )
-                timed = TimedResult(StageResult(name, workload, "skipped", reason), 0.0)
+            elif name == "tune":
+                from loopml.stages.tune import can_tune, tuned_on
+
+                if not can_tune(settings, workload):
+                    continue  # nothing to tune: no row
+                skip = None if tune_first else tuned_on(settings, workload)
+            if skip is not None:
+                timed = TimedResult(StageResult(name, workload, "skipped", skip), 0.0)
                 mine.append(timed)
                 if on_stage:
                     on_stage(timed)

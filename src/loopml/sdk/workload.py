@@ -211,6 +211,15 @@ class Workload(ABC):
         """
         raise NotImplementedError(f"the {self.name} workload does not support tuning")
 
+    def current_params(self, settings: Settings) -> dict[str, Any]:
+        """The values ``settings`` give the :meth:`search_space` parameters.
+
+        ``loopml tune`` scores them on the trials' folds and keeps them when
+        no trial beats them (a tuned configuration never makes things
+        worse). Empty: unknown, and the best trial is kept as it is.
+        """
+        return {}
+
     def tune_steps(self, settings: Settings) -> int:
         """How many times ``tune_objective`` reports (ASHA's rungs)."""
         return 1

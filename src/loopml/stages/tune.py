@@ -13,7 +13,13 @@ its active run (the stock callback does not nest runs). After the search the
 stage closes what Ray cut short (status KILLED: stopped early by ASHA) and
 logs the best configuration on the parent.
 
-The best configuration goes to ``<home>/state/<w>/tuned.json``;
+After the search the parameters ``train`` would use now (the profile's, or
+the last tuned ones) are scored on the same folds; the best trial is kept
+only if it beats them, else they are (a tuning run never makes the model
+worse), and both figures are logged on the parent run.
+
+The kept configuration goes to ``<home>/state/<w>/tuned.json``, with the
+data version it was tuned on;
 :func:`apply_tuned` lays it over the settings of the next ``train`` and
 ``evaluate``, so the tuned candidate is retrained on the whole training window
 and judged on the holdout like any other.
@@ -41,7 +47,7 @@ from loopml.core.errors import StageError
 from loopml.core.io import require_file, write_json
 from loopml.core.params import PARAMS_ENV
 from loopml.core.runtime import configure_environment
-from loopml.models.tracking import lineage_tags, setup_mlflow
+from loopml.models.tracking import file_hash, lineage_tags, setup_mlflow
 from loopml.sdk.tuning import SearchParam
 from loopml.sdk.workload import Workload, get_workload
 from loopml.stages.common import StageResult
@@ -311,22 +317,45 @@ def run(settings: Settings, workload_name: str) -> StageResult:
             name: int(best_row[name]) if p.kind == "int" else float(best_row[name])
             for name, p in space.items()
         }
+        best_value = float(best_row[metric])
+        # Never worse: the parameters train would use now, on the same folds.
+        incumbent = workload.current_params(apply_tuned(settings, workload_name))
+        incumbent_value = (
+            float(workload.tune_objective(settings, data, incumbent))
+            if incumbent
+            else None
+        )
+        kept = "tuned"
+        if incumbent_value is not None and not workload.beats(
+            best_value, incumbent_value
+        ):
+            kept, params, best_value = "current", dict(incumbent), incumbent_value
         mlflow.log_params({f"best_{k}": v for k, v in params.items()})
+        mlflow.log_param("kept", kept)
         mlflow.log_metrics(
             {
-                f"best_{metric}": float(best_row[metric]),
+                f"best_{metric}": best_value,
+                f"best_trial_{metric}": float(best_row[metric]),
                 "n_trials": float(len(table)),
                 "n_stopped_early": float(counts.get("stopped_early", 0)),
                 "n_failed": float(counts.get("failed", 0)),
                 "tune_seconds": seconds,
             }
+            | (
+                {f"current_{metric}": incumbent_value}
+                if incumbent_value is not None
+                else {}
+            )
         )
-    best_value = float(best_row[metric])
     record = {
         "workload": workload_name,
         "metric": metric,
         "value": best_value,
         "params": params,
+        "kept": kept,
+        "best_trial_value": float(best_row[metric]),
+        "current_params": incumbent,
+        "current_value": incumbent_value,
         "parent_run_id": parent.run_id,
         "trial_id": str(best_row["trial_id"]),
         "n_trials": len(table),
@@ -337,9 +366,16 @@ def run(settings: Settings, workload_name: str) -> StageResult:
     write_json(record, tuned_path(settings, workload_name))
     shown = ", ".join(f"{k}={v:.4g}" for k, v in params.items())
     summary = (
-        f"best {metric}={best_value:.4f} of {len(table)} trials "
+        f"best {metric}={float(best_row[metric]):.4f} of {len(table)} trials "
         f"({counts.get('stopped_early', 0)} stopped early, {n_runs} nested runs) "
-        f"in {seconds:.0f}s: {shown}"
+        f"in {seconds:.0f}s"
+    )
+    if incumbent_value is not None:
+        summary += f", current parameters {incumbent_value:.4f}"
+    summary += (
+        f"; kept the current parameters (no trial beat them): {shown}"
+        if kept == "current"
+        else f"; kept the best trial: {shown}"
     )
     log.info("tuned %s: %s", workload_name, summary)
     return StageResult(
@@ -348,6 +384,37 @@ def run(settings: Settings, workload_name: str) -> StageResult:
         summary=summary,
         metrics={f"best_{metric}": best_value},
         details=record,
+    )
+
+
+def can_tune(settings: Settings, workload_name: str) -> bool:
+    """Whether the workload declares a search space."""
+    try:
+        get_workload(workload_name).search_space(settings)
+    except NotImplementedError:
+        return False
+    return True
+
+
+def tuned_on(settings: Settings, workload_name: str) -> str | None:
+    """Why ``loopml run`` need not tune now, or ``None`` when it should.
+
+    Returns:
+        A reason to skip: ``tuned.json`` was made on the data version
+        ``validate`` wrote last (or DVC pins the parameters).
+    """
+    if os.environ.get(PARAMS_ENV):
+        return f"{PARAMS_ENV} pins the parameters (params.yaml)"
+    path = tuned_path(settings, workload_name)
+    data_path = settings.data_dir(workload_name) / "validated.parquet"
+    if not path.is_file() or not data_path.is_file():
+        return None
+    record = json.loads(path.read_text(encoding="utf-8"))
+    if record.get("data_version") != file_hash(data_path):
+        return None
+    return (
+        f"parameters tuned on this data version reused ({record.get('metric')} "
+        f"{record.get('value', float('nan')):.4f}, {path.name})"
     )
 
 

@@ -356,6 +356,11 @@ class DemandWorkload(Workload):
         """Settings whose ``demand.model`` takes ``params``."""
         return tuning.with_params(settings, params)
 
+    def current_params(self, settings: Settings) -> dict[str, Any]:
+        """``demand.model``'s values of the search space's parameters."""
+        model = DemandSettings.of(settings).model
+        return {name: getattr(model, name) for name in tuning.SEARCH_SPACE}
+
     def tune_steps(self, settings: Settings) -> int:
         """One report per tuning fold, so ASHA can stop a trial between folds."""
         return settings.tune.n_folds

@@ -410,6 +410,11 @@ class RecsysWorkload(Workload):
         """Settings whose ``recsys`` section takes ``params``."""
         return tuning.with_params(settings, params)
 
+    def current_params(self, settings: Settings) -> dict[str, Any]:
+        """The ``recsys`` section's values of the search space's parameters."""
+        cfg = recsys_settings(settings)
+        return {name: getattr(cfg, name) for name in tuning.SEARCH_SPACE}
+
     def tune_objective(
         self,
         settings: Settings,
