@@ -176,3 +176,40 @@ def test_higher_is_better_workloads_compare_the_other_way() -> None:
     assert not ok and "guard coverage failed" in reason  # 0.30 coverage lost
     scores["challenger"]["coverage"] = 0.78
     assert gate.verdict(gate.checks(recsys, scores, GateSettings()))[0]
+
+
+def test_a_challenger_serving_one_group_much_worse_is_refused() -> None:
+    """Inclusion: NDCG of one age band far below the other's refuses it."""
+    recsys = RecsysWorkload()
+    prefix, size = recsys.group_prefix, recsys.group_size_prefix
+
+    def challenger(young: float, old: float, n_old: float = 60.0) -> dict[str, float]:
+        return {
+            "ndcg_at_10": 0.40,
+            "coverage": 0.50,
+            f"{prefix}under_40": young,
+            f"{prefix}40_and_over": old,
+            f"{size}under_40": 140.0,
+            f"{size}40_and_over": n_old,
+        }
+
+    # 0.30 is 25 % below 0.40: beyond the default tolerance (20 %).
+    scores = {"challenger": challenger(0.40, 0.30), **_recsys_baselines()}
+    ok, reason = gate.verdict(gate.checks(recsys, scores, GateSettings()))
+    assert not ok and reason.startswith("group gap failed")
+    assert "ndcg_at_10 of 40_and_over 0.3000 is 25% below under_40 0.4000" in reason
+    assert "passed: ndcg_at_10 0.4000 vs strongest baseline" in reason
+    assert gate.verdict(gate.checks(recsys, scores, GateSettings(max_group_gap=0.3)))[0]
+    # 10 % apart passes, and the run's reason shows the gap.
+    scores["challenger"] = challenger(0.36, 0.40)
+    ok, reason = gate.verdict(gate.checks(recsys, scores, GateSettings()))
+    assert ok and "under_40 0.3600 is 10% below 40_and_over 0.4000" in reason
+    # A group of a few users is not compared (its mean is noise), and said so.
+    scores["challenger"] = challenger(0.40, 0.20, n_old=12.0)
+    ok, reason = gate.verdict(gate.checks(recsys, scores, GateSettings()))
+    assert ok and "not compared (fewer than 30): 40_and_over" in reason
+    # A workload without groups (demand) gets no group check at all.
+    plain = {"challenger": _demand(0.40), **_baselines()}
+    assert "group gap" not in {
+        c.name for c in gate.checks(DEMAND, plain, GateSettings())
+    }
