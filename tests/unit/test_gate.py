@@ -213,3 +213,35 @@ def test_a_challenger_serving_one_group_much_worse_is_refused() -> None:
     assert "group gap" not in {
         c.name for c in gate.checks(DEMAND, plain, GateSettings())
     }
+
+
+def test_the_model_card_shows_each_group_and_the_gap_check() -> None:
+    from types import SimpleNamespace
+
+    from loopml.models import card
+
+    recsys = RecsysWorkload()
+    prefix, size = recsys.group_prefix, recsys.group_size_prefix
+
+    def side(young: float, old: float) -> dict[str, float]:
+        return {
+            "ndcg_at_10": (young + old) / 2,
+            "coverage": 0.5,
+            f"{prefix}under_40": young,
+            f"{prefix}40_and_over": old,
+            f"{size}under_40": 140.0,
+            f"{size}40_and_over": 60.0,
+        }
+
+    scores = {"challenger": side(0.38, 0.40), **_recsys_baselines()}
+    scores["segment_popularity"] = side(0.20, 0.22)
+    found = gate.checks(recsys, scores, GateSettings())
+    version = SimpleNamespace(version="1", tags={}, run_id="run")
+    decision = Decision("recsys", "promote", True, None, "1", "passed")
+    text = card.render(recsys, version, scores, found, decision, {})  # type: ignore[arg-type]
+    groups = text.split("## Groups (inclusion)")[1].split("## Gate")[0]
+    assert "| 40_and_over | 60 | 0.4000 | 0.2200 | - | - |" in groups
+    assert "| under_40 | 140 | 0.3800 | 0.2000 | - | - |" in groups
+    assert "- pass: group gap: ndcg_at_10 of under_40 0.3800 is 5% below" in text
+    # Group figures are not repeated in the overall metrics table.
+    assert f"| {prefix}under_40 |" not in text
