@@ -16,6 +16,21 @@ import conftest
 LOOPML = [sys.executable, "-m", "loopml.cli"]
 DAYS = 30
 DRIFT_FROM = 15
+#: Staleness bounds on the live metric (live WAPE / backtest WAPE) of a
+#: champion that is never retrained: every day judged on 30+ rows stays at
+#: or under retrain.max_metric_ratio (1.5), and the mean of the last 10 days
+#: (a month old) under LATE_RATIO; a drift pushes that mean over it.
+MIN_LIVE_N = 30
+MAX_RATIO = 1.5
+LATE_DAYS = 10
+LATE_RATIO = 1.15
+
+
+def late_ratio(days: list[dict[str, Any]]) -> float:
+    """Mean live metric ratio of the last LATE_DAYS days of a replay."""
+    ratios = [d["live_ratio"] for d in days[-LATE_DAYS:]]
+    assert all(r is not None for r in ratios), ratios
+    return float(sum(ratios) / len(ratios))
 
 
 def cli(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:

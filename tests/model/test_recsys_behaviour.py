@@ -5,7 +5,8 @@ row order of the stored event log, stability for extreme but valid weights,
 quality per job role and for cold users, the rule-based baseline it replaces
 (``segment_popularity``) as the bar in every slice, and every baseline
 (segment and global popularity, ALS alone) beaten in both evaluation
-protocols, cold users included.
+protocols, cold users included; and inclusion: no age band served much
+worse than the other (the gate's group gap check).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pandas as pd
 import pytest
 
 from loopml.core.config import load_settings
+from loopml.models import gate
 from loopml.workloads.recsys.data import RecsysData
 from loopml.workloads.recsys.evaluate import LOLO_PREFIX, evaluate_protocols
 from loopml.workloads.recsys.features import build_features
@@ -197,3 +199,32 @@ def test_cold_users_get_at_least_the_best_popularity_baseline(
     assert metrics["ranker"][f"{protocol}n_cold_users"] >= 20
     best = max(metrics[name][key] for name in ("baseline", "global_popularity"))
     assert metrics["ranker"][key] >= best
+
+
+def test_no_age_band_is_served_much_worse_than_the_other(
+    metrics: dict[str, dict[str, float]],
+) -> None:
+    """Inclusion: the ranker's NDCG@10 per age band, as the gate judges it."""
+    workload, settings = RecsysWorkload(), load_settings("default").gate
+    ranker = metrics["ranker"]
+    groups = {
+        key.removeprefix(workload.group_prefix): value
+        for key, value in ranker.items()
+        if key.startswith(workload.group_prefix)
+    }
+    log.info("NDCG@10 per age band %s", groups)
+    assert set(groups) == {"under_40", "40_and_over"}
+    # Both bands are big enough to be compared (not vacuous).
+    for group in groups:
+        assert ranker[workload.group_size_prefix + group] >= settings.min_slice_size
+    gap = (max(groups.values()) - min(groups.values())) / max(groups.values())
+    assert ranker["group_gap_ndcg_at_10"] == pytest.approx(gap)
+    assert gap <= settings.max_group_gap, groups
+    scores = {
+        "challenger": ranker,
+        "segment_popularity": metrics["baseline"],
+        "global_popularity": metrics["global_popularity"],
+        "als": metrics["als"],
+    }
+    (check,) = [c for c in gate.checks(workload, scores, settings) if "group" in c.name]
+    assert check.passed, check.message

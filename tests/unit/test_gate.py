@@ -176,3 +176,72 @@ def test_higher_is_better_workloads_compare_the_other_way() -> None:
     assert not ok and "guard coverage failed" in reason  # 0.30 coverage lost
     scores["challenger"]["coverage"] = 0.78
     assert gate.verdict(gate.checks(recsys, scores, GateSettings()))[0]
+
+
+def test_a_challenger_serving_one_group_much_worse_is_refused() -> None:
+    """Inclusion: NDCG of one age band far below the other's refuses it."""
+    recsys = RecsysWorkload()
+    prefix, size = recsys.group_prefix, recsys.group_size_prefix
+
+    def challenger(young: float, old: float, n_old: float = 60.0) -> dict[str, float]:
+        return {
+            "ndcg_at_10": 0.40,
+            "coverage": 0.50,
+            f"{prefix}under_40": young,
+            f"{prefix}40_and_over": old,
+            f"{size}under_40": 140.0,
+            f"{size}40_and_over": n_old,
+        }
+
+    # 0.30 is 25 % below 0.40: beyond the default tolerance (20 %).
+    scores = {"challenger": challenger(0.40, 0.30), **_recsys_baselines()}
+    ok, reason = gate.verdict(gate.checks(recsys, scores, GateSettings()))
+    assert not ok and reason.startswith("group gap failed")
+    assert "ndcg_at_10 of 40_and_over 0.3000 is 25% below under_40 0.4000" in reason
+    assert "passed: ndcg_at_10 0.4000 vs strongest baseline" in reason
+    assert gate.verdict(gate.checks(recsys, scores, GateSettings(max_group_gap=0.3)))[0]
+    # 10 % apart passes, and the run's reason shows the gap.
+    scores["challenger"] = challenger(0.36, 0.40)
+    ok, reason = gate.verdict(gate.checks(recsys, scores, GateSettings()))
+    assert ok and "under_40 0.3600 is 10% below 40_and_over 0.4000" in reason
+    # A group of a few users is not compared (its mean is noise), and said so.
+    scores["challenger"] = challenger(0.40, 0.20, n_old=12.0)
+    ok, reason = gate.verdict(gate.checks(recsys, scores, GateSettings()))
+    assert ok and "not compared (fewer than 30): 40_and_over" in reason
+    # A workload without groups (demand) gets no group check at all.
+    plain = {"challenger": _demand(0.40), **_baselines()}
+    assert "group gap" not in {
+        c.name for c in gate.checks(DEMAND, plain, GateSettings())
+    }
+
+
+def test_the_model_card_shows_each_group_and_the_gap_check() -> None:
+    from types import SimpleNamespace
+
+    from loopml.models import card
+
+    recsys = RecsysWorkload()
+    prefix, size = recsys.group_prefix, recsys.group_size_prefix
+
+    def side(young: float, old: float) -> dict[str, float]:
+        return {
+            "ndcg_at_10": (young + old) / 2,
+            "coverage": 0.5,
+            f"{prefix}under_40": young,
+            f"{prefix}40_and_over": old,
+            f"{size}under_40": 140.0,
+            f"{size}40_and_over": 60.0,
+        }
+
+    scores = {"challenger": side(0.38, 0.40), **_recsys_baselines()}
+    scores["segment_popularity"] = side(0.20, 0.22)
+    found = gate.checks(recsys, scores, GateSettings())
+    version = SimpleNamespace(version="1", tags={}, run_id="run")
+    decision = Decision("recsys", "promote", True, None, "1", "passed")
+    text = card.render(recsys, version, scores, found, decision, {})  # type: ignore[arg-type]
+    groups = text.split("## Groups (inclusion)")[1].split("## Gate")[0]
+    assert "| 40_and_over | 60 | 0.4000 | 0.2200 | - | - |" in groups
+    assert "| under_40 | 140 | 0.3800 | 0.2000 | - | - |" in groups
+    assert "- pass: group gap: ndcg_at_10 of under_40 0.3800 is 5% below" in text
+    # Group figures are not repeated in the overall metrics table.
+    assert f"| {prefix}under_40 |" not in text

@@ -87,6 +87,36 @@ def test_drift_changes_only_the_days_after_it() -> None:
     assert not base.interactions.equals(drifted.interactions)
 
 
+def test_age_band_is_seeded_follows_seniority_and_changes_nothing_else(
+    small: RecsysData, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sensitive attribute of the inclusion check, on its own random stream."""
+    bands = small.users["age_band"]
+    assert set(bands) == {"under 40", "40 and over"}
+    older = small.users["seniority"][bands == "40 and over"].mean()
+    assert older > small.users["seniority"][bands == "under 40"].mean() + 1.0
+    # Prefix-stable: extra days (for replay) keep every employee's band.
+    longer = generate(**SMALL, seed=3, extra_days=5)
+    assert longer.users["age_band"].equals(bands)
+    # Drawn apart: without the bands, every other value is the same.
+    monkeypatch.setattr(
+        "loopml.workloads.recsys.generator.age_bands",
+        lambda seed, seniority: np.full(len(seniority), "under 40", dtype=object),
+    )
+    constant = generate(**SMALL, seed=3)
+    assert set(constant.users["age_band"]) == {"under 40"}
+    pd.testing.assert_frame_equal(
+        constant.users.drop(columns="age_band"), small.users.drop(columns="age_band")
+    )
+    pd.testing.assert_frame_equal(constant.items, small.items)
+    pd.testing.assert_frame_equal(constant.interactions, small.interactions)
+    # No other value is allowed in the schema.
+    users = small.users.assign(age_band="55")
+    assert "'age_band'" in str(
+        _error(RecsysData(users, small.items, small.interactions))
+    )
+
+
 def test_generator_rejects_bad_sizes() -> None:
     with pytest.raises(ValueError, match="n_users"):
         generate(n_users=0)
@@ -194,6 +224,13 @@ def test_movielens_loader_reads_the_format(tmp_path: Path) -> None:
     users = data.users.set_index("user_id")
     assert users.loc["1", "segment"] == "technician"
     assert users.loc["1", "seniority"] == 0 and users.loc["2", "seniority"] == 3
+    assert users["age_band"].to_dict() == {
+        "1": "under 40",
+        "2": "40 and over",
+        "3": "under 40",
+        "4": "under 40",
+        "5": "40 and over",
+    }
     items = data.items.set_index("item_id")
     assert items.loc["1", "category"] == "Animation"
     assert items.loc["3", "title"] == "Café Society (1995)"

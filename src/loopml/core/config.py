@@ -82,6 +82,10 @@ class GateSettings(BaseModel):
     #: slices with fewer rows (users, for recsys) are not judged: on a few
     #: users a slice's mean moves by more than the tolerance by chance.
     min_slice_size: int = Field(30, ge=1)
+    #: inclusion: how far the challenger's worst group of a sensitive
+    #: attribute (``Workload.group_prefix``) may be below its best group on
+    #: the primary metric (relative: 0.2 = 20 %).
+    max_group_gap: float = Field(0.20, ge=0)
 
 
 class BatchSettings(BaseModel):

@@ -79,6 +79,7 @@ def render(
     keys = [workload.primary_metric, *workload.guard_metrics]
     keys += [k for k in scores["challenger"] if k not in keys and "_segment_" not in k]
     keys = [k for k in keys if not k.startswith(workload.slice_prefix or "\0")]
+    keys = [k for k in keys if not k.startswith(workload.group_prefix or "\0")]
     lines += [
         "",
         "## Metrics on the latest holdout",
@@ -104,6 +105,7 @@ def render(
         for key in slices:
             row = [_fmt(scores[s].get(key)) for s in sides]
             lines.append(f"| {key[len(prefix) :]} | " + " | ".join(row) + " |")
+    lines += _groups(workload, scores, sides, header)
     lines += ["", "## Gate", ""]
     lines += [
         f"- {'pass' if c.passed else 'FAIL'}: {c.name}: {c.message}" for c in checks
@@ -120,6 +122,39 @@ def render(
         "",
     ]
     return "\n".join(lines)
+
+
+def _groups(
+    workload: Workload,
+    scores: dict[str, dict[str, float]],
+    sides: list[str],
+    header: dict[str, str],
+) -> list[str]:
+    """The primary metric per group of the sensitive attribute, if any."""
+    prefix, size = workload.group_prefix, workload.group_size_prefix
+    groups = sorted(k for k in scores["challenger"] if prefix and k.startswith(prefix))
+    if not groups:
+        return []
+    lines = [
+        "",
+        "## Groups (inclusion)",
+        "",
+        f"{workload.primary_metric} per group of the sensitive attribute; the "
+        "gate's group gap check compares this model's best and worst group.",
+        "",
+        "| group | "
+        + ("test size | " if size else "")
+        + " | ".join(header.get(s, s) for s in sides)
+        + " |",
+        "|---|" + ("---:|" if size else "") + "---:|" * len(sides),
+    ]
+    for key in groups:
+        name = key[len(prefix) :]
+        count = scores["challenger"].get(size + name) if size else None
+        row = [_fmt(scores[s].get(key)) for s in sides]
+        shown = (("-" if count is None else f"{count:.0f}") + " | ") if size else ""
+        lines.append(f"| {name} | {shown}" + " | ".join(row) + " |")
+    return lines
 
 
 def log_card(version: ModelVersion, text: str) -> None:

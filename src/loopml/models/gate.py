@@ -10,11 +10,15 @@ when every check does:
    (``Workload.baselines``): the strongest of them on the primary metric,
    by ``margin`` when one is set, and no slice is worse than the strongest
    baseline of that slice by more than ``slice_tolerance`` (relative);
-3. with a champion: it beats the champion's primary metric by ``margin``
+3. inclusion: its worst group of a sensitive attribute
+   (``Workload.group_prefix``: recsys's age bands) is not below its best
+   group by more than ``max_group_gap`` (relative); groups smaller than
+   ``min_slice_size`` are not compared;
+4. with a champion: it beats the champion's primary metric by ``margin``
    (relative; 0 means strictly better);
-4. no guard metric (``Workload.guard_metrics``, e.g. |bias|, coverage) is
+5. no guard metric (``Workload.guard_metrics``, e.g. |bias|, coverage) is
    worse than the champion's by more than ``guard_tolerance`` (absolute);
-5. no slice (``Workload.slice_prefix``: per store, per segment) is worse than
+6. no slice (``Workload.slice_prefix``: per store, per segment) is worse than
    the champion's by more than ``slice_tolerance`` (relative).
 
 A NaN primary metric never passes (NaN comparisons are false).
@@ -138,6 +142,46 @@ def _baseline_checks(
     return found
 
 
+def _group_check(
+    workload: Workload, new: dict[str, float], gate: GateSettings
+) -> list[Check]:
+    """The gap between the challenger's best and worst group, when it has groups."""
+    prefix, size_prefix = workload.group_prefix, workload.group_size_prefix
+    groups = {
+        k[len(prefix) :]: v
+        for k, v in new.items()
+        if prefix and k.startswith(prefix) and math.isfinite(v)
+    }
+    if not groups:
+        return []
+    small = sorted(
+        g
+        for g in groups
+        if size_prefix and new.get(size_prefix + g, math.inf) < gate.min_slice_size
+    )
+    judged = {g: v for g, v in groups.items() if g not in small}
+    note = (
+        f"; not compared (fewer than {gate.min_slice_size}): {', '.join(small)}"
+        if small
+        else ""
+    )
+    if len(judged) < 2:
+        return [Check("group gap", True, f"{len(judged)} group to compare{note}")]
+    up = workload.higher_is_better
+    best = (max if up else min)(judged, key=judged.__getitem__)
+    worst = (min if up else max)(judged, key=judged.__getitem__)
+    gap = _worse(judged[worst], judged[best], up) / abs(judged[best] or math.inf)
+    return [
+        Check(
+            "group gap",
+            not gap > gate.max_group_gap,
+            f"{workload.primary_metric} of {worst} {judged[worst]:.4f} is "
+            f"{gap:.0%} below {best} {judged[best]:.4f} "
+            f"(tolerance {gate.max_group_gap:.0%}){note}",
+        )
+    ]
+
+
 @dataclass(frozen=True)
 class Check:
     """One rule of the gate and how the challenger fared."""
@@ -179,6 +223,7 @@ def checks(
             "; ".join(problems or []) or "answers are finite and well-formed",
         ),
         *_baseline_checks(workload, scores, gate),
+        *_group_check(workload, new, gate),
     ]
     old = scores.get(CHAMPION)
     if old is None:

@@ -159,6 +159,14 @@ class Workload(ABC):
     #: the slice); when set, the gate does not judge a slice smaller than
     #: ``gate.min_slice_size`` (its mean is noise) and says so.
     slice_size_prefix: str = ""
+    #: prefix of the primary metric per group of a sensitive attribute (age
+    #: band...): the gate refuses a challenger whose worst group is more than
+    #: ``gate.max_group_gap`` (relative) below its best, and the model card
+    #: shows each group; empty: no inclusion check.
+    group_prefix: str = ""
+    #: prefix of each group's size (``<this><group name>``); when set, groups
+    #: smaller than ``gate.min_slice_size`` are not compared.
+    group_size_prefix: str = ""
     #: the model card's "Intended use" and "Limits" sections.
     intended_use: str = "Not described by the workload."
     limitations: str = "Not described by the workload."

@@ -18,9 +18,10 @@ import pandas as pd
 
 from loopml.workloads.recsys.models import Recommender
 from loopml.workloads.recsys.splits import leave_last_out_split, time_split
-from loopml.workloads.recsys.tables import RecsysData
+from loopml.workloads.recsys.tables import UNKNOWN_AGE_BAND, RecsysData
 
 __all__ = [
+    "GROUP_COLUMN",
     "LOLO_PREFIX",
     "N_LAST",
     "catalogue_coverage",
@@ -29,6 +30,7 @@ __all__ = [
     "leave_last_out_split",
     "map_at_k",
     "ndcg_at_k",
+    "group_gap",
     "per_user_metrics",
     "precision_at_k",
     "recall_at_k",
@@ -44,6 +46,8 @@ FloatArray = npt.NDArray[np.float64]
 LOLO_PREFIX = "lolo_"
 #: Items held out per user in that protocol (each user's last one).
 N_LAST = 1
+#: The users' sensitive attribute whose groups are compared (inclusion).
+GROUP_COLUMN = "age_band"
 
 
 def _hits(
@@ -117,6 +121,15 @@ def slice_name(segment: str) -> str:
     return re.sub(r"[^0-9a-z]+", "_", segment.lower()).strip("_") or "unknown"
 
 
+def group_gap(values: Sequence[float]) -> float:
+    """Relative gap between the best and the worst group: ``(max - min) / max``.
+
+    0 for fewer than two groups or a best group at 0 (nothing to compare).
+    """
+    best = max(values, default=0.0)
+    return (best - min(values)) / best if len(values) > 1 and best > 0 else 0.0
+
+
 def evaluate_recommender(
     model: Recommender,
     train: pd.DataFrame,
@@ -142,8 +155,12 @@ def evaluate_recommender(
         ``slice_k`` lists), ``ndcg_at_<slice_k>_segment_<name>``, the user
         slices ``ndcg_at_<slice_k>_cold`` (fewer than ``cold_threshold``
         training items), ``_warm`` (the others) and ``_new`` (no training
-        item; only when there is such a user), and the user counts
-        ``n_test_users``, ``n_cold_users`` and ``n_new_users``.
+        item; only when there is such a user), the user counts
+        ``n_test_users``, ``n_cold_users`` and ``n_new_users``, and when the
+        users table has a :data:`GROUP_COLUMN`, per known group (not
+        ``unknown``) ``group_ndcg_at_<slice_k>_<group>`` and its user count
+        ``n_users_group_<group>``, and ``group_gap_ndcg_at_<slice_k>``
+        (:func:`group_gap` of the groups).
     """
     seen = set(zip(train["user_id"], train["item_id"], strict=True))
     fresh = [
@@ -184,6 +201,17 @@ def evaluate_recommender(
         metrics[f"n_users_segment_{slice_name(segment)}"] = float(
             (user_segments == segment).sum()
         )
+    if GROUP_COLUMN in users.columns:
+        group_of = users.set_index("user_id")[GROUP_COLUMN].astype(str)
+        user_groups = np.array([group_of.get(u, UNKNOWN_AGE_BAND) for u in user_ids])
+        by_group: list[float] = []
+        for group in sorted(set(user_groups) - {UNKNOWN_AGE_BAND}):
+            by_group.append(_mean(ndcg[user_groups == group]))
+            metrics[f"group_ndcg_at_{slice_k}_{slice_name(group)}"] = by_group[-1]
+            metrics[f"n_users_group_{slice_name(group)}"] = float(
+                (user_groups == group).sum()
+            )
+        metrics[f"group_gap_ndcg_at_{slice_k}"] = group_gap(by_group)
     metrics["n_test_users"] = float(len(user_ids))
     metrics["n_cold_users"] = float(cold.sum())
     metrics["n_new_users"] = float(new.sum())

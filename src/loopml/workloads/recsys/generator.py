@@ -10,6 +10,12 @@ something to find beyond "popular in your role":
   (next level in the same category) is especially attractive;
 * **novelty**: new courses get a fading boost after their release.
 
+Each employee also has an age band (under 40, 40 and over), a sensitive
+attribute that no model reads: it only groups the evaluation, so that the
+gate can refuse a model serving one age group much worse than the other. It
+follows seniority (older employees are more senior) and comes from its own
+random stream, so every other value is what it was without it.
+
 Employees are hired and courses released during the period; some enrolments
 are completed later (a second, heavier interaction).
 """
@@ -26,6 +32,7 @@ from loopml.workloads.recsys.organisation import (
     AFFINITY,
     CATEGORIES,
     ROLES,
+    age_bands,
     catalogue,
     days,
     staff,
@@ -157,6 +164,7 @@ def generate(
     level = items["level"].to_numpy()
     users, role, hired = staff(rng, n_users, n_days, origin)
     seniority = users["seniority"].to_numpy()
+    users["age_band"] = age_bands(seed, seniority)
 
     taste = rng.normal(0.0, 1.0, (n_users, len(CATEGORIES)))[:, category]
     fit = -np.abs(level[None, :] - (1.0 + seniority / 2.0)[:, None])

@@ -26,6 +26,9 @@ GATE_K = 10
 SEGMENT_PREFIX = f"ndcg_at_{GATE_K}_segment_"
 #: each segment's test users (the gate does not judge a segment of a few).
 SEGMENT_SIZE_PREFIX = "n_users_segment_"
+#: NDCG@10 per age band (the inclusion check) and each band's test users.
+GROUP_PREFIX = f"group_ndcg_at_{GATE_K}_"
+GROUP_SIZE_PREFIX = "n_users_group_"
 
 
 def holdout_metrics(
@@ -44,8 +47,8 @@ def holdout_metrics(
 
     Returns:
         Per name (models and baselines): precision/recall/NDCG/MAP at ``k``
-        and 10, ``coverage``, ``ndcg_at_10_segment_<segment>`` and the cold
-        slice.
+        and 10, ``coverage``, ``ndcg_at_10_segment_<segment>``, the cold
+        slice and NDCG@10 per age band (``group_ndcg_at_10_<band>``).
     """
     tables = RecsysData.from_frame(data)
     train, test = time_split(tables.interactions, cfg.test_days)

@@ -12,7 +12,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from loopml.workloads.recsys.tables import RecsysData, as_ns, require_file
+from loopml.workloads.recsys.tables import (
+    RecsysData,
+    age_band,
+    as_ns,
+    require_file,
+)
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +32,8 @@ def load_movielens(folder: Path) -> RecsysData:
     """Read the MovieLens 100K format (``u.data``, ``u.user``, ``u.item``).
 
     Deliberate choices: ``segment`` is the occupation (the job role);
-    ``seniority`` buckets age (<25, 25-34, 35-44, 45-54, 55+ -> 0-4);
+    ``seniority`` buckets age (<25, 25-34, 35-44, 45-54, 55+ -> 0-4) and
+    ``age_band`` splits it at 40;
     ``department`` is unknown; ``hire_date`` is the first rating day; every
     rating is a ``rate`` interaction weighted by the rating (1-5);
     ``category`` is the first genre flag set; ``created`` is the release date
@@ -85,6 +91,7 @@ def load_movielens(folder: Path) -> RecsysData:
         }
     )
     users["hire_date"] = as_ns(users["user_id"].map(first_day).fillna(fallback_day))
+    users["age_band"] = age_band(age.to_numpy(dtype=np.float64))
 
     movies = pd.read_csv(
         folder / "u.item",

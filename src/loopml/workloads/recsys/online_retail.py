@@ -9,7 +9,12 @@ import numpy as np
 import pandas as pd
 
 from loopml.workloads.recsys.splits import test_cut
-from loopml.workloads.recsys.tables import RecsysData, as_ns, require_file
+from loopml.workloads.recsys.tables import (
+    UNKNOWN_AGE_BAND,
+    RecsysData,
+    as_ns,
+    require_file,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +51,8 @@ def load_online_retail(
     * ``user_id`` is the integer ``CustomerID`` as text; ``segment`` is the
       customer's most frequent ``Country`` before the cut (a new customer's
       on their first purchase day); ``hire_date`` is the first purchase day
-      (the customer's "joining" date); seniority and department are unknown
-      (-1, ``unknown``);
+      (the customer's "joining" date); seniority, department and age band
+      are unknown (-1, ``unknown``, ``unknown``);
     * ``title`` is the product's most frequent ``Description`` before the
       cut; ``category`` is the description's last word (mostly the product
       type: ``HOLDER``, ``BAG``, ``MUG``...) lower-cased, or ``other`` when
@@ -115,6 +120,7 @@ def load_online_retail(
             "seniority": np.int64(-1),
             "department": "unknown",
             "hire_date": as_ns(first_day).to_numpy(),
+            "age_band": UNKNOWN_AGE_BAND,
         }
     )
     items = _retail_items(sold, daily, cut)

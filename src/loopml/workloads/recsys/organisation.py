@@ -11,6 +11,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from loopml.workloads.recsys.tables import age_band
+
 IntArray = npt.NDArray[np.int64]
 
 ROLES: tuple[str, ...] = ("data engineer", "data scientist", "software engineer")
@@ -34,6 +36,8 @@ AFFINITY = np.array(
         [0.3, 0.8, 0.5, 0.2, 1.5, 2.5, 0.3, 3.0, 0.2, 1.5],
     ]
 )
+#: Separate stream of the ages: drawing them changes no other random value.
+_AGE_STREAM = 40
 _CATEGORY_TITLES = {"sql": "SQL", "ml": "Machine Learning", "sales-skills": "Sales"}
 _LEVEL_NAMES = ("", "Foundations", "Practitioner", "Advanced")
 _TOPICS: tuple[str, ...] = ("Essentials", "in Practice", "Deep Dive", "Workshop")
@@ -114,3 +118,21 @@ def staff(
         }
     )
     return users, role.astype(np.int64), hired.astype(np.int64)
+
+
+def age_bands(seed: int, seniority: IntArray) -> npt.NDArray[np.object_]:
+    """Each employee's age band, from an age that grows with seniority.
+
+    The ages come from their own generator (seeded by ``seed`` and a fixed
+    stream number), so adding them left every other generated value as it
+    was; the same seed and seniorities give the same bands.
+
+    Args:
+        seed: the generator's seed.
+        seniority: each employee's seniority (0-4).
+
+    Returns:
+        One of ``tables.AGE_BANDS`` per employee.
+    """
+    rng = np.random.default_rng([_AGE_STREAM, seed])
+    return age_band(25.0 + 6.0 * seniority + rng.normal(0.0, 6.0, len(seniority)))

@@ -45,6 +45,15 @@ def slice_table(results: dict[str, dict[str, float]], k: int) -> pd.DataFrame:
     return table.assign(uplift=table["ranker"] / table["baseline"] - 1.0)
 
 
+def group_table(results: dict[str, dict[str, float]]) -> pd.DataFrame:
+    """Per-group figures (age bands: NDCG, users) and gaps, model x protocol."""
+    rows = {
+        name: {k: v for k, v in metrics.items() if "group_" in k}
+        for name, metrics in results.items()
+    }
+    return pd.DataFrame(rows).rename_axis("metric").reset_index()
+
+
 def slice_plot(table: pd.DataFrame, k: int) -> Figure:
     """Horizontal bars of NDCG@k per slice, ranker vs baseline."""
     fig = Figure(figsize=(8, 1.0 + 0.32 * len(table)))

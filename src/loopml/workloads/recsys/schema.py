@@ -15,7 +15,13 @@ import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
 from loopml.core.errors import DataValidationError
-from loopml.workloads.recsys.tables import EVENT_COLUMNS, EVENTS, RecsysData
+from loopml.workloads.recsys.tables import (
+    AGE_BANDS,
+    EVENT_COLUMNS,
+    EVENTS,
+    UNKNOWN_AGE_BAND,
+    RecsysData,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +42,9 @@ _USER_COLUMNS: dict[str, pa.Column] = {
     "seniority": pa.Column("int64", pa.Check.isin([-1, 0, 1, 2, 3, 4])),
     "department": _text(),
     "hire_date": _time(),
+    "age_band": pa.Column(
+        str, pa.Check.isin([*AGE_BANDS, UNKNOWN_AGE_BAND]), nullable=False
+    ),
 }
 _ITEM_COLUMNS: dict[str, pa.Column] = {
     "title": _text(),

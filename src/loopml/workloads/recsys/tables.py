@@ -14,12 +14,14 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 log = logging.getLogger(__name__)
 
 USER_COLUMNS: list[str] = ["user_id", "segment", "seniority", "department"]
-USER_COLUMNS += ["hire_date"]
+USER_COLUMNS += ["hire_date", "age_band"]
 ITEM_COLUMNS: list[str] = ["item_id", "title", "category", "level"]
 ITEM_COLUMNS += ["duration_hours", "roles", "created"]
 INTERACTION_COLUMNS: list[str] = ["user_id", "item_id", "timestamp", "event"]
@@ -29,6 +31,11 @@ EVENT_COLUMNS: list[str] = [
     *USER_COLUMNS[1:],
     *ITEM_COLUMNS[1:],
 ]
+#: The sensitive attribute of users (the inclusion check): an age band split
+#: at 40, the age from which US law (ADEA) protects workers; ``unknown`` when
+#: the source has no age.
+AGE_BANDS: tuple[str, ...] = ("under 40", "40 and over")
+UNKNOWN_AGE_BAND = "unknown"
 #: ``rate`` is MovieLens's explicit rating, kept as implicit feedback.
 EVENTS: tuple[str, ...] = ("enrol", "complete", "purchase", "rate")
 
@@ -38,8 +45,11 @@ class RecsysData:
     """Users, items and their interactions, in canonical columns.
 
     Attributes:
-        users: ``user_id, segment, seniority, department, hire_date``; one row
-            per user; ``seniority`` is 0-4 or -1 when unknown.
+        users: ``user_id, segment, seniority, department, hire_date,
+            age_band``; one row per user; ``seniority`` is 0-4 or -1 when
+            unknown; ``age_band`` (``under 40``, ``40 and over`` or
+            ``unknown``) is a sensitive attribute no model reads, used to
+            compare the quality between groups.
         items: ``item_id, title, category, level, duration_hours, roles,
             created``; one row per item; ``level`` is 1-3 or 0 when unknown and
             ``roles`` a comma-separated list of relevant segments (may be "").
@@ -94,6 +104,13 @@ class RecsysData:
             items.reset_index(drop=True),
             interactions.reset_index(drop=True),
         )
+
+
+def age_band(age: npt.ArrayLike) -> npt.NDArray[np.object_]:
+    """The :data:`AGE_BANDS` of ages in years (NaN: ``unknown``)."""
+    years = np.asarray(age, dtype=np.float64)
+    bands = np.asarray(AGE_BANDS, dtype=object)[(years >= 40).astype(np.int64)]
+    return np.where(np.isnan(years), UNKNOWN_AGE_BAND, bands).astype(object)
 
 
 def as_ns(values: pd.Series) -> pd.Series:

@@ -37,7 +37,12 @@ from loopml.workloads.recsys.models import (
     SegmentPopularity,
     TwoStageRanker,
 )
-from loopml.workloads.recsys.plots import metrics_at_k_plot, slice_plot, slice_table
+from loopml.workloads.recsys.plots import (
+    group_table,
+    metrics_at_k_plot,
+    slice_plot,
+    slice_table,
+)
 from loopml.workloads.recsys.pyfunc import RecsysModel
 from loopml.workloads.recsys.schema import validate_raw
 from loopml.workloads.recsys.tables import RecsysData
@@ -232,6 +237,8 @@ class RecsysWorkload(Workload):
     guard_metrics: ClassVar[dict[str, bool]] = {"coverage": True}
     slice_prefix = holdout.SEGMENT_PREFIX
     slice_size_prefix = holdout.SEGMENT_SIZE_PREFIX
+    group_prefix = holdout.GROUP_PREFIX
+    group_size_prefix = holdout.GROUP_SIZE_PREFIX
     intended_use = (
         "A daily list of learning courses per employee, ranked for their job "
         "role, seniority and history, shown with a short reason; the employee "
@@ -359,7 +366,9 @@ class RecsysWorkload(Workload):
         :attr:`baselines` (segment slices for none: they would clutter the
         run) and ``baseline_<metric>`` for the strongest on NDCG@10, slices
         included; the global time cut's as before, the leave-last-out's after
-        ``lolo_`` (``evaluate.evaluate_protocols``).
+        ``lolo_`` (``evaluate.evaluate_protocols``). NDCG per age band and
+        the gap between the bands (``group_...``) are in the metrics and in
+        the table ``ndcg_by_group`` (every model, both protocols).
         """
         cfg = recsys_settings(settings)
         tables = RecsysData.from_frame(data)
@@ -399,7 +408,7 @@ class RecsysWorkload(Workload):
                 "metrics_at_k": metrics_at_k_plot(shown),
                 "ndcg_by_segment": slice_plot(slices, cfg.k),
             },
-            tables={"ndcg_by_segment": slices},
+            tables={"ndcg_by_segment": slices, "ndcg_by_group": group_table(results)},
         )
 
     def search_space(self, settings: Settings) -> dict[str, SearchParam]:
