@@ -5,9 +5,10 @@ The service names no workload. It serves the registered ones
 loads and hot-reloads each champion, and for each workload with an online
 scorer mounts ``/v1/<w>/predict``, MLflow ``/v1/<w>/invocations``, the Open
 Inference Protocol v2 ``/v2/models/<w>`` routes and the scorer's own routes
-(``loopml.serving.protocols``, ``loopml.serving.oip``); ``POST /invocations``
-answers for the first of them. Canary and shadow traffic, the online store
-and the inference log are shared by all (``loopml.serving.scoring``).
+(``loopml.serving.protocols``, ``loopml.serving.oip``); MLflow's
+``POST /invocations``, ``/ping`` and ``/health`` answer for the first of them.
+Canary and shadow traffic, the online store and the inference log are shared
+by all (``loopml.serving.scoring``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse
+from mlflow.version import VERSION as MLFLOW_VERSION
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from loopml import __version__
@@ -42,7 +45,7 @@ from loopml.serving.metrics import (
 )
 from loopml.serving.model_store import LoadedModel, ModelStore
 from loopml.serving.oip import v2_router
-from loopml.serving.protocols import invocations_endpoint, v1_router
+from loopml.serving.protocols import mlflow_router, v1_router, validation_error
 from loopml.serving.schemas import Health
 from loopml.serving.scoring import Service
 
@@ -246,8 +249,12 @@ def create_app(
 
     @app.get("/version", tags=["ops"])
     def version() -> dict[str, Any]:
-        """loopml's version and the model version served per workload."""
-        return {"loopml": __version__, "models": store.versions()}
+        """loopml's and MLflow's versions and the model version per workload."""
+        return {
+            "loopml": __version__,
+            "mlflow": MLFLOW_VERSION,
+            "models": store.versions(),
+        }
 
     @app.get("/metrics", tags=["ops"], include_in_schema=False)
     def prometheus() -> Response:
@@ -268,13 +275,7 @@ def create_app(
         if extra is not None:
             app.include_router(extra, prefix=f"/v1/{name}", tags=[name])
     if scorers:
-        first = next(iter(scorers))
-        app.add_api_route(
-            "/invocations",
-            invocations_endpoint(service, first),
-            methods=["POST"],
-            tags=["protocols"],
-            summary=f"MLflow scoring protocol ({first})",
-        )
+        app.include_router(mlflow_router(service, next(iter(scorers))))
     app.include_router(v2_router(service))
+    app.add_exception_handler(RequestValidationError, validation_error)
     return app

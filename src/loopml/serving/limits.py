@@ -17,7 +17,7 @@ from collections import OrderedDict
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 #: Paths that are never limited.
-EXEMPT = ("/healthz", "/readyz", "/metrics", "/v2/health/")
+EXEMPT = ("/healthz", "/readyz", "/ping", "/health", "/metrics", "/v2/health/")
 
 
 class RateLimitMiddleware:

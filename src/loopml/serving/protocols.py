@@ -5,8 +5,11 @@
   read the Feast online store.
 - MLflow's scoring protocol: ``POST /v1/<w>/invocations`` (and
   ``POST /invocations`` for the first workload) with ``dataframe_split``,
-  ``dataframe_records`` or ``instances``, answered with the model alone, as
-  ``mlflow models serve`` would.
+  ``dataframe_records``, ``instances`` or ``inputs`` as JSON (with or without
+  a ``Content-Type``), or a CSV body (``Content-Type: text/csv``), answered
+  with the model alone, as ``mlflow models serve`` would; other content
+  types are a 415. ``GET /ping`` and ``GET /health`` answer 200 once that
+  workload's champion is loaded (503 before).
 
 The Open Inference Protocol v2 routes are in :mod:`loopml.serving.oip`. All
 go through :class:`loopml.serving.scoring.Service`: the same validation,
@@ -15,14 +18,27 @@ scoring, canary, shadow and inference log.
 
 from __future__ import annotations
 
+import email.message
 import inspect
+import io
+import json
+from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi import APIRouter, BackgroundTasks, HTTPException
+import pandas as pd
+from fastapi import APIRouter, BackgroundTasks, HTTPException, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, create_model
+from starlette.types import Message
 
 from loopml.sdk.capabilities import OnlineScorer
 from loopml.serving.scoring import Service, plain
+
+#: The payload keys of MLflow's JSON scoring protocol.
+FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 
 
 class PredictResponse(BaseModel):
@@ -38,25 +54,30 @@ class PredictResponse(BaseModel):
 
 
 class InvocationsRequest(BaseModel):
-    """MLflow scoring payload: exactly one of the three forms."""
+    """MLflow scoring payload: exactly one of the four forms."""
 
     dataframe_split: dict[str, Any] | None = None
     dataframe_records: list[dict[str, Any]] | None = None
     instances: list[dict[str, Any]] | None = None
+    inputs: dict[str, list[Any]] | list[dict[str, Any]] | None = Field(
+        None, description="Columns (name: values) or records."
+    )
+    params: dict[str, Any] | None = Field(
+        None, description="Accepted for MLflow clients; the scorers take none."
+    )
 
 
 def _records(body: InvocationsRequest) -> tuple[list[Any], str]:
-    given = {
-        k: v
-        for k, v in body.model_dump().items()
-        if v is not None and k in ("dataframe_split", "dataframe_records", "instances")
-    }
+    given = {k: v for k in FORMATS if (v := getattr(body, k)) is not None}
     if len(given) != 1:
-        raise HTTPException(
-            400,
-            detail="give exactly one of dataframe_split, dataframe_records, instances",
-        )
+        raise HTTPException(400, detail=f"give exactly one of {', '.join(FORMATS)}")
     key, value = next(iter(given.items()))
+    if isinstance(value, dict) and key == "inputs":
+        lengths = {len(v) for v in value.values()}
+        if len(lengths) != 1:
+            raise HTTPException(400, detail="inputs: give columns of one length")
+        n = lengths.pop()
+        return [{c: v[i] for c, v in value.items()} for i in range(n)], key
     if key == "dataframe_split":
         columns, data = value.get("columns"), value.get("data")
         if not isinstance(columns, list) or not isinstance(data, list):
@@ -112,9 +133,35 @@ def v1_router(service: Service, name: str, scorer: OnlineScorer) -> APIRouter:
     router.add_api_route(
         f"/v1/{name}/invocations",
         invocations_endpoint(service, name),
-        methods=["POST"],
         summary=f"MLflow scoring protocol for {name}",
+        **INVOCATIONS_ROUTE,
     )
+    return router
+
+
+def mlflow_router(service: Service, name: str) -> APIRouter:
+    """``POST /invocations``, ``GET /ping`` and ``GET /health`` for ``name``."""
+    router = APIRouter(tags=["protocols"])
+    router.add_api_route(
+        "/invocations",
+        invocations_endpoint(service, name),
+        summary=f"MLflow scoring protocol ({name})",
+        **INVOCATIONS_ROUTE,
+    )
+
+    def ping() -> dict[str, str]:
+        # As `mlflow models serve`: 200 once the model is loaded.
+        if service.store.get(name) is None:
+            raise HTTPException(503, detail=f"no {name} champion is loaded yet")
+        return {"status": "ok"}
+
+    for path in ("/ping", "/health"):
+        router.add_api_route(
+            path,
+            ping,
+            methods=["GET"],
+            summary=f"MLflow health check: 200 once the {name} champion is loaded",
+        )
     return router
 
 
@@ -135,3 +182,90 @@ def invocations_endpoint(service: Service, name: str) -> Any:
 
     invocations.__doc__ = f"MLflow scoring protocol for the {name} champion."
     return invocations
+
+
+def csv_as_json(body: bytes) -> bytes:
+    """A CSV body as MLflow's ``dataframe_split`` (types inferred by pandas).
+
+    Raises:
+        HTTPException: 400 for a body that is not UTF-8 CSV.
+    """
+    try:
+        frame = pd.read_csv(io.StringIO(body.decode("utf-8")))
+    except (UnicodeDecodeError, ValueError, pd.errors.ParserError) as error:
+        detail = str(error).splitlines()[0][:200] if str(error) else type(error)
+        raise HTTPException(400, detail=f"not a UTF-8 CSV table: {detail}") from None
+    split = json.loads(frame.to_json(orient="split", index=False, date_format="iso"))
+    return json.dumps({"dataframe_split": split}).encode()
+
+
+class MlflowRoute(APIRoute):
+    """A route that takes MLflow's content types: JSON (or none) and CSV."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        """FastAPI's handler, given a CSV body as JSON; a 415 for other types."""
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            given = request.headers.get("content-type")
+            if given:
+                message = email.message.Message()
+                message["content-type"] = given
+                kind = message.get_content_type()
+                if kind == "text/csv":
+                    body = csv_as_json(await request.body())
+                    request = _as_json(request, body)
+                elif not (kind == "application/json" or kind.endswith("+json")):
+                    raise HTTPException(
+                        415,
+                        detail=f"content type {given[:80]!r}: send application/json "
+                        "(or no content type) or text/csv",
+                    )
+            return await handler(request)
+
+        return route
+
+
+def _as_json(request: Request, body: bytes) -> Request:
+    """The request with ``body`` as its JSON body."""
+    drop = (b"content-type", b"content-length")
+    headers = [(k, v) for k, v in request.scope["headers"] if k not in drop]
+    headers += [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return Request({**request.scope, "headers": headers}, receive)
+
+
+#: How the MLflow routes take bodies.
+INVOCATIONS_ROUTE: dict[str, Any] = {
+    "methods": ["POST"],
+    "route_class_override": MlflowRoute,
+    "strict_content_type": False,
+}
+
+
+def _printable(value: Any) -> Any:
+    """``value`` with bytes made text (undecodable ones only counted)."""
+    if isinstance(value, bytes | bytearray):
+        try:
+            text = bytes(value[:200]).decode("utf-8")
+        except UnicodeDecodeError:
+            return f"<{len(value)} bytes, not UTF-8 text>"
+        return text if len(value) <= 200 else f"{text}... ({len(value)} bytes)"
+    if isinstance(value, dict):
+        return {k: _printable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_printable(v) for v in value]
+    return value
+
+
+async def validation_error(request: Request, error: Exception) -> JSONResponse:
+    """A 422 naming what was wrong; a body that is not text is never echoed."""
+    assert isinstance(error, RequestValidationError)
+    errors = [_printable(dict(e)) for e in error.errors()]
+    return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
