@@ -183,6 +183,7 @@ def create_app(
             RateLimitMiddleware,
             rate=settings.serving.rate_limit_per_second,
             burst=settings.serving.rate_limit_burst,
+            redis_url=settings.serving.rate_limit_redis_url,
         )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(
