@@ -36,6 +36,7 @@ from loopml.monitoring.collector import MonitorCollector
 from loopml.monitoring.inference_log import InferenceLog
 from loopml.sdk.capabilities import OnlineScorer
 from loopml.sdk.workload import get_workload, workload_names
+from loopml.serving.docs import mount_offline_docs
 from loopml.serving.features import OnlineSource
 from loopml.serving.limits import RateLimitMiddleware
 from loopml.serving.metrics import (
@@ -175,7 +176,10 @@ def create_app(
         description="Champion models from the MLflow registry, served online. "
         "Models follow the registry's `champion` alias without a restart.",
         lifespan=lifespan,
+        docs_url=None,  # a CDN's Swagger UI; served from the package below
+        redoc_url=None,
     )
+    mount_offline_docs(app)
     app.state.store = store
     # Inner to outer: the rate limit's 429s are counted in /metrics.
     if settings.serving.rate_limit_per_second is not None:

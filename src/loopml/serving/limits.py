@@ -93,9 +93,7 @@ class RateLimitMiddleware:
         self.burst = float(burst)
         self.max_clients = max_clients
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
-        self.redis = (
-            RedisBuckets(redis_url, rate, burst, prefix) if redis_url else None
-        )
+        self.redis = RedisBuckets(redis_url, rate, burst, prefix) if redis_url else None
 
     def take(self, client: str, now: float) -> float:
         """Take a token for ``client`` in memory; 0 when allowed, else seconds."""
