@@ -15,6 +15,7 @@ import httpx
 import pandas as pd
 import pytest
 
+import binary_bodies
 import conftest
 
 LOOPML = [sys.executable, "-m", "loopml.cli"]
@@ -330,3 +331,9 @@ def test_fuzzing_the_openapi_schema_gives_no_5xx(server: str) -> None:
     assert problems == [], problems[:10]
     assert any(400 <= s < 500 for s in statuses)  # the invalid ones were refused
     assert statuses[200] > 0  # and valid ones answered
+    # Bodies schemathesis does not make: bytes no protocol can read, under
+    # every content type, and malformed binary tensor requests.
+    binary, problems = binary_bodies.send_all(server, binary_bodies.post_routes(server))
+    print(f"binary bodies: {dict(binary)}")
+    assert problems == [], problems[:10]
+    assert sum(binary.values()) >= 50 * 8

@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 import uvicorn
 
+from binary_bodies import post_routes, send_all
 from conftest import free_port, set_tiny_env
 from loopml.serving.app import create_app
 from toy_workload import PLUGIN, toy_champion
@@ -218,3 +219,12 @@ def test_a_422_never_echoes_undecodable_bytes(toy_server: str) -> None:
     )
     assert answer.status_code == 422
     assert answer.json()["detail"][0]["input"] == "<3 bytes, not UTF-8 text>"
+
+
+def test_fuzzed_binary_bodies_are_a_4xx_on_every_post_route(toy_server: str) -> None:
+    base = f"http://{toy_server}"
+    paths = post_routes(base)
+    assert {"/v2/models/toy/infer", "/invocations", "/v1/toy/predict"} <= set(paths)
+    statuses, problems = send_all(base, paths)
+    assert problems == [], problems[:10]
+    assert sum(statuses.values()) >= 50 * len(paths)
