@@ -67,7 +67,8 @@ def server(looped_home: Path) -> Iterator[str]:
         text=True,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
+    # Generous: on a shared 2-core machine the first start takes minutes.
+    deadline = time.monotonic() + 240
     try:
         while time.monotonic() < deadline:
             try:
@@ -81,7 +82,9 @@ def server(looped_home: Path) -> Iterator[str]:
                 raise AssertionError(f"server exited: {log}")
             time.sleep(0.3)
         else:
-            raise AssertionError("server did not become ready in 90 s")
+            output.flush()
+            log = (looped_home.parent / "serve.log").read_text(encoding="utf-8")
+            raise AssertionError(f"server did not become ready in 240 s: {log}")
         yield url
     finally:
         proc.terminate()

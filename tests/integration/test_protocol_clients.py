@@ -5,11 +5,12 @@
   model metadata, readiness by status code, ``infer`` with JSON tensors (sent
   without a content type) and with the binary tensor extension (the client's
   default), answers equal to ``/v1``'s.
-- Bodies no protocol can read (binary, truncated, not UTF-8) are a 4xx that
-  says why, never a 5xx.
-- MLflow's scoring protocol: every payload form, CSV and JSON without a
-  content type, ``/ping``, ``/health`` and ``/version``, compared with
-  ``mlflow models serve`` of the same registered demand champion.
+- Bodies no protocol can read (random bytes under every content type,
+  malformed binary tensors: ``tests/binary_bodies.py``) are a 4xx that says
+  why on every POST route, never a 5xx.
+
+MLflow's protocol is compared with ``mlflow models serve`` in
+``test_mlflow_protocol.py``.
 """
 
 from __future__ import annotations
@@ -134,81 +135,6 @@ def test_json_tensors_without_a_content_type(toy_server: str) -> None:
     assert "content-type" not in answer.request.headers
     assert answer.status_code == 200, answer.text
     assert answer.json()["outputs"][0]["data"] == [4.0]
-
-
-def _binary_request(raw: bytes, size: int | None = None) -> tuple[bytes, int]:
-    header = json.dumps(
-        {
-            "inputs": [
-                {
-                    "name": "x",
-                    "shape": [1],
-                    "datatype": "FP64",
-                    "parameters": {
-                        "binary_data_size": len(raw) if size is None else size
-                    },
-                }
-            ]
-        }
-    ).encode()
-    return header + raw, len(header)
-
-
-UNREADABLE = {
-    "random bytes": (b"\x80\xff\xfe\x00binary", {}),
-    "random bytes as JSON": (b"\x80\xff\xfe\x00", {"content-type": "application/json"}),
-    "random bytes as text": (b"\x80\xff\xfe\x00", {"content-type": "text/plain"}),
-    "octet stream": (b"\x00" * 64, {"content-type": "application/octet-stream"}),
-    "header length not a number": (
-        b"{}",
-        {"inference-header-content-length": "many"},
-    ),
-    "header length past the body": (
-        b"{}",
-        {"inference-header-content-length": "99"},
-    ),
-    "header not JSON": (
-        b"\x80\xff{}",
-        {"inference-header-content-length": "4"},
-    ),
-}
-
-
-def _unreadable() -> list[tuple[str, bytes, dict[str, str]]]:
-    cases = [(k, body, headers) for k, (body, headers) in UNREADABLE.items()]
-    cut, length = _binary_request(np.array([1.5]).tobytes()[:5], size=8)
-    cases.append(
-        ("tensor cut off", cut, {"inference-header-content-length": str(length)})
-    )
-    odd, length = _binary_request(b"\x00" * 7)
-    cases.append(
-        ("not whole FP64s", odd, {"inference-header-content-length": str(length)})
-    )
-    extra, length = _binary_request(np.array([1.5]).tobytes() + b"tail", size=8)
-    cases.append(
-        (
-            "bytes after the tensors",
-            extra,
-            {"inference-header-content-length": str(length)},
-        )
-    )
-    return cases
-
-
-@pytest.mark.parametrize(
-    "path",
-    [
-        "/v2/models/toy/infer",
-        "/v2/models/nope/infer",
-        "/invocations",
-        "/v1/toy/predict",
-    ],
-)
-def test_unreadable_bodies_are_a_4xx_that_says_why(toy_server: str, path: str) -> None:
-    for label, body, headers in _unreadable():
-        answer = httpx.post(f"http://{toy_server}{path}", content=body, headers=headers)
-        assert 400 <= answer.status_code < 500, (label, answer.status_code, answer.text)
-        assert answer.json()["detail"], label
 
 
 def test_a_422_never_echoes_undecodable_bytes(toy_server: str) -> None:

@@ -36,6 +36,7 @@ from loopml.monitoring.collector import MonitorCollector
 from loopml.monitoring.inference_log import InferenceLog
 from loopml.sdk.capabilities import OnlineScorer
 from loopml.sdk.workload import get_workload, workload_names
+from loopml.serving.bodies import validation_error
 from loopml.serving.docs import mount_offline_docs
 from loopml.serving.features import OnlineSource
 from loopml.serving.limits import RateLimitMiddleware
@@ -46,7 +47,7 @@ from loopml.serving.metrics import (
 )
 from loopml.serving.model_store import LoadedModel, ModelStore
 from loopml.serving.oip import v2_router
-from loopml.serving.protocols import mlflow_router, v1_router, validation_error
+from loopml.serving.protocols import mlflow_router, v1_router
 from loopml.serving.schemas import Health
 from loopml.serving.scoring import Service
 
