@@ -17,7 +17,8 @@ from conftest import free_port
 from loopml.core.config import load_settings
 from loopml.serving.app import create_app
 
-REDIS = "redis://127.0.0.1:6379/0"
+# Not database 0, which the production profile's tests use for the same key.
+REDIS = "redis://127.0.0.1:6379/15"
 KEY = "loopml:rate-limit:testclient"  # TestClient's client address
 
 
@@ -70,5 +71,5 @@ def test_requests_pass_while_redis_is_unreachable(
 
 def test_production_shares_its_limit_in_redis(tiny_env: Path) -> None:
     serving = load_settings("production").serving
-    assert serving.rate_limit_redis_url == REDIS
+    assert serving.rate_limit_redis_url == "redis://127.0.0.1:6379/0"
     assert (serving.rate_limit_per_second, serving.rate_limit_burst) == (200, 400)
