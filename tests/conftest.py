@@ -44,14 +44,18 @@ TINY_ENV = {
 @pytest.fixture()
 def tiny_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Point LOOPML_HOME at a temp folder and shrink the workloads."""
-    home = tmp_path / "home"
+    yield set_tiny_env(monkeypatch, tmp_path / "home")
+
+
+def set_tiny_env(monkeypatch: pytest.MonkeyPatch, home: Path) -> Path:
+    """Set the tiny environment with ``home`` as LOOPML_HOME (module fixtures)."""
     monkeypatch.setenv("LOOPML_HOME", str(home))
     monkeypatch.setenv("LOOPML_PROFILE", "default")
     monkeypatch.setenv("LOOPML_CONFIG_DIR", str(REPO / "configs"))
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
     for key, value in TINY_ENV.items():
         monkeypatch.setenv(key, value)
-    yield home
+    return home
 
 
 def subprocess_env(home: Path, **extra: str) -> dict[str, str]:

@@ -1,113 +1,29 @@
 """A plug-in workload is served without a line of serving code naming it.
 
-``toy`` is defined here and registered with ``LOOPML_PLUGINS``; its champion
-goes through the real stages and registry. The service then answers its
+``toy`` (``tests/toy_workload.py``) is registered with ``LOOPML_PLUGINS``; its
+champion goes through the real stages and registry. The service then answers its
 ``/v1/toy/predict``, MLflow ``/v1/toy/invocations`` and Open Inference
 Protocol v2 routes: 200 for valid rows, 422 naming the field for bad ones.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
-from mlflow.pyfunc.model import PythonModel
-from pydantic import BaseModel, ConfigDict, Field
 
 from loopml.core.config import Settings, load_settings
-from loopml.models.registry import CHAMPION, set_alias
 from loopml.monitoring.inference_log import read_log
-from loopml.sdk.capabilities import (
-    InvalidRowsError,
-    OnlineScorer,
-    Output,
-    Scores,
-    ScoringContext,
-)
-from loopml.sdk.workload import EvalOutput, TrainOutput, Workload
 from loopml.serving.app import create_app
-from loopml.stages.runner import run_stage
-
-
-class ToyModel(PythonModel):
-    """y = slope * x."""
-
-    def __init__(self, slope: float) -> None:
-        self.slope = slope
-
-    def predict(
-        self, context: Any, model_input: pd.DataFrame, params: Any = None
-    ) -> pd.DataFrame:
-        return pd.DataFrame({"y": model_input["x"] * self.slope})
-
-
-class ToyRow(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    x: float = Field(ge=-100, le=100)
-    tag: str | None = None
-
-
-class ToyScorer(OnlineScorer):
-    row = ToyRow
-    outputs = (Output("y", "FP64"), Output("digits", "INT64", per_row=2))
-
-    def score(self, model: Any, rows: Sequence[Any], context: ScoringContext) -> Scores:
-        bad = [(i, "x", "13 is unlucky", r.x) for i, r in enumerate(rows) if r.x == 13]
-        if bad:
-            raise InvalidRowsError(bad)
-        y = [model.slope * r.x for r in rows]
-        return Scores(
-            columns={
-                "y": y,
-                "digits": [[int(abs(v)) // 10, int(abs(v)) % 10] for v in y],
-                "tag": [r.tag for r in rows],
-            },
-            extra={"slope": model.slope},
-        )
-
-    def example_rows(self, model: Any) -> list[dict[str, Any]]:
-        return [{"x": 1.5}]
-
-
-class ToyWorkload(Workload):
-    """A line through the origin (a test's plug-in)."""
-
-    name = "toy"
-    primary_metric = "mae"
-    higher_is_better = False
-    key_metrics = ("mae",)
-
-    def load_raw(self, settings: Settings) -> pd.DataFrame:
-        days = pd.date_range("2025-01-01", periods=4, freq="D")
-        return pd.DataFrame({"date": days, "x": [1.0, 2.0, 3.0, 4.0]})
-
-    def validate(self, raw: pd.DataFrame) -> pd.DataFrame:
-        return raw
-
-    def train(self, settings: Settings, data: pd.DataFrame) -> TrainOutput:
-        return TrainOutput(ToyModel(2.0), {"slope": 2.0}, data[["x"]].head(2))
-
-    def evaluate(self, settings: Settings, data: pd.DataFrame) -> EvalOutput:
-        return EvalOutput({"mae": 0.0})
-
-    def online_scorer(self) -> OnlineScorer:
-        return ToyScorer()
+from toy_workload import PLUGIN, toy_champion
 
 
 @pytest.fixture
 def toy_settings(tiny_env: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """``toy`` registered, trained and champion (version 1)."""
-    monkeypatch.setenv("LOOPML_PLUGINS", f"toy={__name__}:ToyWorkload")
-    settings = load_settings("default")
-    for stage in ("ingest", "validate", "train"):
-        run_stage(stage, settings, "toy")
-    set_alias("toy", CHAMPION, "1")
-    return settings
+    monkeypatch.setenv("LOOPML_PLUGINS", PLUGIN)
+    return toy_champion()
 
 
 @pytest.mark.slow
@@ -186,7 +102,7 @@ def test_a_plugin_gets_every_protocol(toy_settings: Settings) -> None:
 def test_before_a_champion_the_v2_ready_routes_say_503(
     tiny_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("LOOPML_PLUGINS", f"toy={__name__}:ToyWorkload")
+    monkeypatch.setenv("LOOPML_PLUGINS", PLUGIN)
     settings = load_settings("default")
     with TestClient(create_app(settings, workloads=["toy"])) as client:
         assert client.get("/v2/models/toy/ready").status_code == 503

@@ -126,6 +126,10 @@ class ServingSettings(BaseModel):
     rate_limit_per_second: float | None = Field(None, gt=0)
     #: requests a client may send at once above the rate.
     rate_limit_burst: int = Field(50, ge=1)
+    #: where the buckets live: None, in each process (N uvicorn workers give
+    #: N independent buckets); a Redis URL (``redis://host:port/db``), shared
+    #: by every worker and replica using it.
+    rate_limit_redis_url: str | None = None
     #: canary: this share of scoring requests (every workload with an online
     #: scorer) is answered by the `challenger` (when it differs from the
     #: champion); logged with its version.

@@ -5,9 +5,10 @@ The service names no workload. It serves the registered ones
 loads and hot-reloads each champion, and for each workload with an online
 scorer mounts ``/v1/<w>/predict``, MLflow ``/v1/<w>/invocations``, the Open
 Inference Protocol v2 ``/v2/models/<w>`` routes and the scorer's own routes
-(``loopml.serving.protocols``, ``loopml.serving.oip``); ``POST /invocations``
-answers for the first of them. Canary and shadow traffic, the online store
-and the inference log are shared by all (``loopml.serving.scoring``).
+(``loopml.serving.protocols``, ``loopml.serving.oip``); MLflow's
+``POST /invocations``, ``/ping`` and ``/health`` answer for the first of them.
+Canary and shadow traffic, the online store and the inference log are shared
+by all (``loopml.serving.scoring``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse
+from mlflow.version import VERSION as MLFLOW_VERSION
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from loopml import __version__
@@ -33,6 +36,8 @@ from loopml.monitoring.collector import MonitorCollector
 from loopml.monitoring.inference_log import InferenceLog
 from loopml.sdk.capabilities import OnlineScorer
 from loopml.sdk.workload import get_workload, workload_names
+from loopml.serving.bodies import validation_error
+from loopml.serving.docs import mount_offline_docs
 from loopml.serving.features import OnlineSource
 from loopml.serving.limits import RateLimitMiddleware
 from loopml.serving.metrics import (
@@ -42,7 +47,7 @@ from loopml.serving.metrics import (
 )
 from loopml.serving.model_store import LoadedModel, ModelStore
 from loopml.serving.oip import v2_router
-from loopml.serving.protocols import invocations_endpoint, v1_router
+from loopml.serving.protocols import mlflow_router, v1_router
 from loopml.serving.schemas import Health
 from loopml.serving.scoring import Service
 
@@ -172,7 +177,10 @@ def create_app(
         description="Champion models from the MLflow registry, served online. "
         "Models follow the registry's `champion` alias without a restart.",
         lifespan=lifespan,
+        docs_url=None,  # a CDN's Swagger UI; served from the package below
+        redoc_url=None,
     )
+    mount_offline_docs(app)
     app.state.store = store
     # Inner to outer: the rate limit's 429s are counted in /metrics.
     if settings.serving.rate_limit_per_second is not None:
@@ -180,6 +188,7 @@ def create_app(
             RateLimitMiddleware,
             rate=settings.serving.rate_limit_per_second,
             burst=settings.serving.rate_limit_burst,
+            redis_url=settings.serving.rate_limit_redis_url,
         )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(
@@ -246,8 +255,12 @@ def create_app(
 
     @app.get("/version", tags=["ops"])
     def version() -> dict[str, Any]:
-        """loopml's version and the model version served per workload."""
-        return {"loopml": __version__, "models": store.versions()}
+        """loopml's and MLflow's versions and the model version per workload."""
+        return {
+            "loopml": __version__,
+            "mlflow": MLFLOW_VERSION,
+            "models": store.versions(),
+        }
 
     @app.get("/metrics", tags=["ops"], include_in_schema=False)
     def prometheus() -> Response:
@@ -268,13 +281,7 @@ def create_app(
         if extra is not None:
             app.include_router(extra, prefix=f"/v1/{name}", tags=[name])
     if scorers:
-        first = next(iter(scorers))
-        app.add_api_route(
-            "/invocations",
-            invocations_endpoint(service, first),
-            methods=["POST"],
-            tags=["protocols"],
-            summary=f"MLflow scoring protocol ({first})",
-        )
+        app.include_router(mlflow_router(service, next(iter(scorers))))
     app.include_router(v2_router(service))
+    app.add_exception_handler(RequestValidationError, validation_error)
     return app

@@ -1,12 +1,16 @@
 """The Open Inference Protocol v2 REST API (KServe, MLServer, Triton).
 
-``/v2/health/live`` and ``/v2/health/ready``, and for every workload with an
-online scorer ``/v2/models/<w>`` (metadata), ``/v2/models/<w>/ready`` and
-``/v2/models/<w>/infer``: one input tensor per field of the scorer's row, one
-output tensor per output (``[n]``, or ``[n, m]`` for a list per row, short
-lists padded with null). Rows are validated like ``/v1``'s (a 422 names
-``["body", "inputs", i, field]``) and scored with the model alone, as for
-MLflow's protocol.
+``GET /v2`` (server metadata), ``/v2/health/live`` and ``/v2/health/ready``,
+and for every workload with an online scorer ``/v2/models/<w>`` (metadata),
+``/v2/models/<w>/ready`` and ``/v2/models/<w>/infer``: one input tensor per
+field of the scorer's row, one output tensor per output (``[n]``, or
+``[n, m]`` for a list per row, short lists padded with null). Readiness is
+said by the status code (unknown model 404, not loaded 503), as clients
+read it. ``infer`` takes JSON with or without a ``Content-Type`` and the
+binary tensor extension (:mod:`loopml.serving.tensors`), answering binary
+outputs when asked, so ``tritonclient``'s defaults work. Rows are validated
+like ``/v1``'s (a 422 names ``["body", "inputs", i, field]``) and scored with
+the model alone, as for MLflow's protocol.
 """
 
 from __future__ import annotations
@@ -18,8 +22,18 @@ from typing import Any, Literal
 from fastapi import APIRouter, BackgroundTasks, HTTPException
 from pydantic import BaseModel, Field
 
+from loopml import __version__
 from loopml.sdk.capabilities import Output
 from loopml.serving.scoring import Service
+from loopml.serving.tensors import BinaryTensorRoute, binary_response
+
+#: How the infer routes take bodies: JSON without a content type too, and
+#: the binary tensor extension.
+INFER_ROUTE: dict[str, Any] = {
+    "methods": ["POST"],
+    "route_class_override": BinaryTensorRoute,
+    "strict_content_type": False,
+}
 
 
 class V2Tensor(BaseModel):
@@ -28,14 +42,32 @@ class V2Tensor(BaseModel):
     name: str
     shape: list[int]
     datatype: str
-    data: list[Any]
+    data: list[Any] = Field(description="Row-major; nested lists are flattened.")
+    parameters: dict[str, Any] | None = None
+
+
+class V2RequestedOutput(BaseModel):
+    """An output the client asks for (``binary_data``: as raw bytes)."""
+
+    name: str
+    parameters: dict[str, Any] | None = None
 
 
 class V2InferRequest(BaseModel):
     """OIP v2 inference request: one tensor per input column."""
 
     id: str | None = None
+    parameters: dict[str, Any] | None = None
     inputs: list[V2Tensor] = Field(min_length=1)
+    outputs: list[V2RequestedOutput] | None = Field(
+        None, description="The outputs to answer (default: all)."
+    )
+
+
+def _flat(data: list[Any]) -> list[Any]:
+    if not any(isinstance(v, list) for v in data):
+        return data
+    return [x for v in data for x in (_flat(v) if isinstance(v, list) else [v])]
 
 
 def input_datatype(annotation: Any) -> str:
@@ -78,6 +110,15 @@ def v2_router(service: Service) -> APIRouter:
     """OIP v2 health and model routes for every workload with a scorer."""
     router = APIRouter(tags=["protocols"])
 
+    @router.get("/v2")
+    def v2_server() -> dict[str, Any]:
+        """OIP v2 server metadata: name, version and protocol extensions."""
+        return {
+            "name": "loopml",
+            "version": __version__,
+            "extensions": ["binary_tensor_data"],
+        }
+
     @router.get("/v2/health/live")
     def v2_live() -> dict[str, bool]:
         """OIP v2 liveness."""
@@ -105,11 +146,11 @@ def v2_router(service: Service) -> APIRouter:
         """OIP v2 readiness of a model this service does not serve: a 404."""
         raise HTTPException(404, detail=f"unknown model {name!r}; served: {hint}")
 
-    @router.post("/v2/models/{name}/infer")
     def v2_unknown_infer(name: str, body: V2InferRequest) -> dict[str, Any]:
         """OIP v2 inference with a model this service does not serve: a 404."""
         raise HTTPException(404, detail=f"unknown model {name!r}; served: {hint}")
 
+    router.add_api_route("/v2/models/{name}/infer", v2_unknown_infer, **INFER_ROUTE)
     return router
 
 
@@ -143,11 +184,12 @@ def _v2_model_routes(router: APIRouter, service: Service, name: str) -> None:
             raise HTTPException(503, detail=f"no {name} champion is loaded yet")
         return {"name": name, "ready": True}
 
-    def infer(body: V2InferRequest, background: BackgroundTasks) -> dict[str, Any]:
-        lengths = {len(t.data) for t in body.inputs}
+    def infer(body: V2InferRequest, background: BackgroundTasks) -> Any:
+        columns = {t.name: _flat(t.data) for t in body.inputs}
+        lengths = {len(v) for v in columns.values()}
         if len(lengths) != 1:
             raise HTTPException(400, detail="all input tensors need the same length")
-        columns = {t.name: t.data for t in body.inputs}
+        wanted = _requested(body, [o.name for o in scorer.outputs])
         unknown = sorted(set(columns) - set(fields))
         if unknown:
             raise HTTPException(
@@ -160,14 +202,18 @@ def _v2_model_routes(router: APIRouter, service: Service, name: str) -> None:
         loaded, _, answers = service.predict(
             name, rows, ("body", "inputs"), background, online=False
         )
-        return {
+        answer = {
             "model_name": name,
             "model_version": loaded.version,
             "id": body.id,
             "outputs": [
-                _tensor(o, [a[o.name] for a in answers]) for o in scorer.outputs
+                _tensor(o, [a[o.name] for a in answers])
+                for o in scorer.outputs
+                if o.name in wanted
             ],
         }
+        binary = {n for n, as_bytes in wanted.items() if as_bytes}
+        return binary_response(answer, binary) if binary else answer
 
     router.add_api_route(
         f"/v2/models/{name}",
@@ -184,6 +230,22 @@ def _v2_model_routes(router: APIRouter, service: Service, name: str) -> None:
     router.add_api_route(
         f"/v2/models/{name}/infer",
         infer,
-        methods=["POST"],
         summary=f"OIP v2 inference with {name}",
+        **INFER_ROUTE,
     )
+
+
+def _requested(body: V2InferRequest, names: list[str]) -> dict[str, bool]:
+    """The outputs to answer, each with whether it goes as raw bytes."""
+    every = bool((body.parameters or {}).get("binary_data_output", False))
+    if body.outputs is None:
+        return dict.fromkeys(names, every)
+    unknown = sorted({o.name for o in body.outputs} - set(names))
+    if unknown:
+        raise HTTPException(
+            400, detail=f"unknown output tensors {unknown}; outputs: {names}"
+        )
+    return {
+        o.name: bool((o.parameters or {}).get("binary_data", every))
+        for o in body.outputs
+    }

@@ -5,8 +5,11 @@
   read the Feast online store.
 - MLflow's scoring protocol: ``POST /v1/<w>/invocations`` (and
   ``POST /invocations`` for the first workload) with ``dataframe_split``,
-  ``dataframe_records`` or ``instances``, answered with the model alone, as
-  ``mlflow models serve`` would.
+  ``dataframe_records``, ``instances`` or ``inputs`` as JSON (with or without
+  a ``Content-Type``), or a CSV body (``Content-Type: text/csv``), answered
+  with the model alone, as ``mlflow models serve`` would; other content
+  types are a 415. ``GET /ping`` and ``GET /health`` answer 200 once that
+  workload's champion is loaded (503 before).
 
 The Open Inference Protocol v2 routes are in :mod:`loopml.serving.oip`. All
 go through :class:`loopml.serving.scoring.Service`: the same validation,
@@ -22,7 +25,11 @@ from fastapi import APIRouter, BackgroundTasks, HTTPException
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from loopml.sdk.capabilities import OnlineScorer
+from loopml.serving.bodies import INVOCATIONS_ROUTE
 from loopml.serving.scoring import Service, plain
+
+#: The payload keys of MLflow's JSON scoring protocol.
+FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 
 
 class PredictResponse(BaseModel):
@@ -38,25 +45,30 @@ class PredictResponse(BaseModel):
 
 
 class InvocationsRequest(BaseModel):
-    """MLflow scoring payload: exactly one of the three forms."""
+    """MLflow scoring payload: exactly one of the four forms."""
 
     dataframe_split: dict[str, Any] | None = None
     dataframe_records: list[dict[str, Any]] | None = None
     instances: list[dict[str, Any]] | None = None
+    inputs: dict[str, list[Any]] | list[dict[str, Any]] | None = Field(
+        None, description="Columns (name: values) or records."
+    )
+    params: dict[str, Any] | None = Field(
+        None, description="Accepted for MLflow clients; the scorers take none."
+    )
 
 
 def _records(body: InvocationsRequest) -> tuple[list[Any], str]:
-    given = {
-        k: v
-        for k, v in body.model_dump().items()
-        if v is not None and k in ("dataframe_split", "dataframe_records", "instances")
-    }
+    given = {k: v for k in FORMATS if (v := getattr(body, k)) is not None}
     if len(given) != 1:
-        raise HTTPException(
-            400,
-            detail="give exactly one of dataframe_split, dataframe_records, instances",
-        )
+        raise HTTPException(400, detail=f"give exactly one of {', '.join(FORMATS)}")
     key, value = next(iter(given.items()))
+    if isinstance(value, dict) and key == "inputs":
+        lengths = {len(v) for v in value.values()}
+        if len(lengths) != 1:
+            raise HTTPException(400, detail="inputs: give columns of one length")
+        n = lengths.pop()
+        return [{c: v[i] for c, v in value.items()} for i in range(n)], key
     if key == "dataframe_split":
         columns, data = value.get("columns"), value.get("data")
         if not isinstance(columns, list) or not isinstance(data, list):
@@ -112,9 +124,35 @@ def v1_router(service: Service, name: str, scorer: OnlineScorer) -> APIRouter:
     router.add_api_route(
         f"/v1/{name}/invocations",
         invocations_endpoint(service, name),
-        methods=["POST"],
         summary=f"MLflow scoring protocol for {name}",
+        **INVOCATIONS_ROUTE,
     )
+    return router
+
+
+def mlflow_router(service: Service, name: str) -> APIRouter:
+    """``POST /invocations``, ``GET /ping`` and ``GET /health`` for ``name``."""
+    router = APIRouter(tags=["protocols"])
+    router.add_api_route(
+        "/invocations",
+        invocations_endpoint(service, name),
+        summary=f"MLflow scoring protocol ({name})",
+        **INVOCATIONS_ROUTE,
+    )
+
+    def ping() -> dict[str, str]:
+        # As `mlflow models serve`: 200 once the model is loaded.
+        if service.store.get(name) is None:
+            raise HTTPException(503, detail=f"no {name} champion is loaded yet")
+        return {"status": "ok"}
+
+    for path in ("/ping", "/health"):
+        router.add_api_route(
+            path,
+            ping,
+            methods=["GET"],
+            summary=f"MLflow health check: 200 once the {name} champion is loaded",
+        )
     return router
 
 
