@@ -21,6 +21,7 @@ from loopml.workloads.demand import data
 from loopml.workloads.demand.batch import series_state
 from loopml.workloads.demand.fastpath import (
     STATE_NUMBERS,
+    FastForecaster,
     SeriesStates,
     day_number,
     timestamp_day,
@@ -76,6 +77,30 @@ def _random_rows(
     )
 
 
+def _fast_matrix(
+    forecaster: FastForecaster,
+    rows: pd.DataFrame,
+    state_rows: np.ndarray,
+    origins: list[int],
+) -> np.ndarray:
+    """The fast path's matrix of request rows, one state row and origin each."""
+    prices = rows["price"].to_numpy(dtype=np.float64).tolist()
+    built = []
+    for i, (store, item, date, promo, holiday) in enumerate(
+        rows[["store_id", "item_id", "date", "promo", "holiday"]].itertuples(
+            index=False
+        )
+    ):
+        day = day_number(date.date())
+        series = forecaster.series(store, item, state_rows[i])
+        built.append(
+            forecaster.row(
+                series, day - origins[i], day, prices[i], float(promo), float(holiday)
+            )
+        )
+    return forecaster.matrix(built)
+
+
 def _lightgbm_inputs(model: DemandForecastModel, features: pd.DataFrame) -> np.ndarray:
     """What LightGBM receives from the pandas path: categories as codes."""
     frame = model.forecaster._frame(features[FEATURE_COLUMNS])  # type: ignore[attr-defined]
@@ -102,16 +127,7 @@ def test_bundled_state_matrix_and_forecasts_equal_build_features(
     frame = model.requests_frame(rows)
     features = build_features(model.state, frame, origin)
     keys = list(zip(rows["store_id"], rows["item_id"], strict=True))
-    matrix = forecaster.matrix(
-        rows["store_id"].tolist(),
-        rows["item_id"].tolist(),
-        [day_number(d) for d in rows["date"].dt.date],
-        rows["price"].to_numpy(dtype=np.float64),
-        rows["promo"].to_numpy(dtype=np.float64),
-        rows["holiday"].to_numpy(dtype=np.float64),
-        states.rows(keys),
-        np.full(len(rows), origin_day, dtype=np.int64),
-    )
+    matrix = _fast_matrix(forecaster, rows, states.rows(keys), [origin_day] * N_ROWS)
     order = [forecaster.names.index(c) for c in FEATURE_COLUMNS]
     expected = _lightgbm_inputs(model, features)
     np.testing.assert_array_equal(matrix[:, order], expected)
@@ -148,16 +164,8 @@ def test_online_states_of_other_origins_equal_build_features(
     for o in later:
         at = np.flatnonzero([r == o for r in row_origin])
         state_rows[at] = online[o].rows([keys[i] for i in at])
-    matrix = forecaster.matrix(
-        rows["store_id"].tolist(),
-        rows["item_id"].tolist(),
-        [day_number(d) for d in rows["date"].dt.date],
-        rows["price"].to_numpy(dtype=np.float64),
-        rows["promo"].to_numpy(dtype=np.float64),
-        rows["holiday"].to_numpy(dtype=np.float64),
-        state_rows,
-        np.array([timestamp_day(o) for o in row_origin], dtype=np.int64),
-    )
+    origin_days = [timestamp_day(o) for o in row_origin]
+    matrix = _fast_matrix(forecaster, rows, state_rows, origin_days)
     order = [forecaster.names.index(c) for c in FEATURE_COLUMNS]
     values = forecaster.predict(matrix)
     for o in later:

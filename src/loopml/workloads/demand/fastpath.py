@@ -23,6 +23,7 @@ prices.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,6 +36,10 @@ from loopml.workloads.demand.features import FEATURE_COLUMNS, HIST_COLUMNS, LAGS
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 Key = tuple[str, str]
+#: One series' share of a row: store code, item code, the state inputs copied
+#: as they are (``lag_k``, ``rmean_7``, ``rmean_28``, ``rstd_28``),
+#: ``price_mean_28``, ``last_price`` and ``hist_0..27``.
+Series = tuple[float, float, list[float], float, float, list[float]]
 
 #: The per-series numbers, in the order of a state row (Feast's order too).
 STATE_NUMBERS: list[str] = [f"lag_{k}" for k in LAGS]
@@ -44,11 +49,11 @@ _AT = {name: i for i, name in enumerate(STATE_NUMBERS)}
 _HIST0 = _AT["hist_0"]
 _LAST_PRICE = _AT["last_price"]
 _PRICE_MEAN = _AT["price_mean_28"]
-#: Model inputs copied from the state as they are.
+#: Model inputs copied from the state as they are, in FEATURE_COLUMNS order.
 _COPIED = [f"lag_{k}" for k in LAGS] + ["rmean_7", "rmean_28", "rstd_28"]
+if FEATURE_COLUMNS[12:-2] != _COPIED:  # FastForecaster.row follows the order
+    raise ImportError("FEATURE_COLUMNS changed: update fastpath.FastForecaster.row")
 _EPOCH = dt.date(1970, 1, 1).toordinal()
-#: The four same-weekday offsets of ``same_weekday_mean4``.
-_WEEKS = np.arange(0, 28, 7)
 
 
 def day_number(day: dt.date) -> int:
@@ -82,6 +87,11 @@ class SeriesStates:
         )
         return cls(keys, state[STATE_NUMBERS].to_numpy(dtype=np.float64))
 
+    def row(self, key: Key) -> FloatArray:
+        """The state row of a key (NaN for a series it does not have)."""
+        at = self.index.get(key)
+        return self.missing if at is None else self.values[at]
+
     def rows(self, keys: Sequence[Key]) -> FloatArray:
         """The state row of each key (NaN for a series it does not have)."""
         at = self.index
@@ -113,86 +123,133 @@ class FastForecaster:
         self.names = names
         self.width = len(names)
         self.col = {name: i for i, name in enumerate(names)}
-        self._copied_from = np.array([_AT[n] for n in _COPIED], dtype=np.intp)
-        self._copied_to = np.array([self.col[n] for n in _COPIED], dtype=np.intp)
-        cal = ["dow", "dom", "month", "doy", "weekofyear"]
-        self._calendar_to = np.array([self.col[n] for n in cal], dtype=np.intp)
+        self._copied_from = [_AT[n] for n in _COPIED]
+        order = [FEATURE_COLUMNS.index(n) for n in names]
+        self._order = None if order == sorted(order) else np.array(order)
         self._calendar: dict[int, tuple[int, int, int, int, int]] = {}
+        self._iterations = int(booster.best_iteration)
+        # One predictor for every call (Booster.predict builds one per call).
+        try:
+            from lightgbm.basic import _InnerPredictor
 
-    def calendar(self, days: Sequence[int]) -> FloatArray:
-        """``dow, dom, month, doy, weekofyear`` of each day number."""
-        known = self._calendar
-        out = []
-        for day in days:
-            parts = known.get(day)
-            if parts is None:
-                date = dt.date.fromordinal(day + _EPOCH)
-                parts = (
-                    date.weekday(),
-                    date.day,
-                    date.month,
-                    date.timetuple().tm_yday,
-                    date.isocalendar()[1],
-                )
-                if len(known) < 100_000:
-                    known[day] = parts
-            out.append(parts)
-        return np.array(out, dtype=np.float64).reshape(len(out), 5)
+            self._predictor: Any = _InnerPredictor.from_booster(
+                booster, {"num_threads": 1}
+            )
+        except (ImportError, AttributeError, TypeError):  # another LightGBM
+            self._predictor = None
 
-    def matrix(
+    def series(self, store: str, item: str, state: FloatArray) -> Series:
+        """What every row of one series shares (see :data:`Series`)."""
+        values = state.tolist()
+        return (
+            self.codes["store_id"].get(store, math.nan),
+            self.codes["item_id"].get(item, math.nan),
+            [values[i] for i in self._copied_from],
+            values[_PRICE_MEAN],
+            values[_LAST_PRICE],
+            values[_HIST0 : _HIST0 + len(HIST_COLUMNS)],
+        )
+
+    def row(
         self,
-        stores: Sequence[str],
-        items: Sequence[str],
-        days: Sequence[int],
-        prices: FloatArray,
-        promos: FloatArray,
-        holidays: FloatArray,
-        states: FloatArray,
-        origins: IntArray,
-    ) -> FloatArray:
-        """The model inputs of each row, in the model's column order.
+        series: Series,
+        horizon: int,
+        day: int,
+        price: float | None,
+        promo: float,
+        holiday: float,
+    ) -> list[float]:
+        """The model inputs of one row, in :data:`FEATURE_COLUMNS` order.
 
-        Args:
-            stores: store ids.
-            items: item ids.
-            days: target day numbers (:func:`day_number`).
-            prices: planned prices, NaN for the series' last price.
-            promos: 0/1.
-            holidays: 0/1.
-            states: each row's state row (:data:`STATE_NUMBERS`).
-            origins: each row's origin day number.
+        Python floats, not numpy: a request has a few rows, and numpy's cost
+        per call is larger than the arithmetic here.
+        """
+        store, item, copied, price_mean, last_price, hist = series
+        if price is None or price != price:  # missing or NaN: the last price
+            price = last_price
+        back = -horizon % 7
+        same = hist[back]
+        mean4 = (same + hist[back + 7] + hist[back + 14] + hist[back + 21]) / 4
+        return [
+            store,
+            item,
+            horizon,
+            *self.calendar(day),
+            holiday,
+            price,
+            promo,
+            _ratio(price, price_mean),
+            *copied,
+            same,
+            mean4,
+        ]
+
+    def calendar(self, day: int) -> tuple[int, int, int, int, int]:
+        """``dow, dom, month, doy, weekofyear`` of a day number."""
+        parts = self._calendar.get(day)
+        if parts is None:
+            date = dt.date.fromordinal(day + _EPOCH)
+            parts = (
+                date.weekday(),
+                date.day,
+                date.month,
+                date.timetuple().tm_yday,
+                date.isocalendar()[1],
+            )
+            if len(self._calendar) < 100_000:
+                self._calendar[day] = parts
+        return parts
+
+    def matrix(self, rows: list[list[float]]) -> FloatArray:
+        """Rows of :meth:`row` as the float matrix, in the model's column order.
 
         Raises:
             ValueError: a target day not after its origin.
         """
-        n = len(days)
-        col = self.col
-        out = np.empty((n, self.width), dtype=np.float64)
-        store_codes, item_codes = self.codes["store_id"], self.codes["item_id"]
-        out[:, col["store_id"]] = [store_codes.get(s, np.nan) for s in stores]
-        out[:, col["item_id"]] = [item_codes.get(i, np.nan) for i in items]
-        horizon = np.asarray(days, dtype=np.int64) - origins
-        if (horizon < 1).any():
+        out = np.array(rows, dtype=np.float64).reshape(len(rows), self.width)
+        if (out[:, 2] < 1).any():
             raise ValueError("every target date must be after its forecast origin")
-        out[:, col["horizon"]] = horizon
-        out[:, self._calendar_to] = self.calendar(days)
-        out[:, col["holiday"]] = holidays
-        price = np.where(np.isnan(prices), states[:, _LAST_PRICE], prices)
-        out[:, col["price"]] = price
-        out[:, col["promo"]] = promos
-        out[:, col["price_ratio"]] = price / states[:, _PRICE_MEAN]
-        out[:, self._copied_to] = states[:, self._copied_from]
-        # Most recent same weekday on or before the origin: k = 7*ceil(h/7) - h.
-        back = (-horizon) % 7
-        same = states[np.arange(n)[:, None], _HIST0 + back[:, None] + _WEEKS]
-        out[:, col["same_weekday_last"]] = same[:, 0]
-        out[:, col["same_weekday_mean4"]] = same.mean(axis=1)
-        return out
+        return out if self._order is None else out[:, self._order]
 
     def predict(self, matrix: FloatArray) -> FloatArray:
         """The booster's forecasts, clipped at zero (as ``LightGBMForecaster``)."""
-        raw = self.booster.predict(matrix, num_threads=1)
+        predictor = self._predictor
+        if predictor is None:
+            raw = self.booster.predict(matrix, num_threads=1)
+        else:
+            raw = predictor.predict(matrix, num_iteration=self._iterations)
         return np.clip(np.asarray(raw, dtype=np.float64), 0.0, None)
+
+    def forecast(
+        self,
+        keys: Sequence[Key],
+        days: Sequence[int],
+        prices: Sequence[float | None],
+        promos: Sequence[float],
+        holidays: Sequence[float],
+        states: SeriesStates,
+        origin: int,
+    ) -> FloatArray:
+        """Forecasts of rows from one set of states at one origin."""
+        known: dict[Key, Series] = {}
+        rows = []
+        for key, day, price, promo, holiday in zip(
+            keys, days, prices, promos, holidays, strict=True
+        ):
+            series = known.get(key)
+            if series is None:
+                series = known[key] = self.series(*key, states.row(key))
+            rows.append(self.row(series, day - origin, day, price, promo, holiday))
+        return self.predict(self.matrix(rows))
+
+
+def _ratio(price: float, mean: float) -> float:
+    """``price / mean`` as numpy divides (inf, not an error, for a zero mean)."""
+    if mean == 0:
+        return (
+            math.nan if price != price or price == 0 else math.copysign(math.inf, price)
+        )
+    return price / mean
 
 
 def fast_forecaster(forecaster: Any) -> FastForecaster | None:

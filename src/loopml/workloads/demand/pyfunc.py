@@ -164,18 +164,16 @@ class DemandForecastModel(PythonModel):
             )
             return array
 
-        keys = list(zip(stores, items, strict=True))
-        matrix = forecaster.matrix(
-            stores,
-            items,
+        prices = column("price", np.nan).tolist()
+        return forecaster.forecast(
+            list(zip(stores, items, strict=True)),
             days,
-            column("price", np.nan),
-            column("promo", 0.0),
-            column("holiday", 0.0),
-            states.rows(keys),
-            np.full(n, origin, dtype=np.int64),
+            prices,
+            column("promo", 0.0).tolist(),
+            column("holiday", 0.0).tolist(),
+            states,
+            origin,
         )
-        return forecaster.predict(matrix)
 
     def predict(
         self,

@@ -40,8 +40,8 @@ from loopml.sdk.capabilities import (
 )
 from loopml.workloads.demand import online as online_reads
 from loopml.workloads.demand.fastpath import (
-    STATE_NUMBERS,
     FastForecaster,
+    Series,
     SeriesStates,
     day_number,
 )
@@ -253,35 +253,25 @@ def _score_fast(
         }
     known = bundled.index
     _refuse_unknown([k for k in distinct if k not in online and k not in known])
-    days = [day_number(r.date) for r in rows]
-    origins = np.empty(n, dtype=np.int64)
-    states = np.empty((n, len(STATE_NUMBERS)), dtype=np.float64)
-    sources = []
-    for i, key in enumerate(keys):
+    series: dict[Key, Series] = {}
+    for key in distinct:
         entry = online.get(key)
-        if entry is None:
-            origins[i] = origin
-            states[i] = bundled.values[known[key]]
-            sources.append("model")
-        else:
-            origins[i] = entry.origin  # type: ignore[assignment]
-            states[i] = entry.state
-            sources.append("online")
-    horizons = [d - int(o) for d, o in zip(days, origins, strict=True)]
+        state = bundled.values[known[key]] if entry is None else entry.state
+        series[key] = forecaster.series(*key, state)
+    days = [day_number(r.date) for r in rows]
+    origins = [origin if (e := online.get(k)) is None else e.origin for k in keys]
+    sources = ["model" if k not in online else "online" for k in keys]
+    horizons = [d - o for d, o in zip(days, origins, strict=True)]  # type: ignore[operator]
     _check_horizons(rows, horizons, origins, model.horizon)
     matrix = forecaster.matrix(
-        [k[0] for k in keys],
-        [k[1] for k in keys],
-        days,
-        np.array([np.nan if r.price is None else r.price for r in rows]),
-        np.array([r.promo for r in rows], dtype=np.float64),
-        np.array([r.holiday for r in rows], dtype=np.float64),
-        states,
-        origins,
+        [
+            forecaster.row(series[k], h, d, r.price, r.promo, r.holiday)
+            for k, h, d, r in zip(keys, horizons, days, rows, strict=True)
+        ]
     )
     values = forecaster.predict(matrix).tolist()
     epoch = dt.date(1970, 1, 1)
-    origin_dates = [epoch + dt.timedelta(days=int(o)) for o in origins]
+    origin_dates = [epoch + dt.timedelta(days=o) for o in origins]  # type: ignore[arg-type]
     if cache is None:
         sales: list[float | None] = [None] * n
         as_of: list[dt.datetime | None] = [None] * n
