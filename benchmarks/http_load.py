@@ -91,7 +91,9 @@ async def fetch(host: str, port: int, request: bytes) -> tuple[int, bytes]:
 async def _run(
     host: str, port: int, request: bytes, concurrency: int, seconds: float
 ) -> Result:
-    connections = [await asyncio.open_connection(host, port) for _ in range(concurrency)]
+    connections = [
+        await asyncio.open_connection(host, port) for _ in range(concurrency)
+    ]
     for reader, writer in connections:  # warm each connection up
         writer.write(request)
         status, body = await read_response(reader)
@@ -103,7 +105,9 @@ async def _run(
     started = clock()
     deadline = started + seconds
 
-    async def worker(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def worker(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         while clock() < deadline:
             sent = clock()
             writer.write(request)
