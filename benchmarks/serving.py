@@ -346,6 +346,12 @@ def measure(all_: list[Target], seconds: float, rounds: int) -> None:
                     seconds / rounds,
                 )
                 target.results.setdefault(concurrency, []).append(result)
+                print(
+                    f"{target.label} x{target.rows} c={concurrency}: "
+                    f"{result.rps:,.0f} req/s",
+                    file=sys.stderr,
+                    flush=True,
+                )
 
 
 def table(all_: list[Target]) -> list[str]:
@@ -502,6 +508,7 @@ def main() -> None:  # noqa: PLR0915 - one straight script
                 )
             for name, server in servers.items():
                 wait_ready(server, logs[name])
+                print(f"{name} ready", file=sys.stderr, flush=True)
             all_ = targets(servers, rows, user)
             worst = check(all_)
             measure(all_, args.seconds, args.rounds)
