@@ -18,6 +18,7 @@ training feature builder by a parity test.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import threading
 import time
@@ -195,40 +196,51 @@ class OnlineCache:
         self.seconds = seconds
         self._entries: dict[Key, _Entry] = {}
         self._pushes = online_reads.PUSHES[0]
+        self._lock = threading.Lock()
 
     def get(self, keys: Sequence[Key]) -> list[_Entry]:
-        """The entry of each (distinct) key, reading the missing or old ones."""
-        now = time.monotonic()
+        """The entry of each (distinct) key, reading the missing or old ones.
+
+        One thread reads at a time: when entries expire under load, the
+        other requests wait for that read instead of each reading the same
+        series again.
+        """
         if self._pushes != online_reads.PUSHES[0]:
             self._entries = {}
             self._pushes = online_reads.PUSHES[0]
-        entries = self._entries
-        oldest = now - self.seconds
-        found = [entries.get(k) for k in keys]
-        stale = [
-            k
-            for k, e in zip(keys, found, strict=True)
-            if e is None or e.read_at < oldest
-        ]
-        if not stale:
+        found = self._fresh(keys)
+        if all(e is not None for e in found):
             return found  # type: ignore[return-value]
-        read = OnlineFeatures(self.store).state_rows(list(stale))
-        days = [None if o is None else int(o) // 86_400 for o in read.origins]
-        fresh = {
-            key: _Entry(
-                read.values[i],
-                days[i],
-                read.sales_today[i],
-                read.as_of[i],
-                now,
-            )
-            for i, key in enumerate(stale)
-        }
-        if self.seconds > 0:
-            if len(entries) > 100_000:
-                entries.clear()
-            entries.update(fresh)
+        with self._lock if self.seconds > 0 else contextlib.nullcontext():
+            found = self._fresh(keys)  # another thread may have read them
+            stale = [k for k, e in zip(keys, found, strict=True) if e is None]
+            if not stale:
+                return found  # type: ignore[return-value]
+            read = OnlineFeatures(self.store).state_rows(stale)
+            now = time.monotonic()
+            days = [None if o is None else int(o) // 86_400 for o in read.origins]
+            fresh = {
+                key: _Entry(
+                    read.values[i], days[i], read.sales_today[i], read.as_of[i], now
+                )
+                for i, key in enumerate(stale)
+            }
+            if self.seconds > 0:
+                entries = self._entries
+                if len(entries) > 100_000:
+                    entries.clear()
+                entries.update(fresh)
         return [fresh.get(k) or e for k, e in zip(keys, found, strict=True)]  # type: ignore[misc]
+
+    def _fresh(self, keys: Sequence[Key]) -> list[_Entry | None]:
+        """Each key's entry when read less than ``seconds`` ago, else None."""
+        entries = self._entries
+        oldest = time.monotonic() - self.seconds
+        out = []
+        for key in keys:
+            entry = entries.get(key)
+            out.append(entry if entry is not None and entry.read_at >= oldest else None)
+        return out
 
 
 def _score_fast(
