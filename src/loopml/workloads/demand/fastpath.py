@@ -7,12 +7,14 @@ same features come from numpy arrays prepared once per model version:
 
 * :class:`SeriesStates`: each series' origin state (``lag_k``, rolling
   means, ``price_mean_28``, ``hist_0..27``) and last price as one row of a
-  float matrix, with the series' origin day;
-* :class:`FastForecaster`: the row of every model input, in the model's
-  column order, with ``store_id`` / ``item_id`` mapped to the category codes
-  the booster was fitted with (an unseen value is NaN, as LightGBM makes of a
-  pandas category it does not know), then the booster's own ``predict`` on
-  that float matrix with one thread.
+  float matrix (the bundled state; the online store's rows come in the same
+  order, :data:`STATE_NUMBERS`);
+* :class:`FastForecaster`: each request row's model inputs, computed with
+  plain Python floats from its series' share (:meth:`~FastForecaster.series`:
+  ``store_id`` / ``item_id`` mapped to the category codes the booster was
+  fitted with, an unseen value NaN as LightGBM makes of a pandas category it
+  does not know), stacked into one float matrix in the model's column order,
+  then the booster's own predictor on it with one thread.
 
 ``tests/unit/test_demand_fastpath.py`` proves the matrix equal to
 ``build_features`` (then to the forecaster's pandas ``predict``) on random
