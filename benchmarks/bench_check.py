@@ -47,7 +47,7 @@ Better = Literal["lower", "higher", "zero"]
 #: name -> the script's CI-sized arguments (``--json PATH`` is added).
 SUITE: dict[str, list[str]] = {
     "load": ["load.py", "--seconds", "20", "--rate", "10", "--compare-seconds", "8"],
-    "serving": ["serving.py", "--requests", "100", "--seconds", "3", "--rounds", "1"],
+    "serving": ["serving.py", "--seconds", "3", "--rounds", "1", "--no-workers-2"],
     "batch_scoring": [
         "batch_scoring.py",
         *("--users", "20000", "--items", "2000", "--repeats", "2", "--sample", "200"),
@@ -180,18 +180,18 @@ def load_metrics(f: dict[str, Any]) -> dict[str, Metric]:
 
 
 def serving_metrics(f: dict[str, Any]) -> dict[str, Metric]:
-    """serving.py: p50 and req/s of each loopml route vs mlflow, and memory."""
-    base = {t["rows"]: t for t in f["targets"] if t["server"] == "mlflow"}
+    """serving.py: each target's p50 (c=1) and req/s (c=16) vs the floor app."""
+    base = {t["rows"]: t for t in f["targets"] if t["server"] == "floor"}
     out = {}
     for t in f["targets"]:
-        if t["server"] == "mlflow":
+        if t["server"] in ("floor", "loopml-w2"):
             continue
         b = base[t["rows"]]
-        label = f"serving: {t['route']} {t['rows']} row(s)"
-        out[f"{label} p50 / mlflow"] = Metric(
+        label = f"serving: {t['label']} {t['rows']} row(s)"
+        out[f"{label} p50 / floor"] = Metric(
             t["p50"] / b["p50"], "lower", "serving latency"
         )
-        out[f"{label} req/s / mlflow"] = Metric(
+        out[f"{label} req/s / floor"] = Metric(
             t["rps"] / b["rps"], "higher", "throughput"
         )
     rss = f["rss_mb"]

@@ -1,27 +1,35 @@
-"""Online serving: ``loopml serve`` vs ``mlflow models serve``, one model.
+"""Online serving at the floor: loopml vs a minimal app vs ``mlflow models serve``.
 
-Builds a throwaway home with ``loopml run -w demand`` (small data, the default
-LightGBM; or uses ``--home``), then serves its demand champion twice, each
-server a subprocess with one worker process on a free port of 127.0.0.1:
+Builds a throwaway home with ``loopml run`` (the default settings: demand 3
+stores x 10 items x 730 days, recsys; or uses ``--home``), then starts, each
+a subprocess with one uvicorn worker on 127.0.0.1:
 
-* ``loopml serve``: ``POST /v1/demand/predict`` (series state from the Feast
-  online store) and MLflow's protocol ``POST /invocations``;
-* ``mlflow models serve -m models:/demand/<version> --env-manager local``:
-  MLflow's own scoring server, ``POST /invocations``, the same version.
+* **floor**: a minimal FastAPI app written by this script: a pydantic body of
+  demand rows, the demand champion's own LightGBM booster (saved from the
+  registered model) predicting on a ready numpy matrix with ``num_threads=1``,
+  nothing else (no state lookup, no log, no metrics). What serving one row
+  cannot beat in Python on this machine.
+* **loopml** (``loopml serve --workers 1``): ``POST /v1/demand/predict``
+  (series state from the Feast online store, validation, the inference log,
+  Prometheus metrics), ``POST /invocations`` (MLflow's protocol, the model
+  alone) and recsys ``GET /v1/recsys/users/{u}/recommendations`` answered
+  from the day's batch and ``?k=20`` scored live; and the same with
+  ``--workers 2`` as an extra row;
+* **mlflow**: ``mlflow models serve`` of the same registered demand version
+  (its pyfunc uses loopml's fast path too), ``POST /invocations``.
 
-Both get the same rows (1 row, and 28 rows over several series and
-horizons); the forecasts must agree before anything is timed. Then, with
-httpx: sequential latency (the targets in turns, request by request) and
-throughput of ``--clients`` concurrent threads (the targets in turns, in
-``--rounds`` slices of ``--seconds``), so background load on a shared machine
-hits each server alike. Each server's resident memory is read at the end.
+Every demand target answers the same rows (1 row, and 28 rows over series and
+horizons) with the same forecasts, checked before timing. The client is
+``http_load.py``: raw asyncio keep-alive HTTP/1.1 connections in one thread,
+its own CPU per request reported. Each target runs at concurrency 1 and 16
+for ``--seconds`` split into ``--rounds`` turns, the targets taking turns, so
+background load on a shared machine hits each alike.
 
-Not a test: run on demand; the Markdown table replaces this benchmark's
-section of ``docs/benchmarks.md``::
+Not a test: run on demand; the Markdown replaces this benchmark's section of
+``docs/benchmarks.md``::
 
-    .venv/bin/python benchmarks/serving.py --requests 500 --seconds 20
-    .venv/bin/python benchmarks/serving.py --requests 100 --seconds 3 \
-        --no-write   # a quick look
+    flock /work/bench.lock .venv/bin/python benchmarks/serving.py --seconds 12
+    .venv/bin/python benchmarks/serving.py --home HOME --seconds 2 --no-write
 """
 
 from __future__ import annotations
@@ -34,34 +42,65 @@ import platform
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import version as dist_version
 from pathlib import Path
 from typing import Any
 
-import httpx
+import http_load
 import numpy as np
 import pandas as pd
 from doc_sections import write_section
 
-from loopml.workloads.demand.config import DemandSettings
-
 SECTION = "serving"
-COMMAND = ".venv/bin/python benchmarks/serving.py"
+COMMAND = "flock /work/bench.lock .venv/bin/python benchmarks/serving.py"
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-# Small data, quick to build; the model keeps the default 300 trees.
-BUILD_ENV = {
-    "LOOPML_WORKLOADS__DEMAND__N_STORES": "2",
-    "LOOPML_WORKLOADS__DEMAND__N_ITEMS": "4",
-    "LOOPML_WORKLOADS__DEMAND__N_DAYS": "400",
-    "LOOPML_WORKLOADS__DEMAND__HORIZON": "28",
-    "LOOPML_WORKLOADS__DEMAND__N_FOLDS": "2",
-}
 COLUMNS = ["store_id", "item_id", "date", "price", "promo", "holiday"]
+CONCURRENCY = (1, 16)
+HOST = "127.0.0.1"
+
+FLOOR_APP = '''"""The floor: a pydantic body, a booster, a ready numpy matrix."""
+import datetime as dt
+import os
+
+import lightgbm as lgb
+import numpy as np
+from fastapi import FastAPI
+from pydantic import BaseModel, ConfigDict
+
+booster = lgb.Booster(model_file=os.environ["FLOOR_MODEL"])
+ready = {int(k): v for k, v in np.load(os.environ["FLOOR_ROWS"]).items()}
+
+
+class Row(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    store_id: str
+    item_id: str
+    date: dt.date
+    price: float | None = None
+    promo: int = 0
+    holiday: int = 0
+
+
+class Body(BaseModel):
+    rows: list[Row]
+
+
+app = FastAPI()
+
+
+@app.get("/ping")
+def ping() -> dict:
+    return {"ok": True}
+
+
+@app.post("/predict")
+def predict(body: Body) -> dict:
+    matrix = ready[len(body.rows)]
+    return {"forecasts": booster.predict(matrix, num_threads=1).tolist()}
+'''
 
 
 @dataclass
@@ -70,7 +109,7 @@ class Server:
 
     name: str
     proc: subprocess.Popen[bytes]
-    url: str
+    port: int
     ready_path: str
 
 
@@ -79,15 +118,100 @@ class Target:
     """One (server, route, payload) combination to time."""
 
     server: Server
+    label: str
+    method: str
     route: str
     rows: int
-    body: bytes
-    forecasts: Callable[[Any], list[float]]
+    body: bytes | None = None
+    results: dict[int, list[http_load.Result]] = field(default_factory=dict)
 
     @property
-    def url(self) -> str:
-        """The full URL requests go to."""
-        return self.server.url + self.route
+    def key(self) -> str:
+        """A short name for the goals: ``floor-1``, ``v1-28``, ``recsys-live``."""
+        if self.method == "GET":
+            return "recsys-live" if "k=20" in self.route else "recsys-batch"
+        kind = {"floor": "floor", "mlflow": "mlflow", "loopml-w2": "w2"}.get(
+            self.server.name, "v1" if self.route.startswith("/v1") else "inv"
+        )
+        return f"{kind}-{self.rows}"
+
+    @property
+    def request(self) -> bytes:
+        """The bytes of one request."""
+        return http_load.request_bytes(self.method, self.route, self.body)
+
+    def merged(self, concurrency: int) -> http_load.Result:
+        """The turns at one concurrency as one result."""
+        parts = self.results[concurrency]
+        return http_load.Result(
+            sum(p.requests for p in parts),
+            sum(p.seconds for p in parts),
+            np.concatenate([p.latencies for p in parts]),
+            sum(p.cpu_seconds for p in parts),
+        )
+
+
+def build_home(home: Path, env: dict[str, str], log: Path) -> None:
+    """Run ``loopml run`` (every workload, default settings) into ``home``."""
+    with log.open("wb") as out:
+        done = subprocess.run(
+            [sys.executable, "-m", "loopml.cli", "run"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=1800,
+        )
+    if done.returncode != 0:
+        raise SystemExit(f"loopml run failed; see {log}")
+
+
+def start(
+    name: str,
+    args: list[str],
+    env: dict[str, str],
+    port: int,
+    ready: str,
+    log: Path,
+    cwd: Path | None = None,
+) -> Server:
+    """Start a server subprocess logging to ``log``."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            args, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=cwd
+        )
+    return Server(name, proc, port, ready)
+
+
+def wait_ready(server: Server, log: Path, seconds: float = 240) -> None:
+    """Wait until the server's readiness route answers 200."""
+    deadline = time.monotonic() + seconds
+    request = http_load.request_bytes("GET", server.ready_path)
+    while time.monotonic() < deadline:
+        try:
+            if http_load.get(HOST, server.port, request)[0] == 200:
+                return
+        except OSError:
+            pass
+        if server.proc.poll() is not None:
+            raise SystemExit(f"{server.name} exited; see {log}")
+        time.sleep(0.5)
+    raise SystemExit(f"{server.name} not ready in {seconds:.0f} s; see {log}")
+
+
+def answer(target: Target) -> Any:
+    """One request's JSON answer; anything but a 200 stops the benchmark."""
+    status, body = http_load.get(HOST, target.server.port, target.request)
+    if status != 200:
+        raise RuntimeError(f"{target.label}: {status} {body[:500]!r}")
+    return json.loads(body)
+
+
+def forecasts(target: Target) -> np.ndarray:
+    """The forecasts a demand target answers, in row order."""
+    body = answer(target)
+    if "forecasts" in body:
+        return np.array(body["forecasts"])
+    return np.array([float(p["forecast"]) for p in body["predictions"]])
 
 
 def free_port() -> int:
@@ -97,44 +221,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def build_home(home: Path, env: dict[str, str], log: Path) -> None:
-    """Run ``loopml run -w demand`` into ``home`` with the small settings."""
-    with log.open("wb") as out:
-        done = subprocess.run(
-            [sys.executable, "-m", "loopml.cli", "run", "-w", "demand"],
-            env={**env, **BUILD_ENV},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            timeout=900,
-        )
-    if done.returncode != 0:
-        raise SystemExit(f"loopml run failed; see {log}")
-
-
-def start(
-    name: str, args: list[str], env: dict[str, str], port: int, ready: str, log: Path
-) -> Server:
-    """Start a server subprocess logging to ``log``."""
-    with log.open("wb") as out:
-        proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
-    return Server(name, proc, f"http://127.0.0.1:{port}", ready)
-
-
-def wait_ready(server: Server, log: Path, seconds: float = 180) -> None:
-    """Wait until the server's readiness route answers 200."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(server.url + server.ready_path, timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if server.proc.poll() is not None:
-            raise SystemExit(f"{server.name} exited; see {log}")
-        time.sleep(0.5)
-    raise SystemExit(f"{server.name} not ready in {seconds:.0f} s; see {log}")
 
 
 def stop(server: Server) -> None:
@@ -204,129 +290,6 @@ def payload_rows(home: Path, horizon: int) -> dict[int, list[dict[str, Any]]]:
     return {1: [row(0, min(7, horizon))], 28: many}
 
 
-def targets(
-    loopml: Server, mlflow: Server, rows: dict[int, list[dict[str, Any]]]
-) -> list[Target]:
-    """Every (server, route, payload) combination, in timing order."""
-
-    def v1(body: Any) -> list[float]:
-        return [float(p["forecast"]) for p in body["predictions"]]
-
-    def invocations(body: Any) -> list[float]:
-        return [float(p["forecast"]) for p in body["predictions"]]
-
-    out = []
-    for n, records in rows.items():
-        split = {"columns": COLUMNS, "data": [[r[c] for c in COLUMNS] for r in records]}
-        v1_body = json.dumps({"rows": records}).encode()
-        mlflow_body = json.dumps({"dataframe_split": split}).encode()
-        out += [
-            Target(mlflow, "/invocations", n, mlflow_body, invocations),
-            Target(loopml, "/invocations", n, mlflow_body, invocations),
-            Target(loopml, "/v1/demand/predict", n, v1_body, v1),
-        ]
-    return out
-
-
-HEADERS = {"content-type": "application/json"}
-
-
-def post(client: httpx.Client, target: Target) -> httpx.Response:
-    """One request; anything but a 200 stops the benchmark."""
-    response = client.post(target.url, content=target.body, headers=HEADERS)
-    if response.status_code != 200:
-        raise RuntimeError(f"{target.url}: {response.status_code} {response.text}")
-    return response
-
-
-def check_same_forecasts(clients: dict[str, httpx.Client], all_: list[Target]) -> float:
-    """Assert every target answers a payload with the same forecasts.
-
-    Returns:
-        The largest absolute difference seen.
-    """
-    worst = 0.0
-    for n in sorted({t.rows for t in all_}):
-        answers = [
-            np.array(t.forecasts(post(clients[t.server.name], t).json()))
-            for t in all_
-            if t.rows == n
-        ]
-        for other in answers[1:]:
-            assert other.shape == answers[0].shape == (n,), "wrong number of rows"
-            np.testing.assert_allclose(other, answers[0], rtol=1e-9, atol=1e-9)
-            worst = max(worst, float(np.abs(other - answers[0]).max()))
-    return worst
-
-
-def latencies(
-    clients: dict[str, httpx.Client], all_: list[Target], requests: int
-) -> np.ndarray:
-    """p50, p95 and p99 (ms) per target; the targets take turns per request."""
-    for _ in range(max(requests // 10, 50)):
-        for target in all_:
-            post(clients[target.server.name], target)
-    times = np.empty((len(all_), requests))
-    for i in range(requests):
-        for j, target in enumerate(all_):
-            started = time.perf_counter()
-            post(clients[target.server.name], target)
-            times[j, i] = time.perf_counter() - started
-    return np.asarray(np.percentile(times * 1e3, [50, 95, 99], axis=1).T)
-
-
-def burst(target: Target, clients: int, seconds: float) -> tuple[int, float]:
-    """``clients`` threads post back to back for ``seconds``.
-
-    Returns:
-        Completed requests and the elapsed time, last answer included.
-    """
-    counts = [0] * clients
-    errors: list[BaseException] = []
-    gate = threading.Barrier(clients + 1)
-    deadline = [0.0]
-
-    def work(k: int) -> None:
-        with httpx.Client(timeout=60) as client:
-            post(client, target)  # open the connection before the clock starts
-            gate.wait()
-            try:
-                while time.perf_counter() < deadline[0]:
-                    post(client, target)
-                    counts[k] += 1
-            except Exception as error:  # noqa: BLE001 - reported below
-                errors.append(error)
-
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(clients)]
-    for thread in threads:
-        thread.start()
-    deadline[0] = time.perf_counter() + seconds
-    started = time.perf_counter()
-    gate.wait()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - started
-    if errors:
-        raise RuntimeError(f"{target.url}: {errors[0]!r}")
-    return sum(counts), elapsed
-
-
-def throughputs(
-    all_: list[Target], clients: int, seconds: float, rounds: int
-) -> list[float]:
-    """Requests per second per target, the targets in turns for ``rounds``."""
-    done = np.zeros(len(all_))
-    spent = np.zeros(len(all_))
-    for r in range(rounds):
-        # Rotate who goes first, so no target always follows the same one.
-        order = np.roll(np.arange(len(all_)), -r)
-        for j in order:
-            n, elapsed = burst(all_[j], clients, seconds / rounds)
-            done[j] += n
-            spent[j] += elapsed
-    return [float(x) for x in done / spent]
-
-
 def cpu_model() -> str:
     """The CPU's model name, from /proc/cpuinfo when there is one."""
     try:
@@ -338,59 +301,135 @@ def cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def bentoml_note() -> str:
-    """What the section says about BentoML, the other candidate."""
-    try:
-        import bentoml
-    except ImportError:
-        return "BentoML: not installed, not measured."
-    return f"BentoML {bentoml.__version__}: installed, but not measured by this script."
+def floor_matrices(
+    model: Any, rows: dict[int, list[dict[str, Any]]]
+) -> dict[str, np.ndarray]:
+    """The floor's ready matrices: the model inputs of the payload rows."""
+    fast = model.fast()
+    if fast is None:
+        raise SystemExit("the demand champion is not a LightGBM model")
+    forecaster, states, origin = fast
+    out = {}
+    for n, records in rows.items():
+        frame = pd.DataFrame(records)
+        keys = list(zip(frame["store_id"], frame["item_id"], strict=True))
+        built = []
+        for key, record in zip(keys, records, strict=True):
+            day = (pd.Timestamp(record["date"]) - pd.Timestamp("1970-01-01")).days
+            series = forecaster.series(*key, states.row(key))
+            built.append(
+                forecaster.row(
+                    series,
+                    day - origin,
+                    day,
+                    record["price"],
+                    record["promo"],
+                    record["holiday"],
+                )
+            )
+        out[str(n)] = forecaster.matrix(built)
+    return out
 
 
-def table(
-    all_: list[Target], stats: np.ndarray, rps: list[float], clients: int
-) -> list[str]:
-    """Markdown rows: each target, with its ratios to ``mlflow models serve``."""
+def measure(all_: list[Target], seconds: float, rounds: int) -> None:
+    """Each target at each concurrency, the targets in turns for ``rounds``."""
+    for r in range(rounds):
+        order = np.roll(np.arange(len(all_)), -r)
+        for concurrency in CONCURRENCY:
+            for j in order:
+                target = all_[j]
+                result = http_load.run(
+                    HOST,
+                    target.server.port,
+                    target.request,
+                    concurrency,
+                    seconds / rounds,
+                )
+                target.results.setdefault(concurrency, []).append(result)
+                print(
+                    f"{target.label} x{target.rows} c={concurrency}: "
+                    f"{result.rps:,.0f} req/s",
+                    file=sys.stderr,
+                    flush=True,
+                )
+
+
+def table(all_: list[Target]) -> list[str]:
+    """Markdown rows: each target at concurrency 1 and 16, and client CPU."""
     lines = [
-        f"| server | route | rows | p50 ms | p95 ms | p99 ms | req/s ({clients} "
-        "clients) | p50 vs mlflow | req/s vs mlflow |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| target | rows | c=1 req/s | c=1 p50 ms | c=1 p99 ms | c=16 req/s "
+        "| c=16 p99 ms | c=16 req/s vs floor | client CPU us/req |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    base = {t.rows: j for j, t in enumerate(all_) if t.server.name == "mlflow"}
-    for j, t in enumerate(all_):
-        b = base[t.rows]
-        p50, p95, p99 = stats[j]
+    floor = {t.rows: t.merged(16).rps for t in all_ if t.server.name == "floor"}
+    for t in all_:
+        one, many = t.merged(1), t.merged(16)
+        cpu = (one.cpu_seconds + many.cpu_seconds) / (one.requests + many.requests)
         lines.append(
-            f"| {t.server.name} | `{t.route}` | {t.rows} | {p50:.2f} | {p95:.2f} | "
-            f"{p99:.2f} | {rps[j]:.0f} | {p50 / stats[b][0]:.2f}x | "
-            f"{rps[j] / rps[b]:.2f}x |"
+            f"| {t.label} | {t.rows} | {one.rps:,.0f} | {one.percentile(50):.2f} | "
+            f"{one.percentile(99):.2f} | {many.rps:,.0f} | "
+            f"{many.percentile(99):.1f} | {many.rps / floor[t.rows]:.0%} | "
+            f"{cpu * 1e6:.0f} |"
         )
     return lines
 
 
+def goals(by: dict[str, Target]) -> tuple[list[str], dict[str, float]]:
+    """The acceptance ratios of issue 16, each with its goal and verdict."""
+    floor1, floor28 = by["floor-1"], by["floor-28"]
+    v1, v28 = by["v1-1"], by["v1-28"]
+    mlflow1, live = by["mlflow-1"], by["recsys-live"]
+    ratios = {
+        "v1 c=16 req/s / floor": v1.merged(16).rps / floor1.merged(16).rps,
+        "v1 c=16 req/s / mlflow": v1.merged(16).rps / mlflow1.merged(16).rps,
+        "v1 c=1 p99 / floor p99": v1.merged(1).percentile(99)
+        / floor1.merged(1).percentile(99),
+        "v1 28 rows / 1 row, c=1 p50": v28.merged(1).percentile(50)
+        / v1.merged(1).percentile(50),
+        "v1 28 rows / 1 row, c=16 time per request": v1.merged(16).rps
+        / v28.merged(16).rps,
+        "floor 28 rows / 1 row, c=1 p50": floor28.merged(1).percentile(50)
+        / floor1.merged(1).percentile(50),
+        "recsys live c=1 p99 / floor p99": live.merged(1).percentile(99)
+        / floor1.merged(1).percentile(99),
+    }
+    wanted = {
+        "v1 c=16 req/s / floor": (">=", 0.5),
+        "v1 c=16 req/s / mlflow": (">=", 10.0),
+        "v1 c=1 p99 / floor p99": ("<=", 2.0),
+        "v1 28 rows / 1 row, c=1 p50": ("<=", 1.5),
+        "v1 28 rows / 1 row, c=16 time per request": ("<=", 1.5),
+        "recsys live c=1 p99 / floor p99": ("<=", 3.0),
+    }
+    lines = ["| ratio (this run) | value | goal | met |", "|---|---:|---:|---|"]
+    for name, value in ratios.items():
+        if name in wanted:
+            op, goal = wanted[name]
+            met = value >= goal if op == ">=" else value <= goal
+            lines.append(
+                f"| {name} | {value:.2f} | {op} {goal:g} | {'yes' if met else 'no'} |"
+            )
+        else:
+            lines.append(f"| {name} | {value:.2f} | (reference) | |")
+    return lines, ratios
+
+
 def reproduce(args: argparse.Namespace) -> str:
     """The command that measures the same way (``--home`` left out)."""
-    options = [f"--requests {args.requests}", f"--seconds {args.seconds:g}"]
-    if args.clients != 8:
-        options.append(f"--clients {args.clients}")
-    if args.rounds != 4:
-        options.append(f"--rounds {args.rounds}")
-    return " ".join([COMMAND, *options])
+    return f"{COMMAND} --seconds {args.seconds:g} --rounds {args.rounds}"
 
 
-def main() -> None:
-    """Build or open a home, start both servers, check, measure, write."""
+def main() -> None:  # noqa: PLR0915 - one straight script
+    """Build or open a home, start the servers, check, measure, write."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--home", type=Path, help="a home with a demand champion")
-    parser.add_argument("--requests", type=int, default=500)
-    parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--home", type=Path, help="a home with both champions")
+    parser.add_argument("--seconds", type=float, default=12.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-workers-2", action="store_true")
     parser.add_argument("--output", type=Path, default=REPO / "docs/benchmarks.md")
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
-    load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="loopml-bench-") as tmp:
         work = Path(tmp)
         home = (args.home or work / "home").resolve()
@@ -400,136 +439,256 @@ def main() -> None:
         if args.home is None:
             build_home(home, env, work / "run.log")
         os.environ.update({k: env[k] for k in ("LOOPML_HOME", "LOOPML_CONFIG_DIR")})
+        import mlflow
         from mlflow import MlflowClient
 
         from loopml.core.config import load_settings
         from loopml.core.runtime import configure_environment
+        from loopml.models.tracking import setup_mlflow
+        from loopml.workloads.demand.config import DemandSettings
 
         settings = load_settings(home=home)
         configure_environment(home)
-        champion = MlflowClient(settings.tracking_uri, settings.tracking_uri)
-        model_version = champion.get_model_version_by_alias("demand", "champion")
-        version = str(model_version.version)
-        params = champion.get_run(str(model_version.run_id)).data.params
-        # What loopml does for itself (tracking.py, runtime.py), for MLflow's CLI.
+        setup_mlflow(settings)
+        client = MlflowClient(settings.tracking_uri, settings.tracking_uri)
+        demand_version = client.get_model_version_by_alias("demand", "champion")
+        version = str(demand_version.version)
+        params = client.get_run(str(demand_version.run_id)).data.params
+        demand = mlflow.pyfunc.load_model(f"models:/demand/{version}")
+        model = demand.unwrap_python_model()
+        recsys = mlflow.pyfunc.load_model("models:/recsys@champion")
+        user = recsys.unwrap_python_model().user_ids()[0]
+        rows = payload_rows(home, DemandSettings.of(settings).horizon)
+        booster = work / "booster.txt"
+        model.forecaster.model_.booster_.save_model(str(booster))
+        np.savez(work / "floor_rows.npz", **floor_matrices(model, rows))
+        (work / "floor_app.py").write_text(FLOOR_APP)
         mlflow_env = {
             **env,
             **{k: os.environ[k] for k in ("MPLCONFIGDIR", "MPLBACKEND")},
             "MLFLOW_TRACKING_URI": settings.tracking_uri,
             "MLFLOW_REGISTRY_URI": settings.tracking_uri,
-            "TMPDIR": str(work),  # where it copies the model's artefacts
+            "TMPDIR": str(work),
         }
-        ports = {"loopml": free_port(), "mlflow": free_port()}
-        logs = {name: work / f"{name}.log" for name in ports}
-        loopml = start(
-            "loopml",
-            [sys.executable, "-m", "loopml.cli", "serve", "--workers", "1"]
-            + ["--port", str(ports["loopml"])],
-            env,
-            ports["loopml"],
-            "/readyz",
-            logs["loopml"],
-        )
-        mlflow = start(
-            "mlflow",
-            [str(BIN / "mlflow"), "models", "serve", "-m", f"models:/demand/{version}"]
-            + ["--env-manager", "local", "-w", "1", "-h", "127.0.0.1"]
-            + ["-p", str(ports["mlflow"])],
-            mlflow_env,
-            ports["mlflow"],
-            "/ping",
-            logs["mlflow"],
-        )
-        servers = [loopml, mlflow]
+        floor_env = {
+            **env,
+            "FLOOR_MODEL": str(booster),
+            "FLOOR_ROWS": str(work / "floor_rows.npz"),
+        }
+        names = ["floor", "loopml", "mlflow"]
+        if not args.no_workers_2:
+            names.append("loopml-w2")
+        ports = {name: free_port() for name in names}
+        logs = {name: work / f"{name}.log" for name in names}
+        commands = {
+            "floor": [str(BIN / "uvicorn"), "floor_app:app", "--workers", "1"]
+            + ["--host", HOST, "--port", str(ports["floor"]), "--no-access-log"],
+            "loopml": [sys.executable, "-m", "loopml.cli", "serve"]
+            + ["--workers", "1", "--port", str(ports["loopml"])],
+            "loopml-w2": [sys.executable, "-m", "loopml.cli", "serve"]
+            + ["--workers", "2", "--port", str(ports.get("loopml-w2", 0))],
+            "mlflow": [str(BIN / "mlflow"), "models", "serve"]
+            + ["-m", f"models:/demand/{version}", "--env-manager", "local"]
+            + ["-w", "1", "-h", HOST, "-p", str(ports["mlflow"])],
+        }
+        envs = {"floor": floor_env, "mlflow": mlflow_env}
+        ready = {"floor": "/ping", "mlflow": "/ping"}
+        servers = {}
+        load_before = os.getloadavg()
         try:
-            for server in servers:
-                wait_ready(server, logs[server.name])
-            served = httpx.get(loopml.url + "/readyz").json()["models"]["demand"]
-            assert served == version, f"loopml serves {served}, mlflow {version}"
-            rows = payload_rows(home, DemandSettings.of(settings).horizon)
-            all_ = targets(loopml, mlflow, rows)
-            clients = {s.name: httpx.Client(timeout=60) for s in servers}
-            worst = check_same_forecasts(clients, all_)
-            stats = latencies(clients, all_, args.requests)
-            for client in clients.values():
-                client.close()
-            rps = throughputs(all_, args.clients, args.seconds, args.rounds)
-            memory = {s.name: rss_mb(s, ports[s.name]) for s in servers}
+            for name in names:
+                servers[name] = start(
+                    name,
+                    commands[name],
+                    envs.get(name, env),
+                    ports[name],
+                    ready.get(name, "/readyz"),
+                    logs[name],
+                    cwd=work,
+                )
+            for name, server in servers.items():
+                wait_ready(server, logs[name])
+                print(f"{name} ready", file=sys.stderr, flush=True)
+            all_ = targets(servers, rows, user)
+            worst = check(all_)
+            measure(all_, args.seconds, args.rounds)
+            memory = {
+                n: rss_mb(s, ports[n]) for n, s in servers.items() if n != "loopml-w2"
+            }
         finally:
-            for server in servers:
+            for server in servers.values():
                 stop(server)
+        load_after = os.getloadavg()
+    by = {t.key: t for t in all_}
+    goal_lines, ratios = goals(by)
     versions = ", ".join(
         f"{p} {dist_version(p)}"
-        for p in ("mlflow", "fastapi", "uvicorn", "lightgbm", "httpx")
+        for p in ("mlflow", "fastapi", "uvicorn", "pydantic", "lightgbm", "feast")
     )
     built = (
-        "a home built by `loopml run -w demand` with "
-        + ", ".join(f"{k}={v}" for k, v in BUILD_ENV.items())
+        "a home built by `loopml run` with the default settings"
         if args.home is None
         else f"`{args.home}`"
     )
-    model = (
+    model_text = (
         f"{params.get('n_series', '?')} series, "
-        f"{params.get('lgbm_n_estimators', '?')} trees, "
-        f"horizon {params.get('horizon', '?')} days"
+        f"{params.get('lgbm_n_estimators', '?')} trees"
     )
-    body = "\n".join(
+    text = "\n".join(
         [
-            "## Online serving (demand model): loopml serve vs mlflow models serve",
+            "## Online serving: loopml vs the floor vs mlflow models serve",
             "",
             f"Measured {dt.date.today()} on {cpu_model()}, {os.cpu_count()} CPUs "
-            f"shared with other work running at the same time (load average "
-            f"{load:.2f} at start), {platform.python_implementation()} "
-            f"{platform.python_version()}, {versions}. Model: demand version "
-            f"{version} ({model}) from {built}. Both servers: one uvicorn worker "
-            "process on 127.0.0.1, the client (httpx, same machine) sharing the CPUs. "
-            f"Latency: {args.requests} sequential requests per row, the targets "
-            f"in turns after a warm-up. Throughput: {args.clients} client threads "
-            f"for {args.seconds:g} s per row, in {args.rounds} turn(s). Same rows, "
-            "every column given (MLflow's server enforces the logged signature); "
-            f"forecasts checked equal before timing (largest difference {worst:.1e}). "
-            "Ratios: p50 / mlflow's p50 (lower is faster), req/s / mlflow's req/s "
-            "(higher is faster).",
+            "shared with other work (load average "
+            f"{load_before[0]:.2f} / {load_before[1]:.2f} / {load_before[2]:.2f} "
+            f"before, {load_after[0]:.2f} after), "
+            f"{platform.python_implementation()} {platform.python_version()}, "
+            f"{versions}. Demand version {version} ({model_text}) and the recsys "
+            f"champion from {built}. One uvicorn worker per server unless said; "
+            "the client (`benchmarks/http_load.py`: raw asyncio keep-alive "
+            "HTTP/1.1, one thread) on the same CPUs. Each target "
+            f"{args.seconds:g} s at concurrency 1 and 16, in {args.rounds} turns "
+            "with the targets in turns. Demand forecasts checked equal on every "
+            f"demand target before timing (largest difference {worst:.1e}).",
             "",
-            *table(all_, stats, rps, args.clients),
+            *table(all_),
+            "",
+            "The floor: a minimal FastAPI app (pydantic body of demand rows, the "
+            "champion's booster `predict` on a ready numpy matrix, "
+            "`num_threads=1`, a sync route like loopml's); no state lookup, "
+            "validation beyond the body, log or metrics. loopml `/v1`: the series "
+            "state from the Feast online store (cached "
+            "`serving.online_cache_seconds`), validation, the inference log and "
+            "Prometheus metrics. `mlflow models serve` serves loopml's "
+            "registered pyfunc, which uses the same pandas-free path. Recsys: "
+            "batch-answered is the user's row of the day's batch; live scores "
+            "the user now (`?k=20`, more than the batch keeps).",
+            "",
+            "Goals of issue 16, from this run:",
+            "",
+            *goal_lines,
             "",
             "| server | RSS after the run, serving process MB | with launcher MB |",
             "|---|---:|---:|",
             *(f"| {n} | {m[0]:.0f} | {m[1]:.0f} |" for n, m in memory.items()),
             "",
-            "`/v1/demand/predict` does more than `/invocations`: it reads each "
-            "series' state from the Feast online store and returns per-row "
-            "metadata; both queue the request for the inference log and update "
-            "Prometheus metrics. "
-            "`mlflow models serve` runs uvicorn under a `mlflow` launcher process "
-            "(hence the second memory column). " + bentoml_note(),
+            "BentoML: not measured (it needs its own virtual environment and "
+            "service definition; left for later).",
             "",
             f"Reproduce: `{reproduce(args)}`",
         ]
     )
-    print(body)
+    print(text)
     if args.json:
         figures = {
             "targets": [
                 {
                     "server": t.server.name,
+                    "label": t.label,
                     "route": t.route,
                     "rows": t.rows,
-                    "p50": float(stats[j][0]),
-                    "p95": float(stats[j][1]),
-                    "p99": float(stats[j][2]),
-                    "rps": rps[j],
+                    "p50": t.merged(1).percentile(50),
+                    "p95": t.merged(1).percentile(95),
+                    "p99": t.merged(1).percentile(99),
+                    "rps": t.merged(16).rps,
+                    "rps_1": t.merged(1).rps,
+                    "p99_16": t.merged(16).percentile(99),
                 }
-                for j, t in enumerate(all_)
+                for t in all_
             ],
+            "ratios": ratios,
             "rss_mb": {
                 name: {"server": m[0], "tree": m[1]} for name, m in memory.items()
             },
-            "loadavg": load,
+            "loadavg": load_before[0],
         }
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
     if not args.no_write:
-        write_section(args.output, SECTION, body)
+        write_section(args.output, SECTION, text)
+
+
+def targets(
+    servers: dict[str, Server], rows: dict[int, list[dict[str, Any]]], user: str
+) -> list[Target]:
+    """Every (server, route, payload) combination, in timing order."""
+    out = []
+    for n, records in rows.items():
+        split = {"columns": COLUMNS, "data": [[r[c] for c in COLUMNS] for r in records]}
+        v1 = json.dumps({"rows": records}).encode()
+        mlflow_body = json.dumps({"dataframe_split": split}).encode()
+        out += [
+            Target(
+                servers["floor"], "floor `POST /predict`", "POST", "/predict", n, v1
+            ),
+            Target(
+                servers["loopml"],
+                "loopml `/v1/demand/predict`",
+                "POST",
+                "/v1/demand/predict",
+                n,
+                v1,
+            ),
+            Target(
+                servers["loopml"],
+                "loopml `/invocations`",
+                "POST",
+                "/invocations",
+                n,
+                mlflow_body,
+            ),
+            Target(
+                servers["mlflow"],
+                "mlflow models serve `/invocations`",
+                "POST",
+                "/invocations",
+                n,
+                mlflow_body,
+            ),
+        ]
+    if "loopml-w2" in servers:
+        out.append(
+            Target(
+                servers["loopml-w2"],
+                "loopml --workers 2 `/v1/demand/predict`",
+                "POST",
+                "/v1/demand/predict",
+                1,
+                json.dumps({"rows": rows[1]}).encode(),
+            )
+        )
+    recs = f"/v1/recsys/users/{user}/recommendations"
+    out += [
+        Target(servers["loopml"], "loopml recsys, from the batch", "GET", recs, 1),
+        Target(
+            servers["loopml"],
+            "loopml recsys `?k=20`, scored live",
+            "GET",
+            f"{recs}?k=20",
+            1,
+        ),
+    ]
+    return out
+
+
+def check(all_: list[Target]) -> float:
+    """Same forecasts from every demand target; recsys answers from where said.
+
+    Returns:
+        The largest absolute difference between demand forecasts.
+    """
+    worst = 0.0
+    for n in sorted({t.rows for t in all_ if t.body is not None}):
+        answers = [forecasts(t) for t in all_ if t.rows == n and t.body is not None]
+        for other in answers[1:]:
+            assert other.shape == answers[0].shape == (n,), "wrong number of rows"
+            np.testing.assert_allclose(other, answers[0], rtol=1e-9, atol=1e-9)
+            worst = max(worst, float(np.abs(other - answers[0]).max()))
+    for t in all_:
+        if t.method == "GET":
+            source = answer(t)["source"]
+            want = "live" if "k=20" in t.route else "batch"
+            assert source == want, f"{t.label}: answered from {source}"
+    return worst
 
 
 if __name__ == "__main__":

@@ -1091,6 +1091,9 @@ def serve(
         fd=sock.fileno(),
         workers=workers,
         log_level="warning",
+        # uvicorn takes an inherited descriptor for a Unix socket: set
+        # TCP_NODELAY itself, or keep-alive answers wait ~40 ms for an ACK.
+        http="loopml.serving.nodelay:NoDelayHttpToolsProtocol",
     )
 
 

@@ -121,6 +121,11 @@ class ServingSettings(BaseModel):
     require_online_features: bool = False
     #: after a failed online-store read, try to reopen it at most this often.
     online_retry_seconds: float = Field(30.0, gt=0)
+    #: a scorer may keep what it read from the online store this long (demand:
+    #: a series' state and sales today); 0: read it for every request. A push
+    #: from the serving process empties the cache at once, one from elsewhere
+    #: is seen within this time.
+    online_cache_seconds: float = Field(1.0, ge=0)
     #: requests per second per client address (token bucket); None: no limit.
     #: /healthz, /readyz, /metrics and /v2/health/* are never limited.
     rate_limit_per_second: float | None = Field(None, gt=0)

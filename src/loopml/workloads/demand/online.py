@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -46,6 +47,30 @@ _NUMERIC = [*STATE_FEATURES, "last_price"]
 _NULL_STAMP = int(np.iinfo(np.int64).min)
 _REFS = [f"{STATE_VIEW}:origin", *(f"{STATE_VIEW}:{name}" for name in STATE_FEATURES)]
 _REFS += [f"{PRICE_VIEW}:last_price"]
+_TODAY_REF = f"{TODAY_VIEW}:sales_today"
+_EPOCH = dt.datetime(1970, 1, 1)
+#: Pushes made by this process so far (caches of online reads compare it).
+PUSHES = [0]
+
+
+@dataclass(frozen=True)
+class StateRows:
+    """Online reads as arrays, one entry per pair asked (no frame).
+
+    ``values`` has one row of ``_NUMERIC`` (``STATE_FEATURES`` then
+    ``last_price``) per pair, NaN when missing; ``origins`` the origin as
+    Unix seconds (None: no state); ``sales_today`` and ``as_of`` as
+    :meth:`OnlineFeatures.sales_today` (None when unknown; naive UTC).
+    """
+
+    values: np.ndarray
+    origins: list[int | None]
+    sales_today: list[float | None]
+    as_of: list[dt.datetime | None]
+
+
+def _pushed() -> None:
+    PUSHES[0] += 1
 
 
 class OnlineFeatures:
@@ -97,6 +122,31 @@ class OnlineFeatures:
             matrix.reshape(len(_NUMERIC), len(ids)).T, columns=_NUMERIC
         )
         return pd.concat([keys, numbers], axis=1, copy=False), found
+
+    def state_rows(self, series_keys: list[tuple[str, str]]) -> StateRows:
+        """:meth:`state_for` and :meth:`sales_today` in one read, as arrays."""
+        ids = [f"{store}:{item}" for store, item in series_keys]
+        proto = self.store.get_online_features(
+            features=[*_REFS, _TODAY_REF], entity_rows={JOIN_KEY: ids}
+        ).proto
+        values = online_values(proto)
+        origins = [None if o == _NULL_STAMP else o for o in values["origin"]]
+        matrix = np.array([values[name] for name in _NUMERIC], dtype=np.float64)
+        names = list(proto.metadata.feature_names.val)
+        stamps = proto.results[names.index("sales_today")].event_timestamps
+        sales = values["sales_today"]
+        as_of = [
+            None
+            if v is None
+            else _EPOCH + dt.timedelta(seconds=t.seconds, microseconds=t.nanos // 1000)
+            for v, t in zip(sales, stamps, strict=True)
+        ]
+        return StateRows(
+            matrix.reshape(len(_NUMERIC), len(ids)).T,
+            origins,
+            [None if v is None else float(v) for v in sales],
+            as_of,
+        )
 
     def sales_today(self, series_keys: list[tuple[str, str]]) -> pd.DataFrame:
         """The latest ``sales_today`` of each pair and the time it refers to.
@@ -155,6 +205,7 @@ class OnlineFeatures:
         from feast.data_source import PushMode
 
         self.store.push(PUSH_SOURCE, row, to=PushMode.ONLINE)
+        _pushed()
         log.info(
             "pushed sales_today=%s for %s/%s at %s", sales, store_id, item_id, when
         )
@@ -189,6 +240,7 @@ class OnlineFeatures:
             }
         )
         self.store.push(recsys.PUSH_SOURCE, row, to=PushMode.ONLINE)
+        _pushed()
         log.info(
             "pushed interactions_today=%s for %s at %s", interactions, user_id, when
         )

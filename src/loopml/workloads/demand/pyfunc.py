@@ -4,7 +4,10 @@ It bundles the fitted forecaster with the series state at the forecast
 origin (lags, rolling means, last prices), so that ``models:/demand@champion``
 alone can answer "how much of item I in store S on date D?" for any date
 within the horizon. Clients send keys and dates; the model builds the
-features exactly as training did (``features.build_features``).
+features exactly as training did (``features.build_features``), or, for a
+LightGBM forecaster, with the pandas-free equivalent of
+:mod:`loopml.workloads.demand.fastpath` (proven equal by a parity test), so
+``mlflow models serve`` of the model gets the fast path too.
 """
 
 from __future__ import annotations
@@ -16,6 +19,13 @@ import numpy.typing as npt
 import pandas as pd
 from mlflow.pyfunc.model import PythonModel
 
+from loopml.workloads.demand.fastpath import (
+    FastForecaster,
+    SeriesStates,
+    day_number,
+    fast_forecaster,
+    timestamp_day,
+)
 from loopml.workloads.demand.features import FEATURE_COLUMNS, build_features
 from loopml.workloads.demand.models import ForecastModel
 
@@ -43,6 +53,30 @@ class DemandForecastModel(PythonModel):
                 index=False
             )
         }
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What is pickled: everything but the arrays :meth:`fast` builds."""
+        return {k: v for k, v in self.__dict__.items() if k != "_fast"}
+
+    def fast(self) -> tuple[FastForecaster, SeriesStates, int] | None:
+        """The pandas-free forecaster, the bundled states and the origin day.
+
+        Built once per loaded model (the service does it when a version is
+        loaded); None when the forecaster is not a fitted LightGBM model.
+        """
+        if "_fast" not in self.__dict__:
+            forecaster = fast_forecaster(self.forecaster)
+            self.__dict__["_fast"] = (
+                None
+                if forecaster is None
+                else (
+                    forecaster,
+                    SeriesStates.of(self.state),
+                    timestamp_day(self.origin),
+                )
+            )
+        fast: tuple[FastForecaster, SeriesStates, int] | None = self.__dict__["_fast"]
+        return fast
 
     def known(self, store_id: str, item_id: str) -> bool:
         """Whether the model has history for this series."""
@@ -87,6 +121,9 @@ class DemandForecastModel(PythonModel):
                 ``last_price``; default: the state bundled with the model.
             origin: the day ``state`` was computed at (required with it).
         """
+        fast = self.fast() if state is None else None
+        if fast is not None:
+            return self._forecast_fast(rows, *fast)
         if state is None:
             frame = self.requests_frame(rows)
             features = build_features(self.state, frame, self.origin)
@@ -103,6 +140,40 @@ class DemandForecastModel(PythonModel):
             features = build_features(state, frame, origin)
         values = self.forecaster.predict(features[FEATURE_COLUMNS])
         return np.asarray(values, dtype=np.float64)
+
+    def _forecast_fast(
+        self,
+        rows: pd.DataFrame,
+        forecaster: FastForecaster,
+        states: SeriesStates,
+        origin: int,
+    ) -> npt.NDArray[np.float64]:
+        """``forecast`` from the bundled state, through the float matrix."""
+        n = len(rows)
+        stores = rows["store_id"].astype(str).tolist()
+        items = rows["item_id"].astype(str).tolist()
+        dates = pd.to_datetime(pd.Series(rows["date"]).reset_index(drop=True))
+        days = [day_number(d) for d in dates.dt.date]
+
+        def column(name: str, default: float) -> npt.NDArray[np.float64]:
+            if name not in rows.columns:
+                return np.full(n, default)
+            values = pd.to_numeric(pd.Series(rows[name]), errors="coerce")
+            array: npt.NDArray[np.float64] = values.to_numpy(
+                dtype=np.float64, na_value=default
+            )
+            return array
+
+        prices = column("price", np.nan).tolist()
+        return forecaster.forecast(
+            list(zip(stores, items, strict=True)),
+            days,
+            prices,
+            column("promo", 0.0).tolist(),
+            column("holiday", 0.0).tolist(),
+            states,
+            origin,
+        )
 
     def predict(
         self,

@@ -6,12 +6,24 @@ Feast online store when the store has one at the model's origin or later
 (``loopml features`` after a new day moves it forward without retraining),
 otherwise from the state bundled with the model; horizons count from the
 origin actually used, and ``features`` says which state a forecast used.
+
+With a LightGBM champion no request builds a pandas frame: each series'
+state is a row of a float matrix (bundled: built when the version is loaded;
+online: one Feast read for the series a request lacks, kept for
+``serving.online_cache_seconds``, dropped at once after a push from this
+process and whenever the store is reopened), and the model inputs are
+assembled by :mod:`loopml.workloads.demand.fastpath`, proven equal to the
+training feature builder by a parity test.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import threading
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -26,6 +38,13 @@ from loopml.sdk.capabilities import (
     Scores,
     ScoringContext,
     UnknownEntitiesError,
+)
+from loopml.workloads.demand import online as online_reads
+from loopml.workloads.demand.fastpath import (
+    FastForecaster,
+    Series,
+    SeriesStates,
+    day_number,
 )
 from loopml.workloads.demand.online import OnlineFeatures
 from loopml.workloads.demand.pyfunc import DemandForecastModel
@@ -68,6 +87,27 @@ class DemandScorer(OnlineScorer):
     outputs = (Output("forecast", "FP64"),)
     uses_online_store: ClassVar[bool] = True
 
+    def __init__(self) -> None:
+        """No online state cached yet."""
+        self._cache: OnlineCache | None = None
+        self._lock = threading.Lock()
+
+    def warm(self, model: Any) -> Any:
+        """Build the model's state matrix and fast forecaster once per version."""
+        if isinstance(model, DemandForecastModel):
+            model.fast()
+        return model
+
+    def cache(self, store: Any, seconds: float) -> OnlineCache:
+        """The cache of online reads of ``store`` (a new one for a new store)."""
+        cache = self._cache
+        if cache is None or cache.store is not store or cache.seconds != seconds:
+            with self._lock:
+                cache = self._cache
+                if cache is None or cache.store is not store:
+                    cache = self._cache = OnlineCache(store, seconds)
+        return cache
+
     def score(self, model: Any, rows: Sequence[Any], context: ScoringContext) -> Scores:
         """Forecast validated rows, from the online state when fresh.
 
@@ -75,6 +115,13 @@ class DemandScorer(OnlineScorer):
             InvalidRowsError: a date outside 1..horizon days after its origin.
             UnknownEntitiesError: series neither the store nor the model know.
         """
+        fast = model.fast() if isinstance(model, DemandForecastModel) else None
+        if fast is not None:
+            seconds = context.settings.serving.online_cache_seconds
+            cache = (
+                None if context.online is None else self.cache(context.online, seconds)
+            )
+            return _score_fast(model, rows, *fast, cache)
         keys = list(dict.fromkeys((r.store_id, r.item_id) for r in rows))
         frame = pd.DataFrame([r.model_dump() for r in rows])
         if context.online is None:
@@ -122,6 +169,162 @@ class DemandScorer(OnlineScorer):
     def probe(self, store: Any) -> None:
         """Read the state of a series nobody has."""
         OnlineFeatures(store).state_for(PROBE)
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """One series as read online: its state row, origin day and sales today."""
+
+    state: np.ndarray
+    origin: int | None
+    sales_today: float | None
+    as_of: dt.datetime | None
+    read_at: float
+
+
+class OnlineCache:
+    """Online reads of series, each kept for ``seconds`` (0: read every time).
+
+    A request reads, in one Feast call, only the series it has no fresh
+    entry for; a push from this process (``OnlineFeatures.push_sales``)
+    empties the cache, so the next request reads again.
+    """
+
+    def __init__(self, store: Any, seconds: float) -> None:
+        """Cache reads of ``store``."""
+        self.store = store
+        self.seconds = seconds
+        self._entries: dict[Key, _Entry] = {}
+        self._pushes = online_reads.PUSHES[0]
+        self._lock = threading.Lock()
+
+    def get(self, keys: Sequence[Key]) -> list[_Entry]:
+        """The entry of each (distinct) key, reading the missing or old ones.
+
+        One thread reads at a time: when entries expire under load, the
+        other requests wait for that read instead of each reading the same
+        series again.
+        """
+        if self._pushes != online_reads.PUSHES[0]:
+            self._entries = {}
+            self._pushes = online_reads.PUSHES[0]
+        found = self._fresh(keys)
+        if all(e is not None for e in found):
+            return found  # type: ignore[return-value]
+        with self._lock if self.seconds > 0 else contextlib.nullcontext():
+            found = self._fresh(keys)  # another thread may have read them
+            stale = [k for k, e in zip(keys, found, strict=True) if e is None]
+            if not stale:
+                return found  # type: ignore[return-value]
+            read = OnlineFeatures(self.store).state_rows(stale)
+            now = time.monotonic()
+            days = [None if o is None else int(o) // 86_400 for o in read.origins]
+            fresh = {
+                key: _Entry(
+                    read.values[i], days[i], read.sales_today[i], read.as_of[i], now
+                )
+                for i, key in enumerate(stale)
+            }
+            if self.seconds > 0:
+                entries = self._entries
+                if len(entries) > 100_000:
+                    entries.clear()
+                entries.update(fresh)
+        return [fresh.get(k) or e for k, e in zip(keys, found, strict=True)]  # type: ignore[misc]
+
+    def _fresh(self, keys: Sequence[Key]) -> list[_Entry | None]:
+        """Each key's entry when read less than ``seconds`` ago, else None."""
+        entries = self._entries
+        oldest = time.monotonic() - self.seconds
+        out = []
+        for key in keys:
+            entry = entries.get(key)
+            out.append(entry if entry is not None and entry.read_at >= oldest else None)
+        return out
+
+
+def _score_fast(
+    model: DemandForecastModel,
+    rows: Sequence[Any],
+    forecaster: FastForecaster,
+    bundled: SeriesStates,
+    origin: int,
+    cache: OnlineCache | None,
+) -> Scores:
+    """``score`` through state rows and one float matrix (no frame)."""
+    n = len(rows)
+    keys = [(r.store_id, r.item_id) for r in rows]
+    distinct = list(dict.fromkeys(keys))
+    online: dict[Key, _Entry] = {}
+    if cache is not None:
+        entries = cache.get(distinct)
+        online = {
+            k: e
+            for k, e in zip(distinct, entries, strict=True)
+            if e.origin is not None and e.origin >= origin
+        }
+    known = bundled.index
+    _refuse_unknown([k for k in distinct if k not in online and k not in known])
+    series: dict[Key, Series] = {}
+    for key in distinct:
+        entry = online.get(key)
+        state = bundled.values[known[key]] if entry is None else entry.state
+        series[key] = forecaster.series(*key, state)
+    days = [day_number(r.date) for r in rows]
+    origins = [origin if (e := online.get(k)) is None else e.origin for k in keys]
+    sources = ["model" if k not in online else "online" for k in keys]
+    horizons = [d - o for d, o in zip(days, origins, strict=True)]  # type: ignore[operator]
+    _check_horizons(rows, horizons, origins, model.horizon)
+    matrix = forecaster.matrix(
+        [
+            forecaster.row(series[k], h, d, r.price, r.promo, r.holiday)
+            for k, h, d, r in zip(keys, horizons, days, rows, strict=True)
+        ]
+    )
+    values = forecaster.predict(matrix).tolist()
+    epoch = dt.date(1970, 1, 1)
+    origin_dates = [epoch + dt.timedelta(days=o) for o in origins]  # type: ignore[arg-type]
+    if cache is None:
+        sales: list[float | None] = [None] * n
+        as_of: list[dt.datetime | None] = [None] * n
+    else:
+        read = dict(zip(distinct, entries, strict=True))
+        sales = [read[k].sales_today for k in keys]
+        as_of = [read[k].as_of for k in keys]
+    return Scores(
+        columns={
+            "store_id": [k[0] for k in keys],
+            "item_id": [k[1] for k in keys],
+            "date": [r.date for r in rows],
+            "horizon": horizons,
+            "forecast": values,
+            "origin": origin_dates,
+            "features": sources,
+            "sales_today": sales,
+            "sales_today_as_of": as_of,
+        },
+        extra={"origin": model.origin.date()},
+    )
+
+
+def _check_horizons(
+    rows: Sequence[Any], horizons: Sequence[int], origins: Any, horizon: int
+) -> None:
+    """A 422 per row whose date is out of 1..horizon days after its origin."""
+    errors = [
+        (
+            i,
+            "date",
+            f"date must be 1..{horizon} days after the forecast origin "
+            f"{dt.date(1970, 1, 1) + dt.timedelta(days=int(origins[i]))}, "
+            f"got {rows[i].date} ({d} days)",
+            str(rows[i].date),
+        )
+        for i, d in enumerate(horizons)
+        if not 1 <= d <= horizon
+    ]
+    if errors:
+        raise InvalidRowsError(errors)
 
 
 def _refuse_unknown(unknown: Sequence[Key]) -> None:

@@ -16,6 +16,7 @@ import pandas as pd
 from mlflow.pyfunc.model import PythonModel
 
 from loopml.workloads.recsys.models import Recommender
+from loopml.workloads.recsys.models.base import RecommenderBase
 from loopml.workloads.recsys.tables import RecsysData
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,74 @@ class RecsysModel(PythonModel):
                 "title": latest["item_id"].map(title_of).fillna(latest["item_id"]),
             }
         )
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What is pickled: everything but the lookups :meth:`recommend_one` builds."""
+        return {k: v for k, v in self.__dict__.items() if k != "_lookups"}
+
+    def _one_lookups(
+        self,
+    ) -> tuple[dict[str, frozenset[str]], dict[tuple[str, str], str], Any]:
+        """Each user's recent items, latest title per (user, category), items."""
+        lookups = self.__dict__.get("_lookups")
+        if lookups is None:
+            recent: dict[str, set[str]] = {}
+            for user, item in self.recent.itertuples(index=False):
+                recent.setdefault(str(user), set()).add(str(item))
+            titles = {
+                (u, c): t
+                for u, c, t in self.latest_titles.itertuples(index=False)
+                if isinstance(c, str)
+            }
+            engine: Any = self.recommender
+            items = engine._check_fitted().item_ids.to_numpy()
+            lookups = ({u: frozenset(i) for u, i in recent.items()}, titles, items)
+            self.__dict__["_lookups"] = lookups
+        return lookups
+
+    def recommend_one(
+        self, user_id: str, k: int, segment: str | None = None
+    ) -> list[tuple[int, str, float, str]]:
+        """One user's :meth:`recommend_frame` rows without a frame.
+
+        Returns:
+            ``(rank, item_id, score, reason)`` best first: the very rows
+            ``recommend_frame([user_id], k, segment)`` has (a test checks).
+        """
+        user = str(user_id)
+        engine: Any = self.recommender
+        if not isinstance(engine, RecommenderBase):  # no arrays to read
+            frame = self.recommend_frame([user], k, segment)
+            return [
+                (int(r), str(i), float(s), str(w))
+                for r, i, s, w in frame[
+                    ["rank", "item_id", "score", "reason"]
+                ].itertuples(index=False)
+            ]
+        recent, titles, items = self._one_lookups()
+        segments = {user: segment} if segment else None
+        columns, values = engine.top_items(
+            [user], k + self._recent_max, exclude_seen=True, segments=segments
+        )
+        taken = recent.get(user, frozenset())
+        own = segment if segment else self.segment_of.get(user)
+        by_segment = self.segment_reason.format(segment=own) if _named(own) else None
+        out: list[tuple[int, str, float, str]] = []
+        for column, value in zip(columns[0].tolist(), values[0].tolist(), strict=True):
+            if column < 0:
+                break
+            item = str(items[column])
+            if item in taken:
+                continue
+            title = titles.get((user, self.category_of.get(item, "")))
+            if title is not None:
+                reason = self.history_reason.format(title=title)
+            else:
+                reason = by_segment or self.fallback_reason
+            out.append((len(out) + 1, item, float(value), reason))
+            if len(out) == k:
+                break
+        return out
 
     def known(self, user_id: str) -> bool:
         """Whether the model has the user's segment (a user it was fitted on)."""

@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-import pandas as pd
 from fastapi import APIRouter, HTTPException, Query
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
@@ -93,7 +92,7 @@ class RecsysResponse(BaseModel):
 class Answer:
     """One user's recommendations: items in rank order and their origin."""
 
-    items: pd.DataFrame  # rank, item_id, score, reason
+    items: list[tuple[int, str, float, str]]  # rank, item_id, score, reason
     source: Literal["batch", "live"]
     day: dt.date | None
     segment: str | None
@@ -137,7 +136,30 @@ def from_batch(
     rows = batch.rows(user_id) if k <= batch.per_key else None
     if rows is None:
         return None
-    return Answer(rows.head(k), "batch", batch.day, segment or own)
+    items = [
+        (int(r), str(i), float(s), str(w))
+        for r, i, s, w in rows[["rank", "item_id", "score", "reason"]]
+        .head(k)
+        .itertuples(index=False)
+    ]
+    return Answer(items, "batch", batch.day, segment or own)
+
+
+def _live(
+    model: Any, users: list[str], k: int, segment: str | None
+) -> dict[str, list[tuple[int, str, float, str]]]:
+    """Live answers: one user without a frame, several through one frame."""
+    if len(users) == 1:
+        return {users[0]: model.recommend_one(users[0], k, segment)}
+    frame = model.recommend_frame(users, k, segment)
+    found: dict[str, list[tuple[int, str, float, str]]] = {}
+    for user, rank, item, score, reason in frame[
+        ["user_id", "rank", "item_id", "score", "reason"]
+    ].itertuples(index=False):
+        found.setdefault(str(user), []).append(
+            (int(rank), str(item), float(score), str(reason))
+        )
+    return found
 
 
 def _batch(context: ServingContext | None, version: str) -> BatchIndex | None:
@@ -190,19 +212,18 @@ class RecsysScorer(OnlineScorer):
                 live.setdefault((ks[i], rows[i].segment), []).append(i)
         for (k, segment), positions in live.items():
             users = list(dict.fromkeys(rows[i].user_id for i in positions))
-            frame = model.recommend_frame(users, k, segment)
-            found = dict(tuple(frame.groupby("user_id", sort=False)))
+            found = _live(model, users, k, segment)
             for i in positions:
-                items = found.get(rows[i].user_id, frame.iloc[:0])
+                items = found.get(rows[i].user_id, [])
                 answers[i] = Answer(items, "live", None, segment or owns[i])
         done = [a for a in answers if a is not None]
         return Scores(
             columns={
                 "user_id": [r.user_id for r in rows],
                 "segment": [a.segment for a in done],
-                "item_ids": [a.items["item_id"].astype(str).tolist() for a in done],
-                "scores": [a.items["score"].astype(float).tolist() for a in done],
-                "reasons": [a.items["reason"].astype(str).tolist() for a in done],
+                "item_ids": [[x[1] for x in a.items] for a in done],
+                "scores": [[x[2] for x in a.items] for a in done],
+                "reasons": [[x[3] for x in a.items] for a in done],
                 "source": [a.source for a in done],
             }
         )
@@ -263,13 +284,11 @@ class RecsysScorer(OnlineScorer):
             batch = _batch(context, loaded.version)
             answer = from_batch(batch, model, user_id, k, segment, own)
             if answer is None:
-                frame = model.recommend_frame([user_id], k, segment)
-                answer = Answer(frame, "live", None, segment or own)
+                live = model.recommend_one(user_id, k, segment)
+                answer = Answer(live, "live", None, segment or own)
             items = [
-                RecsysItem(rank=int(r), item_id=str(i), score=float(s), reason=str(w))
-                for r, i, s, w in answer.items[
-                    ["rank", "item_id", "score", "reason"]
-                ].itertuples(index=False)
+                RecsysItem(rank=r, item_id=i, score=s, reason=w)
+                for r, i, s, w in answer.items
             ]
             context.log(
                 WORKLOAD,

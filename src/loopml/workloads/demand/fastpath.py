@@ -1,0 +1,263 @@
+"""Demand forecasts of a few rows without pandas: state arrays, one float matrix.
+
+``features.build_features`` joins frames, derives calendar columns with the
+``.dt`` accessors and makes ``category`` columns: right for the millions of
+training rows, about 16 ms for the one row of an online request. Here the
+same features come from numpy arrays prepared once per model version:
+
+* :class:`SeriesStates`: each series' origin state (``lag_k``, rolling
+  means, ``price_mean_28``, ``hist_0..27``) and last price as one row of a
+  float matrix (the bundled state; the online store's rows come in the same
+  order, :data:`STATE_NUMBERS`);
+* :class:`FastForecaster`: each request row's model inputs, computed with
+  plain Python floats from its series' share (:meth:`~FastForecaster.series`:
+  ``store_id`` / ``item_id`` mapped to the category codes the booster was
+  fitted with, an unseen value NaN as LightGBM makes of a pandas category it
+  does not know), stacked into one float matrix in the model's column order,
+  then the booster's own predictor on it with one thread.
+
+``tests/unit/test_demand_fastpath.py`` proves the matrix equal to
+``build_features`` (then to the forecaster's pandas ``predict``) on random
+rows: every horizon, bundled and online states, unknown series, missing
+prices.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from loopml.workloads.demand.features import FEATURE_COLUMNS, HIST_COLUMNS, LAGS
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+Key = tuple[str, str]
+#: One series' share of a row: store code, item code, the state inputs copied
+#: as they are (``lag_k``, ``rmean_7``, ``rmean_28``, ``rstd_28``),
+#: ``price_mean_28``, ``last_price`` and ``hist_0..27``.
+Series = tuple[float, float, list[float], float, float, list[float]]
+
+#: The per-series numbers, in the order of a state row (Feast's order too).
+STATE_NUMBERS: list[str] = [f"lag_{k}" for k in LAGS]
+STATE_NUMBERS += ["rmean_7", "rmean_28", "rstd_28", "price_mean_28", *HIST_COLUMNS]
+STATE_NUMBERS += ["last_price"]
+_AT = {name: i for i, name in enumerate(STATE_NUMBERS)}
+_HIST0 = _AT["hist_0"]
+_LAST_PRICE = _AT["last_price"]
+_PRICE_MEAN = _AT["price_mean_28"]
+#: Model inputs copied from the state as they are, in FEATURE_COLUMNS order.
+_COPIED = [f"lag_{k}" for k in LAGS] + ["rmean_7", "rmean_28", "rstd_28"]
+if FEATURE_COLUMNS[12:-2] != _COPIED:  # FastForecaster.row follows the order
+    raise ImportError("FEATURE_COLUMNS changed: update fastpath.FastForecaster.row")
+_EPOCH = dt.date(1970, 1, 1).toordinal()
+
+
+def day_number(day: dt.date) -> int:
+    """Days since 1970-01-01 (a datetime counts by its date)."""
+    if isinstance(day, dt.datetime):
+        day = day.date()
+    return day.toordinal() - _EPOCH
+
+
+def timestamp_day(stamp: pd.Timestamp) -> int:
+    """Days since 1970-01-01 of a timestamp's date."""
+    return day_number(pd.Timestamp(stamp).date())
+
+
+class SeriesStates:
+    """Series state rows: ``values[index[(store, item)]]`` is one series."""
+
+    def __init__(self, keys: Sequence[Key], values: FloatArray) -> None:
+        """Hold ``values`` (one row of :data:`STATE_NUMBERS` per key)."""
+        self.index: dict[Key, int] = {k: i for i, k in enumerate(keys)}
+        self.values = np.ascontiguousarray(values, dtype=np.float64)
+        self.missing = np.full(len(STATE_NUMBERS), np.nan)
+
+    @classmethod
+    def of(cls, state: pd.DataFrame) -> SeriesStates:
+        """From an ``origin_state`` frame (plus ``last_price``)."""
+        keys = list(
+            zip(
+                state["store_id"].astype(str), state["item_id"].astype(str), strict=True
+            )
+        )
+        return cls(keys, state[STATE_NUMBERS].to_numpy(dtype=np.float64))
+
+    def row(self, key: Key) -> FloatArray:
+        """The state row of a key (NaN for a series it does not have)."""
+        at = self.index.get(key)
+        return self.missing if at is None else self.values[at]
+
+    def rows(self, keys: Sequence[Key]) -> FloatArray:
+        """The state row of each key (NaN for a series it does not have)."""
+        at = self.index
+        values, missing = self.values, self.missing
+        return np.array([values[at[k]] if k in at else missing for k in keys])
+
+
+class FastForecaster:
+    """A fitted LightGBM forecaster, fed float matrices built from state rows."""
+
+    def __init__(self, forecaster: Any) -> None:
+        """Prepare the column order, the category codes and the booster."""
+        booster = forecaster.model_.booster_
+        names: list[str] = list(forecaster.feature_names_)
+        if sorted(names) != sorted(FEATURE_COLUMNS):
+            raise ValueError(f"unexpected model inputs {names}")
+        categories: dict[str, list[str]] = dict(forecaster.categories_)
+        # LightGBM re-maps a frame's categories onto the lists it was fitted
+        # with (pandas_categorical, in the order of the category columns).
+        fitted = getattr(booster, "pandas_categorical", None) or []
+        category_columns = [n for n in names if n in categories]
+        for column, values in zip(category_columns, fitted, strict=False):
+            categories[column] = [str(v) for v in values]
+        self.codes: dict[str, dict[str, float]] = {
+            column: {v: float(i) for i, v in enumerate(values)}
+            for column, values in categories.items()
+        }
+        self.booster = booster
+        self.names = names
+        self.width = len(names)
+        self.col = {name: i for i, name in enumerate(names)}
+        self._copied_from = [_AT[n] for n in _COPIED]
+        order = [FEATURE_COLUMNS.index(n) for n in names]
+        self._order = None if order == sorted(order) else np.array(order)
+        self._calendar: dict[int, tuple[int, int, int, int, int]] = {}
+        self._iterations = int(booster.best_iteration)
+        # One predictor for every call (Booster.predict builds one per call).
+        try:
+            from lightgbm.basic import _InnerPredictor
+
+            self._predictor: Any = _InnerPredictor.from_booster(
+                booster, {"num_threads": 1}
+            )
+        except (ImportError, AttributeError, TypeError):  # another LightGBM
+            self._predictor = None
+
+    def series(self, store: str, item: str, state: FloatArray) -> Series:
+        """What every row of one series shares (see :data:`Series`)."""
+        values = state.tolist()
+        return (
+            self.codes["store_id"].get(store, math.nan),
+            self.codes["item_id"].get(item, math.nan),
+            [values[i] for i in self._copied_from],
+            values[_PRICE_MEAN],
+            values[_LAST_PRICE],
+            values[_HIST0 : _HIST0 + len(HIST_COLUMNS)],
+        )
+
+    def row(
+        self,
+        series: Series,
+        horizon: int,
+        day: int,
+        price: float | None,
+        promo: float,
+        holiday: float,
+    ) -> list[float]:
+        """The model inputs of one row, in :data:`FEATURE_COLUMNS` order.
+
+        Python floats, not numpy: a request has a few rows, and numpy's cost
+        per call is larger than the arithmetic here.
+        """
+        store, item, copied, price_mean, last_price, hist = series
+        if price is None or price != price:  # missing or NaN: the last price
+            price = last_price
+        back = -horizon % 7
+        same = hist[back]
+        mean4 = (same + hist[back + 7] + hist[back + 14] + hist[back + 21]) / 4
+        return [
+            store,
+            item,
+            horizon,
+            *self.calendar(day),
+            holiday,
+            price,
+            promo,
+            _ratio(price, price_mean),
+            *copied,
+            same,
+            mean4,
+        ]
+
+    def calendar(self, day: int) -> tuple[int, int, int, int, int]:
+        """``dow, dom, month, doy, weekofyear`` of a day number."""
+        parts = self._calendar.get(day)
+        if parts is None:
+            date = dt.date.fromordinal(day + _EPOCH)
+            parts = (
+                date.weekday(),
+                date.day,
+                date.month,
+                date.timetuple().tm_yday,
+                date.isocalendar()[1],
+            )
+            if len(self._calendar) < 100_000:
+                self._calendar[day] = parts
+        return parts
+
+    def matrix(self, rows: list[list[float]]) -> FloatArray:
+        """Rows of :meth:`row` as the float matrix, in the model's column order.
+
+        Raises:
+            ValueError: a target day not after its origin.
+        """
+        out = np.array(rows, dtype=np.float64).reshape(len(rows), self.width)
+        if (out[:, 2] < 1).any():
+            raise ValueError("every target date must be after its forecast origin")
+        return out if self._order is None else out[:, self._order]
+
+    def predict(self, matrix: FloatArray) -> FloatArray:
+        """The booster's forecasts, clipped at zero (as ``LightGBMForecaster``)."""
+        predictor = self._predictor
+        if predictor is None:
+            raw = self.booster.predict(matrix, num_threads=1)
+        else:
+            raw = predictor.predict(matrix, num_iteration=self._iterations)
+        return np.clip(np.asarray(raw, dtype=np.float64), 0.0, None)
+
+    def forecast(
+        self,
+        keys: Sequence[Key],
+        days: Sequence[int],
+        prices: Sequence[float | None],
+        promos: Sequence[float],
+        holidays: Sequence[float],
+        states: SeriesStates,
+        origin: int,
+    ) -> FloatArray:
+        """Forecasts of rows from one set of states at one origin."""
+        known: dict[Key, Series] = {}
+        rows = []
+        for key, day, price, promo, holiday in zip(
+            keys, days, prices, promos, holidays, strict=True
+        ):
+            series = known.get(key)
+            if series is None:
+                series = known[key] = self.series(*key, states.row(key))
+            rows.append(self.row(series, day - origin, day, price, promo, holiday))
+        return self.predict(self.matrix(rows))
+
+
+def _ratio(price: float, mean: float) -> float:
+    """``price / mean`` as numpy divides (inf, not an error, for a zero mean)."""
+    if mean == 0:
+        return (
+            math.nan if price != price or price == 0 else math.copysign(math.inf, price)
+        )
+    return price / mean
+
+
+def fast_forecaster(forecaster: Any) -> FastForecaster | None:
+    """The fast path of a fitted LightGBM forecaster; None for other models."""
+    if not hasattr(forecaster, "model_") or not hasattr(forecaster, "categories_"):
+        return None
+    if not hasattr(getattr(forecaster, "model_", None), "booster_"):
+        return None
+    return FastForecaster(forecaster)

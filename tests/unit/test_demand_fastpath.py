@@ -1,0 +1,202 @@
+"""The pandas-free demand path equals the training feature builder, row for row.
+
+12,000 random request rows over every horizon 1..28: known series, unknown
+series (a new item, a new store), missing prices, promotions and holidays,
+each forecast from the state bundled with the model or from a later online
+state (a different origin per row). The float matrix of
+``fastpath.FastForecaster`` must equal ``build_features`` after the
+forecaster's own category mapping, and the forecasts must equal the pandas
+path's.
+"""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from loopml.workloads.demand import data
+from loopml.workloads.demand.batch import series_state
+from loopml.workloads.demand.fastpath import (
+    STATE_NUMBERS,
+    FastForecaster,
+    SeriesStates,
+    day_number,
+    timestamp_day,
+)
+from loopml.workloads.demand.features import (
+    FEATURE_COLUMNS,
+    build_features,
+    build_training_examples,
+)
+from loopml.workloads.demand.models import LightGBMForecaster, SeasonalNaive
+from loopml.workloads.demand.pyfunc import DemandForecastModel
+
+HORIZON = 28
+N_ROWS = 12_000
+
+
+@pytest.fixture(scope="module")
+def fitted() -> tuple[pd.DataFrame, DemandForecastModel, pd.Timestamp]:
+    raw = data.generate(n_stores=3, n_items=6, n_days=260, seed=7)
+    origin = pd.Timestamp(raw["date"].max()) - pd.Timedelta(days=40)
+    train = raw[raw["date"] <= origin]
+    examples = build_training_examples(train, horizon=HORIZON)
+    forecaster = LightGBMForecaster(n_estimators=60, num_leaves=15).fit(
+        examples[FEATURE_COLUMNS], examples["sales"].to_numpy()
+    )
+    model = DemandForecastModel(forecaster, series_state(raw, origin), origin, HORIZON)
+    return raw, model, origin
+
+
+def _random_rows(
+    raw: pd.DataFrame, origins: list[pd.Timestamp], seed: int
+) -> pd.DataFrame:
+    """Random rows; ``origins[i % len]`` is only used to pick the dates."""
+    rng = np.random.default_rng(seed)
+    stores = [*sorted(raw["store_id"].unique()), "S99"]
+    items = [*sorted(raw["item_id"].unique()), "I999"]
+    horizons = np.arange(N_ROWS) % HORIZON + 1  # every horizon, ~430 times
+    rng.shuffle(horizons)
+    prices = rng.uniform(0.5, 20.0, N_ROWS).round(2)
+    prices[rng.random(N_ROWS) < 0.3] = np.nan  # the series' last price
+    return pd.DataFrame(
+        {
+            "store_id": rng.choice(stores, N_ROWS, p=[0.3, 0.3, 0.3, 0.1]),
+            "item_id": rng.choice(items, N_ROWS),
+            "date": [
+                origins[i % len(origins)] + pd.Timedelta(days=int(h))
+                for i, h in enumerate(horizons)
+            ],
+            "price": prices,
+            "promo": rng.integers(0, 2, N_ROWS),
+            "holiday": rng.integers(0, 2, N_ROWS),
+        }
+    )
+
+
+def _fast_matrix(
+    forecaster: FastForecaster,
+    rows: pd.DataFrame,
+    state_rows: np.ndarray,
+    origins: list[int],
+) -> np.ndarray:
+    """The fast path's matrix of request rows, one state row and origin each."""
+    prices = rows["price"].to_numpy(dtype=np.float64).tolist()
+    built = []
+    for i, (store, item, date, promo, holiday) in enumerate(
+        rows[["store_id", "item_id", "date", "promo", "holiday"]].itertuples(
+            index=False
+        )
+    ):
+        day = day_number(date.date())
+        series = forecaster.series(store, item, state_rows[i])
+        built.append(
+            forecaster.row(
+                series, day - origins[i], day, prices[i], float(promo), float(holiday)
+            )
+        )
+    return forecaster.matrix(built)
+
+
+def _lightgbm_inputs(model: DemandForecastModel, features: pd.DataFrame) -> np.ndarray:
+    """What LightGBM receives from the pandas path: categories as codes."""
+    frame = model.forecaster._frame(features[FEATURE_COLUMNS])  # type: ignore[attr-defined]
+    for column in ("store_id", "item_id"):
+        codes = frame[column].cat.codes.to_numpy().astype(np.float64)
+        frame[column] = np.where(codes < 0, np.nan, codes)
+    return frame.to_numpy(dtype=np.float64)
+
+
+def _pandas_forecast(model: DemandForecastModel, features: pd.DataFrame) -> np.ndarray:
+    return np.asarray(model.forecaster.predict(features[FEATURE_COLUMNS]))
+
+
+def test_bundled_state_matrix_and_forecasts_equal_build_features(
+    fitted: tuple[pd.DataFrame, DemandForecastModel, pd.Timestamp],
+) -> None:
+    raw, model, origin = fitted
+    rows = _random_rows(raw, [origin], seed=1)
+    fast = model.fast()
+    assert fast is not None
+    forecaster, states, origin_day = fast
+    assert origin_day == day_number(origin.date())
+
+    frame = model.requests_frame(rows)
+    features = build_features(model.state, frame, origin)
+    keys = list(zip(rows["store_id"], rows["item_id"], strict=True))
+    matrix = _fast_matrix(forecaster, rows, states.rows(keys), [origin_day] * N_ROWS)
+    order = [forecaster.names.index(c) for c in FEATURE_COLUMNS]
+    expected = _lightgbm_inputs(model, features)
+    np.testing.assert_array_equal(matrix[:, order], expected)
+    # Not vacuous: unknown series, unseen categories and NaN states occur.
+    assert np.isnan(matrix[:, forecaster.col["store_id"]]).any()
+    assert np.isnan(matrix[:, forecaster.col["lag_0"]]).any()
+    assert (~np.isnan(matrix[:, forecaster.col["lag_0"]])).mean() > 0.5
+
+    # The pyfunc's forecast (fast) equals the forecaster's pandas predict.
+    values = model.forecast(rows)
+    np.testing.assert_array_equal(values, _pandas_forecast(model, features))
+    assert values.shape == (N_ROWS,) and (values > 0).any()
+
+
+def test_online_states_of_other_origins_equal_build_features(
+    fitted: tuple[pd.DataFrame, DemandForecastModel, pd.Timestamp],
+) -> None:
+    """Rows forecast from later states (as read online), one origin per row."""
+    raw, model, origin = fitted
+    fast = model.fast()
+    assert fast is not None
+    forecaster, bundled, _ = fast
+    later = [origin + pd.Timedelta(days=d) for d in (0, 3, 11)]
+    rows = _random_rows(raw, later, seed=2)
+    row_origin = [later[i % len(later)] for i in range(N_ROWS)]
+    states = {o: series_state(raw, o) for o in later}
+    # Feast hands back the state as float64 per feature; go through the same.
+    online = {
+        o: SeriesStates.of(s[["store_id", "item_id", *STATE_NUMBERS]])
+        for o, s in states.items()
+    }
+    keys = list(zip(rows["store_id"], rows["item_id"], strict=True))
+    state_rows = np.empty((N_ROWS, len(STATE_NUMBERS)))
+    for o in later:
+        at = np.flatnonzero([r == o for r in row_origin])
+        state_rows[at] = online[o].rows([keys[i] for i in at])
+    origin_days = [timestamp_day(o) for o in row_origin]
+    matrix = _fast_matrix(forecaster, rows, state_rows, origin_days)
+    order = [forecaster.names.index(c) for c in FEATURE_COLUMNS]
+    values = forecaster.predict(matrix)
+    for o in later:
+        at = np.flatnonzero([r == o for r in row_origin])
+        part = rows.iloc[at].reset_index(drop=True)
+        prices = {
+            (s, i): p
+            for s, i, p in states[o][["store_id", "item_id", "last_price"]].itertuples(
+                index=False
+            )
+        }
+        features = build_features(states[o], model.requests_frame(part, prices), o)
+        np.testing.assert_array_equal(
+            matrix[at][:, order], _lightgbm_inputs(model, features)
+        )
+        np.testing.assert_array_equal(values[at], _pandas_forecast(model, features))
+    assert len(bundled.index) == len(model.state)
+
+
+def test_fast_arrays_are_not_pickled_and_other_models_keep_pandas(
+    fitted: tuple[pd.DataFrame, DemandForecastModel, pd.Timestamp],
+) -> None:
+    raw, model, origin = fitted
+    assert model.fast() is not None
+    copy = pickle.loads(pickle.dumps(model))
+    assert "_fast" not in copy.__dict__
+    rows = _random_rows(raw, [origin], seed=3).head(200)
+    np.testing.assert_array_equal(copy.forecast(rows), model.forecast(rows))
+
+    naive = DemandForecastModel(SeasonalNaive(), model.state, origin, HORIZON)
+    examples = build_training_examples(raw[raw["date"] <= origin], horizon=HORIZON)
+    naive.forecaster.fit(examples[FEATURE_COLUMNS], examples["sales"].to_numpy())
+    assert naive.fast() is None
+    assert naive.forecast(rows).shape == (200,)
