@@ -37,7 +37,8 @@ def csv_as_json(body: bytes) -> bytes:
     try:
         frame = pd.read_csv(io.StringIO(body.decode("utf-8")))
     except (UnicodeDecodeError, ValueError, pd.errors.ParserError) as error:
-        detail = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+        text = str(error)
+        detail = text.splitlines()[0][:200] if text else type(error).__name__
         raise HTTPException(400, detail=f"not a UTF-8 CSV table: {detail}") from None
     split = json.loads(frame.to_json(orient="split", index=False, date_format="iso"))
     return json.dumps({"dataframe_split": split}).encode()
