@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -24,6 +26,35 @@ from loopml.stages.tune import apply_tuned, tuned_path
 from loopml.workloads.demand.config import DemandSettings
 
 log = logging.getLogger(__name__)
+CHILD = "LOOPML_TEST_CHILD"
+
+
+def _in_a_fresh_process(test: str) -> bool:
+    """Run ``test`` of this file in a new pytest process (True: done here).
+
+    Ray keeps a started session's token in the process, so a second local
+    Ray with another home fails to start in the same interpreter.
+    """
+    if os.environ.get(CHILD):
+        return False
+    child = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            f"{__file__}::{test}",
+        ],
+        env={**os.environ, CHILD: "1"},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert child.returncode == 0, child.stdout[-4000:] + child.stderr[-2000:]
+    assert "1 passed" in child.stdout
+    return True
 
 
 def test_tune_runs_parallel_nested_trials_and_keeps_the_best(
@@ -102,6 +133,8 @@ def test_a_worse_search_keeps_the_current_parameters(
     tiny_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Trials of a space far from the defaults lose: tuned.json keeps the current."""
+    if _in_a_fresh_process("test_a_worse_search_keeps_the_current_parameters"):
+        return
     from loopml.sdk.tuning import SearchParam
     from loopml.workloads.demand import tuning
 
@@ -134,6 +167,8 @@ def test_run_tunes_once_per_data_version(
 ) -> None:
     from loopml.orchestration.runner import run_loop
 
+    if _in_a_fresh_process("test_run_tunes_once_per_data_version"):
+        return
     monkeypatch.delenv(PARAMS_ENV, raising=False)
     monkeypatch.setenv("LOOPML_TUNE__IN_RUN", "true")
     monkeypatch.setenv("LOOPML_TUNE__NUM_SAMPLES", "2")
