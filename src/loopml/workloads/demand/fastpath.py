@@ -25,6 +25,7 @@ prices.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -35,6 +36,7 @@ import pandas as pd
 
 from loopml.workloads.demand.features import FEATURE_COLUMNS, HIST_COLUMNS, LAGS
 
+log = logging.getLogger(__name__)
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 Key = tuple[str, str]
@@ -56,6 +58,10 @@ _COPIED = [f"lag_{k}" for k in LAGS] + ["rmean_7", "rmean_28", "rstd_28"]
 if FEATURE_COLUMNS[12:-2] != _COPIED:  # FastForecaster.row follows the order
     raise ImportError("FEATURE_COLUMNS changed: update fastpath.FastForecaster.row")
 _EPOCH = dt.date(1970, 1, 1).toordinal()
+#: The model inputs :meth:`FastForecaster.row` computes, frozen at import: a
+#: model fitted with other inputs (a feature added as docs/adding-a-feature.md
+#: shows) is served by the frame path until ``row`` learns the new column.
+FAST_COLUMNS: tuple[str, ...] = tuple(FEATURE_COLUMNS)
 
 
 def day_number(day: dt.date) -> int:
@@ -108,7 +114,7 @@ class FastForecaster:
         """Prepare the column order, the category codes and the booster."""
         booster = forecaster.model_.booster_
         names: list[str] = list(forecaster.feature_names_)
-        if sorted(names) != sorted(FEATURE_COLUMNS):
+        if sorted(names) != sorted(FAST_COLUMNS):
             raise ValueError(f"unexpected model inputs {names}")
         categories: dict[str, list[str]] = dict(forecaster.categories_)
         # LightGBM re-maps a frame's categories onto the lists it was fitted
@@ -126,7 +132,7 @@ class FastForecaster:
         self.width = len(names)
         self.col = {name: i for i, name in enumerate(names)}
         self._copied_from = [_AT[n] for n in _COPIED]
-        order = [FEATURE_COLUMNS.index(n) for n in names]
+        order = [FAST_COLUMNS.index(n) for n in names]
         self._order = None if order == sorted(order) else np.array(order)
         self._calendar: dict[int, tuple[int, int, int, int, int]] = {}
         self._iterations = int(booster.best_iteration)
@@ -259,5 +265,16 @@ def fast_forecaster(forecaster: Any) -> FastForecaster | None:
     if not hasattr(forecaster, "model_") or not hasattr(forecaster, "categories_"):
         return None
     if not hasattr(getattr(forecaster, "model_", None), "booster_"):
+        return None
+    names = list(getattr(forecaster, "feature_names_", []))
+    if sorted(names) != sorted(FAST_COLUMNS):
+        extra = sorted(set(names) - set(FAST_COLUMNS))
+        missing = sorted(set(FAST_COLUMNS) - set(names))
+        log.info(
+            "demand fast path off for this model (inputs added %s, removed %s): "
+            "forecasts go through features.build_features",
+            extra,
+            missing,
+        )
         return None
     return FastForecaster(forecaster)
