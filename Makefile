@@ -51,7 +51,7 @@ run: setup ## Run the whole loop (pass options with ARGS="--dataset online-retai
 	$(BIN)/loopml run $(ARGS)
 
 test: setup lint ## Lint, then run every test
-	$(BIN)/pytest -q -n 3 --dist loadfile $(ARGS)
+	$(BIN)/pytest -q -n 3 --dist loadfile --no-loadscope-reorder $(ARGS)
 
 lint: setup ## ruff check + ruff format --check + mypy --strict on src/ + import layers + secret scan
 	$(BIN)/ruff check src tests dags

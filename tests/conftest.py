@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -39,6 +40,24 @@ TINY_ENV = {
     # So has tuning (Ray start-up); tests/integration/test_tune.py runs it in a loop.
     "LOOPML_TUNE__IN_RUN": "false",
 }
+
+
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """Slowest test files first, so that no worker starts a long file last.
+
+    ``make test`` distributes whole files (``--dist loadfile``) in collection
+    order (``--no-loadscope-reorder``); ``tests/durations.json`` holds each
+    file's measured seconds (``python tests/durations.py JUNIT_XML``
+    refreshes it). Files not in it count as short.
+    """
+    try:
+        seconds = json.loads((REPO / "tests" / "durations.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return
+    rank = {Path(REPO, name): float(value) for name, value in seconds.items()}
+    items.sort(key=lambda item: -rank.get(Path(item.path), 0.0))
 
 
 @pytest.fixture()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -36,9 +35,7 @@ def test_monitor_writes_reports_state_and_metrics(
         )
         validate.run(settings, "demand")
 
-    started = time.perf_counter()
     result = monitor.run(settings, "demand")
-    seconds = time.perf_counter() - started
 
     assert result.status in {"ok", "drift"}
     day = result.details["date"]
@@ -65,7 +62,6 @@ def test_monitor_writes_reports_state_and_metrics(
     assert state["quality"]["missing_share"] == 0.0
     # The reference ends before the current window starts.
     assert state["reference"]["end"] < day
-    assert seconds < 30, f"monitor took {seconds:.1f}s"
 
     registry = CollectorRegistry()
     registry.register(MonitorCollector(settings))

@@ -2,6 +2,7 @@
 
 4 trials, 2 at once, 2 backtest folds each (ASHA may stop a trial after the
 first); the best parameters land in ``tuned.json`` and reach the next train.
+The tests run in one process, each in its own home (see ``tiny_env``).
 """
 
 from __future__ import annotations
@@ -9,14 +10,14 @@ from __future__ import annotations
 import json
 import logging
 import os
-import subprocess
-import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
 
+import conftest
 from loopml.core.config import load_settings
 from loopml.core.params import PARAMS_ENV
 from loopml.core.runtime import configure_environment
@@ -26,35 +27,32 @@ from loopml.stages.tune import apply_tuned, tuned_path
 from loopml.workloads.demand.config import DemandSettings
 
 log = logging.getLogger(__name__)
-CHILD = "LOOPML_TEST_CHILD"
 
 
-def _in_a_fresh_process(test: str) -> bool:
-    """Run ``test`` of this file in a new pytest process (True: done here).
+@pytest.fixture(scope="module")
+def ray_token() -> dict[str, str]:
+    """The token of the first local Ray the module's tests start."""
+    return {}
 
-    Ray keeps a started session's token in the process, so a second local
-    Ray with another home fails to start in the same interpreter.
+
+@pytest.fixture()
+def tiny_env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ray_token: dict[str, str]
+) -> Iterator[Path]:
+    """A tiny home per test, sharing the first test's Ray token.
+
+    Ray keeps a local session's token in the process, so a second local Ray
+    started in the same interpreter must find the same token under its home.
     """
-    if os.environ.get(CHILD):
-        return False
-    child = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            f"{__file__}::{test}",
-        ],
-        env={**os.environ, CHILD: "1"},
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert child.returncode == 0, child.stdout[-4000:] + child.stderr[-2000:]
-    assert "1 passed" in child.stdout
-    return True
+    home = conftest.set_tiny_env(monkeypatch, tmp_path / "home")
+    token = home / "ray" / "auth_token"
+    if "token" in ray_token:
+        token.parent.mkdir(parents=True)
+        token.write_text(ray_token["token"], encoding="utf-8")
+        token.chmod(0o600)
+    yield home
+    if "token" not in ray_token and token.is_file():
+        ray_token["token"] = token.read_text(encoding="utf-8")
 
 
 def test_tune_runs_parallel_nested_trials_and_keeps_the_best(
@@ -133,8 +131,6 @@ def test_a_worse_search_keeps_the_current_parameters(
     tiny_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Trials of a space far from the defaults lose: tuned.json keeps the current."""
-    if _in_a_fresh_process("test_a_worse_search_keeps_the_current_parameters"):
-        return
     from loopml.sdk.tuning import SearchParam
     from loopml.workloads.demand import tuning
 
@@ -167,8 +163,6 @@ def test_run_tunes_once_per_data_version(
 ) -> None:
     from loopml.orchestration.runner import run_loop
 
-    if _in_a_fresh_process("test_run_tunes_once_per_data_version"):
-        return
     monkeypatch.delenv(PARAMS_ENV, raising=False)
     monkeypatch.setenv("LOOPML_TUNE__IN_RUN", "true")
     monkeypatch.setenv("LOOPML_TUNE__NUM_SAMPLES", "2")

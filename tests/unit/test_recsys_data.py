@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -46,10 +45,8 @@ def test_generator_is_deterministic(small: RecsysData) -> None:
     assert not small.interactions.equals(other.interactions)
 
 
-def test_default_generator_is_fast_and_valid() -> None:
-    started = time.perf_counter()
+def test_default_generator_is_valid() -> None:
     data = generate()
-    assert time.perf_counter() - started < 2.0
     validate_data(data)
     assert len(data.users) == 600 and len(data.items) == 120
     assert data.interactions["timestamp"].is_monotonic_increasing
