@@ -200,3 +200,47 @@ def test_fast_arrays_are_not_pickled_and_other_models_keep_pandas(
     naive.forecaster.fit(examples[FEATURE_COLUMNS], examples["sales"].to_numpy())
     assert naive.fast() is None
     assert naive.forecast(rows).shape == (200,)
+
+
+def test_monitor_one_day_ahead_equals_the_frame_path(
+    fitted: tuple[pd.DataFrame, DemandForecastModel, pd.Timestamp],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The monitor's daily replay of the champion: fast path = frame path."""
+    from loopml.workloads.demand.monitoring import one_day_ahead
+
+    raw, model, _ = fitted
+    # A day with a missing price: the model fills it with its last known one.
+    raw = raw.copy()
+    raw.loc[raw.index[-5], "price"] = np.nan
+    end = pd.Timestamp(raw["date"].max())
+    fast = one_day_ahead(model, raw, end, days=40)
+    monkeypatch.setattr(model, "fast", lambda: None)
+    frames = one_day_ahead(model, raw, end, days=40)
+    assert len(fast) == 40 * 18
+    # The frame path's keys are categoricals (build_features makes them).
+    frames = frames.astype({"store_id": str, "item_id": str})
+    pd.testing.assert_frame_equal(fast, frames, check_exact=True)
+
+
+def test_origin_states_equal_origin_state_day_by_day(
+    fitted: tuple[pd.DataFrame, DemandForecastModel, pd.Timestamp],
+) -> None:
+    """One matrix for a span of origins gives each day's ``origin_state``."""
+    from loopml.workloads.demand.features import origin_state, origin_states
+
+    raw = fitted[0]
+    # A series that starts late and one with a gap: dropped where short.
+    raw = raw.drop(raw.index[(raw["item_id"] == "I002") & (raw["date"] < "2024-08-01")])
+    raw = raw.drop(
+        raw.index[(raw["item_id"] == "I003") & (raw["date"] == "2024-08-20")]
+    )
+    end = pd.Timestamp(raw["date"].max())
+    first = end - pd.Timedelta(days=120)
+    seen = 0
+    for origin, state in origin_states(raw, first, end):
+        pd.testing.assert_frame_equal(
+            state, origin_state(raw, origin), check_exact=True
+        )
+        seen += 1
+    assert seen == 121

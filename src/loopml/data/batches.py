@@ -31,6 +31,23 @@ from loopml.core.io import write_parquet
 from loopml.sdk.batch import BatchSpec
 
 log = logging.getLogger(__name__)
+#: Day files read by this process, by (path, mtime, size): a replay or a
+#: daily run rebuilds the union every day and re-reads only what changed.
+_READ: dict[tuple[str, int, int], pd.DataFrame] = {}
+_READ_MAX = 20_000
+
+
+def _read_day(path: Path) -> pd.DataFrame:
+    """One day file, from the cache when it has not changed since."""
+    stat = path.stat()
+    key = (str(path), stat.st_mtime_ns, stat.st_size)
+    frame = _READ.get(key)
+    if frame is None:
+        frame = pd.read_parquet(path)
+        if len(_READ) >= _READ_MAX:
+            _READ.clear()
+        _READ[key] = frame
+    return frame
 
 PREFIX = "date="
 
@@ -114,7 +131,8 @@ class BatchStore:
 
     def union(self) -> pd.DataFrame | None:
         """All day files as one table in canonical order (``None``: no files)."""
-        frames = [pd.read_parquet(self.path(day)) for day in self.days()]
+        # Cached frames are never changed: concat copies them.
+        frames = [_read_day(self.path(day)) for day in self.days()]
         if not frames:
             return None
         # Empty days would only muddle the dtypes of the union.

@@ -14,6 +14,7 @@ every frame onto them, so frames built at different times need not agree.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -106,6 +107,23 @@ def origin_state(df: pd.DataFrame, origin: pd.Timestamp) -> pd.DataFrame:
         dropped = df[KEYS].drop_duplicates().shape[0] - len(state)
         log.debug("origin %s: dropped %d series with < 28 days", origin, dropped)
     return state
+
+
+def origin_states(
+    df: pd.DataFrame, first: pd.Timestamp, last: pd.Timestamp
+) -> Iterator[tuple[pd.Timestamp, pd.DataFrame]]:
+    """``origin_state(df, o)`` for every day ``o`` from ``first`` to ``last``.
+
+    One series x day matrix for the whole span instead of one per origin:
+    the same states (``tests/unit/test_demand_fastpath.py`` checks the
+    monitor's replay built on it against the per-origin path).
+    """
+    first, last = pd.Timestamp(first), pd.Timestamp(last)
+    start = first - pd.Timedelta(days=HISTORY_DAYS - 1)
+    window = df[(df["date"] >= start) & (df["date"] <= last)]
+    wide = _to_wide(window, start, (last - start).days + 1)
+    for o_idx in range(HISTORY_DAYS - 1, len(wide.dates)):
+        yield wide.dates[o_idx], _state_at(wide, o_idx)[0]
 
 
 def _assemble(state: pd.DataFrame, targets: pd.DataFrame, how: str) -> pd.DataFrame:

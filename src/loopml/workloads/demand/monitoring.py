@@ -44,12 +44,18 @@ import pandas as pd
 
 from loopml.sdk.capabilities import Monitor, MonitorContext
 from loopml.workloads.demand.config import DemandSettings
+from loopml.workloads.demand.fastpath import (
+    FastForecaster,
+    SeriesStates,
+    day_number,
+    timestamp_day,
+)
 from loopml.workloads.demand.features import (
     FEATURE_COLUMNS,
     HISTORY_DAYS,
     KEYS,
     build_features,
-    origin_state,
+    origin_states,
 )
 
 if TYPE_CHECKING:
@@ -162,16 +168,26 @@ def one_day_ahead(
     first = end - pd.Timedelta(days=days)
     # The states need 28 days of history before the first origin.
     recent = data[data["date"] > first - pd.Timedelta(days=HISTORY_DAYS)]
+    fast = model.fast()
     frames = []
-    for offset in range(days - 1, -1, -1):
-        target = end - pd.Timedelta(days=offset)
-        origin = target - pd.Timedelta(days=1)
-        state = origin_state(recent, origin)
-        plan = recent[recent["date"] == target].merge(state[KEYS], on=KEYS)
+    by_day = dict(tuple(recent.groupby("date", sort=False)))
+    for origin, state in origin_states(recent, first, end - pd.Timedelta(days=1)):
+        target = origin + pd.Timedelta(days=1)
+        on_target = by_day.get(target)
+        if on_target is None:
+            continue
+        plan = on_target.merge(state[KEYS], on=KEYS)
         if plan.empty:
             continue
         rows = model.requests_frame(plan[[*KEYS, "date", "price", "promo", "holiday"]])
-        frames.append(build_features(state, rows, origin))
+        if fast is not None:  # the pandas-free path, proven equal on random rows
+            frames.append(_fast_day(model, fast[0], state, rows, origin))
+        else:
+            frames.append(build_features(state, rows, origin))
+    if frames and fast is not None:
+        out = pd.concat(frames, ignore_index=True)
+        out[PREDICTION] = out[PREDICTION].astype(np.float64)
+        return out
     if not frames:
         return pd.DataFrame(columns=[*KEYS, "date", "promo", "holiday", PREDICTION])
     features = pd.concat(frames, ignore_index=True)
@@ -179,6 +195,39 @@ def one_day_ahead(
     values = model.forecaster.predict(features[FEATURE_COLUMNS])
     out = features[[*KEYS, "date", "promo", "holiday"]].copy()
     out[PREDICTION] = np.asarray(values, dtype=np.float64)
+    return out
+
+
+def _fast_day(
+    model: DemandForecastModel,
+    forecaster: FastForecaster,
+    state: pd.DataFrame,
+    rows: pd.DataFrame,
+    origin: pd.Timestamp,
+) -> pd.DataFrame:
+    """One day of :func:`one_day_ahead` through the fast path's float matrix.
+
+    ``rows`` come from ``requests_frame`` (prices filled), so the state's
+    ``last_price`` is never read; it is set as the model would fill it.
+    """
+    keys = list(
+        zip(state["store_id"].astype(str), state["item_id"].astype(str), strict=True)
+    )
+    states = SeriesStates.of(
+        state.assign(last_price=[model.last_price.get(k, np.nan) for k in keys])
+    )
+    out = rows[[*KEYS, "date", "promo", "holiday"]].reset_index(drop=True)
+    out[PREDICTION] = forecaster.forecast(
+        list(
+            zip(rows["store_id"].astype(str), rows["item_id"].astype(str), strict=True)
+        ),
+        [day_number(d) for d in pd.to_datetime(rows["date"]).dt.date],
+        rows["price"].astype(float).tolist(),
+        rows["promo"].astype(float).tolist(),
+        rows["holiday"].astype(float).tolist(),
+        states,
+        timestamp_day(origin),
+    )
     return out
 
 
