@@ -52,7 +52,7 @@ def tiny(workload: str, kind: str) -> dict[str, str]:
 
 def project_env(**extra: str) -> dict[str, str]:
     """This environment without loopml's or an outer make's settings."""
-    drop = ("LOOPML_", "MAKE", "MFLAGS", "VIRTUAL_ENV")
+    drop = ("LOOPML_", "MAKE", "MFLAGS", "VIRTUAL_ENV", "ARGS")
     env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
     env.update({"MLFLOW_DISABLE_TELEMETRY": "true", **extra})
     return env

@@ -46,7 +46,7 @@ def test_tutorial_has_the_steps_a_reader_follows() -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_tutorial_commands_run_as_written(tmp_path: Path) -> None:
-    drop = ("LOOPML_", "MAKE", "MFLAGS", "VIRTUAL_ENV")
+    drop = ("LOOPML_", "MAKE", "MFLAGS", "VIRTUAL_ENV", "ARGS")
     env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
     env.update(
         TINY_SHOP,

@@ -23,7 +23,7 @@ from loopml.serving.app import create_app
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(400)
+@pytest.mark.timeout(600)
 def test_serve_on_ray_answers_like_uvicorn(tiny_env: Path) -> None:
     settings = load_settings("default")
     origin = conftest.demand_champion(settings)
@@ -56,7 +56,7 @@ def test_serve_on_ray_answers_like_uvicorn(tiny_env: Path) -> None:
     url = f"http://127.0.0.1:{port}"
     try:
         try:
-            conftest.wait_ready(url, proc, seconds=240)
+            conftest.wait_ready(url, proc, seconds=420)
         except AssertionError:
             proc.kill()
             raise AssertionError(proc.communicate()[1].decode()[-3000:]) from None
