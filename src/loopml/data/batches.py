@@ -49,6 +49,7 @@ def _read_day(path: Path) -> pd.DataFrame:
         _READ[key] = frame
     return frame
 
+
 PREFIX = "date="
 
 
