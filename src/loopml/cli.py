@@ -1243,14 +1243,33 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
 def main() -> None:
     """The ``loopml`` command: one line for a mistake, the trace with --verbose.
 
-    Usage errors are click's (exit 2). Anything a command raises is printed
+    A usage error (unknown option, a value out of range) is one line naming
+    the command's ``--help`` (exit 2). Anything a command raises is printed
     as one line, its type and message, with the trace in the log file:
     exit 2 for what the user can fix (a bad value, a missing file, an unknown
     name), 1 for a failure. ``--verbose`` re-raises, showing the trace.
     """
+    from typer._click.exceptions import ClickException, UsageError
+
     try:
-        app(prog_name="loopml")
-    except KeyboardInterrupt:
+        # Not standalone: click's usage errors come here and print one line.
+        code = app(prog_name="loopml", standalone_mode=False)
+    except UsageError as error:
+        where = error.ctx.command_path if error.ctx else "loopml"
+        if not error.format_message().strip():  # no command: the help was shown
+            raise SystemExit(error.exit_code) from None
+        err_console.print(
+            f"[red]error:[/red] {error.format_message()} (see `{where} --help`)",
+            markup=True,
+            highlight=False,
+        )
+        raise SystemExit(error.exit_code) from None
+    except ClickException as error:
+        err_console.print(
+            f"[red]error:[/red] {error.format_message()}", markup=True, highlight=False
+        )
+        raise SystemExit(error.exit_code) from None
+    except (KeyboardInterrupt, typer.Abort):
         err_console.print("interrupted")
         raise SystemExit(130) from None
     except Exception as error:
@@ -1267,6 +1286,10 @@ def main() -> None:
             highlight=False,
         )
         raise SystemExit(2 if isinstance(error, USER_ERRORS) else 1) from None
+    # As click's standalone mode: always exit, with typer.Exit's code if any.
+    raise SystemExit(
+        code if isinstance(code, int) and not isinstance(code, bool) else 0
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -42,6 +42,8 @@ BAD = [
     (["features", "push", "oops"], "KEY=VALUE"),
     (["--profile", "nope", "status"], "profile 'nope' not found"),
     (["nope"], "No such command"),
+    (["train", "--bogus"], "No such option: --bogus"),
+    (["serve", "--port", "-1"], "greater than or equal to 0"),
 ]
 
 
@@ -62,6 +64,9 @@ def test_a_mistake_is_one_clear_line(
     assert exit_info.value.code == 2, text
     assert "Traceback" not in text
     assert message in " ".join(text.split()), text
+    # One line, usage errors too (no boxed "Usage: ... Try ..." block).
+    lines = [line for line in out.err.splitlines() if line.strip()]
+    assert len(lines) == 1, out.err
 
 
 def test_a_failed_stage_is_one_line_exit_1(
