@@ -6,7 +6,8 @@ tests' ``TINY_ENV``; or uses ``--home``), trains a second version of each
 (one worker, 127.0.0.1, a free port, ``LOOPML_ADMIN_TOKEN`` set, alias polling
 off so the reload happens when this script says) and drives an OPEN-LOOP load:
 request ``i`` is sent at ``start + i / rate`` whatever happened to the others
-(asyncio + httpx), so a slow answer delays nobody's send time and latency,
+(raw asyncio HTTP/1.1 on keep-alive connections, ``http_load.py``'s parser;
+a slow answer gets a new connection), so nobody's send time is delayed and latency,
 measured from the scheduled send, includes queueing. Requests alternate
 between ``POST /v1/demand/predict`` (one row, the series in turns) and
 ``GET /v1/recsys/users/{id}/recommendations`` (known users in turns).
@@ -18,7 +19,11 @@ server's, as ``loopml promote`` or ``loopml rollback`` would be) re-points
 load. The run passes with 0 errors (non-2xx or transport errors) and only
 the new versions served after the reload returned; the exit code says so.
 
-Then (unless ``--compare-seconds 0``) the same open-loop rate, demand only, for
+The rate: ``--rate``, or by default ``--share`` (0.8) of the capacity
+measured first on the same server and mix (closed loop, 16 connections).
+
+Then (unless ``--compare-seconds 0``) an open loop at ``--compare-rate``
+(10 req/s, what mlflow's server keeps up with), demand only, for
 ``--compare-seconds`` each, in turns: ``mlflow models serve`` of the same
 demand version (``/invocations``, the tool a user would pick instead) and
 ``loopml serve`` (``/invocations`` and ``/v1/demand/predict``); latency
@@ -33,7 +38,7 @@ per 10 minutes).
 Not a test: run on demand; the tables replace this benchmark's sections of
 ``docs/reliability.md``::
 
-    .venv/bin/python benchmarks/load.py                    # 60 s at 10 req/s
+    .venv/bin/python benchmarks/load.py                    # 60 s at 80 % of capacity
     .venv/bin/python benchmarks/load.py --soak             # 10 min at 5 req/s
     # what make bench-check runs (with --no-write --json PATH):
     .venv/bin/python benchmarks/load.py --seconds 20 --compare-seconds 8
@@ -53,12 +58,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
 import pandas as pd
 import psutil
 from doc_sections import write_section
+from http_load import read_response, request_bytes
 from serving import COLUMNS, Server, payload_rows, start, stop, wait_ready
 
 REPO = Path(__file__).resolve().parents[1]
@@ -76,6 +83,11 @@ V2_ENV = {
     "recsys": {"LOOPML_WORKLOADS__RECSYS__RANKER_N_ESTIMATORS": "60"},
 }
 TIMEOUT = 30.0  # seconds a request may take before it counts as an error
+#: Idle seconds after which the client drops a keep-alive connection rather
+#: than reuse one the server may have closed (uvicorn's keep-alive is 5 s).
+KEEP_ALIVE = 4.0
+#: The open-loop client's own cost in the last ``drive`` (reported).
+CLIENT: dict[str, float] = {}
 
 
 @dataclass
@@ -122,7 +134,28 @@ def build_home(home: Path, log: Path) -> float:
     run(["run"], home, log)
     for workload, env in V2_ENV.items():
         run(["train", "-w", workload], home, log, **env)
+    batch_for_v2(home, log)
     return time.perf_counter() - started
+
+
+def batch_for_v2(home: Path, log: Path) -> None:
+    """Give recsys v2 its own daily batch, as promoting it then ``batch`` would.
+
+    Without one, every recommendation after the reload would be scored live
+    (about 10x the cost of a batch lookup): a different load than before it.
+    The batch is for the next day (a day's results are replaced on a rerun,
+    and v1's must stay for v1); ``champion`` points at v2 only meanwhile.
+    """
+    client = registry_client(home)
+    served = client.get_model_version_by_alias("recsys", "champion").version
+    (new,) = other_versions(home, {"recsys": str(served)}).values()
+    data = pd.read_parquet(home / "data" / "recsys" / "validated.parquet")
+    day = pd.Timestamp(data["timestamp"].max()).normalize() + pd.Timedelta(days=2)
+    client.set_registered_model_alias("recsys", "champion", new)
+    try:
+        run(["batch", "-w", "recsys", "--date", f"{day:%Y-%m-%d}"], home, log)
+    finally:
+        client.set_registered_model_alias("recsys", "champion", str(served))
 
 
 def demand_bodies(home: Path) -> tuple[list[bytes], list[bytes]]:
@@ -151,23 +184,71 @@ def schedule(requests: list[Request], rate: float) -> list[Request]:
     return requests
 
 
-async def send(client: httpx.AsyncClient, request: Request, t0: float) -> None:
-    """Send one request; record its latency (from its due time) and outcome."""
-    try:
-        response = await client.request(
-            request.method,
-            request.url,
-            content=request.body,
-            headers={"content-type": "application/json"} if request.body else None,
-        )
-        request.status = response.status_code
-        if response.status_code // 100 == 2:
-            request.version = str(response.json().get("model_version", ""))
-        else:
-            request.error = f"{response.status_code}: {response.text[:200]}"
-    except httpx.HTTPError as error:
-        request.error = repr(error)
-    request.latency = time.perf_counter() - t0 - request.due
+class Pool:
+    """Keep-alive connections for an open-loop client (raw asyncio, no library).
+
+    A request takes an idle connection or opens one (the open loop never
+    waits for a free connection: a slow server gets more of them, as it would
+    from many users); the answer's JSON is read for ``model_version``.
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        """Where to connect."""
+        self.host, self.port = host, port
+        # (reader, writer, last used): a stack, the most recently used on top.
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
+        self.opened = 0
+        self._bytes: dict[tuple[str, str, bytes | None], bytes] = {}
+
+    def request_bytes(self, request: Request) -> bytes:
+        """The HTTP/1.1 bytes of a request (built once per distinct request)."""
+        key = (request.method, request.url, request.body)
+        raw = self._bytes.get(key)
+        if raw is None:
+            path = urlsplit(request.url)
+            target = path.path + (f"?{path.query}" if path.query else "")
+            raw = self._bytes[key] = request_bytes(
+                request.method, target, request.body, self.host
+            )
+        return raw
+
+    async def send(self, request: Request, t0: float) -> None:
+        """Send one request; record its latency (from its due time) and outcome."""
+        raw = self.request_bytes(request)
+        connection = None
+        try:
+            now = time.perf_counter()
+            if self.idle and now - self.idle[-1][2] > KEEP_ALIVE:
+                self.close()  # the server closes idle connections (uvicorn: 5 s)
+            if self.idle:
+                connection = self.idle.pop()[:2]
+            else:
+                connection = await asyncio.open_connection(self.host, self.port)
+                self.opened += 1
+            reader, writer = connection
+            writer.write(raw)
+            status, body = await asyncio.wait_for(read_response(reader), TIMEOUT)
+            request.status = status
+            if status // 100 == 2:
+                request.version = str(json.loads(body).get("model_version", ""))
+            else:
+                request.error = f"{status}: {body[:200]!r}"
+            self.idle.append((reader, writer, time.perf_counter()))
+        except (TimeoutError, OSError, asyncio.IncompleteReadError) as error:
+            request.error = repr(error)
+            if connection is not None:
+                connection[1].close()
+        except ValueError as error:  # an answer that is not HTTP or JSON
+            request.error = repr(error)
+            if connection is not None:
+                connection[1].close()
+        request.latency = time.perf_counter() - t0 - request.due
+
+    def close(self) -> None:
+        """Close the idle connections."""
+        for _, writer, _ in self.idle:
+            writer.close()
+        self.idle.clear()
 
 
 async def drive(
@@ -183,22 +264,61 @@ async def drive(
     Returns:
         Seconds from the first due time to the last answer.
     """
-    limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
-    async with httpx.AsyncClient(timeout=TIMEOUT, limits=limits) as client:
-        t0 = time.perf_counter()
-        extra = [
-            asyncio.create_task(_later(at, factory, t0)) for at, factory in side or []
-        ]
-        tasks = []
-        for request in requests:
-            delay = t0 + request.due - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(send(client, request, t0)))
-        await asyncio.gather(*tasks)
-        elapsed = time.perf_counter() - t0
-        await asyncio.gather(*extra)
-        return elapsed
+    if not requests:
+        return 0.0
+    where = urlsplit(requests[0].url)
+    pool = Pool(where.hostname or "127.0.0.1", where.port or 80)
+    cpu = time.process_time()
+    t0 = time.perf_counter()
+    extra = [asyncio.create_task(_later(at, factory, t0)) for at, factory in side or []]
+    tasks = []
+    for request in requests:
+        delay = t0 + request.due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(pool.send(request, t0)))
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - t0
+    await asyncio.gather(*extra)
+    pool.close()
+    CLIENT["cpu_us_per_request"] = (time.process_time() - cpu) / len(requests) * 1e6
+    CLIENT["connections"] = pool.opened
+    return elapsed
+
+
+def capacity(url: str, home: Path, seconds: float, concurrency: int = 16) -> float:
+    """Closed-loop req/s of the mixed requests at ``concurrency`` (the ceiling).
+
+    Each connection sends the next request of the mix as soon as the last
+    one is answered, for ``seconds``: what the server can take, measured
+    against the same server, home and mix just before the open-loop run.
+    """
+    mix = mixed(url, home, 200)
+    where = urlsplit(url)
+    pool = Pool(where.hostname or "127.0.0.1", where.port or 80)
+
+    async def closed_loop() -> float:
+        done = 0
+        deadline = time.perf_counter() + seconds
+
+        async def worker(start: int) -> None:
+            nonlocal done
+            i = start
+            while time.perf_counter() < deadline:
+                request = mix[i % len(mix)]
+                probe = Request(request.name, request.method, request.url, request.body)
+                await pool.send(probe, time.perf_counter())
+                if probe.status // 100 != 2:
+                    raise SystemExit(f"capacity probe failed: {probe.error}")
+                done += 1
+                i += concurrency
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(k) for k in range(concurrency)))
+        pool.close()
+        return done / (time.perf_counter() - started)
+
+    return asyncio.run(closed_loop())
 
 
 async def _later(at: float, factory: Any, t0: float) -> None:
@@ -282,6 +402,23 @@ def stats(requests: list[Request]) -> dict[str, float]:
     }
 
 
+def timeline(requests: list[Request]) -> list[dict[str, float]]:
+    """Per second of due time: requests, errors, p99 latency; the worst first."""
+    by_second: dict[int, list[Request]] = {}
+    for r in requests:
+        by_second.setdefault(int(r.due), []).append(r)
+    rows = [
+        {
+            "second": float(second),
+            "n": float(len(rs)),
+            "errors": float(sum(1 for r in rs if r.status // 100 != 2)),
+            "p99_ms": float(np.percentile([r.latency for r in rs], 99) * 1e3),
+        }
+        for second, rs in sorted(by_second.items())
+    ]
+    return sorted(rows, key=lambda row: -row["p99_ms"])
+
+
 def versions_seen(requests: list[Request]) -> dict[str, dict[str, int]]:
     """Answers per route and model version."""
     out: dict[str, dict[str, int]] = {}
@@ -345,6 +482,11 @@ def mixed(url: str, home: Path, n: int) -> list[Request]:
     return out
 
 
+def url_of(server: Server) -> str:
+    """The server's base URL (it listens on loopback)."""
+    return f"http://127.0.0.1:{server.port}"
+
+
 def start_loopml(home: Path, work: Path, **env: str) -> tuple[Server, int]:
     """``loopml serve`` (one worker) on a free loopback port, ready."""
     port = free_port()
@@ -356,7 +498,7 @@ def start_loopml(home: Path, work: Path, **env: str) -> tuple[Server, int]:
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    server = Server("loopml", proc, f"http://127.0.0.1:{port}", "/readyz")
+    server = Server("loopml", proc, port, "/readyz")
     try:
         wait_ready(server, log)
     except SystemExit:
@@ -399,9 +541,9 @@ def compare(
     """The same open-loop demand load on each target, in turns (2 rounds)."""
     v1, split = demand_bodies(home)
     targets = {
-        "mlflow /invocations": (mlflow.url + "/invocations", split),
-        "loopml /invocations": (loopml.url + "/invocations", split),
-        "loopml /v1/demand/predict": (loopml.url + "/v1/demand/predict", v1),
+        "mlflow /invocations": (url_of(mlflow) + "/invocations", split),
+        "loopml /invocations": (url_of(loopml) + "/invocations", split),
+        "loopml /v1/demand/predict": (url_of(loopml) + "/v1/demand/predict", v1),
     }
     n = max(1, int(rate * seconds / 2))
     done: dict[str, list[Request]] = {name: [] for name in targets}
@@ -446,12 +588,20 @@ def load_run(
     )
     mlflow = None
     try:
-        served = httpx.get(loopml.url + "/version").json()["models"]
+        served = httpx.get(url_of(loopml) + "/version").json()["models"]
         new = other_versions(home, served)
-        requests = schedule(
-            mixed(loopml.url, home, int(args.rate * args.seconds)), args.rate
+        ceiling = capacity(url_of(loopml), home, args.capacity_seconds)
+        if args.rate is None:
+            args.rate = round(args.share * ceiling, 1)
+        print(
+            f"capacity {ceiling:.0f} req/s (closed loop, 16 connections); "
+            f"open loop at {args.rate:g} req/s ({args.rate / ceiling:.0%})",
+            flush=True,
         )
-        go = Reloader(home, loopml.url, new)
+        requests = schedule(
+            mixed(url_of(loopml), home, int(args.rate * args.seconds)), args.rate
+        )
+        go = Reloader(home, url_of(loopml), new)
         elapsed = asyncio.run(drive(requests, [(args.seconds * args.reload_at, go)]))
         marks = go.marks
         rss = rss_mb(loopml.proc.pid)
@@ -459,7 +609,9 @@ def load_run(
         compared = None
         if args.compare_seconds > 0:
             mlflow = start_mlflow(home, work, new["demand"])
-            compared = compare(loopml, mlflow, home, args.rate, args.compare_seconds)
+            compared = compare(
+                loopml, mlflow, home, args.compare_rate, args.compare_seconds
+            )
             after_load += f" (after the comparison: {loadavg()})"
     finally:
         stop(loopml)
@@ -471,6 +623,9 @@ def load_run(
     window = [r for r in requests if marks.started <= r.due <= marks.ended + 2]
     figures: dict[str, Any] = {
         "rate": args.rate,
+        "capacity": ceiling,
+        "share_of_capacity": args.rate / ceiling,
+        "client": dict(CLIENT),
         "seconds": args.seconds,
         "achieved_rate": len(ok) / elapsed,
         "all": stats(requests),
@@ -485,6 +640,7 @@ def load_run(
         "new": new,
         "old_after_reload": sum(1 for r in after if r.version != new[r.name]),
         "errors_sample": [r.error for r in requests if r.error][:5],
+        "worst_seconds": timeline(requests)[:5],
         "rss_mb_end": rss,
         "compare": compared,
         "loadavg": {"before": before_load, "after": after_load},
@@ -499,9 +655,15 @@ def load_run(
         f"work (load average 1/5/15 min: {before_load} before, {after_load} "
         f"after), CPython {sys.version.split()[0]}. `loopml serve --workers 1` on "
         "127.0.0.1, home from a tiny `loopml run` (tests' `TINY_ENV`) plus a "
-        "second trained version of each workload; the client (asyncio + httpx, "
-        "open loop) on the same machine. "
-        f"{args.rate:g} req/s for {args.seconds:g} s, alternating "
+        "second trained version of each workload; the client "
+        "(`benchmarks/http_load.py`'s raw asyncio HTTP/1.1, keep-alive, open "
+        "loop, one thread) on the same machine, "
+        f"{figures['client'].get('cpu_us_per_request', float('nan')):.0f} us of "
+        "client CPU per request. Capacity, measured just before on the same "
+        "server and mix (closed loop, 16 connections, "
+        f"{args.capacity_seconds:g} s): {ceiling:.0f} req/s; the run: "
+        f"{args.rate:g} req/s ({args.rate / ceiling:.0%} of it) for "
+        f"{args.seconds:g} s, alternating "
         "`POST /v1/demand/predict` (1 row) and "
         "`GET /v1/recsys/users/{id}/recommendations`; latency from each "
         "request's scheduled send time (queueing included). At "
@@ -527,7 +689,8 @@ def load_run(
         base = compared["mlflow /invocations"]
         lines += [
             "",
-            f"Side by side, demand only, the same open-loop {args.rate:g} req/s for "
+            f"Side by side, demand only, an open loop at {args.compare_rate:g} "
+            "req/s (what `mlflow models serve` keeps up with) for "
             f"{args.compare_seconds:g} s per target (in 2 turns), version "
             f"{new['demand']} on both servers; ratios to `mlflow models serve` "
             "(lower is faster):",
@@ -554,7 +717,7 @@ def soak_run(
     samples: list[tuple[float, float]] = []
     try:
         requests = schedule(
-            mixed(loopml.url, home, int(args.rate * args.seconds)), args.rate
+            mixed(url_of(loopml), home, int(args.rate * args.seconds)), args.rate
         )
 
         async def both() -> float:
@@ -627,7 +790,11 @@ def _mb(value: float | None) -> str:
 def reproduce(args: argparse.Namespace) -> str:
     """The command that measures the same way (``--home`` left out)."""
     options = ["--soak"] if args.soak else []
-    options += [f"--seconds {args.seconds:g}", f"--rate {args.rate:g}"]
+    options.append(f"--seconds {args.seconds:g}")
+    if args.rate_given or args.soak:
+        options.append(f"--rate {args.rate:g}")
+    elif args.share != 0.8:
+        options.append(f"--share {args.share:g}")
     if not args.soak and args.compare_seconds != 20:
         options.append(f"--compare-seconds {args.compare_seconds:g}")
     return " ".join([COMMAND, *options])
@@ -640,7 +807,26 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--seconds", type=float, help="60 (load), 600 (--soak)")
-    parser.add_argument("--rate", type=float, help="req/s: 10 (load), 5 (--soak)")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        help="req/s; default: --share of the capacity measured first (load), 5 (soak)",
+    )
+    parser.add_argument(
+        "--share", type=float, default=0.8, help="load rate / capacity (0.8)"
+    )
+    parser.add_argument(
+        "--capacity-seconds",
+        type=float,
+        default=8.0,
+        help="closed-loop capacity probe before the load run (8)",
+    )
+    parser.add_argument(
+        "--compare-rate",
+        type=float,
+        default=10.0,
+        help="open-loop req/s of the mlflow comparison (10)",
+    )
     parser.add_argument(
         "--reload-at", type=float, default=0.5, help="fraction of the run (0.5)"
     )
@@ -669,7 +855,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     args.seconds = args.seconds or (600.0 if args.soak else 60.0)
-    args.rate = args.rate or (5.0 if args.soak else 10.0)
+    args.rate_given = args.rate is not None
+    if args.soak and args.rate is None:
+        args.rate = 5.0
     return args
 
 

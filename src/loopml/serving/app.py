@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
+import anyio.to_thread
 from fastapi import Depends, FastAPI, Header, HTTPException, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse
@@ -158,6 +159,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Threads that run the sync routes (serving.threads; anyio's default 40).
+        limiter = anyio.to_thread.current_default_thread_limiter()
+        limiter.total_tokens = settings.serving.threads
         setup_mlflow(settings)
         await asyncio.to_thread(_refresh_all, store, metrics, names, challengers)
         await asyncio.to_thread(online.get)
@@ -195,7 +199,9 @@ def create_app(
         BodySizeLimitMiddleware, max_bytes=settings.serving.max_body_bytes
     )
 
-    def require_admin(authorization: Annotated[str | None, Header()] = None) -> None:
+    async def require_admin(
+        authorization: Annotated[str | None, Header()] = None,
+    ) -> None:
         token = settings.admin_token
         expected = f"Bearer {token.get_secret_value()}" if token else None
         if expected is None or not hmac.compare_digest(
@@ -270,9 +276,11 @@ def create_app(
         )
 
     @app.post("/admin/reload", tags=["admin"], dependencies=[Depends(require_admin)])
-    def reload() -> dict[str, str]:
+    async def reload() -> dict[str, str]:
         """Check the registry now instead of waiting for the next poll."""
-        _refresh_all(store, metrics, names, challengers)
+        # Not in the request thread pool: under load it would wait its turn
+        # behind every queued request.
+        await asyncio.to_thread(_refresh_all, store, metrics, names, challengers)
         return store.versions()
 
     for name, scorer in scorers.items():
