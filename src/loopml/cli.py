@@ -1286,6 +1286,13 @@ def main() -> None:
             highlight=False,
         )
         raise SystemExit(2 if isinstance(error, USER_ERRORS) else 1) from None
+    # Native thread pools (Arrow's, DuckDB's) torn down during the
+    # interpreter's final clean-up can abort the process ("terminate called
+    # without an active exception", apache/arrow#34314): collect now, while
+    # the libraries are whole.
+    import gc
+
+    gc.collect()
     # As click's standalone mode: always exit, with typer.Exit's code if any.
     raise SystemExit(
         code if isinstance(code, int) and not isinstance(code, bool) else 0
