@@ -234,11 +234,12 @@ class Pool:
             else:
                 request.error = f"{status}: {body[:200]!r}"
             self.idle.append((reader, writer, time.perf_counter()))
-        except (TimeoutError, OSError, asyncio.IncompleteReadError) as error:
-            request.error = repr(error)
-            if connection is not None:
-                connection[1].close()
-        except ValueError as error:  # an answer that is not HTTP or JSON
+        except (
+            TimeoutError,
+            OSError,
+            asyncio.IncompleteReadError,
+            ValueError,  # an answer that is not HTTP or JSON
+        ) as error:
             request.error = repr(error)
             if connection is not None:
                 connection[1].close()

@@ -112,10 +112,6 @@ class ServingSettings(BaseModel):
     max_rows: int = Field(1000, ge=1)
     max_body_bytes: int = Field(1_000_000, ge=1024)
     poll_seconds: float = Field(10.0, gt=0)
-    #: threads that run the synchronous routes (scoring) per worker process
-    #: (anyio's default, 40). Fewer contend less for the GIL; the reload and
-    #: the poller do not use these threads, so they never queue behind requests.
-    threads: int = Field(40, ge=1, le=256)
     #: scorers that use the Feast online store read it (demand: the series
     #: state; they fall back to the model's own state when it cannot be read).
     online_features: bool = True

@@ -21,7 +21,6 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-import anyio.to_thread
 from fastapi import Depends, FastAPI, Header, HTTPException, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse
@@ -159,9 +158,6 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Threads that run the sync routes (serving.threads; anyio's default 40).
-        limiter = anyio.to_thread.current_default_thread_limiter()
-        limiter.total_tokens = settings.serving.threads
         setup_mlflow(settings)
         await asyncio.to_thread(_refresh_all, store, metrics, names, challengers)
         await asyncio.to_thread(online.get)

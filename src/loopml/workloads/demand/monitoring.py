@@ -47,7 +47,6 @@ from loopml.workloads.demand.config import DemandSettings
 from loopml.workloads.demand.fastpath import (
     FastForecaster,
     SeriesStates,
-    day_number,
     timestamp_day,
 )
 from loopml.workloads.demand.features import (
@@ -185,9 +184,7 @@ def one_day_ahead(
         else:
             frames.append(build_features(state, rows, origin))
     if frames and fast is not None:
-        out = pd.concat(frames, ignore_index=True)
-        out[PREDICTION] = out[PREDICTION].astype(np.float64)
-        return out
+        return pd.concat(frames, ignore_index=True)
     if not frames:
         return pd.DataFrame(columns=[*KEYS, "date", "promo", "holiday", PREDICTION])
     features = pd.concat(frames, ignore_index=True)
@@ -217,16 +214,8 @@ def _fast_day(
         state.assign(last_price=[model.last_price.get(k, np.nan) for k in keys])
     )
     out = rows[[*KEYS, "date", "promo", "holiday"]].reset_index(drop=True)
-    out[PREDICTION] = forecaster.forecast(
-        list(
-            zip(rows["store_id"].astype(str), rows["item_id"].astype(str), strict=True)
-        ),
-        [day_number(d) for d in pd.to_datetime(rows["date"]).dt.date],
-        rows["price"].astype(float).tolist(),
-        rows["promo"].astype(float).tolist(),
-        rows["holiday"].astype(float).tolist(),
-        states,
-        timestamp_day(origin),
+    out[PREDICTION] = model.forecast_fast(
+        rows, forecaster, states, timestamp_day(origin)
     )
     return out
 

@@ -123,7 +123,7 @@ class DemandForecastModel(PythonModel):
         """
         fast = self.fast() if state is None else None
         if fast is not None:
-            return self._forecast_fast(rows, *fast)
+            return self.forecast_fast(rows, *fast)
         if state is None:
             frame = self.requests_frame(rows)
             features = build_features(self.state, frame, self.origin)
@@ -141,14 +141,15 @@ class DemandForecastModel(PythonModel):
         values = self.forecaster.predict(features[FEATURE_COLUMNS])
         return np.asarray(values, dtype=np.float64)
 
-    def _forecast_fast(
+    def forecast_fast(
         self,
         rows: pd.DataFrame,
         forecaster: FastForecaster,
         states: SeriesStates,
         origin: int,
     ) -> npt.NDArray[np.float64]:
-        """``forecast`` from the bundled state, through the float matrix."""
+        """``forecast`` from given states (``fast()``'s bundled ones, or others
+        as the monitor's replay gives), through the float matrix."""
         n = len(rows)
         stores = rows["store_id"].astype(str).tolist()
         items = rows["item_id"].astype(str).tolist()
