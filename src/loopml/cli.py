@@ -1062,6 +1062,9 @@ def serve(
         # environment: pass the choice there.
         os.environ["LOOPML_SERVING__WORKLOADS"] = json.dumps(names)
     settings = _settings()
+    # uvicorn's workers build their settings from the environment: the home
+    # chosen here (--home, or one home per dataset) must reach them too.
+    os.environ["LOOPML_HOME"] = str(settings.home)
     if ray:
         from loopml.serving.ray_serve import serve_on_ray
 

@@ -1,4 +1,8 @@
-"""``loopml serve --port 0`` prints the URL of the port it took, at once."""
+"""``loopml serve --port 0`` prints the URL of the port it took, at once.
+
+It serves the home named by ``--home`` (uvicorn builds the app in its own
+process, from the environment).
+"""
 
 from __future__ import annotations
 
@@ -15,10 +19,15 @@ import conftest
 
 def test_port_0_prints_the_port_it_took(tmp_path: Path) -> None:
     log = tmp_path / "serve.log"
+    home = tmp_path / "chosen"
+    env = conftest.subprocess_env(tmp_path / "home")
+    del env["LOOPML_HOME"]
     with log.open("w", encoding="utf-8") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "loopml.cli", "serve", "--port", "0"],
-            env=conftest.subprocess_env(tmp_path / "home"),
+            [sys.executable, "-m", "loopml.cli", "--home", str(home)]
+            + ["serve", "--port", "0"],
+            cwd=tmp_path,
+            env=env,
             stdout=output,
             stderr=subprocess.STDOUT,
         )
@@ -39,6 +48,9 @@ def test_port_0_prints_the_port_it_took(tmp_path: Path) -> None:
                 break
             except httpx.TransportError:
                 time.sleep(0.3)
+        # The service's registry is the chosen home's, not ./.loopml.
+        assert (home / "mlflow.db").is_file(), sorted(tmp_path.rglob("mlflow.db"))
+        assert not (tmp_path / ".loopml").exists()
     finally:
         process.terminate()
         process.wait(timeout=30)
