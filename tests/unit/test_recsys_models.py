@@ -248,6 +248,27 @@ def test_routed_users_get_exactly_the_baselines_lists(
     assert frame.groupby("user_id").size().eq(10).all()
 
 
+def test_scoring_matrix_equals_the_training_frames(
+    fitted: dict[str, Recommender],
+) -> None:
+    """Serving gathers a float matrix; training frames; same numbers, all users."""
+    ranker = fitted["ranker"]
+    assert isinstance(ranker, TwoStageRanker)
+    context = ranker.als_.context_
+    # Every user, an unknown one (the last row) and a segment override.
+    rows = np.arange(len(context.user_ids) + 1, dtype=np.int64)
+    segments = context.user_segment[rows].copy()
+    segments[::7] = 0
+    for seen in (True, False):
+        position, item, frame = ranker._features(ranker.als_, rows, segments, seen, 40)
+        at, column, matrix = ranker._matrix(ranker.als_, rows, segments, seen, 40)
+        assert list(frame.columns) == FEATURE_COLUMNS + TIME_COLUMNS
+        assert len(frame) > 10_000
+        np.testing.assert_array_equal(at, position)
+        np.testing.assert_array_equal(column, item)
+        np.testing.assert_array_equal(matrix, frame.to_numpy(dtype=np.float64))
+
+
 def test_als_margin_standardises_each_users_candidates() -> None:
     score = np.array([1.0, 3.0, np.nan, np.nan, 2.0, 2.0])
     position = np.array([0, 0, 1, 1, 2, 2])

@@ -247,24 +247,68 @@ def _local_popularity(
     return sp.csr_matrix(sp.diags(1.0 / np.maximum(totals, 1.0)) @ window)
 
 
+def time_matrix(
+    context: FeatureContext, user_rows: IntArray, items: IntArray
+) -> FloatArray:
+    """The :data:`TIME_COLUMNS` of (user, item) pairs as a float matrix."""
+    out = np.empty((len(items), len(TIME_COLUMNS)))
+    idle = context.user_idle[user_rows]
+    age = context.item_age[items]
+    out[:, 0] = idle
+    out[:, 1] = np.where(np.isnan(idle), age, age - idle)
+    if len(items):
+        days = context.user_day[user_rows]
+        out[:, 2] = np.asarray(context.local_popularity[days, items], float).ravel()
+    return out
+
+
 def time_features(
     context: FeatureContext, user_rows: IntArray, items: IntArray
 ) -> pd.DataFrame:
     """The :data:`TIME_COLUMNS` of (user, item) pairs (see ``build_features``)."""
-    local = np.zeros(len(items))
-    if len(items):
-        days = context.user_day[user_rows]
-        local = np.asarray(context.local_popularity[days, items], float).ravel()
-    idle = context.user_idle[user_rows]
-    age = context.item_age[items]
-    return pd.DataFrame(
-        {
-            "user_idle_days": idle,
-            "item_age_then": np.where(np.isnan(idle), age, age - idle),
-            "local_popularity": local,
-        },
-        columns=TIME_COLUMNS,
+    return pd.DataFrame(time_matrix(context, user_rows, items), columns=TIME_COLUMNS)
+
+
+def pair_matrix(
+    context: FeatureContext,
+    user_rows: IntArray,
+    segment_rows: IntArray,
+    items: IntArray,
+    als_score: FloatArray,
+) -> FloatArray:
+    """The ranking features of (user, item) pairs as a float matrix.
+
+    The serving path's form of :func:`build_features` (which wraps it): one
+    row per pair, :data:`FEATURE_COLUMNS` in order, no frame.
+    """
+    category = context.item_category[items]
+    count = context.user_category_count[user_rows, category]
+    length = context.user_length[user_rows]
+    top_level = context.user_category_level[user_rows, category]
+    level = context.item_level[items]
+    seniority = context.user_seniority[user_rows]
+    columns = (
+        als_score,  # als_score
+        count / np.maximum(length, 1.0),  # user_category_share
+        count,  # user_category_count
+        np.where(top_level > 0, level - top_level, np.nan),  # level_step
+        level - (1.0 + seniority / 2.0),  # seniority_level_gap
+        context.role_relevant[segment_rows, items],  # role_relevant
+        context.segment_popularity[segment_rows, items],  # segment_popularity
+        context.segment_popularity[-1, items],  # global_popularity
+        context.recent_popularity[items],  # recent_popularity
+        context.popularity_all_time[items],  # popularity_all_time
+        context.item_age[items],  # item_age_days
+        context.item_idle[items],  # days_since_last_interaction
+        length,  # user_history_length
+        seniority,  # seniority
+        level,  # level
+        context.item_duration[items],  # duration_hours
     )
+    out = np.empty((len(items), len(FEATURE_COLUMNS)))
+    for index, column in enumerate(columns):
+        out[:, index] = column
+    return out
 
 
 def build_features(
@@ -286,31 +330,10 @@ def build_features(
     Returns:
         One row per pair, :data:`FEATURE_COLUMNS` in order.
     """
-    category = context.item_category[items]
-    count = context.user_category_count[user_rows, category]
-    length = context.user_length[user_rows]
-    top_level = context.user_category_level[user_rows, category]
-    level = context.item_level[items]
-    seniority = context.user_seniority[user_rows]
-    columns = {
-        "als_score": als_score,
-        "user_category_share": count / np.maximum(length, 1.0),
-        "user_category_count": count,
-        "level_step": np.where(top_level > 0, level - top_level, np.nan),
-        "seniority_level_gap": level - (1.0 + seniority / 2.0),
-        "role_relevant": context.role_relevant[segment_rows, items],
-        "segment_popularity": context.segment_popularity[segment_rows, items],
-        "global_popularity": context.segment_popularity[-1, items],
-        "recent_popularity": context.recent_popularity[items],
-        "popularity_all_time": context.popularity_all_time[items],
-        "item_age_days": context.item_age[items],
-        "days_since_last_interaction": context.item_idle[items],
-        "user_history_length": length,
-        "seniority": seniority,
-        "level": level,
-        "duration_hours": context.item_duration[items],
-    }
-    return pd.DataFrame(columns, columns=FEATURE_COLUMNS)
+    return pd.DataFrame(
+        pair_matrix(context, user_rows, segment_rows, items, als_score),
+        columns=FEATURE_COLUMNS,
+    )
 
 
 #: What gathers the ranking features of pairs: :func:`build_features` or a

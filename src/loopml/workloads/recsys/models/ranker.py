@@ -38,7 +38,9 @@ from loopml.workloads.recsys.features import (
     FeatureContext,
     PairFeatures,
     build_features,
+    pair_matrix,
     time_features,
+    time_matrix,
 )
 from loopml.workloads.recsys.models.als import ALSRecommender
 from loopml.workloads.recsys.models.base import (
@@ -332,6 +334,33 @@ class TwoStageRanker(RecommenderBase):
         features = pd.concat([pairs.reset_index(drop=True), moment], axis=1)
         return position, item, features
 
+    def _matrix(
+        self,
+        als: ALSRecommender,
+        user_rows: IntArray,
+        segment_rows: IntArray,
+        exclude_seen: bool,
+        n: int,
+    ) -> tuple[IntArray, IntArray, FloatArray]:
+        """:meth:`_features` of scoring, as one float matrix (no frame).
+
+        Scoring always gathers with :func:`build_features`'s arithmetic, so
+        the serving path skips the frames (``test_recsys_models`` checks the
+        two equal).
+        """
+        position, item, als_score = candidates(
+            als, user_rows, segment_rows, exclude_seen, n
+        )
+        context = als.context_
+        users = user_rows[position]
+        features = np.hstack(
+            (
+                pair_matrix(context, users, segment_rows[position], item, als_score),
+                time_matrix(context, users, item),
+            )
+        )
+        return position, item, features
+
     def _examples(
         self,
         inner: ALSRecommender,
@@ -399,15 +428,14 @@ class TwoStageRanker(RecommenderBase):
         return chosen
 
     def _rank(
-        self, features: pd.DataFrame, position: IntArray, n_users: int
+        self, features: FloatArray, position: IntArray, n_users: int
     ) -> FloatArray:
-        """The ranker's score of each candidate: ALS margin plus the trees."""
-        margin = als_margin(
-            features["als_score"].to_numpy(dtype=np.float64), position, n_users
-        )
-        trees = self.ranker_.booster_.predict(
-            features.to_numpy(dtype=np.float64), num_threads=1
-        )
+        """The ranker's score of each candidate: ALS margin plus the trees.
+
+        ``features`` is :meth:`_matrix`'s (``als_score`` is its first column).
+        """
+        margin = als_margin(features[:, 0], position, n_users)
+        trees = self.ranker_.booster_.predict(features, num_threads=1)
         return margin + np.asarray(trees, dtype=np.float64)
 
     def _routes(
@@ -436,7 +464,7 @@ class TwoStageRanker(RecommenderBase):
         everyone = routes == GLOBAL
         scores[everyone] = global_scores(context, int(everyone.sum()))
         ranked = np.flatnonzero(routes == RANKER)
-        position, item, features = self._features(
+        position, item, features = self._matrix(
             self.als_,
             user_rows[ranked],
             segment_rows[ranked],
@@ -470,7 +498,7 @@ class TwoStageRanker(RecommenderBase):
             columns[routed, : cols.shape[1]] = cols
             values[routed, : vals.shape[1]] = vals
         ranked = np.flatnonzero(routes == RANKER)
-        position, item, features = self._features(
+        position, item, features = self._matrix(
             self.als_,
             user_rows[ranked],
             segment_rows[ranked],
