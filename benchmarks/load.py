@@ -7,8 +7,9 @@ tests' ``TINY_ENV``; or uses ``--home``), trains a second version of each
 off so the reload happens when this script says) and drives an OPEN-LOOP load:
 request ``i`` is sent at ``start + i / rate`` whatever happened to the others
 (raw asyncio HTTP/1.1 on keep-alive connections, ``http_load.py``'s parser;
-a slow answer gets a new connection), so nobody's send time is delayed and latency,
-measured from the scheduled send, includes queueing. Requests alternate
+at most ``--max-connections`` in flight, a request due while all are busy
+waiting in the client), so latency, measured from the scheduled send,
+includes every queue, the client's own too. Requests alternate
 between ``POST /v1/demand/predict`` (one row, the series in turns) and
 ``GET /v1/recsys/users/{id}/recommendations`` (known users in turns).
 
@@ -187,18 +188,25 @@ def schedule(requests: list[Request], rate: float) -> list[Request]:
 class Pool:
     """Keep-alive connections for an open-loop client (raw asyncio, no library).
 
-    A request takes an idle connection or opens one (the open loop never
-    waits for a free connection: a slow server gets more of them, as it would
-    from many users); the answer's JSON is read for ``model_version``.
+    At most ``max_connections`` requests are in flight, like users behind a
+    load balancer's connection limit (and like ``wrk2``'s fixed connections):
+    a request due while all are busy waits in the client, and that wait
+    counts in its latency (measured from its due time), so queueing is
+    never hidden. ``max_connections=None`` opens a connection whenever none
+    is idle (a slow server then gets ever more of them). The answer's JSON
+    is read for ``model_version``.
     """
 
-    def __init__(self, host: str, port: int) -> None:
-        """Where to connect."""
+    def __init__(
+        self, host: str, port: int, max_connections: int | None = None
+    ) -> None:
+        """Where to connect, and how many requests may be in flight at once."""
         self.host, self.port = host, port
         # (reader, writer, last used): a stack, the most recently used on top.
         self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
         self.opened = 0
         self._bytes: dict[tuple[str, str, bytes | None], bytes] = {}
+        self._slots = asyncio.Semaphore(max_connections) if max_connections else None
 
     def request_bytes(self, request: Request) -> bytes:
         """The HTTP/1.1 bytes of a request (built once per distinct request)."""
@@ -214,6 +222,15 @@ class Pool:
 
     async def send(self, request: Request, t0: float) -> None:
         """Send one request; record its latency (from its due time) and outcome."""
+        if self._slots is None:
+            await self._send(request, t0)
+            return
+        async with self._slots:
+            await self._send(request, t0)
+        if request.latency > TIMEOUT and not request.error:
+            request.error = f"answered after {request.latency:.1f} s (> {TIMEOUT:g} s)"
+
+    async def _send(self, request: Request, t0: float) -> None:
         raw = self.request_bytes(request)
         connection = None
         try:
@@ -255,12 +272,14 @@ class Pool:
 async def drive(
     requests: list[Request],
     side: list[tuple[float, Any]] | None = None,
+    max_connections: int | None = None,
 ) -> float:
     """Send every request at its due time; run ``side`` coroutines on cue.
 
     Args:
         requests: scheduled requests (``due`` set), answered in place.
         side: ``(at_seconds, coroutine_factory(t0))`` pairs, e.g. the reload.
+        max_connections: requests in flight at most (see :class:`Pool`).
 
     Returns:
         Seconds from the first due time to the last answer.
@@ -268,7 +287,7 @@ async def drive(
     if not requests:
         return 0.0
     where = urlsplit(requests[0].url)
-    pool = Pool(where.hostname or "127.0.0.1", where.port or 80)
+    pool = Pool(where.hostname or "127.0.0.1", where.port or 80, max_connections)
     cpu = time.process_time()
     t0 = time.perf_counter()
     extra = [asyncio.create_task(_later(at, factory, t0)) for at, factory in side or []]
@@ -603,7 +622,13 @@ def load_run(
             mixed(url_of(loopml), home, int(args.rate * args.seconds)), args.rate
         )
         go = Reloader(home, url_of(loopml), new)
-        elapsed = asyncio.run(drive(requests, [(args.seconds * args.reload_at, go)]))
+        elapsed = asyncio.run(
+            drive(
+                requests,
+                [(args.seconds * args.reload_at, go)],
+                args.max_connections or None,
+            )
+        )
         marks = go.marks
         rss = rss_mb(loopml.proc.pid)
         after_load = loadavg()
@@ -658,7 +683,9 @@ def load_run(
         "127.0.0.1, home from a tiny `loopml run` (tests' `TINY_ENV`) plus a "
         "second trained version of each workload; the client "
         "(`benchmarks/http_load.py`'s raw asyncio HTTP/1.1, keep-alive, open "
-        "loop, one thread) on the same machine, "
+        f"loop, one thread, {connections_text(args)}, "
+        f"{figures['client'].get('connections', 0):.0f} opened) on the same "
+        "machine, "
         f"{figures['client'].get('cpu_us_per_request', float('nan')):.0f} us of "
         "client CPU per request. Capacity, measured just before on the same "
         "server and mix (closed loop, 16 connections, "
@@ -798,7 +825,19 @@ def reproduce(args: argparse.Namespace) -> str:
         options.append(f"--share {args.share:g}")
     if not args.soak and args.compare_seconds != 20:
         options.append(f"--compare-seconds {args.compare_seconds:g}")
+    if args.max_connections != 64:
+        options.append(f"--max-connections {args.max_connections}")
     return " ".join([COMMAND, *options])
+
+
+def connections_text(args: argparse.Namespace) -> str:
+    """How the run bounded its connections, for the doc."""
+    if not args.max_connections:
+        return "a new connection whenever none is idle"
+    return (
+        f"at most {args.max_connections} requests in flight, a due request "
+        "waiting in the client for a free one"
+    )
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -830,6 +869,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--reload-at", type=float, default=0.5, help="fraction of the run (0.5)"
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=64,
+        help="requests in flight at most; a due request waits for one, the wait "
+        "counted in its latency (64; 0: open one whenever none is idle)",
     )
     parser.add_argument(
         "--compare-seconds",
