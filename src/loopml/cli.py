@@ -71,9 +71,10 @@ def _print_rows(
     sys.stdout.flush()
 
 
-def _number(value: float) -> str:
-    """A metric for people: counts as integers, other values to 3 decimals."""
-    if float(value).is_integer() and abs(value) >= 1:
+def _number(value: float, name: str = "") -> str:
+    """A metric for people: counts and days as integers, others to 3 decimals."""
+    whole = float(value).is_integer()
+    if whole and (abs(value) >= 1 or name.endswith(("_days", "_rows", "_count"))):
         return f"{int(value):,}"
     return f"{value:.3f}"
 
@@ -851,7 +852,7 @@ def run(
         table.add_column(column)
     for timed in results:
         res = timed.result
-        metrics = ", ".join(f"{k}={_number(v)}" for k, v in res.metrics.items())
+        metrics = ", ".join(f"{k}={_number(v, k)}" for k, v in res.metrics.items())
         table.add_row(
             res.workload, res.stage, res.status, f"{timed.seconds:.1f}", metrics
         )
@@ -976,7 +977,7 @@ def status(
         table.add_row(
             name,
             champ["version"] if champ else "-",
-            ", ".join(f"{k}={_number(v)}" for k, v in champ["metrics"].items())
+            ", ".join(f"{k}={_number(v, k)}" for k, v in champ["metrics"].items())
             if champ
             else "-",
             (champ["data_version"] or "-")[:12] if champ else "-",

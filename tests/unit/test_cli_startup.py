@@ -48,3 +48,12 @@ def test_help_imports_no_heavy_library(tmp_path: Path) -> None:
 
 def test_status_imports_no_heavy_library(tmp_path: Path) -> None:
     assert _heavy(tmp_path / "home", "status", "--json") == []
+
+
+def test_metrics_print_counts_and_days_as_integers() -> None:
+    from loopml.cli import _number
+
+    assert _number(21090.0, "feature_rows") == "21,090"
+    assert _number(0.0, "model_age_days") == "0"
+    assert _number(0.0, "drift_share") == "0.000"
+    assert _number(0.3641, "wape") == "0.364"
