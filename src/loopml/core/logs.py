@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from loopml.core.errors import database_unreachable
+
 _STAGE: contextvars.ContextVar[str] = contextvars.ContextVar("stage", default="-")
 
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s [%(stage)s] %(message)s"
@@ -36,6 +38,21 @@ class DropDebugFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         """Keep records above DEBUG."""
         return record.levelno > logging.DEBUG
+
+
+class DatabaseOutageFilter(logging.Filter):
+    """Drop MLflow's traceback for every call made while its database is down.
+
+    MLflow logs one at ERROR for each failed query (the service's poller
+    makes one per workload every ``serving.poll_seconds``); loopml says it
+    once instead: the service's "model registry unreachable" warning,
+    ``/readyz``, a stage's one-line error.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep every record but those about a lost database connection."""
+        error = record.exc_info[1] if record.exc_info else None
+        return error is None or database_unreachable(error) is None
 
 
 class JsonFormatter(logging.Formatter):
@@ -136,9 +153,17 @@ def setup_logging(
     # python_model we wrote, explicit pip requirements) are noise for users.
     for noisy in ("mlflow.pyfunc", "mlflow.utils.environment", "mlflow.models.model"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
+    quiet_database_outages()
     if console_level != "DEBUG" and logging.getLevelName(console_level) > logging.INFO:
         quiet_libraries()
     return log_file
+
+
+def quiet_database_outages() -> None:
+    """Drop MLflow's trace per failed query while its database is down (once)."""
+    outages = logging.getLogger("mlflow.store.db.utils")
+    if not any(isinstance(f, DatabaseOutageFilter) for f in outages.filters):
+        outages.addFilter(DatabaseOutageFilter())
 
 
 #: Libraries whose INFO lines and warnings clutter a command's output.
