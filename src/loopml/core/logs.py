@@ -16,8 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from loopml.core.errors import database_unreachable
-
 _STAGE: contextvars.ContextVar[str] = contextvars.ContextVar("stage", default="-")
 
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s [%(stage)s] %(message)s"
@@ -51,6 +49,10 @@ class DatabaseOutageFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Keep every record but those about a lost database connection."""
+        # Here, not at the top: loopml.core.errors imports pandas, which
+        # `loopml --help` must not pay for.
+        from loopml.core.errors import database_unreachable
+
         error = record.exc_info[1] if record.exc_info else None
         return error is None or database_unreachable(error) is None
 
