@@ -264,9 +264,10 @@ def _call_stage(name: str, call: Callable[[], StageResult]) -> StageResult:
     """Run one stage function in its log context; its failure is exit 1."""
     from loopml.core.errors import StageError
     from loopml.core.logs import stage_context
+    from loopml.stages.common import database_errors
 
     try:
-        with stage_context(name), _working(name):
+        with stage_context(name), _working(name), database_errors(name):
             return call()
     except (StageError, ValueError, FileNotFoundError) as error:
         err_console.print(f"[red]{name} failed:[/red] {error}")

@@ -33,3 +33,37 @@ class DataValidationError(Exception):
 
 class StageError(RuntimeError):
     """A stage failed in a way the user must act on (message says how)."""
+
+
+def database_unreachable(error: BaseException) -> str | None:
+    """Why a database connection failed, when that is what ``error`` is about.
+
+    Walks the exception chain (MLflow wraps SQLAlchemy, which wraps the
+    driver) for the PostgreSQL driver's ``OperationalError``: refused, lost
+    or closed connections, a server shutting down.
+
+    Returns:
+        The driver's first line (e.g. ``connection to server at "127.0.0.1",
+        port 5432 failed: Connection refused``), or ``None`` for any other
+        error.
+    """
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [error]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        kind = type(current)
+        if kind.__name__ == "OperationalError" and kind.__module__.startswith(
+            "psycopg"
+        ):
+            lines = [line.strip() for line in str(current).splitlines()]
+            return next((line for line in lines if line), kind.__name__)
+        orig = getattr(current, "orig", None)  # SQLAlchemy's DBAPIError
+        pending += [
+            current.__cause__,
+            current.__context__,
+            orig if isinstance(orig, BaseException) else None,
+        ]
+    return None

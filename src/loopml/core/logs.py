@@ -38,6 +38,25 @@ class DropDebugFilter(logging.Filter):
         return record.levelno > logging.DEBUG
 
 
+class DatabaseOutageFilter(logging.Filter):
+    """Drop MLflow's traceback for every call made while its database is down.
+
+    MLflow logs one at ERROR for each failed query (the service's poller
+    makes one per workload every ``serving.poll_seconds``); loopml says it
+    once instead: the service's "model registry unreachable" warning,
+    ``/readyz``, a stage's one-line error.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep every record but those about a lost database connection."""
+        # Here, not at the top: loopml.core.errors imports pandas, which
+        # `loopml --help` must not pay for.
+        from loopml.core.errors import database_unreachable
+
+        error = record.exc_info[1] if record.exc_info else None
+        return error is None or database_unreachable(error) is None
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, stage, message."""
 
@@ -136,9 +155,17 @@ def setup_logging(
     # python_model we wrote, explicit pip requirements) are noise for users.
     for noisy in ("mlflow.pyfunc", "mlflow.utils.environment", "mlflow.models.model"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
+    quiet_database_outages()
     if console_level != "DEBUG" and logging.getLevelName(console_level) > logging.INFO:
         quiet_libraries()
     return log_file
+
+
+def quiet_database_outages() -> None:
+    """Drop MLflow's trace per failed query while its database is down (once)."""
+    outages = logging.getLogger("mlflow.store.db.utils")
+    if not any(isinstance(f, DatabaseOutageFilter) for f in outages.filters):
+        outages.addFilter(DatabaseOutageFilter())
 
 
 #: Libraries whose INFO lines and warnings clutter a command's output.

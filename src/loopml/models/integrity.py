@@ -1,6 +1,6 @@
 """Model artefact checksums: recorded at registration, checked at every load.
 
-``loopml train`` tags each registered version with the SHA-256 of its model
+``loopml train`` registers each version with the SHA-256 of its model
 folder (``loopml.model_sha256``: every file's relative path and bytes, in
 path order). :func:`load_verified` downloads a version's artefacts, hashes
 what it got and loads the model from exactly those files only when the hash
@@ -32,10 +32,24 @@ class IntegrityError(RuntimeError):
     """A model version's artefacts do not match the checksum recorded for it."""
 
 
-def folder_sha256(folder: Path) -> str:
-    """SHA-256 over every file of a folder: relative path and bytes, in order."""
+#: Written by MLflow into every ``models:/<name>/<version>`` download (the name
+#: and version), not stored with the artefacts: left out of the checksum, so
+#: that it can be computed before the version exists.
+DOWNLOAD_META = "registered_model_meta"
+
+
+def folder_sha256(folder: Path, skip: tuple[str, ...] = ()) -> str:
+    """SHA-256 over every file of a folder: relative path and bytes, in order.
+
+    Args:
+        folder: the model folder.
+        skip: top-level file names left out.
+    """
     digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+    files = (p for p in folder.rglob("*") if p.is_file())
+    for path in sorted(
+        p for p in files if p.relative_to(folder).as_posix() not in skip
+    ):
         digest.update(path.relative_to(folder).as_posix().encode())
         digest.update(b"\0")
         with path.open("rb") as handle:
@@ -53,12 +67,17 @@ def _download(name: str, version: str, into: Path) -> Path:
     )
 
 
-def record_checksum(name: str, version: str) -> str:
-    """Hash a registered version's artefacts and tag the version with it."""
+def model_checksum(model_uri: str) -> str:
+    """The SHA-256 of a logged model's artefacts, as :func:`load_verified` checks it.
+
+    ``loopml train`` registers the version with it as its ``loopml.model_sha256``
+    tag, in the same registry write that creates the version.
+    """
     with tempfile.TemporaryDirectory(prefix="loopml-sha-") as scratch:
-        checksum = folder_sha256(_download(name, version, Path(scratch)))
-    MlflowClient().set_model_version_tag(name, version, CHECKSUM_TAG, checksum)
-    return checksum
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=model_uri, dst_path=scratch
+        )
+        return folder_sha256(Path(local), skip=(DOWNLOAD_META,))
 
 
 def load_verified(name: str, version: str) -> Any:
@@ -81,8 +100,10 @@ def load_verified(name: str, version: str) -> Any:
                 CHECKSUM_TAG,
             )
         else:
-            actual = folder_sha256(local)
-            if actual != expected:
+            actual = folder_sha256(local, skip=(DOWNLOAD_META,))
+            # Versions registered before the checksum left DOWNLOAD_META out
+            # were hashed with it.
+            if actual != expected and folder_sha256(local) != expected:
                 raise IntegrityError(
                     f"{name} version {version}: its artefacts hash to {actual[:12]}, "
                     f"not the {expected[:12]} recorded at registration; refusing to "

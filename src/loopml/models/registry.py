@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+#: MLflow error codes meaning "no such model or alias", not "the registry failed".
+NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
 
 
 @dataclass
@@ -43,14 +45,21 @@ class Decision:
 
 
 def get_alias(model_name: str, alias: str) -> ModelVersion | None:
-    """Return the version an alias points at, or ``None`` when unset."""
+    """Return the version an alias points at, or ``None`` when unset.
+
+    Raises:
+        MlflowException: when the registry fails (unreachable database or
+            server): an outage is not "no champion".
+    """
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
     try:
         return MlflowClient().get_model_version_by_alias(model_name, alias)
-    except MlflowException:
-        return None
+    except MlflowException as error:
+        if error.error_code in NOT_FOUND:
+            return None
+        raise
 
 
 def set_alias(model_name: str, alias: str, version: str) -> None:

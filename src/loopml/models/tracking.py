@@ -12,6 +12,7 @@ import mlflow
 from mlflow import MlflowClient
 
 from loopml.core.config import Settings
+from loopml.core.errors import StageError, database_unreachable
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +24,41 @@ DATA_END_TAG = "loopml.data_end"
 #: Model version tag: what made the model (data, parameters, code, lock);
 #: ``loopml run`` skips training when the champion or challenger has it.
 FINGERPRINT_TAG = "loopml.fingerprint"
+#: Database URIs MLflow opens with SQLAlchemy (not ``sqlite``: a local file).
+SERVER_DATABASES = ("postgresql", "mysql", "mssql")
+
+
+def check_database(uri: str) -> None:
+    """Fail at once, in one line, when the tracking database does not answer.
+
+    Opening its store, MLflow retries a database that refuses connections
+    for about 100 s (10 attempts with backoff) before it raises a multi-line
+    error; one connection attempt here says it in a second.
+
+    Raises:
+        StageError: the database refused or dropped the connection.
+    """
+    if not uri.startswith(SERVER_DATABASES):
+        return
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.pool import NullPool
+
+    timeout = {"connect_timeout": 10} if uri.startswith("postgresql") else {}
+    engine = create_engine(uri, poolclass=NullPool, connect_args=timeout)
+    try:
+        with engine.connect():
+            pass
+    except DBAPIError as error:
+        first = (str(error.orig).strip().splitlines() or [""])[0]
+        reason = database_unreachable(error) or first
+        shown = engine.url.render_as_string(hide_password=True)
+        raise StageError(
+            f"the MLflow database {shown} is unreachable ({reason}); start it "
+            "(or fix mlflow.tracking_uri) and run again"
+        ) from error
+    finally:
+        engine.dispose()
 
 
 def setup_mlflow(settings: Settings) -> str:
@@ -33,7 +69,11 @@ def setup_mlflow(settings: Settings) -> str:
 
     Returns:
         The experiment id.
+
+    Raises:
+        StageError: the tracking database does not answer.
     """
+    check_database(settings.tracking_uri)
     mlflow.set_tracking_uri(settings.tracking_uri)
     mlflow.set_registry_uri(settings.tracking_uri)
     client = MlflowClient()

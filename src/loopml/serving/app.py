@@ -29,6 +29,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from loopml import __version__
 from loopml.core.config import Settings, load_settings
+from loopml.core.logs import quiet_database_outages
 from loopml.core.runtime import configure_environment
 from loopml.models.tracking import setup_mlflow
 from loopml.monitoring import status
@@ -45,7 +46,7 @@ from loopml.serving.metrics import (
     MetricsMiddleware,
     ServiceMetrics,
 )
-from loopml.serving.model_store import LoadedModel, ModelStore
+from loopml.serving.model_store import LoadedModel, ModelStore, RegistryUnreachableError
 from loopml.serving.oip import v2_router
 from loopml.serving.protocols import mlflow_router, v1_router
 from loopml.serving.schemas import Health
@@ -65,6 +66,8 @@ def _refresh_all(
             store.refresh(name)
             if name in challengers:  # canary / shadow traffic
                 store.refresh_challenger(name)
+        except RegistryUnreachableError:  # logged once by the store; readyz says so
+            metrics.reloads.labels(name, "error").inc()
         except Exception:  # a bad new version must not take the service down
             log.exception("reload of %s failed; still serving the old model", name)
             metrics.reloads.labels(name, "error").inc()
@@ -131,6 +134,7 @@ def create_app(
     if settings.profile != "default" and settings.admin_token is None:
         raise ValueError("set LOOPML_ADMIN_TOKEN: the production profile needs one")
     configure_environment(settings.home)
+    quiet_database_outages()  # uvicorn's worker processes too
     names = served_workloads(settings, workloads)
     scorers = _scorers(names)
     metrics = ServiceMetrics()
@@ -242,18 +246,29 @@ def create_app(
         served and ``detail`` the workloads without a champion yet, whose
         routes answer 503 until one is promoted. The online feature store is
         checked while a loaded workload's scorer reads it, unless
-        ``serving.online_features`` is false.
+        ``serving.online_features`` is false. When the last registry read
+        failed, the status is ``degraded`` (still 200: the loaded champions
+        answer) and ``detail`` says why; no promotion is picked up until the
+        registry is back.
         """
         versions = store.versions()
         missing = [w for w in names if w not in versions]
         if not versions:
-            raise HTTPException(503, detail=f"no champion loaded for {missing}")
+            error = store.registry_error
+            why = f"; model registry unreachable ({error})" if error else ""
+            raise HTTPException(503, detail=f"no champion loaded for {missing}{why}")
         if online.enabled and readers.keys() & versions and not online.reachable():
             raise HTTPException(
                 503, detail=f"online feature store unreachable: {online.error}"
             )
-        detail = f"no champion yet for {missing}" if missing else None
-        return Health(status="ok", models=versions, detail=detail)
+        notes = [f"no champion yet for {missing}"] if missing else []
+        if store.registry_error is not None:
+            notes.append(
+                f"model registry unreachable ({store.registry_error}); "
+                "serving the loaded champions"
+            )
+            return Health(status="degraded", models=versions, detail="; ".join(notes))
+        return Health(status="ok", models=versions, detail="; ".join(notes) or None)
 
     @app.get("/version", tags=["ops"])
     def version() -> dict[str, Any]:

@@ -8,6 +8,11 @@ reference swap.
 Requests that already hold the old model finish on it. A version whose
 artefacts do not match their recorded checksum is refused
 (:mod:`loopml.models.integrity`) and the old model stays in service.
+
+When the registry cannot be read (its database down, its server gone),
+:meth:`ModelStore.refresh` raises :class:`RegistryUnreachableError`, the loaded
+models stay in service and :attr:`ModelStore.registry_error` says why until a
+read succeeds again (``/readyz`` reports it as ``degraded``).
 """
 
 from __future__ import annotations
@@ -17,10 +22,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from loopml.core.errors import database_unreachable
 from loopml.models.integrity import load_verified
 from loopml.models.registry import CHALLENGER, CHAMPION, get_alias
 
 log = logging.getLogger(__name__)
+
+
+class RegistryUnreachableError(RuntimeError):
+    """The registry could not be read; the loaded models stay in service."""
 
 
 @dataclass(frozen=True)
@@ -54,14 +64,43 @@ class ModelStore:
         self._challengers: dict[str, LoadedModel] = {}
         self._on_swap = on_swap
         self._prepare = prepare
+        #: Why the last registry read failed; ``None`` once one succeeds.
+        self.registry_error: str | None = None
+
+    def _alias(self, name: str, alias: str) -> Any:
+        """The version ``alias`` points at (``None`` when unset).
+
+        Raises:
+            RegistryUnreachableError: the registry failed; logged once per outage.
+        """
+        try:
+            version = get_alias(name, alias)
+        except Exception as error:
+            first = (str(error).strip().splitlines() or [""])[0]
+            reason = database_unreachable(error) or f"{type(error).__name__}: {first}"
+            if self.registry_error is None:
+                log.warning(
+                    "model registry unreachable (%s): serving the loaded models "
+                    "until it is back",
+                    reason,
+                )
+            self.registry_error = reason
+            raise RegistryUnreachableError(reason) from error
+        if self.registry_error is not None:
+            log.warning("model registry reachable again")
+            self.registry_error = None
+        return version
 
     def refresh(self, name: str) -> LoadedModel | None:
         """Serve the version ``champion`` points at, loading it if it changed.
 
         Returns:
             The model now served, or ``None`` when there is no champion yet.
+
+        Raises:
+            RegistryUnreachableError: the registry failed; the old model stays.
         """
-        version = get_alias(name, CHAMPION)
+        version = self._alias(name, CHAMPION)
         if version is None:
             return self._models.get(name)
         current = self._models.get(name)
@@ -84,8 +123,11 @@ class ModelStore:
 
         Returns:
             The challenger, or ``None`` when there is none or it is the champion.
+
+        Raises:
+            RegistryUnreachableError: the registry failed; the old challenger stays.
         """
-        version = get_alias(name, CHALLENGER)
+        version = self._alias(name, CHALLENGER)
         champion = self._models.get(name)
         if version is None or (
             champion is not None and champion.version == str(version.version)

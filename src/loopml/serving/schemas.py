@@ -10,6 +10,6 @@ from pydantic import BaseModel, Field
 class Health(BaseModel):
     """Liveness or readiness."""
 
-    status: Literal["ok", "unavailable"]
+    status: Literal["ok", "degraded", "unavailable"]
     models: dict[str, str] = Field(default_factory=dict)
     detail: str | None = None

@@ -20,7 +20,7 @@ from loopml.stages import (
     tune,
     validate,
 )
-from loopml.stages.common import StageResult
+from loopml.stages.common import StageResult, database_errors
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +53,12 @@ class TimedResult:
 
 
 def run_stage(name: str, settings: Settings, workload: str) -> TimedResult:
-    """Run one stage with logging of its start, outcome and duration."""
-    with stage_context(name):
+    """Run one stage with logging of its start, outcome and duration.
+
+    Raises:
+        StageError: what the stage raises, and a lost database connection.
+    """
+    with stage_context(name), database_errors(name):
         log.info("start %s for %s", name, workload)
         started = time.perf_counter()
         if name in TUNED_STAGES:

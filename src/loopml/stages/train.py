@@ -3,6 +3,13 @@
 The new version gets the ``challenger`` alias; only ``promote`` may make it
 ``champion``. Lineage (data version, git commit, lock hash) is tagged on the
 run and on the model version.
+
+Registration is one registry write: the model is logged first (artefacts in
+the run), its checksum computed from them, then the version is created with
+its checksum and lineage tags in the same transaction. If the registry
+dies at any point, there is either no new version or a whole one; the
+``challenger`` alias (the next write) and ``train.json`` only ever name a
+whole version.
 """
 
 from __future__ import annotations
@@ -15,13 +22,12 @@ from typing import Any
 
 import mlflow
 import pandas as pd
-from mlflow import MlflowClient
 from mlflow.models import infer_signature
 
 from loopml.core.config import Settings
 from loopml.core.errors import DataValidationError, StageError
 from loopml.core.io import require_file, write_json
-from loopml.models.integrity import record_checksum
+from loopml.models.integrity import CHECKSUM_TAG, model_checksum
 from loopml.models.registry import CHALLENGER, set_alias
 from loopml.models.tracking import (
     DATA_END_TAG,
@@ -129,14 +135,13 @@ def run(settings: Settings, workload_name: str) -> StageResult:
             signature=signature,
             input_example=example,
             pip_requirements=PIP_REQUIREMENTS,
-            registered_model_name=workload_name,
         )
         run_id = active.info.run_id
-    version = str(info.registered_model_version)
-    checksum = record_checksum(workload_name, version)  # before it can be used
-    client = MlflowClient()
-    for key, value in tags.items():
-        client.set_model_version_tag(workload_name, version, key, value)
+    checksum = model_checksum(info.model_uri)  # before it can be used
+    registered = mlflow.register_model(
+        info.model_uri, workload_name, tags={**tags, CHECKSUM_TAG: checksum}
+    )
+    version = str(registered.version)
     set_alias(workload_name, CHALLENGER, version)
     details = {
         "run_id": run_id,
