@@ -268,6 +268,8 @@ def historical_features(
             query = _literal_bounds(job.to_sql(), entity_df[TIMESTAMP])
             with conn.transaction(), conn.cursor() as cur:
                 cur.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
+                # JIT compilation took 2.8 s of a 42 s run (EXPLAIN ANALYZE).
+                cur.execute("SET LOCAL jit = off")
                 cur.execute(query)
                 description = cur.description or []
                 rows = cur.fetchall()
