@@ -148,3 +148,14 @@ def demand_champion(settings: Settings) -> pd.Timestamp:
         run_stage(stage, settings, "demand")
     validated = settings.data_dir("demand") / "validated.parquet"
     return pd.Timestamp(pd.read_parquet(validated, columns=["date"])["date"].max())
+
+
+@pytest.fixture(params=["file", pytest.param("postgres", marks=pytest.mark.postgres)])
+def offline(request: pytest.FixtureRequest) -> str:
+    """The offline store a Feast test runs against: Feast's parquet ``file``
+    store (default profile) and its PostgreSQL store (production profile),
+    skipped with the reason when the local PostgreSQL is unreachable."""
+    kind = str(request.param)
+    if kind == "postgres" and (reason := postgres_unreachable()):
+        pytest.skip(reason)
+    return kind

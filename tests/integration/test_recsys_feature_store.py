@@ -1,13 +1,17 @@
 """Feast for the recsys ranker: training features equal the plain code, no leakage.
 
 Real Feast on small generated data (150 users x 40 courses x 120 days) and on
-a hand-made history with known answers, in a temp home.
+a hand-made history with known answers, in a temp home. The point-in-time and
+skew tests run on both offline stores (``offline``: parquet files, and
+PostgreSQL as in the production profile, a unique project dropped after).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
@@ -19,6 +23,8 @@ from feast import FeatureStore
 from loopml.core.config import FeatureStoreSettings, Settings, load_settings
 from loopml.core.io import write_parquet
 from loopml.core.runtime import configure_environment
+from loopml.feature_store.store import drop_project
+from loopml.sdk import pg_offline
 from loopml.sdk.feast import MissingFeaturesError, data_dir, open_store, point_in_time
 from loopml.stages.runner import run_stage
 from loopml.workloads.recsys.feature_views import (
@@ -57,19 +63,40 @@ def settings(tiny_env: Path) -> Settings:
     return loaded
 
 
-def _store(settings: Settings, data: RecsysData) -> FeatureStore:
+@pytest.fixture()
+def offline_fs(settings: Settings, offline: str) -> Iterator[FeatureStoreSettings]:
+    """The store settings of ``offline``; a PostgreSQL project is dropped after."""
+    if offline == "file":
+        yield FeatureStoreSettings()
+        return
+    fs = FeatureStoreSettings(offline="postgres", project=f"t_{uuid.uuid4().hex[:10]}")
+    yield fs
+    drop_project(open_store(settings.model_copy(update={"feature_store": fs}), fs))
+
+
+def _store(
+    settings: Settings, data: RecsysData, fs: FeatureStoreSettings | None = None
+) -> FeatureStore:
     """Write the change-point tables of ``data`` and apply the definitions."""
-    for name, table in feature_tables(data, WINDOW).items():
-        write_parquet(table, data_dir(settings) / name)
-    store = open_store(settings, FeatureStoreSettings())
-    store.apply(feast_objects(data_dir(settings), settings))
+    fs = fs or FeatureStoreSettings()
+    settings = settings.model_copy(update={"feature_store": fs})
+    tables = feature_tables(data, WINDOW)
+    objects = feast_objects(data_dir(settings), settings)
+    if fs.offline == "postgres":
+        keys = pg_offline.table_keys(objects, fs.project, tables)
+        pg_offline.write_tables(fs, tables, keys)
+    else:
+        for name, table in tables.items():
+            write_parquet(table, data_dir(settings) / name)
+    store = open_store(settings, fs)
+    store.apply(objects)
     return store
 
 
 def test_feast_features_equal_build_features(
-    settings: Settings, data: RecsysData
+    settings: Settings, data: RecsysData, offline_fs: FeatureStoreSettings
 ) -> None:
-    store = _store(settings, data)
+    store = _store(settings, data, offline_fs)
     reader = RankingFeatures(store, WINDOW)
     stamps = data.interactions["timestamp"]
     rng = np.random.default_rng(0)
@@ -144,9 +171,9 @@ def _hand_made() -> RecsysData:
 
 
 def test_a_later_interaction_never_reaches_an_earlier_cutoff(
-    settings: Settings,
+    settings: Settings, offline_fs: FeatureStoreSettings
 ) -> None:
-    store = _store(settings, _hand_made())
+    store = _store(settings, _hand_made(), offline_fs)
 
     def at(key: str, view: str, value: str, stamps: list[str]) -> pd.DataFrame:
         rows = pd.DataFrame(
@@ -264,10 +291,8 @@ def _same(a: object, b: object) -> bool:
 
 @pytest.mark.parametrize("online", ["sqlite", "redis"])
 def test_no_skew_between_offline_and_online_recsys_features(
-    settings: Settings, data: RecsysData, online: str
+    settings: Settings, data: RecsysData, online: str, offline: str
 ) -> None:
-    import uuid
-
     from loopml.stages import features as features_stage
 
     if online == "redis":
@@ -277,11 +302,34 @@ def test_no_skew_between_offline_and_online_recsys_features(
             redis.Redis(host="127.0.0.1", port=6379, socket_timeout=3).ping()
         except redis.RedisError as error:
             pytest.skip(f"local Redis unreachable: {error}")
-    fs = FeatureStoreSettings(online=online, project=f"t_{uuid.uuid4().hex[:10]}")  # type: ignore[arg-type]
+    fs = FeatureStoreSettings(
+        online=online,  # type: ignore[arg-type]
+        offline=offline,  # type: ignore[arg-type]
+        project=f"t_{uuid.uuid4().hex[:10]}",
+    )
     settings = settings.model_copy(update={"feature_store": fs})
     write_parquet(data.to_frame(), settings.data_dir("recsys") / "validated.parquet")
     features_stage.run(settings, "recsys")
     store = open_store(settings)
+    try:
+        _assert_no_skew(store, data, f"{online}, {offline}")
+    finally:
+        if online == "redis" or offline == "postgres":
+            drop_project(store)
+
+
+def _offline_table(store: FeatureStore, source: object) -> pd.DataFrame:
+    """A view's offline table: its parquet file or its PostgreSQL table."""
+    if store.config.offline_store.type == "file":
+        return pd.read_parquet(source.path)  # type: ignore[attr-defined]
+    offline = store.config.offline_store.model_dump()
+    with pg_offline.connect(offline) as conn, conn.cursor() as cur:
+        cur.execute(f"SELECT * FROM {source.get_table_query_string()}")  # type: ignore[attr-defined]
+        names = [column.name for column in cur.description or []]
+        return pd.DataFrame(cur.fetchall(), columns=names)
+
+
+def _assert_no_skew(store: FeatureStore, data: RecsysData, label: str) -> None:
     last = pd.Timestamp(data.interactions["timestamp"].max()).tz_localize("UTC")
     compared = mismatched = present = 0
     for name in MATERIALIZED_VIEWS:
@@ -289,7 +337,7 @@ def test_no_skew_between_offline_and_online_recsys_features(
         keys = [column.name for column in view.entity_columns]
         names = [field.name for field in view.features]
         refs = [f"{name}:{field}" for field in names]
-        table = pd.read_parquet(view.batch_source.path)  # type: ignore[attr-defined]
+        table = _offline_table(store, view.batch_source)
         sample = table[keys].drop_duplicates().head(25).reset_index(drop=True)
         served = store.get_online_features(
             features=refs, entity_rows=sample.to_dict("records")
@@ -301,4 +349,4 @@ def test_no_skew_between_offline_and_online_recsys_features(
                 mismatched += not _same(value, offline[field].iloc[i])
                 present += not _same(value, None)
     assert compared > 100 and present > 100  # not a comparison of blanks
-    assert mismatched == 0, f"{mismatched} of {compared} values differ ({online})"
+    assert mismatched == 0, f"{mismatched} of {compared} values differ ({label})"

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from loopml.core.config import PRODUCTION_REGISTRY, FeatureStoreSettings, load_settings
 from loopml.sdk.feast import feature_store_settings, render_yaml, repo_config
+from loopml.sdk.pg_offline import table_name
 from loopml.workloads.demand import data
 from loopml.workloads.demand.feature_views import (
     JOIN_KEY,
@@ -109,6 +110,29 @@ def test_profiles_choose_embedded_or_server_stores(tiny_env: Path) -> None:
     assert config["registry"]["path"] == PRODUCTION_REGISTRY
     assert config["online_store"]["type"] == "redis"
     assert config["online_store"]["connection_string"] == "127.0.0.1:6379"
+    assert repo_config(default, fs)["offline_store"] == {"type": "file"}
+    offline = config["offline_store"]
+    assert offline["type"] == "postgres"
+    assert (offline["host"], offline["port"], offline["database"]) == (
+        "127.0.0.1",
+        5432,
+        "test",
+    )
+    # The production YAML says the same as the profile's defaults.
+    from_yaml = feature_store_settings(load_settings("production", home=tiny_env))
+    assert (from_yaml.offline, from_yaml.offline_url) == (
+        production.offline,
+        production.offline_url,
+    )
+
+
+def test_offline_table_names_are_per_project() -> None:
+    assert table_name("Run_1", "demand_series_state.parquet") == (
+        "run_1__demand_series_state"
+    )
+    assert table_name("a", "x.parquet") != table_name("b", "x.parquet")
+    with pytest.raises(ValueError, match="shorter"):
+        table_name("p" * 40, "recsys_segment_item_popularity.parquet")
 
 
 def test_rendered_yaml_is_the_config_and_stays_in_home(tiny_env: Path) -> None:
@@ -132,6 +156,8 @@ def test_rendered_yaml_never_holds_a_password(tiny_env: Path) -> None:
         redis_connection_string="cache:6379,db=1,password=s3cret,ssl=true",
         registry="sql",
         registry_path="postgresql+psycopg2://feast:s3cret@db:5432/feast",
+        offline="postgres",
+        offline_url="postgresql://feast:s3cret@db:5432/feast?sslmode=require",
     )
     text = render_yaml(settings, fs).read_text(encoding="utf-8")
     assert "s3cret" not in text
@@ -139,3 +165,5 @@ def test_rendered_yaml_never_holds_a_password(tiny_env: Path) -> None:
     assert "postgresql+psycopg2://feast:***@db:5432/feast" in text
     # The store itself still gets the real secrets.
     assert "s3cret" in repo_config(settings, fs)["registry"]["path"]
+    offline = repo_config(settings, fs)["offline_store"]
+    assert (offline["password"], offline["sslmode"]) == ("s3cret", "require")

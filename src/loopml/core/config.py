@@ -42,13 +42,18 @@ class MlflowSettings(BaseModel):
 
 
 PRODUCTION_REGISTRY = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+#: The production offline store's database (Feast's PostgreSQL offline store).
+PRODUCTION_OFFLINE = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 class FeatureStoreSettings(BaseModel):
-    """Where Feast keeps its registry and online store.
+    """Where Feast keeps its registry, offline and online stores.
 
     ``registry_path`` is a file path for ``registry: file`` (default
     ``<home>/feature_store/registry.db``) or a SQLAlchemy URL for ``sql``.
+    ``offline: postgres`` keeps the offline tables in PostgreSQL at
+    ``offline_url`` (``postgresql://user[:password]@host:port/db``, optional
+    ``?sslmode=``), one table per source named ``<project>__<table>``.
     """
 
     project: str = Field("loopml", pattern=r"^[A-Za-z0-9][A-Za-z0-9_]*$")
@@ -58,13 +63,20 @@ class FeatureStoreSettings(BaseModel):
     registry: Literal["file", "sql"] = "file"
     registry_path: str | None = None
     registry_cache_ttl_seconds: int = Field(60, ge=0)
+    offline: Literal["file", "postgres"] = "file"
+    offline_url: str | None = None
+    offline_schema: str = Field("public", pattern=r"^[a-z_][a-z0-9_]*$")
 
     @classmethod
     def for_profile(cls, profile: str) -> FeatureStoreSettings:
         """Defaults of a profile: embedded stores, or PostgreSQL + Redis."""
         if profile == "production":
             return cls(
-                online="redis", registry="sql", registry_path=PRODUCTION_REGISTRY
+                online="redis",
+                registry="sql",
+                registry_path=PRODUCTION_REGISTRY,
+                offline="postgres",
+                offline_url=PRODUCTION_OFFLINE,
             )
         return cls()
 

@@ -12,12 +12,15 @@ log = logging.getLogger(__name__)
 
 
 def drop_project(store: FeatureStore) -> None:
-    """Delete one project's online data and registry entries, nothing else.
+    """Delete one project's online data, offline tables and registry entries.
 
     ``FeatureStore.teardown`` deletes every project of a shared registry;
-    this removes only ``store.project`` (used by tests and clean-ups).
+    this removes only ``store.project`` (used by tests and clean-ups). With
+    the PostgreSQL offline store its ``<project>__*`` tables are dropped too.
     """
     from feast.errors import ProjectNotFoundException
+
+    from loopml.sdk import pg_offline
 
     project = store.project
     views = store.list_feature_views()
@@ -27,6 +30,10 @@ def drop_project(store: FeatureStore) -> None:
         store.registry.delete_project(project)
     except ProjectNotFoundException:
         log.debug("Feast project %s was never registered", project)
+    offline = store.config.offline_store
+    if offline.type == "postgres":
+        dropped = pg_offline.drop_tables(offline.model_dump(), project)
+        log.debug("dropped offline tables %s", dropped)
     log.info("dropped Feast project %s", project)
 
 

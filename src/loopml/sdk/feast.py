@@ -15,7 +15,10 @@ there: with no definition files it would plan to delete every object.
 
 Profiles: ``default`` keeps everything under ``<home>/feature_store`` (file
 registry, parquet offline store, SQLite online store); ``production`` uses a
-SQL registry on PostgreSQL and Redis online.
+SQL registry and Feast's PostgreSQL offline store on PostgreSQL (tables
+``<project>__<table>``, see :mod:`loopml.sdk.pg_offline`) and Redis online.
+Workloads build their batch sources with :func:`batch_source`, which picks
+the profile's kind.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import pandas as pd
 import yaml
 
 from loopml.core.config import PRODUCTION_REGISTRY, FeatureStoreSettings
+from loopml.sdk import pg_offline
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -84,11 +88,14 @@ def repo_config(settings: Settings, fs: FeatureStoreSettings) -> dict[str, Any]:
             online["key_ttl_seconds"] = fs.redis_key_ttl_seconds
     else:
         online = {"type": "sqlite", "path": str(root / "online.db")}
+    offline: dict[str, Any] = {"type": "file"}
+    if fs.offline == "postgres":
+        offline = pg_offline.offline_config(fs)
     return {
         "project": fs.project,
         "provider": "local",
         "registry": registry,
-        "offline_store": {"type": "file"},
+        "offline_store": offline,
         "online_store": online,
         "entity_key_serialization_version": 3,
     }
@@ -105,6 +112,8 @@ def render_yaml(settings: Settings, fs: FeatureStoreSettings | None = None) -> P
     fs = fs or feature_store_settings(settings)
     config = repo_config(settings, fs)
     registry, online = config["registry"], config["online_store"]
+    if config["offline_store"].get("password"):
+        config["offline_store"]["password"] = "***"
     if registry["registry_type"] == "sql":
         from sqlalchemy.engine import make_url
 
@@ -145,6 +154,39 @@ def open_store(
 
 #: The event-time column of every loopml entity frame and offline table.
 TIMESTAMP = "event_timestamp"
+
+
+def batch_source(
+    name: str, file_name: str, data_dir: Path, settings: Settings | None = None
+) -> Any:
+    """The batch source of one offline table, of the profile's offline store.
+
+    Args:
+        name: the source's name.
+        file_name: the table's file name in ``offline_tables`` (its stem names
+            the PostgreSQL table, ``<project>__<stem>``).
+        data_dir: the folder of the parquet tables (file store).
+        settings: the active settings; None: the file store.
+
+    Returns:
+        A ``FileSource`` over ``data_dir / file_name``, or with
+        ``offline: postgres`` a ``PostgreSQLSource`` over the project's table.
+    """
+    fs = feature_store_settings(settings) if settings is not None else None
+    if fs is not None and fs.offline == "postgres":
+        from feast.infra.offline_stores.contrib.postgres_offline_store.postgres_source import (  # noqa: E501
+            PostgreSQLSource,
+        )
+
+        table = pg_offline.table_name(fs.project, file_name)
+        return PostgreSQLSource(name=name, table=table, timestamp_field=TIMESTAMP)
+    from feast import FileSource
+
+    return FileSource(
+        name=name, path=str(data_dir / file_name), timestamp_field=TIMESTAMP
+    )
+
+
 ROW_ID = "_loopml_row"
 #: Entity rows x feature rows per entity that one offline query may join; the
 #: file offline store merges every feature row of an entity before filtering.
@@ -182,14 +224,19 @@ def point_in_time(
         return entity_df.assign(**dict.fromkeys(names, np.nan))
     pairs = entity_df[[*join_keys, TIMESTAMP]].drop_duplicates(ignore_index=True)
     pairs[ROW_ID] = np.arange(len(pairs))
-    batch = max(1, MAX_FANOUT // max(rows_per_entity, 1))
-    parts = [
-        store.get_historical_features(
-            entity_df=pairs.iloc[start : start + batch], features=features
-        ).to_df()[[ROW_ID, *names]]
-        for start in range(0, len(pairs), batch)
-    ]
-    answered = pd.concat(parts, ignore_index=True)
+    if store.config.offline_store.type == "postgres":
+        # One query: PostgreSQL joins through the index, no fan-out to bound.
+        answered = pg_offline.historical_features(store, pairs, features)
+        answered = answered[[ROW_ID, *names]]
+    else:
+        batch = max(1, MAX_FANOUT // max(rows_per_entity, 1))
+        parts = [
+            store.get_historical_features(
+                entity_df=pairs.iloc[start : start + batch], features=features
+            ).to_df()[[ROW_ID, *names]]
+            for start in range(0, len(pairs), batch)
+        ]
+        answered = pd.concat(parts, ignore_index=True)
     if answered[ROW_ID].duplicated().any():
         raise MissingFeaturesError("the offline store answered an entity row twice")
     if lost := len(pairs) - len(answered):

@@ -1,7 +1,9 @@
 """Features: publish the validated data to Feast, offline and online.
 
 Writes the workload's offline tables (parquet under
-``<home>/feature_store/data``), applies its Feast definitions (entities,
+``<home>/feature_store/data``, or with ``offline: postgres`` tables
+``<project>__<table>`` loaded by ``COPY``, see :mod:`loopml.sdk.pg_offline`),
+applies its Feast definitions (entities,
 sources, feature views; other workloads' objects are left alone) and loads the
 online store up to the latest validated day: incrementally after the first
 run, from ``latest - ttl`` on a view's first run, and again from
@@ -26,6 +28,7 @@ import pandas as pd
 from loopml.core.config import FeatureStoreSettings, Settings
 from loopml.core.errors import StageError
 from loopml.core.io import require_file, write_json, write_parquet
+from loopml.sdk import pg_offline
 from loopml.sdk.feast import data_dir, feature_store_settings, open_store
 from loopml.sdk.workload import get_workload
 from loopml.stages.common import StageResult
@@ -137,19 +140,27 @@ def run(
     if all(table.empty for table in tables.values()):
         raise StageError(f"{data_path} is too short to give a single feature row")
     folder = data_dir(settings)
-    for file_name, table in tables.items():
-        write_parquet(table, folder / file_name)
-    cutoff = max(pd.Timestamp(t[TIMESTAMP].max()) for t in tables.values() if len(t))
     fs = fs or feature_store_settings(settings)
+    # The workload's sources follow these feature-store settings.
+    settings = settings.model_copy(update={"feature_store": fs})
+    objects = features.objects(folder, settings)
+    if fs.offline == "postgres":
+        keys = pg_offline.table_keys(objects, fs.project, tables)
+        pg_offline.write_tables(fs, tables, keys)
+    else:
+        for file_name, table in tables.items():
+            write_parquet(table, folder / file_name)
+    cutoff = max(pd.Timestamp(t[TIMESTAMP].max()) for t in tables.values() if len(t))
     record = settings.state_dir(workload_name) / "features.json"
     restated = _restated(record, tables, fs.project)
     store = open_store(settings, fs)
-    store.apply(features.objects(folder, settings))
+    store.apply(objects)
     views = features.materialized
     done = materialize(store, views, cutoff.to_pydatetime(), restated)
     details = {
         "project": fs.project,
         "online_store": fs.online,
+        "offline_store": fs.offline,
         "registry": fs.registry,
         "tables": {name: len(table) for name, table in tables.items()},
         "cutoff": cutoff.isoformat(),

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from loopml.sdk.capabilities import FeatureViews
+from loopml.sdk.feast import batch_source
 from loopml.workloads.demand.features import HIST_COLUMNS, HISTORY_DAYS, KEYS, LAGS
 
 if TYPE_CHECKING:
@@ -114,13 +115,14 @@ def feast_objects(data_dir: Path, settings: Settings | None = None) -> list[Any]
 
     Args:
         data_dir: the folder holding the tables of :func:`offline_tables`.
-        settings: unused; the definitions do not depend on settings.
+        settings: the offline store's kind (file or PostgreSQL source);
+            None: file sources.
 
     Returns:
         Objects to pass to ``FeatureStore.apply``.
     """
     # Imported here: Feast takes seconds to import, the state code needs none.
-    from feast import Entity, FeatureView, Field, FileSource, PushSource, ValueType
+    from feast import Entity, FeatureView, Field, PushSource, ValueType
     from feast.types import Float64, UnixTimestamp
 
     series = Entity(
@@ -129,11 +131,7 @@ def feast_objects(data_dir: Path, settings: Settings | None = None) -> list[Any]
         value_type=ValueType.STRING,
         description="one demand series: a store x item pair, '<store>:<item>'",
     )
-    source = FileSource(
-        name="demand_series_state_source",
-        path=str(data_dir / STATE_TABLE),
-        timestamp_field=TIMESTAMP,
-    )
+    source = batch_source("demand_series_state_source", STATE_TABLE, data_dir, settings)
     state = FeatureView(
         name=STATE_VIEW,
         entities=[series],

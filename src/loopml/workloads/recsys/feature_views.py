@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from loopml.sdk.capabilities import FeatureViews
+from loopml.sdk.feast import batch_source
 from loopml.workloads.recsys.config import RecsysSettings
 from loopml.workloads.recsys.features import RECENT_DAYS
 from loopml.workloads.recsys.tables import RecsysData
@@ -293,7 +294,7 @@ def feast_objects(data_dir: Path, settings: Settings | None = None) -> list[Any]
     Returns:
         Objects to pass to ``FeatureStore.apply``.
     """
-    from feast import Entity, FeatureView, Field, FileSource, PushSource, ValueType
+    from feast import Entity, FeatureView, Field, PushSource, ValueType
     from feast.types import Float64, String, UnixTimestamp
 
     window = _window_days(settings)
@@ -309,7 +310,7 @@ def feast_objects(data_dir: Path, settings: Settings | None = None) -> list[Any]
             ("user_category", USER_CATEGORY_KEY, "'<user>|<item category>'"),
         ]
     }
-    sources: dict[str, FileSource] = {}
+    sources: dict[str, Any] = {}
     objects: list[Any] = [*entities.values()]
 
     def view(
@@ -320,11 +321,7 @@ def feast_objects(data_dir: Path, settings: Settings | None = None) -> list[Any]
         description: str,
         tags: dict[str, str] | None = None,
     ) -> FeatureView:
-        source = FileSource(
-            name=f"{name}_source",
-            path=str(data_dir / f"{name}.parquet"),
-            timestamp_field=TIMESTAMP,
-        )
+        source = batch_source(f"{name}_source", f"{name}.parquet", data_dir, settings)
         sources[name] = source
         objects.append(source)
         return FeatureView(
@@ -398,7 +395,7 @@ def feast_objects(data_dir: Path, settings: Settings | None = None) -> list[Any]
             {WINDOW_TAG: str(window)},
         ),
     ]
-    push = PushSource(name=PUSH_SOURCE, batch_source=_today_source(data_dir))
+    push = PushSource(name=PUSH_SOURCE, batch_source=_today_source(data_dir, settings))
     today = FeatureView(
         name=TODAY_VIEW,
         entities=[entities[USER_KEY]],
@@ -413,13 +410,9 @@ def feast_objects(data_dir: Path, settings: Settings | None = None) -> list[Any]
     return [*objects, push.batch_source, push, *views, today]
 
 
-def _today_source(data_dir: Path) -> Any:
-    from feast import FileSource
-
-    return FileSource(
-        name=f"{TODAY_VIEW}_source",
-        path=str(data_dir / f"{TODAY_VIEW}.parquet"),
-        timestamp_field=TIMESTAMP,
+def _today_source(data_dir: Path, settings: Settings | None) -> Any:
+    return batch_source(
+        f"{TODAY_VIEW}_source", f"{TODAY_VIEW}.parquet", data_dir, settings
     )
 
 
