@@ -34,6 +34,8 @@ import math
 import multiprocessing as mp
 import os
 import platform
+import secrets
+import shutil
 import tempfile
 import time
 import warnings
@@ -51,9 +53,9 @@ from loopml.core.config import Settings, load_settings
 from loopml.core.ray_session import ray_session
 from loopml.core.runtime import configure_environment
 from loopml.models.tracking import setup_mlflow
-from loopml.stages import tune as tune_stage
 from loopml.sdk.tuning import SearchParam
 from loopml.sdk.workload import get_workload
+from loopml.stages import tune as tune_stage
 from loopml.workloads.demand.config import DemandSettings
 
 SECTION = "tuning"
@@ -218,6 +220,11 @@ def main() -> None:
     rows: list[str] = []
     summaries: list[str] = []
     figures: dict[str, dict[str, float]] = {}
+    # Ray keeps a local session's token in the process: every size's Ray
+    # (each under its own temporary home) must use the same token file.
+    token_dir = Path(tempfile.mkdtemp(prefix="lmb-token-"))
+    (token_dir / "auth_token").write_text(secrets.token_hex(32), encoding="utf-8")
+    os.environ.setdefault("RAY_AUTH_TOKEN_PATH", str(token_dir / "auth_token"))
     for size in args.sizes.split(","):
         stores, items = (int(part) for part in size.split("x"))
         with tempfile.TemporaryDirectory(prefix="lmb-") as tmp:
@@ -226,6 +233,7 @@ def main() -> None:
             )
         rows += more
         summaries.append(summary)
+    shutil.rmtree(token_dir, ignore_errors=True)
     lines = [
         f"## Tuning: {args.trials} LightGBM trials, sequential vs Pool vs Ray Tune",
         "",
