@@ -1,24 +1,28 @@
 """Tuning throughput: the same trials run sequentially, in a Pool(2), in Ray Tune.
 
-Every mode scores the same 16 LightGBM configurations (drawn once from the
+Every mode scores the same N LightGBM configurations (drawn once from the
 demand search space with a fixed seed) with the same objective,
 ``DemandWorkload.tune_objective``: the WAPE of a 2-fold rolling-origin
-backtest on the folds before ``evaluate``'s, on the default generated data
-(3 stores x 10 items x 730 days). Modes:
+backtest on the folds before ``evaluate``'s, on generated data of each size
+(stores x items x 730 days; more series, longer trials). Modes:
 
-* ``sequential``: one trial after the other in this process;
+* ``sequential``: one trial after the other in this process (the floor a
+  parallel mode must beat);
 * ``multiprocessing.Pool(2)``: fork-started workers that receive the data once
-  (initializer), then one configuration per task;
-* ``Ray Tune``: ``Tuner`` with 2 concurrent trials, ``reuse_actors=True``, the
-  data passed once with ``tune.with_parameters``, no ASHA (same work as the
-  others) and no MLflow logging (the stage adds it); timed with and without
+  (initializer), then one configuration per task (what a user would pick
+  instead of Ray on one machine);
+* ``Ray Tune``: ``loopml tune``'s own search (``stages.tune.search``): its
+  Ray session, its trainable (data in the object store once, reused actors,
+  one LightGBM thread per trial), its MLflow callback logging a nested run
+  per trial; the configurations go in as Optuna's points to evaluate and ASHA
+  is off, so it does the same work as the others. Timed with and without
   starting Ray (``ray.init`` + ``ray.shutdown``).
 
-The three modes must find the same 16 WAPE values (LightGBM is deterministic
+The three modes must find the same WAPE values (LightGBM is deterministic
 here), which the script checks. Not a test: run on demand; the Markdown table
 replaces this benchmark's section of ``docs/benchmarks.md``::
 
-    .venv/bin/python benchmarks/tuning.py --trials 16
+    .venv/bin/python benchmarks/tuning.py --trials 12 --sizes 3x10,5x20
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ import math
 import multiprocessing as mp
 import os
 import platform
+import secrets
+import shutil
 import tempfile
 import time
 import warnings
@@ -37,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import lightgbm
+import mlflow
 import numpy as np
 import pandas as pd
 import ray
@@ -45,8 +52,10 @@ from doc_sections import write_section
 from loopml.core.config import Settings, load_settings
 from loopml.core.ray_session import ray_session
 from loopml.core.runtime import configure_environment
+from loopml.models.tracking import setup_mlflow
 from loopml.sdk.tuning import SearchParam
 from loopml.sdk.workload import get_workload
+from loopml.stages import tune as tune_stage
 from loopml.workloads.demand.config import DemandSettings
 
 SECTION = "tuning"
@@ -89,12 +98,6 @@ def _pool_trial(config: dict[str, Any]) -> float:
     return objective(_POOL_STATE["settings"], _POOL_STATE["data"], config)
 
 
-def _ray_trial(config: dict[str, Any], settings: Settings, data: pd.DataFrame) -> None:
-    from ray import tune
-
-    tune.report({"wape": objective(settings, data, config["params"])})
-
-
 def run_sequential(
     settings: Settings, data: pd.DataFrame, configs: list[dict[str, Any]]
 ) -> list[float]:
@@ -116,32 +119,33 @@ def run_pool(
 def run_ray(
     settings: Settings, data: pd.DataFrame, configs: list[dict[str, Any]]
 ) -> tuple[list[float], float]:
-    """Every trial as a Ray Tune trial; returns the values and the fit time."""
-    from ray import tune
+    """The tune stage's search on exactly ``configs``, without early stopping.
 
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    with ray_session(settings):
-        started = time.perf_counter()
-        tuner = tune.Tuner(
-            tune.with_resources(
-                tune.with_parameters(_ray_trial, settings=settings, data=data),
-                {"cpu": 1},
-            ),
-            param_space={"params": tune.grid_search(configs)},
-            tune_config=tune.TuneConfig(
-                max_concurrent_trials=WORKERS, reuse_actors=True
-            ),
-            run_config=tune.RunConfig(
-                storage_path=str(settings.home / "ray_results"), verbose=0
-            ),
+    Runs ``loopml.stages.tune.search`` (the stage's trainable, its MLflow
+    callback and nested runs under a parent run, its Ray session) with the
+    configurations as Optuna's points to evaluate and ASHA off, so every mode
+    does the same work. Returns the values (sorted) and the search time alone.
+    """
+    workload = get_workload("demand")
+    experiment_id = setup_mlflow(settings)
+    with mlflow.start_run(run_name="demand-tune-benchmark") as active:
+        parent = tune_stage.Parent(
+            active.info.run_id, experiment_id, settings.tracking_uri
         )
-        grid = tuner.fit()
-        fit_seconds = time.perf_counter() - started
-    by_config = {
-        repr(sorted(grid[i].config["params"].items())): grid[i].metrics["wape"]
-        for i in range(len(grid))
-    }
-    return [by_config[repr(sorted(c.items()))] for c in configs], fit_seconds
+        with ray_session(settings):
+            started = time.perf_counter()
+            grid = tune_stage.search(
+                settings,
+                workload,
+                data,
+                parent,
+                WORKERS,
+                points=configs,
+                early_stopping=False,
+            )
+            fit_seconds = time.perf_counter() - started
+    values = sorted(float(grid[i].metrics["wape"]) for i in range(len(grid)))
+    return values, fit_seconds
 
 
 def _timed(fn: Any) -> tuple[Any, float, tuple[float, float]]:
@@ -168,14 +172,19 @@ def measure(
     pooled, t_pool, l_pool = _timed(lambda: run_pool(settings, data, configs))
     (rayed, t_fit), t_ray, l_ray = _timed(lambda: run_ray(settings, data, configs))
     same = np.allclose(sequential, pooled, rtol=1e-9) and np.allclose(
-        sequential, rayed, rtol=1e-9
+        sorted(sequential), rayed, rtol=1e-9
     )
     label = f"{stores} x {items} x {DemandSettings.of(settings).n_days}"
     modes = [
         ("sequential (1 process)", t_seq, l_seq),
         (f"multiprocessing.Pool({WORKERS}), fork", t_pool, l_pool),
-        (f"Ray Tune, {WORKERS} concurrent, incl. ray.init + shutdown", t_ray, l_ray),
-        (f"Ray Tune, {WORKERS} concurrent, Tuner.fit only", t_fit, l_ray),
+        (
+            f"Ray Tune (`loopml tune`'s search), {WORKERS} concurrent, "
+            "incl. ray.init + shutdown",
+            t_ray,
+            l_ray,
+        ),
+        (f"Ray Tune, {WORKERS} concurrent, search only", t_fit, l_ray),
     ]
     rows = [
         f"| {label} | {mode} | {sec:.1f} | {t_seq / sec:.2f}x "
@@ -211,6 +220,11 @@ def main() -> None:
     rows: list[str] = []
     summaries: list[str] = []
     figures: dict[str, dict[str, float]] = {}
+    # Ray keeps a local session's token in the process: every size's Ray
+    # (each under its own temporary home) must use the same token file.
+    token_dir = Path(tempfile.mkdtemp(prefix="lmb-token-"))
+    (token_dir / "auth_token").write_text(secrets.token_hex(32), encoding="utf-8")
+    os.environ.setdefault("RAY_AUTH_TOKEN_PATH", str(token_dir / "auth_token"))
     for size in args.sizes.split(","):
         stores, items = (int(part) for part in size.split("x"))
         with tempfile.TemporaryDirectory(prefix="lmb-") as tmp:
@@ -219,6 +233,7 @@ def main() -> None:
             )
         rows += more
         summaries.append(summary)
+    shutil.rmtree(token_dir, ignore_errors=True)
     lines = [
         f"## Tuning: {args.trials} LightGBM trials, sequential vs Pool vs Ray Tune",
         "",

@@ -2,7 +2,9 @@
 
 4 trials, 2 at once, 2 backtest folds each (ASHA may stop a trial after the
 first); the best parameters land in ``tuned.json`` and reach the next train.
-The tests run in one process, each in its own home (see ``tiny_env``).
+The tests run in one process, each in its own home (see ``tiny_env``), on one
+local Ray started once for the module (2 CPUs) under its own home: the stage
+uses a Ray it finds running, and leaves it running.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from mlflow import MlflowClient
 import conftest
 from loopml.core.config import load_settings
 from loopml.core.params import PARAMS_ENV
+from loopml.core.ray_session import ray_session
 from loopml.core.runtime import configure_environment
 from loopml.sdk.workload import get_workload
 from loopml.stages.runner import run_stage
@@ -30,33 +33,25 @@ log = logging.getLogger(__name__)
 
 
 @pytest.fixture(scope="module")
-def ray_token() -> dict[str, str]:
-    """The token of the first local Ray the module's tests start."""
-    return {}
+def ray_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One local Ray (2 CPUs) for the module's tests, under its own home."""
+    home = tmp_path_factory.mktemp("ray-home")
+    with pytest.MonkeyPatch.context() as patch:
+        conftest.set_tiny_env(patch, home)
+        settings = load_settings("default")
+        configure_environment(settings.home)
+        with ray_session(settings, num_cpus=2):
+            yield home
 
 
 @pytest.fixture()
-def tiny_env(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ray_token: dict[str, str]
-) -> Iterator[Path]:
-    """A tiny home per test, sharing the first test's Ray token.
-
-    Ray keeps a local session's token in the process, so a second local Ray
-    started in the same interpreter must find the same token under its home.
-    """
-    home = conftest.set_tiny_env(monkeypatch, tmp_path / "home")
-    token = home / "ray" / "auth_token"
-    if "token" in ray_token:
-        token.parent.mkdir(parents=True)
-        token.write_text(ray_token["token"], encoding="utf-8")
-        token.chmod(0o600)
-    yield home
-    if "token" not in ray_token and token.is_file():
-        ray_token["token"] = token.read_text(encoding="utf-8")
+def tiny_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ray_home: Path) -> Path:
+    """A tiny home per test; Ray is the module's."""
+    return conftest.set_tiny_env(monkeypatch, tmp_path / "home")
 
 
 def test_tune_runs_parallel_nested_trials_and_keeps_the_best(
-    tiny_env: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_env: Path, monkeypatch: pytest.MonkeyPatch, ray_home: Path
 ) -> None:
     monkeypatch.delenv(PARAMS_ENV, raising=False)
     monkeypatch.setenv("LOOPML_TUNE__NUM_SAMPLES", "4")
@@ -116,10 +111,16 @@ def test_tune_runs_parallel_nested_trials_and_keeps_the_best(
         later[0] < earlier[1] for earlier, later in zip(spans, spans[1:], strict=False)
     )
 
-    # Ray stayed under the home, and its token variable did not leak.
+    # Tune's files under the home; the running Ray (the module's, under its
+    # own home) was used and left as it was.
     assert (settings.home / "ray_results").is_dir()
-    assert (settings.home / "ray" / "auth_token").is_file()
     assert os.environ.get("RAY_AUTH_TOKEN_PATH") == token_before
+    import ray
+
+    assert ray.is_initialized()
+    temp_dir = Path(ray.get_runtime_context().get_temp_dir())
+    assert temp_dir.resolve() == (ray_home / "ray").resolve()
+    assert (ray_home / "ray" / "auth_token").is_file()
 
     tuned = apply_tuned(settings, "demand")
     model = DemandSettings.of(tuned).model
@@ -165,7 +166,7 @@ def test_run_tunes_once_per_data_version(
 
     monkeypatch.delenv(PARAMS_ENV, raising=False)
     monkeypatch.setenv("LOOPML_TUNE__IN_RUN", "true")
-    monkeypatch.setenv("LOOPML_TUNE__NUM_SAMPLES", "2")
+    monkeypatch.setenv("LOOPML_TUNE__NUM_SAMPLES", "1")
     settings = load_settings("default")
     configure_environment(settings.home)
 

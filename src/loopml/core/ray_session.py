@@ -67,7 +67,9 @@ def _local_token(home: Path) -> None:
 
 @contextmanager
 def ray_session(
-    settings: Settings, env_vars: dict[str, str] | None = None
+    settings: Settings,
+    env_vars: dict[str, str] | None = None,
+    num_cpus: int | None = None,
 ) -> Iterator[float]:
     """Start (or join) Ray for the block, and stop it afterwards.
 
@@ -80,6 +82,7 @@ def ray_session(
             the local instance's files.
         env_vars: environment of every Ray worker (a runtime environment),
             e.g. the ``LOOPML_*`` settings a cluster's workers need.
+        num_cpus: CPUs a local Ray offers (default: the machine's).
 
     Yields:
         The number of CPUs the cluster offers.
@@ -105,6 +108,7 @@ def ray_session(
                 temp_dir, link = _temp_dir(settings.home)
                 ray.init(
                     include_dashboard=False,
+                    num_cpus=num_cpus,
                     _temp_dir=str(temp_dir),
                     **common,
                 )

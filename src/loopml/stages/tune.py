@@ -6,12 +6,18 @@ the weak ones early when the objective reports more than once (demand: after
 each backtest fold). Actors are reused between trials, which saves Ray's
 per-trial process start-up.
 
-MLflow: the stage opens a parent run ``<w>-tune``; every trial creates its own
-run under it (tag ``mlflow.parentRunId``), with the tracking URI set inside
-the trial, because a Ray worker shares neither the driver's MLflow state nor
-its active run (the stock callback does not nest runs). After the search the
-stage closes what Ray cut short (status KILLED: stopped early by ASHA) and
-logs the best configuration on the parent.
+MLflow: the stage opens a parent run ``<w>-tune``; every trial gets its own
+run under it (tag ``mlflow.parentRunId``), logged by the driver from the
+trials' results (``stages/tune_runs.py``; the stock callback does not nest
+runs): the run ends FINISHED, KILLED when ASHA stopped the trial early, or
+FAILED. Trial actors import neither MLflow nor the stages
+(``stages/tune_trial.py``), which keeps their start-up short, and need no
+access to the tracking server. After the search the stage tags every trial
+run with its outcome, closes any run still open, and logs the best
+configuration on the parent.
+
+Start-up is what made Ray slower than a process pool on small machines; what
+is left of it is measured in ``docs/benchmarks.md`` (tuning section).
 
 After the search the parameters ``train`` would use now (the profile's, or
 the last tuned ones) are scored on the same folds; the best trial is kept
@@ -39,29 +45,26 @@ from typing import TYPE_CHECKING, Any
 import mlflow
 import pandas as pd
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param, RunStatus
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from loopml.core.config import Settings
 from loopml.core.errors import StageError
 from loopml.core.io import require_file, write_json
 from loopml.core.params import PARAMS_ENV
-from loopml.core.runtime import configure_environment
 from loopml.models.tracking import file_hash, lineage_tags, setup_mlflow
 from loopml.sdk.tuning import SearchParam
 from loopml.sdk.workload import Workload, get_workload
 from loopml.stages.common import StageResult
+from loopml.stages.tune_trial import TRIAL_TAG
 
 if TYPE_CHECKING:
     from ray.tune import ResultGrid
 
 log = logging.getLogger(__name__)
 
-TRIAL_TAG = "loopml.tune.trial_id"
-
 
 @dataclass(frozen=True)
-class _Parent:
+class Parent:
     """What a trial needs to log under the tuning run."""
 
     run_id: str
@@ -89,60 +92,36 @@ def ray_search_space(space: dict[str, SearchParam]) -> dict[str, Any]:
     return domains
 
 
-def _trial(
-    config: dict[str, Any],
-    settings: Settings,
-    workload_name: str,
-    data: pd.DataFrame,
-    parent: _Parent,
-) -> None:
-    """One Ray Tune trial: a nested MLflow run, the objective, its reports."""
-    from ray import tune
-
-    configure_environment(settings.home)
-    # A Ray worker has its own MLflow state: point it at the store explicitly.
-    mlflow.set_tracking_uri(parent.tracking_uri)
-    client = MlflowClient(tracking_uri=parent.tracking_uri)
-    trial_id = str(tune.get_context().get_trial_id())
-    run_id = client.create_run(
-        parent.experiment_id,
-        run_name=f"{workload_name}-trial-{trial_id}",
-        tags={
-            MLFLOW_PARENT_RUN_ID: parent.run_id,
-            TRIAL_TAG: trial_id,
-            "loopml.workload": workload_name,
-            "loopml.stage": "tune-trial",
-        },
-    ).info.run_id
-    client.log_batch(run_id, params=[Param(k, str(v)) for k, v in config.items()])
-    started = time.perf_counter()
-
-    def report(step: int, metrics: dict[str, float]) -> None:
-        now = int(time.time() * 1000)
-        seconds = time.perf_counter() - started
-        values = {**metrics, "trial_seconds": seconds}
-        # Logged before tune.report: Tune may end the trial inside that call.
-        client.log_batch(
-            run_id, metrics=[Metric(k, float(v), now, step) for k, v in values.items()]
-        )
-        tune.report(values)
-
-    get_workload(workload_name).tune_objective(settings, data, config, report)
-    client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
-
-
-def _search(
+def search(
     settings: Settings,
     workload: Workload,
     data: pd.DataFrame,
-    parent: _Parent,
+    parent: Parent,
     concurrency: int,
+    *,
+    points: list[dict[str, Any]] | None = None,
+    early_stopping: bool = True,
 ) -> ResultGrid:
-    """Run the Ray Tune search and return its results."""
+    """Run the Ray Tune search in the running Ray and return its results.
+
+    Args:
+        settings: ``tune`` says how many trials, their CPUs and ASHA's factor.
+        workload: what is tuned.
+        data: the validated table, put in Ray's object store once.
+        parent: the MLflow run the trial runs nest under.
+        concurrency: trials at once.
+        points: evaluate exactly these configurations (Optuna's
+            ``points_to_evaluate``, one trial each) instead of
+            ``tune.num_samples`` proposed ones (``benchmarks/tuning.py``).
+        early_stopping: ASHA stops weak trials between steps.
+    """
     import optuna
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.optuna import OptunaSearch
+
+    from loopml.stages.tune_runs import TrialRuns
+    from loopml.stages.tune_trial import trial
 
     # Progress goes to the log and MLflow: silence Optuna's and Tune's console
     # output (Tune's newer reporter prints a banner even at verbose=0).
@@ -158,18 +137,23 @@ def _search(
             grace_period=1,
             reduction_factor=cfg.reduction_factor,
         )
-        if steps > 1
+        if steps > 1 and early_stopping
         else None
     )
+    # The data goes to the object store once; each trial actor fetches it
+    # once and keeps it across the trials it runs (reuse_actors).
     trainable = tune.with_resources(
         tune.with_parameters(
-            _trial,
-            settings=settings,
-            workload_name=workload.name,
-            data=data,
-            parent=parent,
+            trial, settings=settings, workload_name=workload.name, data=data
         ),
         {"cpu": cfg.cpus_per_trial},
+    )
+    runs = TrialRuns(
+        MlflowClient(tracking_uri=parent.tracking_uri),
+        parent.experiment_id,
+        parent.run_id,
+        workload.name,
+        steps,
     )
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
     tuner = tune.Tuner(
@@ -178,9 +162,9 @@ def _search(
         tune_config=tune.TuneConfig(
             metric=workload.primary_metric,
             mode=mode,
-            search_alg=OptunaSearch(seed=settings.seed),
+            search_alg=OptunaSearch(seed=settings.seed, points_to_evaluate=points),
             scheduler=scheduler,
-            num_samples=cfg.num_samples,
+            num_samples=len(points) if points else cfg.num_samples,
             max_concurrent_trials=concurrency,
             reuse_actors=True,
         ),
@@ -188,6 +172,7 @@ def _search(
             name=f"{workload.name}-{stamp}",
             storage_path=str(settings.home / "ray_results"),
             verbose=0,
+            callbacks=[runs],
         ),
     )
     return tuner.fit()
@@ -219,9 +204,7 @@ def _trial_table(
     return pd.DataFrame(rows)
 
 
-def _close_trial_runs(
-    client: MlflowClient, parent: _Parent, table: pd.DataFrame
-) -> int:
+def _close_trial_runs(client: MlflowClient, parent: Parent, table: pd.DataFrame) -> int:
     """Tag every nested run with its outcome and end those Ray cut short.
 
     Tune ends a trial inside its last ``tune.report`` (ASHA's last rung, or an
@@ -274,7 +257,7 @@ def run(settings: Settings, workload_name: str) -> StageResult:
 
     started = time.perf_counter()
     with mlflow.start_run(run_name=f"{workload_name}-tune") as active:
-        parent = _Parent(active.info.run_id, experiment_id, settings.tracking_uri)
+        parent = Parent(active.info.run_id, experiment_id, settings.tracking_uri)
         tags = lineage_tags(data_path)
         mlflow.set_tags({**tags, "loopml.workload": workload_name})
         mlflow.set_tag("loopml.stage", "tune")
@@ -301,7 +284,7 @@ def run(settings: Settings, workload_name: str) -> StageResult:
                 metric,
                 steps,
             )
-            results = _search(settings, workload, data, parent, concurrency)
+            results = search(settings, workload, data, parent, concurrency)
         seconds = time.perf_counter() - started
         table = _trial_table(results, metric, steps, list(space))
         n_runs = _close_trial_runs(MlflowClient(), parent, table)

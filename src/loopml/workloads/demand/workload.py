@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
 from loopml.sdk.batch import BatchSpec, DailyBatch
 from loopml.sdk.capabilities import (
@@ -30,8 +29,6 @@ from loopml.workloads.demand.models import BASELINES
 from loopml.workloads.demand.models.lightgbm_forecaster import (
     LightGBMForecaster,
 )
-from loopml.workloads.demand.plots import importance_plot, residual_plot
-from loopml.workloads.demand.pyfunc import DemandForecastModel
 from loopml.workloads.demand.schema import (
     KEY_COLUMNS,
     PERSONAL_COLUMNS,
@@ -40,6 +37,8 @@ from loopml.workloads.demand.schema import (
 )
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from loopml.core.config import Settings
     from loopml.sdk.tuning import Report, SearchParam
 
@@ -68,6 +67,8 @@ def _forecast_plot(
     predictions: pd.DataFrame, baseline: str, n_series: int = 4
 ) -> Figure:
     """Forecast vs actual (and the strongest baseline) of the last fold."""
+    from matplotlib.figure import Figure
+
     last = predictions[predictions["fold"] == predictions["fold"].max()]
     volume = last.groupby(["store_id", "item_id"], observed=True)["sales"].sum()
     top = volume.sort_values(ascending=False).index[:n_series]
@@ -274,6 +275,10 @@ class DemandWorkload(Workload):
             on=["store_id", "item_id"],
             how="left",
         )
+        # Imported here, like the plots: a tuning trial's actor needs neither
+        # MLflow's pyfunc nor matplotlib, and imports this module.
+        from loopml.workloads.demand.pyfunc import DemandForecastModel
+
         wrapped = DemandForecastModel(model, state, origin, cfg.horizon)
         first = state.iloc[0]
         example = pd.DataFrame(
@@ -339,6 +344,8 @@ class DemandWorkload(Workload):
             ),
             on=keys,
         )
+        from loopml.workloads.demand.plots import importance_plot, residual_plot
+
         return EvalOutput(
             metrics=metrics,
             figures={
