@@ -4,8 +4,9 @@ Local Ray writes its session (logs, sockets, spilled objects) under
 ``<home>/ray`` and its token-authentication secret to ``<home>/ray/auth_token``
 instead of ``~/.ray``; the dashboard is off (it costs about a second of
 start-up and nobody looks at it during a tuning run). ``tune.ray_address``
-connects to a running cluster instead; its token then comes from the
-environment (``RAY_AUTH_TOKEN`` or ``RAY_AUTH_TOKEN_PATH``), as Ray expects.
+(or the ``address`` a caller passes, e.g. ``batch.ray_address``) connects to
+a running cluster instead; its token then comes from the environment
+(``RAY_AUTH_TOKEN`` or ``RAY_AUTH_TOKEN_PATH``), as Ray expects.
 """
 
 from __future__ import annotations
@@ -67,7 +68,9 @@ def _local_token(home: Path) -> None:
 
 @contextmanager
 def ray_session(
-    settings: Settings, env_vars: dict[str, str] | None = None
+    settings: Settings,
+    env_vars: dict[str, str] | None = None,
+    address: str | None = None,
 ) -> Iterator[float]:
     """Start (or join) Ray for the block, and stop it afterwards.
 
@@ -80,6 +83,7 @@ def ray_session(
             the local instance's files.
         env_vars: environment of every Ray worker (a runtime environment),
             e.g. the ``LOOPML_*`` settings a cluster's workers need.
+        address: the cluster; default ``tune.ray_address`` (empty: local).
 
     Yields:
         The number of CPUs the cluster offers.
@@ -90,7 +94,7 @@ def ray_session(
     started, link = False, None
     try:
         if not ray.is_initialized():
-            address = settings.tune.ray_address
+            address = address or settings.tune.ray_address
             common: dict[str, Any] = {
                 "logging_level": logging.WARNING,
                 "log_to_driver": False,
