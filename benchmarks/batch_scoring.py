@@ -481,6 +481,7 @@ def main() -> None:
         one, two = (min(times[f"Ray engine, {w} worker(s)"]) for w in (1, 2))
         inner = min(times[ours])
         load = " / ".join(f"{x:.2f}" for x in loadavg)
+        end = " / ".join(f"{x:.2f}" for x in os.getloadavg())
         body = "\n".join(
             [
                 "## Batch top-k on Ray (recsys)",
@@ -501,10 +502,11 @@ def main() -> None:
                 f"`map_batches` on the same blocks with 2 actors "
                 f"{min(times['Ray Data map_batches, 2 actors']) / two:.2f}x the "
                 "time of the Ray engine with 2 workers. Load average "
-                f"(1, 5, 15 min) at the start: {load} on {os.cpu_count()} "
-                "CPUs shared with other work.",
+                f"(1, 5, 15 min) at the start: {load}, at the end: {end} on "
+                f"{os.cpu_count()} CPUs shared with other work.",
                 "",
-                f"Reproduce: `{COMMAND}{options} --ray`",
+                f"Reproduce: `{COMMAND}{options} --ray --block-users "
+                f"{args.block_users} --repeats {args.repeats}`",
             ]
         )
         print(body)

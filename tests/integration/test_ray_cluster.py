@@ -8,7 +8,7 @@ only. Ray's own records (the state API: actors and tasks with their node)
 show that both nodes ran work of each command; the batch results equal the
 single-process ones. Both nodes are stopped by process id in a ``finally``.
 
-Slow on a loaded 2-core machine (each ``ray start`` alone took 40 s there),
+About 4 minutes on the loaded 2-core machine (the two ``ray start`` 69 s),
 so it runs in ``make test-cluster`` (marker ``cluster``), not ``make test``.
 """
 

@@ -99,7 +99,8 @@ class BatchSettings(BaseModel):
     #: Ray Data workers (``loopml batch --engine ray``), same results.
     engine: Literal["local", "ray"] = "local"
     #: with ``engine: ray``: a cluster (``ray://head:10001``, ``auto``);
-    #: empty: a local Ray under the home folder.
+    #: empty: ``tune.ray_address``, and when that is empty too a local Ray
+    #: under the home folder.
     ray_address: str | None = None
     #: with ``engine: ray``: worker processes (one CPU each); empty: the
     #: cluster's CPUs.

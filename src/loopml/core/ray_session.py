@@ -66,6 +66,16 @@ def _local_token(home: Path) -> None:
     logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
 
 
+def _forget_token() -> None:
+    """Make Ray read the token again: it caches the first one a process used,
+    and a second session (another home, or a cluster) has its own."""
+    try:
+        from ray._raylet import AuthenticationTokenLoader  # type: ignore[attr-defined]
+    except ImportError:  # a Ray without token authentication
+        return
+    AuthenticationTokenLoader.instance().reset_cache()
+
+
 @contextmanager
 def ray_session(
     settings: Settings,
@@ -103,10 +113,12 @@ def ray_session(
                 common["runtime_env"] = {"env_vars": env_vars}
             if address:
                 log.info("connecting to the Ray cluster at %s", address)
+                _forget_token()
                 ray.init(address=address, **common)
             else:
                 _local_token(settings.home)
                 temp_dir, link = _temp_dir(settings.home)
+                _forget_token()
                 ray.init(
                     include_dashboard=False,
                     _temp_dir=str(temp_dir),
