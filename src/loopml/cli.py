@@ -542,7 +542,7 @@ def batch(
         str | None,
         typer.Option(
             metavar="local|ray",
-            help="local: one process; ray: Ray Data workers, same results "
+            help="local: one process; ray: Ray tasks, same results "
             "(default: batch.engine).",
         ),
     ] = None,
@@ -550,7 +550,8 @@ def batch(
         str | None,
         typer.Option(
             help="With --engine ray: a Ray cluster, e.g. ray://head:10001 "
-            "(default: batch.ray_address; empty: a local Ray)."
+            "(default: batch.ray_address, else tune.ray_address, else a local "
+            "Ray)."
         ),
     ] = None,
     ray_workers: Annotated[
@@ -569,7 +570,7 @@ def batch(
     <home>/batch/<workload>/date=D.parquet and the workload's SQL table
     (SQLite at <home>/batch/<workload>.db; PostgreSQL in production), each
     replaced whole for the day. Needs a champion; a workload without a batch
-    scorer has nothing to do. --engine ray spreads the blocks over Ray Data
+    scorer has nothing to do. --engine ray spreads the blocks over Ray
     workers (a local Ray, or a cluster) and writes the same results.
 
     Example: loopml batch -w recsys --date 2025-08-30 --engine ray

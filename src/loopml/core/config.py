@@ -96,7 +96,7 @@ class BatchSettings(BaseModel):
     #: ``<home>/batch/<workload>.db``.
     database_url: str | None = None
     #: ``local``: the scorer's blocks in order in this process; ``ray``: on
-    #: Ray Data workers (``loopml batch --engine ray``), same results.
+    #: Ray tasks (``loopml batch --engine ray``), same results.
     engine: Literal["local", "ray"] = "local"
     #: with ``engine: ray``: a cluster (``ray://head:10001``, ``auto``);
     #: empty: ``tune.ray_address``, and when that is empty too a local Ray

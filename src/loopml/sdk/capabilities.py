@@ -334,7 +334,7 @@ class BatchScorer(ABC):
     The platform loads the champion, asks :meth:`work` for the day's keys,
     cuts them into blocks of :attr:`block_rows` (or ``batch.block_rows``)
     and calls :meth:`score_block` on each: in order in one process (``batch.
-    engine: local``), or on Ray Data workers (``ray``), the model and
+    engine: local``), or as Ray tasks (``ray``), the model and
     :attr:`BatchWork.shared` sent once through the object store. The blocks'
     frames (with ``date`` and ``model_version`` added) go to
     ``<home>/batch/<workload>/date=D.parquet`` and the SQL table

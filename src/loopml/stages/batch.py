@@ -5,7 +5,7 @@ What is scored comes from the workload's
 every user; demand: every series' forecasts over the horizon); a workload
 without one is skipped ("shop has no batch scorer: nothing to do"). The
 scorer's blocks run in order in this process (``batch.engine: local``) or
-on Ray Data workers (``ray``, :mod:`loopml.stages.batch_ray`); both engines
+as Ray tasks (``ray``, :mod:`loopml.stages.batch_ray`); both engines
 cut the same blocks and write the same rows in the same order. The model
 is the registry's ``champion``, resolved to its version and loaded as
 ``models:/<workload>/<version>`` (checksum-checked), never from anywhere
