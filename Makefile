@@ -14,7 +14,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 ARGS ?=
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: help setup lock run test test-fast lint fmt audit serve ui clean airflow-setup airflow-lock dags
+.PHONY: help setup lock run test test-fast test-cluster lint fmt audit serve ui clean airflow-setup airflow-lock dags
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -58,7 +58,10 @@ run: setup ## Run the whole loop (pass options with ARGS="--dataset online-retai
 	$(BIN)/loopml run $(ARGS)
 
 test: setup lint ## Lint, then run every test
-	$(BIN)/pytest -q -n 3 --dist loadfile --no-loadscope-reorder $(ARGS)
+	$(BIN)/pytest -q -n 3 --dist loadfile --no-loadscope-reorder -m "not cluster" $(ARGS)
+
+test-cluster: setup ## Two-node Ray cluster on this machine: tune and batch on both nodes (minutes)
+	$(BIN)/pytest -q -m cluster tests/integration/test_ray_cluster.py $(ARGS)
 
 test-fast: setup ## Unit, data and model tests only: no servers, no lint (under a minute)
 	$(BIN)/pytest -q -n 2 tests/unit tests/data tests/model $(ARGS)

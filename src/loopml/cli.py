@@ -540,6 +540,30 @@ def batch(
             "validated interaction). Re-running a day replaces its results.",
         ),
     ] = None,
+    engine: Annotated[
+        str | None,
+        typer.Option(
+            metavar="local|ray",
+            help="local: one process; ray: Ray tasks, same results "
+            "(default: batch.engine).",
+        ),
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            help="With --engine ray: a Ray cluster, e.g. ray://head:10001 "
+            "(default: batch.ray_address, else tune.ray_address, else a local "
+            "Ray)."
+        ),
+    ] = None,
+    ray_workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="With --engine ray: worker processes, one CPU each "
+            "(default: batch.ray_workers; empty: the cluster's CPUs).",
+        ),
+    ] = None,
 ) -> None:
     """Score every entity with the champion: the day's batch, stored.
 
@@ -548,13 +572,25 @@ def batch(
     <home>/batch/<workload>/date=D.parquet and the workload's SQL table
     (SQLite at <home>/batch/<workload>.db; PostgreSQL in production), each
     replaced whole for the day. Needs a champion; a workload without a batch
-    scorer has nothing to do.
+    scorer has nothing to do. --engine ray spreads the blocks over Ray
+    workers (a local Ray, or a cluster) and writes the same results.
 
-    Example: loopml batch -w recsys --date 2025-08-30
+    Example: loopml batch -w recsys --date 2025-08-30 --engine ray
     """
     day = _parse_day(date)
     workload = _workload(workload)
     settings = _settings([workload])
+    if engine not in (None, "local", "ray"):
+        raise typer.BadParameter("local or ray", param_hint="--engine")
+    chosen = {
+        "engine": engine,
+        "ray_address": ray_address,
+        "ray_workers": ray_workers,
+    }
+    if update := {key: value for key, value in chosen.items() if value is not None}:
+        settings = settings.model_copy(
+            update={"batch": settings.batch.model_copy(update=update)}
+        )
     from loopml.stages import batch as batch_stage
 
     result = _call_stage(

@@ -244,3 +244,22 @@ def test_production_profile_writes_to_postgresql(
         with engine.begin() as connection:
             connection.execute(delete(table).where(table.c.date == day))
         engine.dispose()
+
+
+@pytest.mark.timeout(300)
+def test_the_ray_engine_writes_what_the_local_one_writes(settings: Settings) -> None:
+    day = dt.date(2030, 4, 1)
+    # Blocks of 40 users: several blocks, so two workers share the work.
+    blocks = settings.batch.model_copy(update={"block_rows": 40})
+    local = settings.model_copy(update={"batch": blocks})
+    assert batch.run(local, "recsys", day).status == "ok"
+    expected_file, expected_sql = _parquet(settings, day), _sql(settings, day)
+    on_ray = settings.model_copy(
+        update={"batch": blocks.model_copy(update={"engine": "ray", "ray_workers": 2})}
+    )
+    result = batch.run(on_ray, "recsys", day)
+    assert result.details["rows"] == len(expected_file) > 0
+    pd.testing.assert_frame_equal(_parquet(settings, day), expected_file)
+    pd.testing.assert_frame_equal(_sql(settings, day), expected_sql)
+    unsorted = pd.read_parquet(result_path(settings, "recsys", day))
+    assert list(unsorted["user_id"]) == sorted(unsorted["user_id"])  # block order

@@ -116,3 +116,22 @@ def test_a_past_day_forecasts_from_the_state_before_it(settings: Settings) -> No
     target = pd.to_datetime(frame["target_date"])
     assert target.min() == pd.Timestamp(day)
     assert len(frame) == SERIES * HORIZON
+
+
+@pytest.mark.timeout(300)
+def test_the_ray_engine_writes_what_the_local_one_writes(settings: Settings) -> None:
+    day = _validated(settings)["date"].max().date() + dt.timedelta(days=1)
+    blocks = settings.batch.model_copy(update={"block_rows": 3})  # 3 blocks
+    local = settings.model_copy(update={"batch": blocks})
+    assert batch.run(local, "demand", day).status == "ok"
+    expected = pd.read_parquet(result_path(settings, "demand", day))
+    expected_sql = _sql(settings, day)
+    on_ray = settings.model_copy(
+        update={"batch": blocks.model_copy(update={"engine": "ray", "ray_workers": 2})}
+    )
+    result = batch.run(on_ray, "demand", day)
+    assert result.details["rows"] == len(expected) == SERIES * HORIZON
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(result_path(settings, "demand", day)), expected
+    )
+    pd.testing.assert_frame_equal(_sql(settings, day), expected_sql)

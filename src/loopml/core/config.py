@@ -107,9 +107,19 @@ class BatchSettings(BaseModel):
     #: that is PostgreSQL (the production profile), else SQLite at
     #: ``<home>/batch/<workload>.db``.
     database_url: str | None = None
-    #: Ray cluster address for batch scoring on Ray Data (``--ray`` /
-    #: ``batch.use_ray``); empty: a local Ray under the home folder.
-    use_ray: bool = False
+    #: ``local``: the scorer's blocks in order in this process; ``ray``: on
+    #: Ray tasks (``loopml batch --engine ray``), same results.
+    engine: Literal["local", "ray"] = "local"
+    #: with ``engine: ray``: a cluster (``ray://head:10001``, ``auto``);
+    #: empty: ``tune.ray_address``, and when that is empty too a local Ray
+    #: under the home folder.
+    ray_address: str | None = None
+    #: with ``engine: ray``: worker processes (one CPU each); empty: the
+    #: cluster's CPUs.
+    ray_workers: int | None = Field(None, ge=1)
+    #: keys per block (users, series...); empty: the scorer's ``block_rows``.
+    #: Both engines cut the same blocks.
+    block_rows: int | None = Field(None, ge=1)
 
 
 class ServingSettings(BaseModel):

@@ -4,8 +4,9 @@ Local Ray writes its session (logs, sockets, spilled objects) under
 ``<home>/ray`` and its token-authentication secret to ``<home>/ray/auth_token``
 instead of ``~/.ray``; the dashboard is off (it costs about a second of
 start-up and nobody looks at it during a tuning run). ``tune.ray_address``
-connects to a running cluster instead; its token then comes from the
-environment (``RAY_AUTH_TOKEN`` or ``RAY_AUTH_TOKEN_PATH``), as Ray expects.
+(or the ``address`` a caller passes, e.g. ``batch.ray_address``) connects to
+a running cluster instead; its token then comes from the environment
+(``RAY_AUTH_TOKEN`` or ``RAY_AUTH_TOKEN_PATH``), as Ray expects.
 """
 
 from __future__ import annotations
@@ -65,11 +66,22 @@ def _local_token(home: Path) -> None:
     logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
 
 
+def _forget_token() -> None:
+    """Make Ray read the token again: it caches the first one a process used,
+    and a second session (another home, or a cluster) has its own."""
+    try:
+        from ray._raylet import AuthenticationTokenLoader  # type: ignore[attr-defined]
+    except ImportError:  # a Ray without token authentication
+        return
+    AuthenticationTokenLoader.instance().reset_cache()
+
+
 @contextmanager
 def ray_session(
     settings: Settings,
     env_vars: dict[str, str] | None = None,
     num_cpus: int | None = None,
+    address: str | None = None,
 ) -> Iterator[float]:
     """Start (or join) Ray for the block, and stop it afterwards.
 
@@ -83,6 +95,7 @@ def ray_session(
         env_vars: environment of every Ray worker (a runtime environment),
             e.g. the ``LOOPML_*`` settings a cluster's workers need.
         num_cpus: CPUs a local Ray offers (default: the machine's).
+        address: the cluster; default ``tune.ray_address`` (empty: local).
 
     Yields:
         The number of CPUs the cluster offers.
@@ -93,7 +106,7 @@ def ray_session(
     started, link = False, None
     try:
         if not ray.is_initialized():
-            address = settings.tune.ray_address
+            address = address or settings.tune.ray_address
             common: dict[str, Any] = {
                 "logging_level": logging.WARNING,
                 "log_to_driver": False,
@@ -102,10 +115,12 @@ def ray_session(
                 common["runtime_env"] = {"env_vars": env_vars}
             if address:
                 log.info("connecting to the Ray cluster at %s", address)
+                _forget_token()
                 ray.init(address=address, **common)
             else:
                 _local_token(settings.home)
                 temp_dir, link = _temp_dir(settings.home)
+                _forget_token()
                 ray.init(
                     include_dashboard=False,
                     num_cpus=num_cpus,

@@ -313,13 +313,37 @@ class OnlineScorer(ABC):
 # Batch ---------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class BatchWork:
+    """What a day's batch scores, as keys that can be cut into blocks.
+
+    Attributes:
+        keys: one row per entity (user, series, order...), in output order;
+            a block is a range of these rows.
+        shared: what every block needs besides the model (e.g. ``k``, the
+            forecast origin); the Ray engine puts it in the object store once.
+    """
+
+    keys: pd.DataFrame
+    shared: Any = None
+
+
 class BatchScorer(ABC):
     """The daily batch: results for every entity, stored per day.
 
-    The platform loads the champion, calls :meth:`score` and writes the chunks
-    (with ``date`` and ``model_version`` added) to
+    The platform loads the champion, asks :meth:`work` for the day's keys,
+    cuts them into blocks of :attr:`block_rows` (or ``batch.block_rows``)
+    and calls :meth:`score_block` on each: in order in one process (``batch.
+    engine: local``), or as Ray tasks (``ray``), the model and
+    :attr:`BatchWork.shared` sent once through the object store. The blocks'
+    frames (with ``date`` and ``model_version`` added) go to
     ``<home>/batch/<workload>/date=D.parquet`` and the SQL table
-    :attr:`table`, both replaced whole for the day.
+    :attr:`table`, both replaced whole for the day. A block's result may
+    depend only on the model, the shared part and its own keys, so both
+    engines write the same rows.
+
+    A scorer that overrides :meth:`score` instead (one iterator, no blocks)
+    still runs locally; the Ray engine then scores it in one process.
     """
 
     #: SQL table of the results.
@@ -334,6 +358,8 @@ class BatchScorer(ABC):
     lookup_key: ClassVar[str | None] = None
     #: order of a key's rows (e.g. ``rank``).
     order_column: ClassVar[str | None] = None
+    #: keys per block: bounds memory, and is the unit of work on Ray.
+    block_rows: ClassVar[int] = 50_000
 
     def default_day(
         self, settings: Settings, data: pd.DataFrame, time_column: str
@@ -343,15 +369,47 @@ class BatchScorer(ABC):
         day: dt.date = (last + pd.Timedelta(days=1)).date()
         return day
 
-    @abstractmethod
+    def work(
+        self, model: Any, settings: Settings, data: pd.DataFrame, day: dt.date
+    ) -> BatchWork:
+        """The day's keys and what every block shares (runs on the driver)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} implements neither work() and score_block() "
+            "nor score()"
+        )
+
+    def score_block(self, model: Any, shared: Any, keys: pd.DataFrame) -> pd.DataFrame:
+        """The results of one block of keys (runs on a worker with the Ray engine).
+
+        Args:
+            model: the champion's python model.
+            shared: :attr:`BatchWork.shared`.
+            keys: a range of :attr:`BatchWork.keys` rows (its index may be
+                renumbered).
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no score_block()")
+
+    @property
+    def splits(self) -> bool:
+        """Whether the scorer works in blocks (:meth:`work`, :meth:`score_block`)."""
+        return type(self).score_block is not BatchScorer.score_block
+
     def score(
         self, model: Any, settings: Settings, data: pd.DataFrame, day: dt.date
     ) -> Iterator[pd.DataFrame]:
-        """The day's results, chunk by chunk (bounded memory at any scale)."""
+        """The day's results, block by block (bounded memory at any scale)."""
+        work = self.work(model, settings, data, day)
+        for keys in blocks(work.keys, settings.batch.block_rows or self.block_rows):
+            yield self.score_block(model, work.shared, keys)
 
     def count(self, model: Any, data: pd.DataFrame) -> int:
         """How many entities a batch scores (for progress); 0: unknown."""
         return 0
+
+
+def blocks(keys: pd.DataFrame, rows: int) -> list[pd.DataFrame]:
+    """``keys`` cut into consecutive ranges of ``rows`` rows (at least one)."""
+    return [keys.iloc[start : start + rows] for start in range(0, len(keys), rows)]
 
 
 # Monitoring ------------------------------------------------------------------

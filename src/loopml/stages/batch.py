@@ -3,7 +3,10 @@
 What is scored comes from the workload's
 :class:`~loopml.sdk.capabilities.BatchScorer` (recsys: the top-k courses of
 every user; demand: every series' forecasts over the horizon); a workload
-without one is skipped ("shop has no batch scorer: nothing to do"). The model
+without one is skipped ("shop has no batch scorer: nothing to do"). The
+scorer's blocks run in order in this process (``batch.engine: local``) or
+as Ray tasks (``ray``, :mod:`loopml.stages.batch_ray`); both engines
+cut the same blocks and write the same rows in the same order. The model
 is the registry's ``champion``, resolved to its version and loaded as
 ``models:/<workload>/<version>`` (checksum-checked), never from anywhere
 else. The scorer's chunks, with ``date`` and ``model_version`` added, go to
@@ -173,7 +176,21 @@ def _frames(
 ) -> Iterator[pd.DataFrame]:
     """The scorer's chunks with ``date`` and ``model_version``, in file order."""
     names = file_schema(scorer).names
-    for chunk in scorer.score(model, settings, data, day):
+    chunks: Iterator[pd.DataFrame]
+    if settings.batch.engine == "ray" and scorer.splits:
+        from loopml.stages.batch_ray import ray_frames
+
+        work = scorer.work(model, settings, data, day)
+        chunks = ray_frames(scorer, model, work, settings)
+    else:
+        if settings.batch.engine == "ray":
+            log.warning(
+                "the %s batch scorer does not work in blocks (no score_block): "
+                "scored in this process, not on Ray",
+                scorer.table,
+            )
+        chunks = scorer.score(model, settings, data, day)
+    for chunk in chunks:
         if missing := [c for c in scorer.schema.names if c not in chunk.columns]:
             raise StageError(
                 f"the {scorer.table} batch scorer returned no column {missing}"

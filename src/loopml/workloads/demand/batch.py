@@ -25,22 +25,19 @@ A planner's promotion calendar would be the next input to add.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from loopml.sdk.capabilities import BatchScorer
+from loopml.sdk.capabilities import BatchScorer, BatchWork
 from loopml.workloads.demand.features import KEYS, origin_state
 
 if TYPE_CHECKING:
     from loopml.core.config import Settings
     from loopml.workloads.demand.pyfunc import DemandForecastModel
 
-#: Series forecast per chunk (times the horizon rows): bounds memory.
-CHUNK_SERIES = 10_000
 PLAN_COLUMNS = ["price", "promo", "holiday"]
 
 
@@ -96,29 +93,43 @@ class DemandBatchScorer(BatchScorer):
     )
     key_columns = ("store_id", "item_id", "target_date")
 
-    def score(
+    #: series forecast per block (times the horizon rows): bounds memory.
+    block_rows = 10_000
+
+    def work(
         self,
         model: DemandForecastModel,
         settings: Settings,
         data: pd.DataFrame,
         day: dt.date,
-    ) -> Iterator[pd.DataFrame]:
-        """Forecasts from the state at :func:`batch_origin`, chunk by chunk."""
+    ) -> BatchWork:
+        """Each series' state at :func:`batch_origin`; every block shares the
+        origin and the recorded target days (the plan)."""
         origin = batch_origin(data, day)
-        state = series_state(data, origin)
-        for start in range(0, len(state), CHUNK_SERIES):
-            part = state.iloc[start : start + CHUNK_SERIES].reset_index(drop=True)
-            rows = plan(data, part, origin, model.horizon)
-            values = model.forecast(rows, state=part, origin=origin)
-            yield pd.DataFrame(
-                {
-                    "store_id": rows["store_id"].astype(str),
-                    "item_id": rows["item_id"].astype(str),
-                    "target_date": rows["date"].dt.date,
-                    "horizon": (rows["date"] - origin).dt.days.astype("int32"),
-                    "forecast": values,
-                }
-            )
+        last = origin + pd.Timedelta(days=model.horizon)
+        recorded = data[(data["date"] > origin) & (data["date"] <= last)]
+        return BatchWork(
+            series_state(data, origin),
+            shared=(origin, recorded[[*KEYS, "date", *PLAN_COLUMNS]]),
+        )
+
+    def score_block(
+        self, model: DemandForecastModel, shared: Any, keys: pd.DataFrame
+    ) -> pd.DataFrame:
+        """Forecasts of the block's series over the horizon."""
+        origin, recorded = shared
+        part = keys.reset_index(drop=True)
+        rows = plan(recorded, part, origin, model.horizon)
+        values = model.forecast(rows, state=part, origin=origin)
+        return pd.DataFrame(
+            {
+                "store_id": rows["store_id"].astype(str),
+                "item_id": rows["item_id"].astype(str),
+                "target_date": rows["date"].dt.date,
+                "horizon": (rows["date"] - origin).dt.days.astype("int32"),
+                "forecast": values,
+            }
+        )
 
     def count(self, model: Any, data: pd.DataFrame) -> int:
         """The series of the last validated day."""

@@ -10,20 +10,16 @@ version it serves.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import pandas as pd
 import pyarrow as pa
 
-from loopml.sdk.capabilities import BatchScorer
+from loopml.sdk.capabilities import BatchScorer, BatchWork
 from loopml.workloads.recsys.config import RecsysSettings
 
 if TYPE_CHECKING:
     from loopml.core.config import Settings
-
-#: Users scored (and written) per chunk: bounds memory at any scale.
-CHUNK_USERS = 50_000
 
 
 class RecsysBatchScorer(BatchScorer):
@@ -45,14 +41,20 @@ class RecsysBatchScorer(BatchScorer):
     lookup_key = "user_id"
     order_column = "rank"
 
-    def score(
+    #: users scored (and written) per block: bounds memory at any scale.
+    block_rows = 50_000
+
+    def work(
         self, model: Any, settings: Settings, data: pd.DataFrame, day: dt.date
-    ) -> Iterator[pd.DataFrame]:
-        """Every user the champion was fitted with, ``CHUNK_USERS`` at a time."""
-        k = RecsysSettings.of(settings).k
-        users = model.user_ids()
-        for start in range(0, len(users), CHUNK_USERS):
-            yield model.recommend_frame(users[start : start + CHUNK_USERS], k)
+    ) -> BatchWork:
+        """Every user the champion was fitted with; every block shares ``k``."""
+        users = pd.DataFrame({"user_id": model.user_ids()})
+        return BatchWork(users, shared=RecsysSettings.of(settings).k)
+
+    def score_block(self, model: Any, shared: Any, keys: pd.DataFrame) -> pd.DataFrame:
+        """The top ``shared`` (``k``) items of each user of the block."""
+        frame: pd.DataFrame = model.recommend_frame(keys["user_id"].tolist(), shared)
+        return frame
 
     def count(self, model: Any, data: pd.DataFrame) -> int:
         """The users the champion knows (each gets a list)."""

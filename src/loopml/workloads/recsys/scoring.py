@@ -400,6 +400,15 @@ def _score_folded(
         )
 
 
+def available_cpus() -> int:
+    """The CPUs this process may use: ``OMP_NUM_THREADS`` when set (a Ray
+    worker gets its CPU allotment there), else the machine's."""
+    try:
+        return max(int(os.environ.get("OMP_NUM_THREADS", "")), 1)
+    except ValueError:
+        return os.cpu_count() or 1
+
+
 def top_k_inner(
     queries: Scores,
     items: Scores,
@@ -419,9 +428,10 @@ def top_k_inner(
             for that query (e.g. what the user already consumed).
         allowed: items that may be recommended at all (``None``: every one).
         block: queries per matrix product.
-        workers: threads, each with single-threaded BLAS; default: the CPUs,
-            at most 4. One thread (or one block) runs in the caller's thread
-            with BLAS as configured.
+        workers: threads, each with single-threaded BLAS; default: the
+            CPUs this process may use (:func:`available_cpus`), at most 4.
+            One thread (or one block) runs in the caller's thread with BLAS
+            as configured.
 
     Returns:
         Item indices (into ``items``) and scores, ``n x min(k, m')`` where
@@ -489,7 +499,7 @@ def top_k_inner(
                 values,
             )
 
-    workers = min(workers or min(os.cpu_count() or 1, 4), -(-n // block))
+    workers = min(workers or min(available_cpus(), 4), -(-n // block))
     if workers <= 1:
         run()
     else:

@@ -12,22 +12,17 @@ version) in ``<home>/batch/<workload>/date=D.parquet`` and the SQL table
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import pandas as pd
 import pyarrow as pa
 from loopml.core.config import Settings
-from loopml.sdk.capabilities import BatchScorer
+from loopml.sdk.capabilities import BatchScorer, BatchWork
 
 from .data import scheduled
 from .features import INPUT_COLUMNS
 from .pyfunc import python_model
 from .settings import {{ cookiecutter.__class_name }}Settings
-
-#: subscriptions scored per chunk (bounded memory for any day's volume).
-CHUNK_ROWS = 50_000
-
 
 class {{ cookiecutter.__class_name }}BatchScorer(BatchScorer):
     """Churn probability and label of every renewal of a day, riskiest first."""
@@ -42,22 +37,25 @@ class {{ cookiecutter.__class_name }}BatchScorer(BatchScorer):
     )
     key_columns: ClassVar[tuple[str, ...]] = ("customer_id",)
     lookup_key: ClassVar[str | None] = "customer_id"
+    #: subscriptions scored per block (bounded memory; the unit of work on Ray).
+    block_rows: ClassVar[int] = 50_000
 
-    def score(
+    def work(
         self, model: Any, settings: Settings, data: pd.DataFrame, day: dt.date
-    ) -> Iterator[pd.DataFrame]:
-        """The day's scores, ``CHUNK_ROWS`` subscriptions at a time."""
+    ) -> BatchWork:
+        """The subscriptions up for renewal on ``day``, with their model inputs."""
         cfg = {{ cookiecutter.__class_name }}Settings.of(settings)
         renewals = scheduled(cfg, pd.Timestamp(day), settings.seed)
-        wrapped = python_model(model)
-        for start in range(0, len(renewals), CHUNK_ROWS):
-            chunk = renewals.iloc[start : start + CHUNK_ROWS]
-            answer = wrapped.predict(None, chunk[INPUT_COLUMNS])
-            scored = pd.DataFrame(
-                {
-                    "customer_id": chunk["customer_id"].astype(str).to_numpy(),
-                    "probability": answer["probability"].to_numpy(dtype=float),
-                    "label": answer["label"].to_numpy(dtype="int64"),
-                }
-            )
-            yield scored.sort_values("probability", ascending=False, ignore_index=True)
+        return BatchWork(renewals[["customer_id", *INPUT_COLUMNS]])
+
+    def score_block(self, model: Any, shared: Any, keys: pd.DataFrame) -> pd.DataFrame:
+        """The block's churn scores, riskiest first."""
+        answer = python_model(model).predict(None, keys[INPUT_COLUMNS])
+        scored = pd.DataFrame(
+            {
+                "customer_id": keys["customer_id"].astype(str).to_numpy(),
+                "probability": answer["probability"].to_numpy(dtype=float),
+                "label": answer["label"].to_numpy(dtype="int64"),
+            }
+        )
+        return scored.sort_values("probability", ascending=False, ignore_index=True)

@@ -13,21 +13,16 @@ source knows tomorrow's orders (pre-orders, schedules), score those here.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import pandas as pd
 import pyarrow as pa
 from loopml.core.config import Settings
-from loopml.sdk.capabilities import BatchScorer
+from loopml.sdk.capabilities import BatchScorer, BatchWork
 
 from .data import TIME_COLUMN
 from .features import INPUT_COLUMNS
 from .pyfunc import python_model
-
-#: orders scored per chunk (bounded memory for any day's volume).
-CHUNK_ROWS = 50_000
-
 
 class {{ cookiecutter.__class_name }}BatchScorer(BatchScorer):
     """Predicted duration of every order of a validated day."""
@@ -38,6 +33,8 @@ class {{ cookiecutter.__class_name }}BatchScorer(BatchScorer):
     )
     key_columns: ClassVar[tuple[str, ...]] = ("order_id",)
     lookup_key: ClassVar[str | None] = "order_id"
+    #: orders scored per block (bounded memory; the unit of work on Ray).
+    block_rows: ClassVar[int] = 50_000
 
     def default_day(
         self, settings: Settings, data: pd.DataFrame, time_column: str
@@ -49,10 +46,10 @@ class {{ cookiecutter.__class_name }}BatchScorer(BatchScorer):
     def _orders(self, data: pd.DataFrame, day: dt.date) -> pd.DataFrame:
         return data[data[TIME_COLUMN].dt.normalize() == pd.Timestamp(day)]
 
-    def score(
+    def work(
         self, model: Any, settings: Settings, data: pd.DataFrame, day: dt.date
-    ) -> Iterator[pd.DataFrame]:
-        """The day's predictions, ``CHUNK_ROWS`` orders at a time.
+    ) -> BatchWork:
+        """The validated orders of ``day``, with their model inputs.
 
         Raises:
             ValueError: no validated order on ``day``.
@@ -64,16 +61,17 @@ class {{ cookiecutter.__class_name }}BatchScorer(BatchScorer):
                 f"no validated {{ cookiecutter.workload_name }} orders on {day} "
                 f"(last validated day: {last}); ingest and validate it first"
             )
-        wrapped = python_model(model)
-        for start in range(0, len(orders), CHUNK_ROWS):
-            chunk = orders.iloc[start : start + CHUNK_ROWS]
-            answer = wrapped.predict(None, chunk[INPUT_COLUMNS])
-            yield pd.DataFrame(
-                {
-                    "order_id": chunk["order_id"].astype(str).to_numpy(),
-                    "prediction": answer["prediction"].to_numpy(dtype=float),
-                }
-            )
+        return BatchWork(orders[["order_id", *INPUT_COLUMNS]])
+
+    def score_block(self, model: Any, shared: Any, keys: pd.DataFrame) -> pd.DataFrame:
+        """The predicted duration of each order of the block."""
+        answer = python_model(model).predict(None, keys[INPUT_COLUMNS])
+        return pd.DataFrame(
+            {
+                "order_id": keys["order_id"].astype(str).to_numpy(),
+                "prediction": answer["prediction"].to_numpy(dtype=float),
+            }
+        )
 
     def count(self, model: Any, data: pd.DataFrame) -> int:
         """Orders of the last validated day (the default batch)."""
