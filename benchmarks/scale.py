@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import resource
 import secrets
@@ -38,8 +39,9 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from doc_sections import write_section
 
@@ -100,6 +102,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--database", default="loopml_scale")
     parser.add_argument("--keep-database", action="store_true")
     parser.add_argument("--home", type=Path, help="default: a temporary folder")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="with --home: keep the stages that succeeded in that home's last run"
+        " (and its database and Feast project), run the rest",
+    )
     parser.add_argument("--stage-timeout", type=float, default=3600.0)
     parser.add_argument(
         "--max-memory-gb",
@@ -107,12 +115,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=8.0,
         help="kill a stage whose processes pass this (default 8)",
     )
+    parser.add_argument(
+        "--report",
+        action="store_true",
+        help="with --home: write the section from that home's saved figures, run"
+        " nothing (after an interrupted run)",
+    )
     parser.add_argument("--doc", type=Path, default=DOC)
     parser.add_argument("--no-doc", action="store_true", help="print the table only")
     args = parser.parse_args(argv)
     if args.small:
         args.demand = args.demand or SMALL["demand"]
         args.recsys = args.recsys or SMALL["recsys"]
+    if (args.resume or args.report) and args.home is None:
+        parser.error("--resume and --report need the --home of the run")
     if not args.demand and not args.recsys:
         parser.error("give --demand and/or --recsys, or --small")
     args.demand_sizes = sizes(args.demand, 3) if args.demand else None
@@ -331,14 +347,48 @@ def _load() -> str:
     return ", ".join(f"{v:.1f}" for v in os.getloadavg())
 
 
+def _save(path: Path, project: str, runs: list[StageRun]) -> None:
+    """Keep the figures so far in the home (``--resume`` reads them)."""
+    state = {"project": project, "runs": [asdict(r) for r in runs]}
+    path.write_text(json.dumps(state, indent=1), "utf-8")
+
+
+def _measure(
+    args: argparse.Namespace, workload: str, stage: str, home: Path, env: dict[str, str]
+) -> StageRun:
+    """One stage; ``tune`` gets a second try (a local Ray can fail to start
+    within Ray's fixed 30 s on a busy machine)."""
+    limits = (args.stage_timeout, args.max_memory_gb * 1024)
+    run = run_stage(workload, stage, home, env, limits)
+    if stage == "tune" and run.status != "ok":
+        run = run_stage(workload, stage, home, env, limits)
+        run.status += ", 2nd try"
+    return run
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the stages; write the section; 1 if a stage failed."""
     args = parse_args(argv)
-    prepare_database(args.database, args.keep_database)
-    uri = PG.format(db=args.database)
-    project = f"scale_{uuid.uuid4().hex[:8]}"
     home = args.home or Path(tempfile.mkdtemp(prefix="loopml-scale-"))
     home.mkdir(parents=True, exist_ok=True)
+    saved = home / "scale-results.json"
+    done: dict[tuple[str, str], StageRun] = {}
+    project = f"scale_{uuid.uuid4().hex[:8]}"
+    state: dict[str, Any] = {"runs": []}
+    if (args.resume or args.report) and saved.is_file():
+        state = json.loads(saved.read_text("utf-8"))
+        project = state["project"]
+        for r in map(lambda fields: StageRun(**fields), state["runs"]):
+            if r.status.startswith("ok"):
+                done[(r.workload, r.stage)] = r
+    if args.report:
+        runs = [StageRun(**fields) for fields in state["runs"]]
+        body = section(args, runs, f"{_load()} (at the report)")
+        print(body)
+        write_section(args.doc, SECTION, body)
+        return 0
+    prepare_database(args.database, args.keep_database or args.resume)
+    uri = PG.format(db=args.database)
     base = dict(os.environ)
     base |= {
         "LOOPML_MLFLOW__TRACKING_URI": uri,
@@ -351,19 +401,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     base.setdefault("LOOPML_PSEUDONYM_KEY", secrets.token_hex(16))
     loads = [_load()]
     runs: list[StageRun] = []
+    finished = False
     try:
         for workload, sized in workload_env(args).items():
             env = base | sized
+            blocked = False
             for stage in STAGES:
-                if runs and runs[-1].workload == workload and runs[-1].status != "ok":
+                if blocked:
                     runs.append(StageRun(workload, stage, "not run", 0.0, 0.0, 0.0))
                     continue
-                run = run_stage(
-                    workload,
-                    stage,
-                    home,
-                    env,
-                    (args.stage_timeout, args.max_memory_gb * 1024),
+                run = done.get((workload, stage)) or _measure(
+                    args, workload, stage, home, env
                 )
                 print(
                     f"{workload:7} {stage:9} {run.status:8} {run.seconds:8.1f} s"
@@ -371,19 +419,27 @@ def main(argv: Sequence[str] | None = None) -> int:
                     flush=True,
                 )
                 runs.append(run)
+                _save(saved, project, runs)
+                # Tuning is optional: train goes on with the profile's values.
+                blocked = not run.status.startswith("ok") and stage != "tune"
             loads.append(_load())
+        finished = True
     finally:
-        try:
-            drop_feast_project(home, base)
-        except Exception as error:  # noqa: BLE001 - report, keep the figures
-            print(f"could not drop Feast project {project}: {error}")
+        # An interrupted run in a given home keeps its project for --resume.
+        if not finished and args.home is not None:
+            print(f"kept Feast project {project} in {home} for --resume")
+        else:
+            try:
+                drop_feast_project(home, base)
+            except Exception as error:  # noqa: BLE001 - report, keep the figures
+                print(f"could not drop Feast project {project}: {error}")
         if args.home is None:
             shutil.rmtree(home, ignore_errors=True)
     body = section(args, runs, " / ".join(loads))
     print(body)
     if not args.no_doc:
         write_section(args.doc, SECTION, body)
-    return 0 if all(r.status == "ok" for r in runs) else 1
+    return 0 if all(r.status.startswith("ok") for r in runs) else 1
 
 
 if __name__ == "__main__":
