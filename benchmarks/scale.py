@@ -7,9 +7,10 @@ Each stage runs as its own process, in the order of ``loopml run``::
 (``tune`` with ``LOOPML_TUNE__NUM_SAMPLES`` trials, 4 by default), and is
 measured from outside: wall time, the peak resident memory of its largest
 process (``os.wait4``'s ``ru_maxrss``: the stage and every descendant it
-waited for, the largest one) and the peak of the sum over its process tree,
-sampled every 0.25 s with psutil (this one counts Ray's raylet and workers,
-which are descendants of the stage when it starts a local Ray).
+waited for, the largest one) and the peak of the proportional set size (PSS)
+summed over its process tree, sampled every 0.5 s with psutil (this one
+counts Ray's raylet and workers, which are descendants of the stage when it
+starts a local Ray, and Ray's shared object store once).
 
 The run is kept away from everyone else's: its own PostgreSQL database
 (``loopml_scale``, dropped and created again unless ``--keep-database``) for
@@ -184,7 +185,7 @@ def prepare_database(name: str, keep: bool) -> None:
 def _tree_rss(
     pid: int, peak: list[float], done: threading.Event, cap_mb: float
 ) -> None:
-    """Sample the RSS summed over ``pid`` and its descendants into ``peak``.
+    """Sample the PSS summed over ``pid`` and its descendants into ``peak``.
 
     Kills the stage's whole session once the sum passes ``cap_mb``: the
     machine is shared, and a run must not take everyone's memory.
@@ -197,12 +198,14 @@ def _tree_rss(
         root = psutil.Process(pid)
     except psutil.Error:
         return
-    while not done.wait(0.25):
+    while not done.wait(0.5):
         total = 0
         try:
             for proc in [root, *root.children(recursive=True)]:
                 try:
-                    total += proc.memory_info().rss
+                    # PSS: memory a process shares (Ray's object store in
+                    # /dev/shm, mapped by every worker) counts once in the sum.
+                    total += proc.memory_full_info().pss
                 except psutil.Error:
                     continue
         except psutil.Error:
@@ -289,7 +292,7 @@ def table(runs: list[StageRun]) -> str:
     """The Markdown table of the stages."""
     lines = [
         "| workload | stage | status | wall s | peak RSS, largest process MB"
-        " | peak RSS, process tree MB |",
+        " | peak memory, process tree MB |",
         "|---|---|---|---:|---:|---:|",
     ]
     for r in runs:
