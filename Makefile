@@ -89,13 +89,16 @@ ui: setup ## Open the MLflow UI on the active store (http://127.0.0.1:5000)
 clean: ## Remove the loopml home folder and caches (keeps .venv)
 	rm -rf .loopml .loopml-production .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: load soak bench-check
+.PHONY: load soak bench-check scale
 
 load: setup ## Fixed-rate load with a hot reload mid-run; 0 errors (docs/reliability.md)
 	$(BIN)/python benchmarks/load.py $(ARGS)
 
 soak: setup ## 10 minutes at a fixed rate, server RSS growth vs its bound (docs/reliability.md)
 	$(BIN)/python benchmarks/load.py --soak $(ARGS)
+
+scale: setup ## Every stage at a bigger size, time + peak memory into docs/scale.md (ARGS="--small" in CI)
+	$(BIN)/python benchmarks/scale.py $(ARGS)
 
 bench-check: setup ## Re-run the CI-sized benchmarks; exit 1 if a ratio regressed (ARGS="--record" to re-baseline)
 	$(BIN)/python benchmarks/bench_check.py $(ARGS)

@@ -21,6 +21,9 @@ class RecsysSettings(WorkloadSettings):
     n_items: int = Field(120, ge=1)
     n_days: int = Field(240, ge=30)
     start: str = "2025-01-01"
+    #: generated: Zipf exponent of course popularity (0: none; 1.0: the top
+    #: 20 % of courses get about 80 % of enrolments, docs/scale.md).
+    popularity_tail: float = Field(0.0, ge=0.0)
     min_user_items: int = Field(5, ge=1)
     top_items: int = Field(1000, ge=1)
     k: int = Field(10, ge=1, le=100)

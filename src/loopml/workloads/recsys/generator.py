@@ -18,6 +18,13 @@ random stream, so every other value is what it was without it.
 
 Employees are hired and courses released during the period; some enrolments
 are completed later (a second, heavier interaction).
+
+Worlds up to ``DENSE_MAX_CELLS`` employees x courses are simulated exactly as
+they always were (dense employee x course utilities, one Gumbel draw per
+active employee and course): the same seed gives the same data byte for byte.
+Bigger worlds are simulated by ``grouped.GroupedEnrolments``: the same choice
+model and distribution, other random draws, memory that grows with
+enrolments + employees + courses instead of their product (docs/scale.md).
 """
 
 from __future__ import annotations
@@ -28,13 +35,16 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from loopml.workloads.recsys.grouped import GroupedEnrolments
 from loopml.workloads.recsys.organisation import (
     AFFINITY,
     CATEGORIES,
     ROLES,
+    WEIGHTS,
     age_bands,
     catalogue,
     days,
+    popularity,
     staff,
 )
 from loopml.workloads.recsys.tables import RecsysData
@@ -44,9 +54,11 @@ log = logging.getLogger(__name__)
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
-# Utility weights; the Gumbel choice noise has scale 1.
-_W_TASTE, _W_LEVEL, _W_HISTORY, _W_FOLLOW_UP, _W_NOVELTY = 0.9, 0.9, 0.7, 1.2, 1.0
+_W_TASTE, _W_LEVEL, _W_HISTORY, _W_FOLLOW_UP, _W_NOVELTY = WEIGHTS
 _ENROL_WEIGHT, _COMPLETE_WEIGHT = 1.0, 2.0
+#: Largest employees x courses simulated exactly (dense arrays, about 40 MB
+#: each at this size); bigger worlds take the grouped simulation.
+DENSE_MAX_CELLS = 5_000_000
 
 
 class _Enrolments:
@@ -99,17 +111,19 @@ class _Enrolments:
         )
         return active.astype(np.int64), choice.astype(np.int64)
 
-    def days(self, weekday: IntArray) -> tuple[IntArray, IntArray, IntArray]:
-        """Simulate days ``0 .. len(weekday) - 1``: (user, item, day) of each."""
-        found = []
-        for day, dow in enumerate(weekday):
-            user, item = self.day(day, int(dow))
-            found.append((user, item, np.full(len(user), day)))
-        user, item, day_of = (
-            np.concatenate([part[i] for part in found]).astype(np.int64)
-            for i in range(3)
-        )
-        return user, item, day_of
+
+def _simulate(
+    simulation: _Enrolments | GroupedEnrolments, weekday: IntArray
+) -> tuple[IntArray, IntArray, IntArray]:
+    """Simulate days ``0 .. len(weekday) - 1``: (user, item, day) of each."""
+    found = []
+    for day, dow in enumerate(weekday):
+        user, item = simulation.day(day, int(dow))
+        found.append((user, item, np.full(len(user), day)))
+    user, item, day_of = (
+        np.concatenate([part[i] for part in found]).astype(np.int64) for i in range(3)
+    )
+    return user, item, day_of
 
 
 def generate(
@@ -120,6 +134,7 @@ def generate(
     seed: int = 42,
     drift_from_day: int | None = None,
     extra_days: int = 0,
+    popularity_tail: float = 0.0,
 ) -> RecsysData:
     """Generate employees, courses and a daily enrolment history.
 
@@ -144,6 +159,10 @@ def generate(
             exactly those of ``extra_days=0``, and more extra days only
             append days. Completions of the history's enrolments that fall
             after it appear in the extra days.
+        popularity_tail: a Zipf exponent: each course's appeal gets
+            ``-popularity_tail x log(rank)`` for a random rank (its own random
+            stream), a long tail of popularity as in real catalogues. 0, the
+            default, leaves the data exactly as without it.
 
     Returns:
         The three canonical tables.
@@ -166,28 +185,43 @@ def generate(
     seniority = users["seniority"].to_numpy()
     users["age_band"] = age_bands(seed, seniority)
 
-    taste = rng.normal(0.0, 1.0, (n_users, len(CATEGORIES)))[:, category]
-    fit = -np.abs(level[None, :] - (1.0 + seniority / 2.0)[:, None])
+    taste = rng.normal(0.0, 1.0, (n_users, len(CATEGORIES)))
     quality = rng.normal(0.0, 0.5, n_items)
-    personal = _W_TASTE * taste + _W_LEVEL * fit + quality
-    utility = [np.log(AFFINITY[role][:, category]) + personal]
-    if drift_from_day is not None:
-        drifted_role = (role + 1) % len(ROLES)
-        utility.append(np.log(AFFINITY[drifted_role][:, category]) + personal)
+    if popularity_tail:
+        quality = quality + popularity(seed, n_items, popularity_tail)
+    simulation: _Enrolments | GroupedEnrolments
+    if n_users * n_items <= DENSE_MAX_CELLS:
+        fit = _fit(seniority, level, None, None)
+        personal = _W_TASTE * taste[:, category] + _W_LEVEL * fit + quality
+        utility = [np.log(AFFINITY[role][:, category]) + personal]
+        if drift_from_day is not None:
+            drifted_role = (role + 1) % len(ROLES)
+            utility.append(np.log(AFFINITY[drifted_role][:, category]) + personal)
+        simulation = _Enrolments(
+            rng, utility, drift_from_day, hired, (category, level, released)
+        )
+    else:
+        log.info("simulating %d x %d enrolments by group", n_users, n_items)
+        simulation = GroupedEnrolments(
+            rng,
+            (role, seniority, taste),
+            (category, level, released, quality),
+            hired,
+            drift_from_day,
+            WEIGHTS,
+        )
     end = n_days + extra_days
     weekday = pd.date_range(origin, periods=end, freq="D").dayofweek.to_numpy()
-    simulation = _Enrolments(
-        rng, utility, drift_from_day, hired, (category, level, released)
-    )
-    user, item, day = simulation.days(weekday[:n_days])
+    user, item, day = _simulate(simulation, weekday[:n_days])
     durations = items["duration_hours"]
-    parts = [_events(rng, user, item, day, fit, durations, end)]
+    fit_of = (seniority, level)
+    parts = [_events(rng, user, item, day, fit_of, durations, end)]
     # Each extra day draws its enrolments, then their events, so that it is
     # the same whatever the number of days after it.
     for extra in range(n_days, end):
         user, item = simulation.day(extra, int(weekday[extra]))
         at = np.full(len(user), extra, dtype=np.int64)
-        parts.append(_events(rng, user, item, at, fit, durations, end))
+        parts.append(_events(rng, user, item, at, fit_of, durations, end))
     events = pd.concat(parts, ignore_index=True)
     interactions = pd.DataFrame(
         {
@@ -207,14 +241,15 @@ def _events(
     user: IntArray,
     item: IntArray,
     day: IntArray,
-    fit: FloatArray,
+    fit_of: tuple[IntArray, IntArray],
     durations: pd.Series,
     end: int,
 ) -> pd.DataFrame:
     """Enrolments plus their completions that happen before day ``end``."""
     duration = durations.to_numpy(dtype=np.float64)
     # Well-fitting, short courses are completed more often.
-    logit = 0.9 + 0.8 * fit[user, item] - 0.04 * duration[item]
+    fit = _fit(*fit_of, user, item)
+    logit = 0.9 + 0.8 * fit - 0.04 * duration[item]
     completed = rng.random(len(user)) < 1.0 / (1.0 + np.exp(-logit))
     delay = np.ceil(duration[item] / rng.uniform(0.5, 2.0, len(user)))
     completed &= day + delay < end
@@ -236,3 +271,18 @@ def _events(
             ),
         }
     )
+
+
+def _fit(
+    seniority: IntArray,
+    level: IntArray,
+    user: IntArray | None,
+    item: IntArray | None,
+) -> FloatArray:
+    """Seniority x level fit: of every pair (no ``user``), or of given pairs.
+
+    The two forms give the same value for the same pair, bit for bit.
+    """
+    if user is None or item is None:
+        return -np.abs(level[None, :] - (1.0 + seniority / 2.0)[:, None])
+    return -np.abs(level[item] - (1.0 + seniority[user] / 2.0))

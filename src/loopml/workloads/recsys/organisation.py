@@ -7,6 +7,8 @@ history then deviate from.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
@@ -36,8 +38,9 @@ AFFINITY = np.array(
         [0.3, 0.8, 0.5, 0.2, 1.5, 2.5, 0.3, 3.0, 0.2, 1.5],
     ]
 )
-#: Separate stream of the ages: drawing them changes no other random value.
-_AGE_STREAM = 40
+#: Separate streams of the ages and the popularity ranks: drawing them
+#: changes no other random value.
+_AGE_STREAM, _POPULARITY_STREAM = 40, 41
 _CATEGORY_TITLES = {"sql": "SQL", "ml": "Machine Learning", "sales-skills": "Sales"}
 _LEVEL_NAMES = ("", "Foundations", "Practitioner", "Advanced")
 _TOPICS: tuple[str, ...] = ("Essentials", "in Practice", "Deep Dive", "Workshop")
@@ -48,6 +51,38 @@ def ids(prefix: str, n: int, width: int) -> npt.NDArray[np.object_]:
     """Zero-padded ids (``U0001``...), widened for big worlds to sort right."""
     digits = max(width, len(str(n)))
     return np.array([f"{prefix}{i + 1:0{digits}d}" for i in range(n)], dtype=object)
+
+
+class UtilityWeights(NamedTuple):
+    """Weights of an enrolment's utility terms; the Gumbel noise has scale 1."""
+
+    taste: float = 0.9
+    level: float = 0.9
+    history: float = 0.7
+    follow_up: float = 1.2
+    novelty: float = 1.0
+
+
+WEIGHTS = UtilityWeights()
+
+
+def popularity(seed: int, n_items: int, tail: float) -> npt.NDArray[np.float64]:
+    """Each course's log-appeal from a Zipf law: ``-tail x log(rank)``.
+
+    The ranks are a permutation from their own stream (seeded by ``seed`` and
+    a fixed stream number), so ``tail`` changes no other random value, and
+    ``tail=0`` gives zeros.
+
+    Args:
+        seed: the generator's seed.
+        n_items: number of courses.
+        tail: the Zipf exponent (0: no popularity term).
+
+    Returns:
+        One value per course, added to its quality.
+    """
+    rank = np.random.default_rng([_POPULARITY_STREAM, seed]).permutation(n_items) + 1
+    return -tail * np.log(rank.astype(np.float64))
 
 
 def _category_title(category: int) -> str:

@@ -66,6 +66,7 @@ class RecsysDaySource(DaySource):
             seed=settings.seed,
             drift_from_day=None if drift_from is None else first_index + drift_from - 1,
             extra_days=max(first_index + n_days - cfg.n_days, 0),
+            popularity_tail=cfg.popularity_tail,
         ).to_frame()
         day = world["timestamp"].dt.normalize()
         wanted = (day >= first) & (day < first + pd.Timedelta(days=n_days))

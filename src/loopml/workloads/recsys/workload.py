@@ -284,6 +284,7 @@ class RecsysWorkload(Workload):
             n_days=cfg.n_days,
             start=cfg.start,
             seed=settings.seed,
+            popularity_tail=cfg.popularity_tail,
             min_user_items=cfg.min_user_items,
             top_items=cfg.top_items,
             test_days=cfg.test_days,
