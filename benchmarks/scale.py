@@ -144,8 +144,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def workload_env(args: argparse.Namespace) -> dict[str, dict[str, str]]:
-    """Per workload, the ``LOOPML_*`` variables that set its size."""
+    """Per workload, the ``LOOPML_*`` variables that set its size.
+
+    Demand first: the smaller one gets its figures even if recsys runs out of
+    time.
+    """
     env: dict[str, dict[str, str]] = {}
+    if args.demand_sizes:
+        stores, items, days = args.demand_sizes
+        key = "LOOPML_WORKLOADS__DEMAND__"
+        env["demand"] = {
+            f"{key}N_STORES": str(stores),
+            f"{key}N_ITEMS": str(items),
+            f"{key}N_DAYS": str(days),
+        }
     if args.recsys_sizes:
         users, items, *days = args.recsys_sizes
         key = "LOOPML_WORKLOADS__RECSYS__"
@@ -156,14 +168,6 @@ def workload_env(args: argparse.Namespace) -> dict[str, dict[str, str]]:
         }
         if days:
             env["recsys"][f"{key}N_DAYS"] = str(days[0])
-    if args.demand_sizes:
-        stores, items, days = args.demand_sizes
-        key = "LOOPML_WORKLOADS__DEMAND__"
-        env["demand"] = {
-            f"{key}N_STORES": str(stores),
-            f"{key}N_ITEMS": str(items),
-            f"{key}N_DAYS": str(days),
-        }
     return env
 
 
