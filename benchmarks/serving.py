@@ -319,14 +319,20 @@ def free_port() -> int:
 
 
 def stop(server: Server) -> None:
-    """Terminate the server and the processes it started (children first)."""
+    """Terminate the server, then whatever it started that is still running.
+
+    The launcher first: a supervisor (uvicorn's with workers, BentoML's
+    circus) respawns a worker terminated before it, and the new one would
+    outlive the benchmark.
+    """
     import psutil
 
     try:
-        tree = psutil.Process(server.proc.pid).children(recursive=True)
+        root = psutil.Process(server.proc.pid)
+        tree = [root, *root.children(recursive=True)]
     except psutil.NoSuchProcess:
-        tree = []
-    for proc in [*reversed(tree), psutil.Process(server.proc.pid)]:
+        return
+    for proc in tree:
         try:
             proc.terminate()
             proc.wait(timeout=20)
@@ -584,7 +590,7 @@ def main() -> None:  # noqa: PLR0915 - one straight script
         names = ["floor", "loopml", "mlflow"]
         if not args.no_workers_2:
             names.append("loopml-w2")
-        bento, bento_note = None, "skipped (`--no-bentoml`)"
+        bento, bento_note = None, "skipped with `--no-bentoml`"
         if not args.no_bentoml:
             bento, bento_note = bentoml_venv(BENTO_VENV, work / "bentoml-venv.log")
             print(f"BentoML venv: {bento_note}", file=sys.stderr, flush=True)
