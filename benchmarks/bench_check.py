@@ -47,7 +47,11 @@ Better = Literal["lower", "higher", "zero"]
 #: name -> the script's CI-sized arguments (``--json PATH`` is added).
 SUITE: dict[str, list[str]] = {
     "load": ["load.py", "--seconds", "20", "--rate", "10", "--compare-seconds", "8"],
-    "serving": ["serving.py", "--seconds", "3", "--rounds", "1", "--no-workers-2"],
+    # Without BentoML: its venv would make the check install from the index.
+    "serving": [
+        *("serving.py", "--seconds", "3", "--rounds", "1"),
+        *("--no-workers-2", "--no-bentoml"),
+    ],
     "batch_scoring": [
         "batch_scoring.py",
         *("--users", "20000", "--items", "2000", "--repeats", "2", "--sample", "200"),

@@ -1,4 +1,4 @@
-"""Online serving at the floor: loopml vs a minimal app vs ``mlflow models serve``.
+"""Online serving at the floor: loopml vs a minimal app, MLflow's and BentoML's servers.
 
 Builds a throwaway home with ``loopml run`` (the default settings: demand 3
 stores x 10 items x 730 days, recsys; or uses ``--home``), then starts, each
@@ -16,7 +16,14 @@ a subprocess with one uvicorn worker on 127.0.0.1:
   from the day's batch and ``?k=20`` scored live; and the same with
   ``--workers 2`` as an extra row;
 * **mlflow**: ``mlflow models serve`` of the same registered demand version
-  (its pyfunc uses loopml's fast path too), ``POST /invocations``.
+  (its pyfunc uses loopml's fast path too), ``POST /invocations``;
+* **bentoml**: ``bentoml serve`` of a service written by this script
+  (``@bentoml.service(workers=1)``, a sync ``@bentoml.api`` taking the floor's
+  body as a list of pydantic rows) around the floor's booster and ready
+  matrices, ``POST /predict``; from its own virtual environment
+  (``.venv-bentoml``, created or synced on demand from
+  ``benchmarks/requirements-bentoml.lock`` with uv; ``--no-bentoml`` skips it,
+  and a venv that cannot be made leaves BentoML out with the reason).
 
 Every demand target answers the same rows (1 row, and 28 rows over series and
 horizons) with the same forecasts, checked before timing. The client is
@@ -39,6 +46,7 @@ import datetime as dt
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -60,6 +68,8 @@ BIN = Path(sys.executable).parent
 COLUMNS = ["store_id", "item_id", "date", "price", "promo", "holiday"]
 CONCURRENCY = (1, 16)
 HOST = "127.0.0.1"
+BENTO_VENV = REPO / ".venv-bentoml"
+BENTO_LOCK = REPO / "benchmarks" / "requirements-bentoml.lock"
 
 FLOOR_APP = '''"""The floor: a pydantic body, a booster, a ready numpy matrix."""
 import datetime as dt
@@ -102,6 +112,40 @@ def predict(body: Body) -> dict:
     return {"forecasts": booster.predict(matrix, num_threads=1).tolist()}
 '''
 
+BENTO_SERVICE = '''"""BentoML around the floor: the same body, booster, ready matrix."""
+import datetime as dt
+import os
+
+import bentoml
+import lightgbm as lgb
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+
+class Row(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    store_id: str
+    item_id: str
+    date: dt.date
+    price: float | None = None
+    promo: int = 0
+    holiday: int = 0
+
+
+# The access log off, as the floor's; BentoML's Prometheus metrics stay on.
+@bentoml.service(workers=1, logging={"access": {"enabled": False}})
+class Demand:
+    def __init__(self) -> None:
+        self.booster = lgb.Booster(model_file=os.environ["FLOOR_MODEL"])
+        ready = np.load(os.environ["FLOOR_ROWS"])
+        self.ready = {int(k): v for k, v in ready.items()}
+
+    @bentoml.api
+    def predict(self, rows: list[Row]) -> dict[str, list[float]]:
+        matrix = self.ready[len(rows)]
+        return {"forecasts": self.booster.predict(matrix, num_threads=1).tolist()}
+'''
+
 
 @dataclass
 class Server:
@@ -130,9 +174,12 @@ class Target:
         """A short name for the goals: ``floor-1``, ``v1-28``, ``recsys-live``."""
         if self.method == "GET":
             return "recsys-live" if "k=20" in self.route else "recsys-batch"
-        kind = {"floor": "floor", "mlflow": "mlflow", "loopml-w2": "w2"}.get(
-            self.server.name, "v1" if self.route.startswith("/v1") else "inv"
-        )
+        kind = {
+            "floor": "floor",
+            "mlflow": "mlflow",
+            "loopml-w2": "w2",
+            "bentoml": "bento",
+        }.get(self.server.name, "v1" if self.route.startswith("/v1") else "inv")
         return f"{kind}-{self.rows}"
 
     @property
@@ -163,6 +210,54 @@ def build_home(home: Path, env: dict[str, str], log: Path) -> None:
         )
     if done.returncode != 0:
         raise SystemExit(f"loopml run failed; see {log}")
+
+
+def base_python() -> Path:
+    """The system Python this script's venv was made from (``python3.11``)."""
+    major, minor = sys.version_info[:2]
+    return Path(sys.base_prefix) / "bin" / f"python{major}.{minor}"
+
+
+def uv_command() -> list[str]:
+    """uv as the Makefile finds it: ``command -v uv || python3.11 -m uv``."""
+    found = shutil.which("uv")
+    return [found] if found else [str(base_python()), "-m", "uv"]
+
+
+def bentoml_venv(venv: Path, log: Path) -> tuple[Path | None, str]:
+    """Create (or sync) BentoML's own virtual environment from its lock.
+
+    Its pins do not fit loopml's lock, so it lives beside ``.venv``; a venv
+    already in sync takes well under a second.
+
+    Returns:
+        Its ``bentoml`` command and how long it took to be ready; or ``None``
+        and one line saying why there is none.
+    """
+    uv = uv_command()
+    python = venv / "bin" / "python"
+    sync = [*uv, "pip", "sync", "--quiet", "--compile-bytecode"]
+    steps = [("uv pip sync", [*sync, "--python", str(python), str(BENTO_LOCK)])]
+    if not python.exists():
+        make = [*uv, "venv", "--quiet", "--python", str(base_python())]
+        only = ["--python-preference", "only-system", str(venv)]
+        steps.insert(0, ("uv venv", make + only))
+    env = {**os.environ, "VIRTUAL_ENV": str(venv)}
+    began = time.monotonic()
+    with log.open("wb") as out:
+        for label, step in steps:
+            try:
+                done = subprocess.run(
+                    step, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=900
+                )
+            except (OSError, subprocess.SubprocessError) as error:
+                return None, f"`{label}` failed: {error}"
+            if done.returncode != 0:
+                out.flush()
+                lines = log.read_text(errors="replace").strip().splitlines()
+                why = lines[-1].strip() if lines else f"exit {done.returncode}"
+                return None, f"`{label}` failed: {why}"
+    return venv / "bin" / "bentoml", f"ready in {time.monotonic() - began:.1f} s"
 
 
 def start(
@@ -224,14 +319,20 @@ def free_port() -> int:
 
 
 def stop(server: Server) -> None:
-    """Terminate the server and the processes it started (children first)."""
+    """Terminate the server, then whatever it started that is still running.
+
+    The launcher first: a supervisor (uvicorn's with workers, BentoML's
+    circus) respawns a worker terminated before it, and the new one would
+    outlive the benchmark.
+    """
     import psutil
 
     try:
-        tree = psutil.Process(server.proc.pid).children(recursive=True)
+        root = psutil.Process(server.proc.pid)
+        tree = [root, *root.children(recursive=True)]
     except psutil.NoSuchProcess:
-        tree = []
-    for proc in [*reversed(tree), psutil.Process(server.proc.pid)]:
+        return
+    for proc in tree:
         try:
             proc.terminate()
             proc.wait(timeout=20)
@@ -251,10 +352,12 @@ def rss_mb(server: Server, port: int) -> tuple[float, float]:
         return kb / 1024, kb / 1024
     root = psutil.Process(server.proc.pid)
     tree = [root, *root.children(recursive=True)]
+    # The last started process on the port: the worker, not a supervisor
+    # (BentoML's) that opened the socket and handed it down.
     listening = next(
         (
             p
-            for p in tree
+            for p in reversed(tree)
             if any(c.laddr.port == port for c in p.net_connections(kind="tcp"))
         ),
         root,
@@ -382,6 +485,12 @@ def goals(by: dict[str, Target]) -> tuple[list[str], dict[str, float]]:
     ratios = {
         "v1 c=16 req/s / floor": v1.merged(16).rps / floor1.merged(16).rps,
         "v1 c=16 req/s / mlflow": v1.merged(16).rps / mlflow1.merged(16).rps,
+    }
+    if "bento-1" in by:
+        ratios["v1 c=16 req/s / bentoml"] = (
+            v1.merged(16).rps / by["bento-1"].merged(16).rps
+        )
+    ratios |= {
         "v1 c=1 p99 / floor p99": v1.merged(1).percentile(99)
         / floor1.merged(1).percentile(99),
         "v1 28 rows / 1 row, c=1 p50": v28.merged(1).percentile(50)
@@ -426,6 +535,9 @@ def main() -> None:  # noqa: PLR0915 - one straight script
     parser.add_argument("--seconds", type=float, default=12.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-workers-2", action="store_true")
+    parser.add_argument(
+        "--no-bentoml", action="store_true", help="skip BentoML (and its venv)"
+    )
     parser.add_argument("--output", type=Path, default=REPO / "docs/benchmarks.md")
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the figures here")
@@ -478,6 +590,20 @@ def main() -> None:  # noqa: PLR0915 - one straight script
         names = ["floor", "loopml", "mlflow"]
         if not args.no_workers_2:
             names.append("loopml-w2")
+        bento, bento_note = None, "skipped with `--no-bentoml`"
+        if not args.no_bentoml:
+            bento, bento_note = bentoml_venv(BENTO_VENV, work / "bentoml-venv.log")
+            print(f"BentoML venv: {bento_note}", file=sys.stderr, flush=True)
+        if bento is not None:
+            names.append("bentoml")
+            (work / "bento_service.py").write_text(BENTO_SERVICE)
+        bento_env = {
+            **floor_env,
+            "PATH": f"{BENTO_VENV / 'bin'}{os.pathsep}{os.environ['PATH']}",
+            "VIRTUAL_ENV": str(BENTO_VENV),
+            "BENTOML_HOME": str(work / "bentoml"),
+            "BENTOML_DO_NOT_TRACK": "true",
+        }
         ports = {name: free_port() for name in names}
         logs = {name: work / f"{name}.log" for name in names}
         commands = {
@@ -490,8 +616,11 @@ def main() -> None:  # noqa: PLR0915 - one straight script
             "mlflow": [str(BIN / "mlflow"), "models", "serve"]
             + ["-m", f"models:/demand/{version}", "--env-manager", "local"]
             + ["-w", "1", "-h", HOST, "-p", str(ports["mlflow"])],
+            "bentoml": [str(bento), "serve", "bento_service:Demand"]
+            + ["--working-dir", str(work)]
+            + ["--host", HOST, "--port", str(ports.get("bentoml", 0))],
         }
-        envs = {"floor": floor_env, "mlflow": mlflow_env}
+        envs = {"floor": floor_env, "mlflow": mlflow_env, "bentoml": bento_env}
         ready = {"floor": "/ping", "mlflow": "/ping"}
         servers = {}
         load_before = os.getloadavg()
@@ -572,8 +701,7 @@ def main() -> None:  # noqa: PLR0915 - one straight script
             "|---|---:|---:|",
             *(f"| {n} | {m[0]:.0f} | {m[1]:.0f} |" for n, m in memory.items()),
             "",
-            "BentoML: not measured (it needs its own virtual environment and "
-            "service definition; left for later).",
+            bento_text(bento is not None, bento_note),
             "",
             f"Reproduce: `{reproduce(args)}`",
         ]
@@ -605,6 +733,28 @@ def main() -> None:  # noqa: PLR0915 - one straight script
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
     if not args.no_write:
         write_section(args.output, SECTION, text)
+
+
+def bento_text(measured: bool, note: str) -> str:
+    """What the BentoML rows are, or why there are none."""
+    if not measured:
+        return f"BentoML: not measured ({note})."
+    pinned = next(
+        line.split("==")[1]
+        for line in BENTO_LOCK.read_text().splitlines()
+        if line.startswith("bentoml==")
+    )
+    return (
+        f"BentoML {pinned}: `bentoml serve` of a service this script writes "
+        "(`@bentoml.service(workers=1)`, a sync `@bentoml.api` taking the "
+        "floor's body as a list of pydantic rows, the floor's booster and "
+        "ready matrix; its access log off like the floor's, its Prometheus "
+        "metrics on as by default), in its own virtual environment "
+        "(`.venv-bentoml`, synced with uv from "
+        "`benchmarks/requirements-bentoml.lock`). So it is the floor in "
+        "BentoML's server, not a full service: no state lookup, log or "
+        "validation beyond the body."
+    )
 
 
 def targets(
@@ -645,6 +795,17 @@ def targets(
                 mlflow_body,
             ),
         ]
+        if "bentoml" in servers:
+            out.append(
+                Target(
+                    servers["bentoml"],
+                    "BentoML `POST /predict`",
+                    "POST",
+                    "/predict",
+                    n,
+                    v1,
+                )
+            )
     if "loopml-w2" in servers:
         out.append(
             Target(
