@@ -109,6 +109,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="with --home: keep the stages that succeeded in that home's last run"
         " (and its database and Feast project), run the rest",
     )
+    parser.add_argument(
+        "--skip-tune",
+        action="store_true",
+        help="do not run tune (train uses the profile's parameters); with"
+        " --resume, the table keeps tune's earlier figures",
+    )
     parser.add_argument("--stage-timeout", type=float, default=3600.0)
     parser.add_argument(
         "--max-memory-gb",
@@ -380,12 +386,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     home.mkdir(parents=True, exist_ok=True)
     saved = home / "scale-results.json"
     done: dict[tuple[str, str], StageRun] = {}
+    earlier: dict[tuple[str, str], StageRun] = {}
     project = f"scale_{uuid.uuid4().hex[:8]}"
     state: dict[str, Any] = {"runs": []}
     if (args.resume or args.report) and saved.is_file():
         state = json.loads(saved.read_text("utf-8"))
         project = state["project"]
         for r in map(lambda fields: StageRun(**fields), state["runs"]):
+            earlier[(r.workload, r.stage)] = r
             if r.status.startswith("ok"):
                 done[(r.workload, r.stage)] = r
     if args.report:
@@ -417,6 +425,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if blocked:
                     runs.append(StageRun(workload, stage, "not run", 0.0, 0.0, 0.0))
                     continue
+                if args.skip_tune and stage == "tune" and (workload, stage) not in done:
+                    skipped = StageRun(workload, stage, "skipped", 0.0, 0.0, 0.0)
+                    runs.append(earlier.get((workload, stage), skipped))
+                    continue
                 run = done.get((workload, stage)) or _measure(
                     args, workload, stage, home, env
                 )
@@ -432,8 +444,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             loads.append(_load())
         finished = True
     finally:
-        # An interrupted run in a given home keeps its project for --resume.
-        if not finished and args.home is not None:
+        # A run in a given home that was interrupted or had a stage fail
+        # keeps its project, so that --resume finds the features it wrote.
+        complete = finished and all(r.status.startswith("ok") for r in runs)
+        if not complete and args.home is not None:
             print(f"kept Feast project {project} in {home} for --resume")
         else:
             try:

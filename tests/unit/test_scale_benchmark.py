@@ -88,3 +88,35 @@ def test_a_stage_is_timed_and_measured_from_outside(tmp_path: Path) -> None:
     assert run.seconds > 0
     assert run.max_rss_mb > 10
     assert (tmp_path / "scale-demand-workloads.log").read_text()
+
+
+def test_resume_with_skip_tune_keeps_the_figures_and_the_feast_project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    saved = [
+        scale.StageRun("demand", "ingest", "ok", 3.0, 400.0, 380.0),
+        scale.StageRun("demand", "validate", "ok", 4.0, 600.0, 550.0),
+        scale.StageRun("demand", "tune", "over 8 GB, 2nd try", 95.0, 634.0, 8291.0),
+    ]
+    scale._save(tmp_path / "scale-results.json", "scale_old", saved)
+    measured: list[str] = []
+    dropped: list[Path] = []
+
+    def fake_measure(args, workload, stage, home, env):  # type: ignore[no-untyped-def]
+        measured.append(stage)
+        status = "exit 1" if stage == "evaluate" else "ok"
+        return scale.StageRun(workload, stage, status, 1.0, 1.0, 1.0)
+
+    monkeypatch.setattr(scale, "_measure", fake_measure)
+    monkeypatch.setattr(scale, "prepare_database", lambda name, keep: None)
+    monkeypatch.setattr(scale, "drop_feast_project", lambda h, e: dropped.append(h))
+    argv = ["--demand", "2x2x60", "--home", str(tmp_path), "--resume"]
+    code = scale.main([*argv, "--skip-tune", "--no-doc"])
+
+    assert code == 1  # evaluate failed
+    # ingest and validate kept, tune skipped, evaluate failed, the rest blocked
+    assert measured == ["features", "train", "evaluate"]
+    state = (tmp_path / "scale-results.json").read_text("utf-8")
+    assert '"project": "scale_old"' in state
+    assert "8291" in state  # tune's earlier figures stay in the table
+    assert dropped == []  # a failed stage keeps the project for --resume
