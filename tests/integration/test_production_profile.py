@@ -49,3 +49,32 @@ def test_train_registers_in_postgres(
     # The training set came from Feast; the run records the view it used.
     assert run.data.params["feature_views"] == "demand_series_state"
     assert len(run.data.tags["loopml.feature_view.demand_series_state"]) == 12
+
+
+@pytest.mark.postgres
+def test_a_dropped_project_can_be_published_again(tiny_env: Path) -> None:
+    reason = conftest.postgres_unreachable()
+    if reason:
+        pytest.skip(reason)
+    project = f"it_{uuid.uuid4().hex[:8]}"
+    settings = load_settings("production", home=tiny_env)
+    assert settings.feature_store is not None
+    settings = settings.model_copy(
+        update={
+            "feature_store": settings.feature_store.model_copy(
+                update={"project": project}
+            )
+        }
+    )
+    configure_environment(settings.home)
+    try:
+        for stage in ("ingest", "validate", "features"):
+            run_stage(stage, settings, "demand")
+        drop_project(open_store(settings))
+        # The SQL registry kept each view's version history after a drop, so
+        # this failed with a duplicate key (benchmarks/scale.py --resume).
+        again = run_stage("features", settings, "demand")
+        assert again.result.status == "ok"
+        assert open_store(settings).list_feature_views()
+    finally:
+        drop_project(open_store(settings))

@@ -18,7 +18,7 @@ def drop_project(store: FeatureStore) -> None:
     this removes only ``store.project`` (used by tests and clean-ups). With
     the PostgreSQL offline store its ``<project>__*`` tables are dropped too.
     """
-    from feast.errors import ProjectNotFoundException
+    from feast.errors import FeatureViewNotFoundException, ProjectNotFoundException
 
     from loopml.sdk import pg_offline
 
@@ -26,6 +26,14 @@ def drop_project(store: FeatureStore) -> None:
     views = store.list_feature_views()
     entities = store.list_entities()
     store._get_provider().teardown_infra(project, views, entities)
+    # Feast's SQL registry forgets a project's version history only view by
+    # view: without this, applying the same project again after the drop
+    # fails on a duplicate `feature_view_version_history` key.
+    for view in views:
+        try:
+            store.registry.delete_feature_view(view.name, project)
+        except FeatureViewNotFoundException:
+            log.debug("Feast view %s was already gone", view.name)
     try:
         store.registry.delete_project(project)
     except ProjectNotFoundException:
