@@ -14,7 +14,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 ARGS ?=
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: help setup lock run test test-fast test-cluster lint fmt audit serve ui clean airflow-setup airflow-lock dags
+.PHONY: help setup lock run test test-fast test-cluster lint lint-quick typecheck fmt audit serve ui clean airflow-setup airflow-lock dags
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -57,8 +57,13 @@ airflow-lock: ## Re-compile requirements-airflow.lock from requirements-airflow.
 run: setup ## Run the whole loop (pass options with ARGS="--dataset online-retail")
 	$(BIN)/loopml run $(ARGS)
 
-test: setup lint ## Lint, then run every test
-	$(BIN)/pytest -q -n 3 --dist loadfile --no-loadscope-reorder -m "not cluster" $(ARGS)
+# mypy (~40 s of one core on a fresh clone) runs beside the tests, which wait
+# on servers and subprocesses much of the time; its output follows theirs.
+test: setup lint-quick ## Lint (mypy beside the tests), then run every test
+	@log=$$(mktemp); ( $(MAKE) --no-print-directory typecheck > $$log 2>&1; echo $$? >> $$log.rc ) & \
+	$(BIN)/pytest -q -n 3 --dist loadfile --no-loadscope-reorder -m "not cluster" $(ARGS); rc=$$?; \
+	wait; echo "--- mypy --strict src"; cat $$log; lint=$$(cat $$log.rc); rm -f $$log $$log.rc; \
+	if [ "$$lint" != 0 ]; then echo "mypy failed"; exit 1; fi; exit $$rc
 
 test-cluster: setup ## Two-node Ray cluster on this machine: tune and batch on both nodes (minutes)
 	$(BIN)/pytest -q -m cluster tests/integration/test_ray_cluster.py $(ARGS)
@@ -66,12 +71,16 @@ test-cluster: setup ## Two-node Ray cluster on this machine: tune and batch on b
 test-fast: setup ## Unit, data and model tests only: no servers, no lint (under a minute)
 	$(BIN)/pytest -q -n 2 tests/unit tests/data tests/model $(ARGS)
 
-lint: setup ## ruff check + ruff format --check + mypy --strict on src/ + import layers + secret scan
+lint: lint-quick typecheck ## ruff check + ruff format --check + import layers + secret scan + mypy --strict on src/
+
+lint-quick: setup ## The lints that take seconds: ruff, import layers, secret scan
 	$(BIN)/ruff check src tests dags
 	$(BIN)/ruff format --check src tests dags
-	$(BIN)/mypy --strict src
 	$(BIN)/lint-imports
 	$(BIN)/python -m loopml.devtools.secret_scan
+
+typecheck: setup ## mypy --strict on src/
+	$(BIN)/mypy --strict src
 
 audit: setup ## pip-audit of requirements.lock (needs PyPI's JSON API; fails when a package cannot be audited)
 	$(BIN)/pip-audit --requirement requirements.lock --no-deps --disable-pip --strict --progress-spinner off
