@@ -11,7 +11,15 @@ import pytest
 from loopml.core.errors import NotFittedError
 from loopml.workloads.demand import data
 from loopml.workloads.demand.evaluate import backtest
-from loopml.workloads.demand.features import FEATURE_COLUMNS, build_training_examples
+from loopml.workloads.demand.features import (
+    FEATURE_COLUMNS,
+    KEYS,
+    TARGET_COLUMNS,
+    build_features,
+    build_training_examples,
+    compact,
+    origin_state,
+)
 from loopml.workloads.demand.models import (
     MODELS,
     ForecastModel,
@@ -126,3 +134,51 @@ def test_lightgbm_beats_seasonal_naive_in_backtest() -> None:
     )
     assert lgbm.metrics["wape"] < 0.9 * naive.metrics["wape"]
     assert lgbm.metrics["mase"] < naive.metrics["mase"]
+
+
+def test_compact_narrows_dtypes_and_keeps_every_value(examples: pd.DataFrame) -> None:
+    features = examples[FEATURE_COLUMNS]
+    narrow = compact(examples, FEATURE_COLUMNS)
+    pd.testing.assert_frame_equal(narrow, features, check_dtype=False)
+    assert narrow["dow"].dtype == np.int8 and narrow["lag_0"].dtype == np.float32
+    # Prices with cents and means of 7 days are not float32 numbers: kept.
+    assert narrow["price"].dtype == np.float64
+    assert narrow["rmean_7"].dtype == np.float64
+    assert narrow["store_id"].dtype == features["store_id"].dtype
+    assert narrow.memory_usage().sum() < 0.6 * features.memory_usage().sum()
+
+
+# With the prices and the 7-day mean, LightGBM gets a float64 matrix; without
+# them every column is narrow and it gets a float32 one: same model either way.
+@pytest.mark.parametrize("drop", [[], ["price", "price_ratio", "rmean_7", "rmean_28"]])
+def test_lightgbm_fits_the_same_model_on_compact_features(
+    examples: pd.DataFrame, drop: list[str]
+) -> None:
+    columns = [c for c in FEATURE_COLUMNS if c not in drop + ["rstd_28"] * bool(drop)]
+    wide = _small_lgbm().fit(examples[columns], examples["sales"].to_numpy())
+    narrow = _small_lgbm().fit(compact(examples, columns), examples["sales"].to_numpy())
+    dump = narrow.model_.booster_.model_to_string()
+    assert dump == wide.model_.booster_.model_to_string()
+    np.testing.assert_array_equal(
+        narrow.predict(examples[columns]), wide.predict(examples[columns])
+    )
+
+
+def test_backtest_predictions_are_those_of_float64_folds() -> None:
+    df = data.generate(n_stores=2, n_items=3, n_days=200, seed=5)
+    result = backtest(df, _small_lgbm, horizon=14, n_folds=2, fold_step=14)
+    origins = [pd.Timestamp(o) for o in sorted(result.predictions["origin"].unique())]
+    examples = build_training_examples(
+        df, horizon=14, last_origin=origins[-1] - pd.Timedelta(days=1)
+    )
+    for fold, origin in enumerate(origins):
+        train = examples[examples["date"] <= origin]
+        model = _small_lgbm().fit(train[FEATURE_COLUMNS], train["sales"].to_numpy())
+        state = origin_state(df, origin)
+        window = (df["date"] > origin) & (df["date"] <= origin + pd.Timedelta(days=14))
+        targets = df.loc[window, [*TARGET_COLUMNS, "sales"]].merge(state[KEYS])
+        test = build_features(state, targets, origin)
+        rows = result.predictions[result.predictions["fold"] == fold]
+        np.testing.assert_array_equal(
+            rows["prediction"].to_numpy(), model.predict(test[FEATURE_COLUMNS])
+        )

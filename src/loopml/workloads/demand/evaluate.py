@@ -23,6 +23,7 @@ from loopml.workloads.demand.features import (
     TARGET_COLUMNS,
     build_features,
     build_training_examples,
+    compact,
     origin_state,
 )
 from loopml.workloads.demand.models import ForecastModel
@@ -207,14 +208,20 @@ def backtest(
     examples = build_training_examples(
         df, horizon=horizon, origin_step=origin_step, last_origin=origins[-1] - day
     )
+    # Every fold trains on a subset of these rows: keep them in exact narrow
+    # dtypes, and take each fold's feature columns in one copy.
+    dates = examples["date"].to_numpy()
+    labels = examples["sales"].to_numpy()
+    features = compact(examples, FEATURE_COLUMNS)
+    del examples
     frames, scales = [], []
     for fold, origin in enumerate(origins):
-        train = examples[examples["date"] <= origin]
-        if train.empty:
+        rows = dates <= origin.to_datetime64()
+        if not rows.any():
             raise ValueError(
                 f"fold {fold} (origin {origin.date()}) has no training data"
             )
-        model = make_model().fit(train[FEATURE_COLUMNS], train["sales"].to_numpy())
+        model = make_model().fit(features.loc[rows], labels[rows])
         state = origin_state(df, origin)
         window = (df["date"] > origin) & (df["date"] <= origin + horizon * day)
         targets = df.loc[window, [*TARGET_COLUMNS, "sales"]].merge(state[KEYS])

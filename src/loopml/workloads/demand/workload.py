@@ -24,7 +24,11 @@ from loopml.workloads.demand import holdout, tuning
 from loopml.workloads.demand.config import DemandSettings
 from loopml.workloads.demand.evaluate import backtest
 from loopml.workloads.demand.feature_views import DemandFeatureViews
-from loopml.workloads.demand.features import FEATURE_COLUMNS, origin_state
+from loopml.workloads.demand.features import (
+    FEATURE_COLUMNS,
+    compact,
+    origin_state,
+)
 from loopml.workloads.demand.models import BASELINES
 from loopml.workloads.demand.models.lightgbm_forecaster import (
     LightGBMForecaster,
@@ -262,9 +266,13 @@ class DemandWorkload(Workload):
         examples = self.training_examples(settings, data[data["date"] <= cut])
         # A broken feature pipeline must stop here, not train a quiet bad model.
         validate_training_examples(examples)
-        model = _forecaster(settings).fit(
-            examples[FEATURE_COLUMNS], examples["sales"].to_numpy(dtype=float)
-        )
+        n_examples, labels = len(examples), examples["sales"].to_numpy(dtype=float)
+        # Exact narrow dtypes, and the wide frame gone before LightGBM makes
+        # its own float matrix: the same model in about half the memory.
+        features = compact(examples, FEATURE_COLUMNS)
+        del examples
+        model = _forecaster(settings).fit(features, labels)
+        del features
         origin = pd.Timestamp(data["date"].max())
         state = origin_state(data, origin)
         last = data.sort_values("date").groupby(["store_id", "item_id"]).tail(1)
@@ -301,7 +309,7 @@ class DemandWorkload(Workload):
             "origin_step": cfg.origin_step,
             "seed": settings.seed,
             "n_series": len(state),
-            "n_training_rows": len(examples),
+            "n_training_rows": n_examples,
             "train_until": str(cut.date()),
             "origin": str(origin.date()),
             **{f"lgbm_{k}": v for k, v in model.get_params().items()},

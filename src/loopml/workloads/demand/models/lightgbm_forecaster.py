@@ -82,10 +82,16 @@ class LightGBMForecaster:
     def _frame(self, X: pd.DataFrame) -> pd.DataFrame:  # noqa: N803
         if missing := [c for c in self.feature_names_ if c not in X.columns]:
             raise ValueError(f"X lacks the feature columns {missing}")
-        frame = X[self.feature_names_].copy()
+        # The columns themselves, not a copy: a training frame can be
+        # gigabytes, and LightGBM makes its own float matrix from it.
+        frame = pd.DataFrame({c: X[c] for c in self.feature_names_}, copy=False)
         # Pin the categories seen at fit: codes then mean the same thing at
         # predict time, and unseen stores or items become missing values.
         for column, categories in self.categories_.items():
+            dtype = frame[column].dtype
+            pinned = isinstance(dtype, pd.CategoricalDtype) and not dtype.ordered
+            if pinned and list(dtype.categories) == categories:
+                continue  # already these codes (the frame fit just saw)
             values = frame[column].astype(object)
             frame[column] = pd.Categorical(values, categories=categories)
         return frame
