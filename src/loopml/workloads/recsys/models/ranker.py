@@ -35,6 +35,8 @@ import pandas as pd
 from lightgbm import LGBMRanker
 
 from loopml.workloads.recsys.features import (
+    FEATURE_COLUMNS,
+    TIME_COLUMNS,
     FeatureContext,
     PairFeatures,
     build_features,
@@ -68,9 +70,12 @@ log = logging.getLogger(__name__)
 #: One inner split: history, labels, and whether its cut is one moment for
 #: every user (then the pair features may come from a point-in-time reader).
 InnerSplit = tuple[pd.DataFrame, pd.DataFrame, bool]
-#: Training examples: features, labels, group sizes, ALS margins (see
+#: Training examples: blocks of feature rows (:data:`RANKING_COLUMNS`, one
+#: float64 matrix per block of users), labels, group sizes, ALS margins (see
 #: :func:`als_margin`) and each group's user.
-Examples = tuple[pd.DataFrame, IntArray, IntArray, FloatArray, list[str]]
+Examples = tuple[list[FloatArray], IntArray, IntArray, FloatArray, list[str]]
+#: The ranker's columns: the pair features, then the user's moment.
+RANKING_COLUMNS: list[str] = [*FEATURE_COLUMNS, *TIME_COLUMNS]
 BoolArray = npt.NDArray[np.bool_]
 # The NDCG cut-off of early stopping and routing: the gate's k.
 _K = 10
@@ -210,13 +215,24 @@ class TwoStageRanker(RecommenderBase):
         labels = np.concatenate([p[1] for p in parts])
         if not labels.sum():
             raise ValueError("no candidate of the inner splits was ever taken")
-        features = pd.concat([p[0] for p in parts], ignore_index=True)
         groups = np.concatenate([p[2] for p in parts])
         margin = np.concatenate([p[3] for p in parts])
         users = [user for p in parts for user in p[4]]
+        blocks: list[FloatArray] = []
+        for part in parts:
+            blocks += part[0]
+            part[0].clear()
+        del parts
+        features = _stack(blocks)
         n_trees = self._validate(features, labels, groups, margin, users)
         self.ranker_ = self._lambdarank(n_trees)
-        self.ranker_.fit(features, labels, group=groups, init_score=margin)
+        self.ranker_.fit(
+            features,
+            labels,
+            group=groups,
+            init_score=margin,
+            feature_name=RANKING_COLUMNS,
+        )
         log.info(
             "ranker trained on %d candidates of %d groups (%d positives), "
             "%d trees; cold routes %s",
@@ -257,7 +273,7 @@ class TwoStageRanker(RecommenderBase):
 
     def _validate(
         self,
-        features: pd.DataFrame,
+        features: FloatArray,
         labels: IntArray,
         groups: IntArray,
         margin: FloatArray,
@@ -287,13 +303,15 @@ class TwoStageRanker(RecommenderBase):
         for k in range(self.n_folds):
             valid = fold == k
             rows = np.repeat(valid, groups)
+            held = features[rows]
             probe = self._lambdarank(self.n_estimators)
             probe.fit(
                 features[~rows],
                 labels[~rows],
                 group=groups[~valid],
                 init_score=margin[~rows],
-                eval_X=(features[rows],),
+                feature_name=RANKING_COLUMNS,
+                eval_X=(held,),
                 eval_y=(labels[rows],),
                 eval_group=[groups[valid]],
                 eval_init_score=[margin[rows]],
@@ -305,12 +323,16 @@ class TwoStageRanker(RecommenderBase):
             best = int(probe.best_iteration_ or self.n_estimators)
             trees.append(best)
             held_out[rows] = margin[rows] + probe.booster_.predict(
-                features[rows].to_numpy(dtype=np.float64),
-                num_iteration=best,
-                num_threads=1,
+                held, num_iteration=best, num_threads=1
             )
+            del held, probe
         self.routes_, self.validation_ = choose_routes(
-            features, labels, groups, held_out, self.cold_threshold, _K
+            pd.DataFrame(features, columns=RANKING_COLUMNS, copy=False),
+            labels,
+            groups,
+            held_out,
+            self.cold_threshold,
+            _K,
         )
         return max(round(float(np.mean(trees))), 1)
 
@@ -378,7 +400,7 @@ class TwoStageRanker(RecommenderBase):
         user = context.user_rows(future["user_id"].tolist())
         n_items = len(context.item_ids)
         positive = np.unique(user[item >= 0] * n_items + item[item >= 0])
-        frames: list[pd.DataFrame] = []
+        frames: list[FloatArray] = []
         labels: list[IntArray] = []
         groups: list[IntArray] = []
         margins: list[FloatArray] = []
@@ -397,14 +419,14 @@ class TwoStageRanker(RecommenderBase):
                 features["als_score"].to_numpy(dtype=np.float64), position, len(rows)
             )
             keep = hit[position] & (label | self._sample_negatives(rng, position))
-            frames.append(features[keep])
+            frames.append(features.to_numpy(dtype=np.float64)[keep])
             labels.append(label[keep].astype(np.int64))
             margins.append(margin[keep])
             groups.append(np.bincount(position[keep], minlength=len(rows))[hit])
             block = user_ids[start : start + BLOCK]
             users += [name for name, has in zip(block, hit, strict=True) if has]
         return (
-            pd.concat(frames, ignore_index=True),
+            frames,
             np.concatenate(labels),
             np.concatenate(groups),
             np.concatenate(margins),
@@ -517,3 +539,20 @@ class TwoStageRanker(RecommenderBase):
         columns[ranked[position[keep]], rank[keep]] = item[keep]
         values[ranked[position[keep]], rank[keep]] = score[keep]
         return columns, values
+
+
+def _stack(blocks: list[FloatArray]) -> FloatArray:
+    """The blocks' rows as one C-ordered matrix, each block freed once copied.
+
+    ``np.concatenate`` would hold the blocks and the result at once: twice
+    the training matrix, the peak of a production-size fit.
+    """
+    n_columns = blocks[0].shape[1] if blocks else len(RANKING_COLUMNS)
+    out: FloatArray = np.empty((sum(len(b) for b in blocks), n_columns))
+    start = 0
+    blocks.reverse()
+    while blocks:
+        block = blocks.pop()
+        out[start : start + len(block)] = block
+        start += len(block)
+    return out
