@@ -55,13 +55,18 @@ _LAST_PRICE = _AT["last_price"]
 _PRICE_MEAN = _AT["price_mean_28"]
 #: Model inputs copied from the state as they are, in FEATURE_COLUMNS order.
 _COPIED = [f"lag_{k}" for k in LAGS] + ["rmean_7", "rmean_28", "rstd_28"]
-if FEATURE_COLUMNS[12:-2] != _COPIED:  # FastForecaster.row follows the order
+#: How many of FEATURE_COLUMNS ``row`` computes: the keys, horizon, calendar,
+#: price and promo columns (12), the copied state inputs and the two
+#: same-weekday columns. A feature appended after them (docs/adding-a-feature.md)
+#: is not one of them, whenever this module is first imported.
+_N_FAST = 12 + len(_COPIED) + 2
+if FEATURE_COLUMNS[12 : _N_FAST - 2] != _COPIED:  # FastForecaster.row's order
     raise ImportError("FEATURE_COLUMNS changed: update fastpath.FastForecaster.row")
 _EPOCH = dt.date(1970, 1, 1).toordinal()
 #: The model inputs :meth:`FastForecaster.row` computes, frozen at import: a
 #: model fitted with other inputs (a feature added as docs/adding-a-feature.md
 #: shows) is served by the frame path until ``row`` learns the new column.
-FAST_COLUMNS: tuple[str, ...] = tuple(FEATURE_COLUMNS)
+FAST_COLUMNS: tuple[str, ...] = tuple(FEATURE_COLUMNS[:_N_FAST])
 
 
 def day_number(day: dt.date) -> int:
