@@ -59,7 +59,7 @@ run: setup ## Run the whole loop (pass options with ARGS="--dataset online-retai
 
 # mypy (~40 s of one core on a fresh clone) runs beside the tests, which wait
 # on servers and subprocesses much of the time; its output follows theirs.
-test: setup lint-quick ## Lint (mypy beside the tests), then run every test
+test: setup lint-quick ## Quick lints, then every test with mypy --strict beside them
 	@log=$$(mktemp); ( $(MAKE) --no-print-directory typecheck > $$log 2>&1; echo $$? >> $$log.rc ) & \
 	$(BIN)/pytest -q -n 3 --dist loadfile --no-loadscope-reorder -m "not cluster" $(ARGS); rc=$$?; \
 	wait; echo "--- mypy --strict src"; cat $$log; lint=$$(cat $$log.rc); rm -f $$log $$log.rc; \
