@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -70,3 +71,12 @@ def require_file(path: Path, produced_by: str) -> Path:
             "(or `loopml run` for the whole loop)"
         )
     return path
+
+
+def file_hash(path: Path) -> str:
+    """Return the md5 of a file's bytes (the same digest DVC records)."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

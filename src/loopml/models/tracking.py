@@ -13,6 +13,7 @@ from mlflow import MlflowClient
 
 from loopml.core.config import Settings
 from loopml.core.errors import StageError, database_unreachable
+from loopml.core.io import file_hash
 
 log = logging.getLogger(__name__)
 
@@ -88,15 +89,6 @@ def setup_mlflow(settings: Settings) -> str:
         experiment_id = experiment.experiment_id
     mlflow.set_experiment(experiment_id=experiment_id)
     return str(experiment_id)
-
-
-def file_hash(path: Path) -> str:
-    """Return the md5 of a file's bytes (the same digest DVC records)."""
-    digest = hashlib.md5(usedforsecurity=False)
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _git(*args: str) -> str | None:

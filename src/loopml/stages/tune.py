@@ -49,9 +49,9 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from loopml.core.config import Settings
 from loopml.core.errors import StageError
-from loopml.core.io import require_file, write_json
+from loopml.core.io import file_hash, require_file, write_json
 from loopml.core.params import PARAMS_ENV
-from loopml.models.tracking import file_hash, lineage_tags, setup_mlflow
+from loopml.models.tracking import lineage_tags, setup_mlflow
 from loopml.sdk.tuning import SearchParam
 from loopml.sdk.workload import Workload, get_workload
 from loopml.stages.common import StageResult

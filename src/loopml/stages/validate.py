@@ -23,7 +23,7 @@ import pandas as pd
 
 from loopml.core.config import Settings
 from loopml.core.errors import DataValidationError, StageError
-from loopml.core.io import require_file, write_json, write_parquet
+from loopml.core.io import file_hash, require_file, write_json, write_parquet
 from loopml.data.batches import (
     ACCEPTED,
     INGESTED,
@@ -34,7 +34,6 @@ from loopml.data.batches import (
     read_state,
     rows_per_day,
 )
-from loopml.models.tracking import file_hash
 from loopml.sdk.batch import BatchValidator, DailyBatch, spec_of
 from loopml.sdk.workload import get_workload
 from loopml.stages.common import StageResult
