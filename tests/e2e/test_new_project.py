@@ -1,108 +1,32 @@
-"""``loopml new``: the generated project passes its own ``make test`` and ``make run``.
+"""``loopml new``: the generated project passes its own ``make test``.
 
-The project reuses this environment (``make ... LOOPML_ENV=<this venv>``): its
-``.venv`` sees loopml's packages through a ``.pth`` file and only the project
-is installed, offline. Its workloads run at a tiny size (their settings
-sections, ``LOOPML_WORKLOADS__<NAME>__*``).
+Its ``make test`` lints (ruff, mypy --strict, import rules, secret scan,
+the CI file's schema) and runs its tests, among them each workload's
+conformance test (``loopml.testing.check_workload``: the whole loop, served
+over HTTP), also for the workload added with ``--workload-only``.
+``test_new_project_run.py`` runs another such project's ``make run``,
+``make serve`` and the rest (tests/new_projects.py has the helpers).
 """
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import tomllib
 from pathlib import Path
 
 import pytest
 
-LOOPML = [sys.executable, "-m", "loopml"]
-#: loopml in the generated project's own environment.
-PROJECT_LOOPML = [".venv/bin/python", "-m", "loopml"]
-#: A valid request row of a served workload, from its online scorer.
-EXAMPLE_ROWS = """
-import json, sys
-from loopml.core.config import load_settings
-from loopml.models.integrity import load_verified
-from loopml.models.registry import CHAMPION, get_alias
-from loopml.models.tracking import setup_mlflow
-from loopml.sdk.workload import get_workload
-setup_mlflow(load_settings())
-name = sys.argv[1]
-version = get_alias(name, CHAMPION).version
-model = load_verified(name, str(version)).unwrap_python_model()
-scorer = get_workload(name).online_scorer()
-print(json.dumps(scorer.example_rows(scorer.warm(model)), default=str))
-"""
-#: each kind's tiny size (the generated tests' TINY), in seconds per loop.
-TINY_SIZES = {
-    "regression": {"N_ROWS": "1200", "N_DAYS": "45", "HOLDOUT_DAYS": "10"},
-    "classification": {"N_ROWS": "2400", "N_DAYS": "60", "HOLDOUT_DAYS": "14"},
-}
-CAPABILITIES = ["online_scorer", "batch_scorer", "monitor", "day_source"]
-
-
-def tiny(workload: str, kind: str) -> dict[str, str]:
-    """The workload's settings section at a tiny size, as environment variables."""
-    size = {**TINY_SIZES[kind], "N_ESTIMATORS": "40"}
-    prefix = f"LOOPML_WORKLOADS__{workload.upper()}__"
-    return {prefix + key: value for key, value in size.items()}
-
-
-def project_env(**extra: str) -> dict[str, str]:
-    """This environment without loopml's or an outer make's settings."""
-    drop = ("LOOPML_", "MAKE", "MFLAGS", "VIRTUAL_ENV", "ARGS")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
-    env.update({"MLFLOW_DISABLE_TELEMETRY": "true", **extra})
-    return env
-
-
-def run(
-    args: list[str], cwd: Path, timeout: float = 240, **env: str
-) -> subprocess.CompletedProcess[str]:
-    """Run a command, capturing its output."""
-    return subprocess.run(
-        args,
-        cwd=cwd,
-        env=project_env(**env),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def make(project: Path, target: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """``make TARGET`` in the project, on this environment."""
-    return run(
-        ["make", target, f"LOOPML_ENV={sys.prefix}", f"PYTHON={sys.executable}"],
-        project,
-        timeout=420,
-        **env,
-    )
-
-
-def said(result: subprocess.CompletedProcess[str]) -> str:
-    """The error output on one line (rich wraps it at the terminal width)."""
-    return " ".join(result.stderr.split())
-
-
-def new(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """``loopml new ARGS``."""
-    return run([*LOOPML, "new", *args], cwd, timeout=120)
+from new_projects import make, shop_with_churn
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_new_project_with_two_kinds_passes_its_make_test_and_make_run(
+def test_new_project_with_two_kinds_passes_its_make_test(
     tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    # mypy's cache of the third-party packages outlives the run (cold: ~40 s).
+    # mypy's cache of the third-party packages outlives the run (cold: ~11 s
+    # of CPU).
     cache = getattr(request.config, "cache", None)
     mypy_cache = cache.mkdir("new_project_mypy") if cache else tmp_path / "mypy"
-    made = new("shop", "--no-input", "-o", str(tmp_path), cwd=tmp_path)
-    assert made.returncode == 0, made.stderr
-    project = tmp_path / "shop"
+    project = shop_with_churn(tmp_path)
     assert (project / "src/shop/workloads/shop/workload.py").is_file()
     assert (project / ".github/workflows/ci.yml").is_file()
     assert not (project / ".gitlab-ci.yml").exists()
@@ -110,212 +34,20 @@ def test_new_project_with_two_kinds_passes_its_make_test_and_make_run(
     makefile = (project / "Makefile").read_text("utf-8")
     assert "LOOPML_SOURCE ?= loopml\n" in makefile
     assert str(Path(__file__).resolve().parents[2]) not in makefile
-
-    added = new(
-        "churn",
-        "--workload-only",
-        "--kind",
-        "classification",
-        "--no-input",
-        cwd=project,
-    )
-    assert added.returncode == 0, added.stderr
     churn = project / "src/shop/workloads/churn"
     assert (churn / "models/logistic.py").is_file()
     assert "roc_auc" in (churn / "evaluate.py").read_text("utf-8")
-    sizes = {**tiny("shop", "regression"), **tiny("churn", "classification")}
 
-    tested = make(project, "test", MYPY_CACHE_DIR=str(mypy_cache))
-    assert tested.returncode == 0, tested.stdout[-6000:] + tested.stderr[-3000:]
-    assert " passed" in tested.stdout
-    assert "secret scan:" in tested.stdout
-    assert "Workloads import only loopml.sdk and loopml.core KEPT" in tested.stdout
-
-    # The project's environment: its entry points register both workloads.
-    listed = run([".venv/bin/python", "-m", "loopml", "workloads", "--json"], project)
-    assert listed.returncode == 0, listed.stderr
-    found = {w["name"]: w for w in json.loads(listed.stdout)}
-    for name, metric in (("shop", "mae"), ("churn", "roc_auc")):
-        assert found[name]["primary_metric"] == metric
-        assert found[name]["capabilities"] == CAPABILITIES, found[name]
-
-    ran = make(project, "run", **sizes)
-    out = ran.stdout
-    assert ran.returncode == 0, out[-6000:] + ran.stderr[-3000:]
-    assert "version 1 registered as challenger" in out
-    assert "v1 promoted to champion" in out
-    assert "loopml run" in out  # the summary table
-    assert "shop champion: version 1" in out
-    assert "churn champion: version 1" in out
-    assert "baseline_roc_auc=" in " ".join(out.split())
-
-    summary = make(project, "summary")
-    assert summary.returncode == 0, summary.stderr
-    assert "Champion: version 1" in summary.stdout
-    assert "| promote | ok |" in summary.stdout
-
-    served_checks(project, sizes)
+    # -rap: the short summary also names every passed test.
+    tested = make(project, "test", "ARGS=-rap", MYPY_CACHE_DIR=str(mypy_cache))
+    out = tested.stdout
+    assert tested.returncode == 0, out[-6000:] + tested.stderr[-3000:]
+    assert " passed" in out
+    assert "secret scan:" in out
+    assert "Workloads import only loopml.sdk and loopml.core KEPT" in out
+    assert "Success: no issues found" in out  # mypy --strict src
+    # Each workload's conformance test passed: the whole loop, served over
+    # HTTP, for the first workload and the one --workload-only added.
     for name in ("shop", "churn"):
-        watched = run([*PROJECT_LOOPML, "monitor", "-w", name], project, **sizes)
-        assert watched.returncode == 0, watched.stderr
-        reports = project / ".loopml" / "reports" / name
-        assert list(reports.glob("monitor-*.html")) and list(reports.glob("*.json"))
-        scored = run([*PROJECT_LOOPML, "batch", "-w", name], project, **sizes)
-        assert scored.returncode == 0, scored.stderr
-        assert list((project / ".loopml" / "batch" / name).glob("date=*.parquet"))
-    shown = run([*PROJECT_LOOPML, "status", "--json"], project)
-    champions = json.loads(shown.stdout)["workloads"]
-    assert champions["churn"]["champion"]["version"] == "1"
-    assert champions["churn"]["champion"]["primary_metric"]["name"] == "roc_auc"
-
-
-def served_checks(project: Path, sizes: dict[str, str]) -> None:
-    """`make serve` answers every protocol for both workloads, 422s name fields."""
-    import httpx
-
-    port = free_port()
-    server = subprocess.Popen(
-        ["make", "serve", f"LOOPML_ENV={sys.prefix}", f"ARGS=--port {port}"],
-        cwd=project,
-        env=project_env(**sizes),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        lines = []
-        assert server.stdout is not None
-        for line in server.stdout:  # `make serve` says where and when it is ready
-            lines.append(line)
-            if line.startswith("ready"):
-                break
-        assert any(f"serving on {url}" in x for x in lines), lines
-        assert "churn v1" in lines[-1] and "shop v1" in lines[-1], lines
-        with httpx.Client(base_url=url, timeout=30) as client:
-            assert client.get("/v2/models/churn/ready").status_code == 200
-            assert client.get("/v2/models/nope/ready").status_code == 404
-            for name, output in (("churn", "probability"), ("shop", "prediction")):
-                got = run([".venv/bin/python", "-c", EXAMPLE_ROWS, name], project)
-                assert got.returncode == 0, got.stderr
-                rows = json.loads(got.stdout)
-                answer = client.post(f"/v1/{name}/predict", json={"rows": rows})
-                assert answer.status_code == 200, answer.text
-                assert output in answer.json()["predictions"][0]
-                field = next(iter(rows[0]))
-                broken = {k: v for k, v in rows[0].items() if k != field}
-                bad = client.post(f"/v1/{name}/predict", json={"rows": [broken]})
-                assert bad.status_code == 422 and field in bad.text
-                mlflow_body = {"dataframe_records": rows}
-                invoked = client.post(f"/v1/{name}/invocations", json=mlflow_body)
-                assert invoked.status_code == 200, invoked.text
-                inputs = [
-                    {
-                        "name": k,
-                        "shape": [len(rows)],
-                        "datatype": v2_datatype([r[k] for r in rows]),
-                        "data": [r[k] for r in rows],
-                    }
-                    for k in rows[0]
-                ]
-                infer = client.post(f"/v2/models/{name}/infer", json={"inputs": inputs})
-                assert infer.status_code == 200, infer.text
-                missing = client.post(
-                    f"/v2/models/{name}/infer", json={"inputs": inputs[1:]}
-                )
-                assert missing.status_code == 422 and field in missing.text
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-
-
-def v2_datatype(values: list[object]) -> str:
-    """The Open Inference Protocol datatype of a column of JSON values."""
-    if all(isinstance(v, bool) for v in values):
-        return "BOOL"
-    if all(isinstance(v, int) for v in values):
-        return "INT64"
-    if all(isinstance(v, (int, float)) for v in values):
-        return "FP64"
-    return "BYTES"
-
-
-def free_port() -> int:
-    """A free TCP port on loopback."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def test_workload_only_adds_a_registered_linted_workload(tmp_path: Path) -> None:
-    made = new(
-        "Acme Shop", "--no-input", "--ci", "gitlab", "-o", str(tmp_path), cwd=tmp_path
-    )
-    assert made.returncode == 0, made.stderr
-    project = tmp_path / "acme-shop"
-    assert (project / ".gitlab-ci.yml").is_file()
-    assert not (project / ".github").exists()
-
-    added = new("orders", "--workload-only", "--no-input", cwd=project)
-    assert added.returncode == 0, added.stderr
-    package = project / "src/acme_shop/workloads/orders"
-    assert (package / "workload.py").is_file()
-    assert (project / "tests/unit/test_orders_workload.py").is_file()
-    pyproject = tomllib.loads((project / "pyproject.toml").read_text("utf-8"))
-    points = pyproject["project"]["entry-points"]["loopml.workloads"]
-    assert points == {
-        "acme_shop": "acme_shop.workloads.acme_shop.workload:AcmeShopWorkload",
-        "orders": "acme_shop.workloads.orders.workload:OrdersWorkload",
-    }
-    again = new("orders", "--workload-only", "--no-input", cwd=project)
-    assert again.returncode == 1
-    assert "already exists" in said(again)
-
-    ruff = [sys.executable, "-m", "ruff"]
-    for check in (["check", "--no-cache"], ["format", "--check", "--no-cache"]):
-        linted = run([*ruff, *check, "src", "tests"], project)
-        assert linted.returncode == 0, linted.stdout + linted.stderr
-
-    # loopml finds it (here by LOOPML_PLUGINS; installed, by its entry point)
-    # and its train and evaluate run.
-    code = (
-        "from loopml.core.config import Settings; "
-        "from loopml.sdk.workload import get_workload; "
-        "w = get_workload('orders'); d = w.validate(w.load_raw(Settings())); "
-        "print(w.name, sorted(w.evaluate(Settings(), d).metrics))"
-    )
-    checked = run(
-        [sys.executable, "-c", code],
-        project,
-        PYTHONPATH=str(project / "src"),
-        LOOPML_PLUGINS=f"orders={points['orders']}",
-        LOOPML_HOME=str(tmp_path / "home"),
-        LOOPML_WORKLOADS__ORDERS__N_ROWS="600",
-        LOOPML_WORKLOADS__ORDERS__N_DAYS="30",
-        LOOPML_WORKLOADS__ORDERS__HOLDOUT_DAYS="7",
-        LOOPML_WORKLOADS__ORDERS__N_ESTIMATORS="10",
-    )
-    assert checked.returncode == 0, checked.stderr
-    assert checked.stdout.startswith("orders ['baseline_mae', 'baseline_rmse'")
-
-    # Its own conformance test: loopml.testing.check_workload takes the
-    # generated workload through the whole loop (serving over HTTP included).
-    conformance = run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "tests/integration/test_orders_check.py",
-        ],
-        project,
-        timeout=600,
-        PYTHONPATH=str(project / "src"),
-        LOOPML_PLUGINS=f"orders={points['orders']}",
-    )
-    assert conformance.returncode == 0, conformance.stdout[-4000:]
-    assert "1 passed" in conformance.stdout
+        check = f"tests/integration/test_{name}_check.py::test_{name}_passes_loopml"
+        assert f"PASSED {check}_check_workload" in out, out[-6000:]
