@@ -23,15 +23,19 @@ ADMIN_TOKEN = "e2e-only-token-not-a-secret"
 
 
 def _cli(
-    home: Path, *args: str, check: bool = True
+    home: Path, *args: str, check: bool = True, subprocess_: bool = False
 ) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [*LOOPML, *args],
-        env=conftest.subprocess_env(home),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    """``loopml ARGS`` on ``home``: in this process, or a real subprocess."""
+    if subprocess_:
+        result = subprocess.run(
+            [*LOOPML, *args],
+            env=conftest.subprocess_env(home),
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    else:
+        result = conftest.loopml(home, *args)
     if check and result.returncode != 0:
         raise AssertionError(f"loopml {args} failed:\n{result.stdout}\n{result.stderr}")
     return result
@@ -45,9 +49,13 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def looped_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A home on which `loopml run` has completed once."""
+    """A home on which `loopml run` has completed once, from scratch.
+
+    The one test of the installed command's whole loop in its own process
+    (the other tests copy a home built in process, conftest.TrainedHomes).
+    """
     home = tmp_path_factory.mktemp("e2e") / "home"
-    result = _cli(home, "run")
+    result = _cli(home, "run", subprocess_=True)
     assert "loopml run" in result.stdout  # the summary table's title
     assert "demand champion:" in result.stdout
     return home
