@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -12,18 +11,10 @@ import pytest
 
 import conftest
 
-LOOPML = [sys.executable, "-m", "loopml.cli"]
-
 
 def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*LOOPML, *args],
-        # Wide enough that the console never wraps a message (or a path).
-        env=conftest.subprocess_env(home, COLUMNS="2000"),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    # Wide enough that the console never wraps a message (or a path).
+    return conftest.loopml(home, *args, COLUMNS="2000")
 
 
 def _ok(home: Path, *args: str) -> str:
@@ -39,9 +30,10 @@ def _champion(home: Path) -> dict[str, object]:
 
 
 @pytest.mark.slow
-def test_corrupted_daily_batch_is_refused_and_nothing_changes(tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    _ok(home, "run")
+def test_corrupted_daily_batch_is_refused_and_nothing_changes(
+    demand_home: Path, tmp_path: Path
+) -> None:
+    home = demand_home  # `loopml run -w demand` completed on it
     before = _champion(home)
     validated = home / "data" / "demand" / "validated.parquet"
     last = pd.read_parquet(validated)["date"].max()

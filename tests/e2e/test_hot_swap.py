@@ -24,13 +24,7 @@ TREES = "LOOPML_WORKLOADS__DEMAND__MODEL__N_ESTIMATORS"
 
 
 def _ok(home: Path, *args: str, **env: str) -> str:
-    result = subprocess.run(
-        [*LOOPML, *args],
-        env=conftest.subprocess_env(home, COLUMNS="2000", **env),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    result = conftest.loopml(home, *args, COLUMNS="2000", **env)
     assert result.returncode == 0, f"loopml {args}:\n{result.stdout}\n{result.stderr}"
     return result.stdout
 
@@ -75,10 +69,11 @@ class Client(threading.Thread):
 
 
 @pytest.mark.slow
-def test_promotion_and_rollback_swap_without_failed_requests(tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    # v1: a deliberately small model; v2: the normal one, which beats it.
-    _ok(home, "run", "-w", "demand", **{TREES: "20"})
+def test_promotion_and_rollback_swap_without_failed_requests(demand_home: Path) -> None:
+    home = demand_home
+    # v1: a deliberately small model (20 trees, conftest.TRAINED); v2: the
+    # normal one, which beats it.
+    assert conftest.TRAINED["demand"] == {TREES: "20"}
     port = conftest.free_port()
     server = subprocess.Popen(
         [*LOOPML, "serve", "--port", str(port)],
@@ -131,12 +126,6 @@ def test_promotion_and_rollback_swap_without_failed_requests(tmp_path: Path) -> 
     assert "reject" in refused and "wape" in refused, history
     assert client.versions["3"] == 0
     # Nothing left to roll back to: a clear error, the champion unchanged.
-    failed = subprocess.run(
-        [*LOOPML, "rollback", "-w", "demand"],
-        env=conftest.subprocess_env(home, COLUMNS="2000"),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    failed = conftest.loopml(home, "rollback", "-w", "demand", COLUMNS="2000")
     assert failed.returncode == 1
     assert "nothing to roll back to" in failed.stderr

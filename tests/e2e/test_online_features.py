@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -14,25 +12,16 @@ import conftest
 from loopml.core.config import load_settings
 from loopml.serving.app import create_app
 
-LOOPML = [sys.executable, "-m", "loopml.cli"]
-
 
 def _ok(home: Path, *args: str) -> str:
-    result = subprocess.run(
-        [*LOOPML, *args],
-        env=conftest.subprocess_env(home, COLUMNS="2000"),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    result = conftest.loopml(home, *args, COLUMNS="2000")
     assert result.returncode == 0, f"loopml {args}:\n{result.stdout}\n{result.stderr}"
     return result.stdout
 
 
 @pytest.mark.slow
-def test_next_day_features_serve_without_retraining(tiny_env: Path) -> None:
-    home = tiny_env
-    _ok(home, "run", "--workload", "demand")
+def test_next_day_features_serve_without_retraining(demand_home: Path) -> None:
+    home = demand_home  # `loopml run -w demand` completed on it
     validated = home / "data" / "demand" / "validated.parquet"
     origin = pd.read_parquet(validated)["date"].max()
     day = origin + pd.Timedelta(days=1)
@@ -73,9 +62,8 @@ def test_next_day_features_serve_without_retraining(tiny_env: Path) -> None:
         ]
 
 
-def test_service_falls_back_to_model_state_without_a_store(tiny_env: Path) -> None:
-    home = tiny_env
-    _ok(home, "run", "--workload", "demand")
+def test_service_falls_back_to_model_state_without_a_store(demand_home: Path) -> None:
+    home = demand_home  # `loopml run -w demand` completed on it
     # Lose the feature store: the service must still forecast, from the state
     # bundled with the model, and /readyz must say the store is missing.
     import shutil

@@ -19,25 +19,20 @@ K = 10  # settings.recsys.k, what the batch keeps per user
 
 
 def _cli(home: Path, *args: str) -> str:
-    result = subprocess.run(
-        [*LOOPML, *args],
-        env=conftest.subprocess_env(home, COLUMNS="2000"),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    result = conftest.loopml(home, *args, COLUMNS="2000")
     assert result.returncode == 0, f"loopml {args}:\n{result.stdout}\n{result.stderr}"
     return result.stdout
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A home on which `loopml run -w recsys` completed, batch included."""
-    home = tmp_path_factory.mktemp("recsys-e2e") / "home"
-    out = _cli(home, "run", "-w", "recsys")
-    assert "recsys champion: version 1" in out
-    assert any(line.startswith("batch") for line in out.splitlines()), out
-    return home
+def home(
+    tmp_path_factory: pytest.TempPathFactory, trained_homes: conftest.TrainedHomes
+) -> Path:
+    """A home on which `loopml run -w recsys` completed, batch included.
+
+    A copy of the shared one (its build checks the champion and the batch).
+    """
+    return trained_homes.copy("recsys", tmp_path_factory.mktemp("recsys-e2e") / "home")
 
 
 @pytest.fixture(scope="module")
