@@ -4,14 +4,15 @@ The platform's batch stage is generic (``loopml.stages.batch``); recsys's
 ``RecsysBatchScorer`` says what it scores. The demand batch has its own file
 (``test_demand_batch.py``).
 
-One tiny home is built per module (ingest, validate, features, train; the
-version is made champion directly: the promotion gate is not tested here).
+One tiny home per module: a copy of the shared trained recsys home
+(``loopml run -w recsys``: version 1 is champion), without its batch.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -29,9 +30,8 @@ from loopml.core.config import Settings, load_settings
 from loopml.core.errors import StageError
 from loopml.core.runtime import configure_environment
 from loopml.data.results import batch_dir, result_path
-from loopml.models.registry import CHAMPION, set_alias
+from loopml.models.tracking import setup_mlflow
 from loopml.stages import batch
-from loopml.stages.runner import run_stage
 from loopml.workloads.recsys.batch import RecsysBatchScorer
 
 PG_URI = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
@@ -39,20 +39,18 @@ K = 10  # settings.recsys.k
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def home(
+    tmp_path_factory: pytest.TempPathFactory, trained_homes: conftest.TrainedHomes
+) -> Iterator[Path]:
     """A home with a trained recsys champion (version 1); env set for the module."""
-    home = tmp_path_factory.mktemp("batch") / "home"
+    home = trained_homes.copy("recsys", tmp_path_factory.mktemp("batch") / "home")
+    # No batch yet: the tests here count what the batch writes.
+    shutil.rmtree(home / "batch")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("LOOPML_HOME", str(home))
-        patch.setenv("LOOPML_PROFILE", "default")
-        patch.setenv("LOOPML_CONFIG_DIR", str(conftest.REPO / "configs"))
-        for key, value in conftest.TINY_ENV.items():
-            patch.setenv(key, value)
+        conftest.set_tiny_env(patch, home)
         settings = load_settings("default")
         configure_environment(settings.home)
-        for stage in ("ingest", "validate", "features", "train"):
-            run_stage(stage, settings, "recsys")
-        set_alias("recsys", CHAMPION, "1")
+        setup_mlflow(settings)
         yield home
 
 

@@ -1,12 +1,13 @@
 """The daily demand batch: every series' forecasts over the horizon, stored.
 
-One tiny home per module (ingest, validate, features, train; version 1 is
-made champion directly: the gate is not tested here).
+One tiny home per module: a copy of the shared trained demand home
+(``loopml run -w demand``: version 1 is champion), without its batch.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,29 +20,28 @@ from loopml.core.config import Settings, load_settings
 from loopml.core.runtime import configure_environment
 from loopml.data.results import file_version, result_path
 from loopml.models.integrity import load_verified
-from loopml.models.registry import CHAMPION, set_alias
+from loopml.models.tracking import setup_mlflow
 from loopml.stages import batch
-from loopml.stages.runner import run_stage
 
 SERIES, HORIZON = 2 * 4, 14  # TINY_ENV
 COLUMNS = ["store_id", "item_id", "target_date", "horizon", "forecast"]
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def home(
+    tmp_path_factory: pytest.TempPathFactory, trained_homes: conftest.TrainedHomes
+) -> Iterator[Path]:
     """A home with a trained demand champion (version 1); env set for the module."""
-    home = tmp_path_factory.mktemp("demand_batch") / "home"
+    home = trained_homes.copy(
+        "demand", tmp_path_factory.mktemp("demand_batch") / "home"
+    )
+    # No batch yet: the tests here count what the batch writes.
+    shutil.rmtree(home / "batch")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("LOOPML_HOME", str(home))
-        patch.setenv("LOOPML_PROFILE", "default")
-        patch.setenv("LOOPML_CONFIG_DIR", str(conftest.REPO / "configs"))
-        for key, value in conftest.TINY_ENV.items():
-            patch.setenv(key, value)
+        conftest.set_tiny_env(patch, home)
         settings = load_settings("default")
         configure_environment(settings.home)
-        for stage in ("ingest", "validate", "features", "train"):
-            run_stage(stage, settings, "demand")
-        set_alias("demand", CHAMPION, "1")
+        setup_mlflow(settings)
         yield home
 
 

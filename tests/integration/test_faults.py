@@ -48,13 +48,7 @@ def _kill_after(home: Path, delay: float, *args: str, **env: str) -> int | None:
 
 
 def _ok(home: Path, *args: str, **env: str) -> None:
-    result = subprocess.run(
-        [*LOOPML, *args],
-        env=conftest.subprocess_env(home, **env),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    result = conftest.loopml(home, *args, **env)
     assert result.returncode == 0, f"loopml {args}:\n{result.stdout}\n{result.stderr}"
 
 
@@ -72,13 +66,17 @@ def _champion_is_whole(rows: pd.DataFrame) -> str:
 
 @pytest.mark.slow
 def test_kill_9_during_train_and_promote_keeps_a_whole_champion(
-    tiny_env: Path, monkeypatch: pytest.MonkeyPatch
+    demand_home: Path,
 ) -> None:
-    home = tiny_env
-    # v1: a deliberately small model, so that a normal one beats it.
-    monkeypatch.setenv("LOOPML_WORKLOADS__DEMAND__MODEL__N_ESTIMATORS", "20")
+    home = demand_home
+    # v1: a deliberately small model (20 trees, conftest.TRAINED), so that a
+    # normal one beats it.
+    assert conftest.TRAINED["demand"] == {
+        "LOOPML_WORKLOADS__DEMAND__MODEL__N_ESTIMATORS": "20"
+    }
     settings = load_settings("default")
-    origin = conftest.demand_champion(settings)
+    validated = settings.data_dir("demand") / "validated.parquet"
+    origin = pd.read_parquet(validated, columns=["date"])["date"].max()
     setup_mlflow(settings)
     rows = pd.DataFrame(
         {
