@@ -430,6 +430,11 @@ def demand_champion(settings: Settings) -> pd.Timestamp:
     configure_environment(settings.home)
     for stage in ("ingest", "validate", "features", "train", "evaluate", "promote"):
         run_stage(stage, settings, "demand")
+    return demand_origin(settings)
+
+
+def demand_origin(settings: Settings) -> pd.Timestamp:
+    """The forecast origin of a demand home: the last validated day."""
     validated = settings.data_dir("demand") / "validated.parquet"
     return pd.Timestamp(pd.read_parquet(validated, columns=["date"])["date"].max())
 

@@ -1,4 +1,8 @@
-"""The monitor stage on a real (tiny) loop: reports, state and /metrics."""
+"""The monitor stage on a real (tiny) loop: reports, state and /metrics.
+
+Each test starts from a copy of a shared trained home (``loopml run``:
+version 1 is champion, see ``conftest.TrainedHomes``).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 import conftest
 from loopml.core.config import load_settings
+from loopml.core.runtime import configure_environment
+from loopml.models.tracking import setup_mlflow
 from loopml.monitoring.collector import MonitorCollector
 from loopml.monitoring.inference_log import write_part
 from loopml.serving.app import create_app
@@ -20,15 +26,12 @@ from loopml.stages import ingest, monitor, validate
 NEW_DAYS = 3
 
 
-def test_monitor_writes_reports_state_and_metrics(
-    tiny_env: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv(
-        "LOOPML_WORKLOADS__DEMAND__N_DAYS", "240"
-    )  # enough for 56 + 28 days
+def test_monitor_writes_reports_state_and_metrics(demand_home: Path) -> None:
     settings = load_settings("default")
+    configure_environment(settings.home)
+    setup_mlflow(settings)
     # Days arrive after the champion was trained: its forecasts meet actuals.
-    trained_until = conftest.demand_champion(settings)
+    trained_until = conftest.demand_origin(settings)
     for offset in range(1, NEW_DAYS + 1):
         ingest.run(
             settings, "demand", day=(trained_until + pd.Timedelta(days=offset)).date()
@@ -119,20 +122,15 @@ def test_monitor_writes_reports_state_and_metrics(
 
 
 def test_recsys_monitor_measures_no_live_metric_and_ages_from_the_tag(
-    tiny_env: Path,
+    recsys_home: Path,
 ) -> None:
     from mlflow import MlflowClient
 
-    from loopml.core.runtime import configure_environment
-    from loopml.models.registry import CHAMPION, set_alias
     from loopml.models.tracking import DATA_END_TAG
-    from loopml.stages.runner import run_stage
 
     settings = load_settings("default")
     configure_environment(settings.home)
-    for stage in ("ingest", "validate", "features", "train"):
-        run_stage(stage, settings, "recsys")
-    set_alias("recsys", CHAMPION, "1")
+    setup_mlflow(settings)  # recsys version 1 is champion (conftest.TRAINED)
 
     result = monitor.run(settings, "recsys")
     state = json.loads((settings.state_dir("recsys") / "monitor.json").read_text())
