@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 
 import conftest
 from loopml.core.config import load_settings
+from loopml.core.runtime import configure_environment
 from loopml.models.registry import CHALLENGER, CHAMPION, get_alias
 from loopml.models.tracking import setup_mlflow
 from loopml.monitoring.inference_log import read_log
@@ -43,10 +44,11 @@ def _ask(
 
 @pytest.mark.slow
 def test_canary_and_shadow_route_and_log_the_challenger(
-    tiny_env: Path, monkeypatch: pytest.MonkeyPatch
+    demand_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = load_settings("default")
-    origin = conftest.demand_champion(settings)
+    configure_environment(settings.home)
+    origin = conftest.demand_origin(settings)  # version 1 is champion (20 trees)
     monkeypatch.setenv("LOOPML_WORKLOADS__DEMAND__MODEL__N_ESTIMATORS", "25")
     run_stage("train", load_settings("default"), "demand")  # v2, not promoted
     setup_mlflow(settings)

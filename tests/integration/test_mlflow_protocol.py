@@ -1,6 +1,7 @@
 """loopml answers MLflow's scoring protocol as ``mlflow models serve`` does.
 
-The demand champion is registered through the real stages, then served by
+The demand champion is registered through the real stages (a copy of the
+shared trained home, ``conftest.TrainedHomes``), then served by
 ``mlflow models serve -m models:/demand@champion`` and by loopml, in the
 same test; every payload form, CSV, JSON without a content type, ``/ping``,
 ``/health`` and ``/version`` get the same status and the same predictions.
@@ -21,7 +22,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import demand_champion, free_port
+from conftest import demand_origin, free_port
 from loopml.core.config import Settings, load_settings
 from loopml.serving.app import create_app
 
@@ -29,13 +30,14 @@ SERIES = [("S01", "I002"), ("S02", "I003"), ("S01", "I001")]
 
 
 @pytest.fixture
-def mlflow_server(tiny_env: Path) -> Iterator[tuple[str, Settings, pd.Timestamp]]:
+def mlflow_server(demand_home: Path) -> Iterator[tuple[str, Settings, pd.Timestamp]]:
     """The demand champion served by ``mlflow models serve``: URL, settings, origin."""
     settings = load_settings("default")
-    origin = demand_champion(settings)
+    origin = demand_origin(settings)
     port = free_port()
     mlflow = Path(sys.executable).with_name("mlflow")
-    log = (tiny_env / "mlflow-serve.log").open("wb")
+    log_path = demand_home / "mlflow-serve.log"
+    log = log_path.open("wb")
     process = subprocess.Popen(
         [
             str(mlflow),
@@ -62,7 +64,7 @@ def mlflow_server(tiny_env: Path) -> Iterator[tuple[str, Settings, pd.Timestamp]
     try:
         deadline = time.monotonic() + 240
         while True:
-            assert process.poll() is None, (tiny_env / "mlflow-serve.log").read_text()
+            assert process.poll() is None, log_path.read_text()
             assert time.monotonic() < deadline, "mlflow models serve did not start"
             try:
                 if httpx.get(f"{url}/ping", timeout=1).status_code == 200:

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-import conftest
 from loopml.core.config import load_settings
+from loopml.core.runtime import configure_environment
 from loopml.models.integrity import CHECKSUM_TAG, IntegrityError, load_verified
 from loopml.models.registry import CHAMPION, set_alias
 from loopml.models.tracking import setup_mlflow
@@ -32,10 +32,12 @@ def _artefact_files(name: str, version: str, home: Path) -> list[Path]:
 
 
 @pytest.mark.slow
-def test_a_changed_artefact_is_refused_and_the_old_model_kept(tiny_env: Path) -> None:
+def test_a_changed_artefact_is_refused_and_the_old_model_kept(
+    demand_home: Path,
+) -> None:
     settings = load_settings("default")
-    conftest.demand_champion(settings)
-    setup_mlflow(settings)
+    configure_environment(settings.home)
+    setup_mlflow(settings)  # version 1 is champion (conftest.TRAINED)
     client = MlflowClient()
     first = client.get_model_version("demand", "1")
     assert len(first.tags[CHECKSUM_TAG]) == 64
