@@ -22,7 +22,9 @@ from fastapi.testclient import TestClient
 
 import conftest
 from loopml.core.config import load_settings
+from loopml.core.runtime import configure_environment
 from loopml.serving.app import create_app
+from loopml.stages.runner import run_stage
 
 SERVER = shutil.which("redis-server")
 
@@ -80,7 +82,7 @@ def _until(check: Callable[[], bool], seconds: float) -> bool:
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_redis_outage_is_a_clear_503_and_the_service_recovers(
-    tiny_env: Path,
+    demand_home: Path,
     private_redis: list[subprocess.Popen[bytes]],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -96,7 +98,13 @@ def test_redis_outage_is_a_clear_503_and_the_service_recovers(
     settings = load_settings("default")
     assert settings.feature_store is not None
     assert settings.feature_store.online == "redis"
-    origin = conftest.demand_champion(settings)
+    configure_environment(settings.home)
+    # The trained home (version 1 champion) published its features to its
+    # SQLite online store; published afresh, they go to this Redis.
+    (settings.home / "feature_store" / "registry.db").unlink()
+    (settings.state_dir("demand") / "features.json").unlink()
+    run_stage("features", settings, "demand")
+    origin = conftest.demand_origin(settings)
     rows = [
         {
             "store_id": "S01",

@@ -24,9 +24,9 @@ from loopml.serving.app import create_app
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_serve_on_ray_answers_like_uvicorn(tiny_env: Path) -> None:
+def test_serve_on_ray_answers_like_uvicorn(demand_home: Path) -> None:
     settings = load_settings("default")
-    origin = conftest.demand_champion(settings)
+    origin = conftest.demand_origin(settings)  # demand version 1 is champion
     body = {
         "rows": [
             {
@@ -49,7 +49,7 @@ def test_serve_on_ray_answers_like_uvicorn(tiny_env: Path) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "loopml.cli", "serve", "--ray", "--replicas", "2"]
         + ["--host", "127.0.0.1", "--port", str(port)],
-        env=conftest.subprocess_env(tiny_env),
+        env=conftest.subprocess_env(demand_home),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
