@@ -60,6 +60,20 @@ def read_report(home: Path, drift: bool) -> dict[str, Any]:
     return report
 
 
+def html_days(home: Path, days: list[dict[str, Any]]) -> set[str]:
+    """The replayed days with a monitor HTML report, checked against the JSON.
+
+    A day's JSON report names its HTML under ``reports`` exactly when it
+    was written.
+    """
+    folder = home / "reports" / "demand"
+    written = {p.stem.removeprefix("monitor-") for p in folder.glob("monitor-*.html")}
+    for d in days:
+        doc = json.loads((folder / f"monitor-{d['date']}.json").read_text())
+        assert ("html" in doc["reports"]) is (d["date"] in written), doc["reports"]
+    return written
+
+
 def retrain_log(home: Path) -> list[dict[str, Any]]:
     path = home / "state" / "demand" / "retrain.jsonl"
     if not path.is_file():

@@ -16,6 +16,7 @@ from replaying import (
     DAYS,
     DRIFT_FROM,
     LATE_RATIO,
+    html_days,
     late_ratio,
     ok,
     read_report,
@@ -82,6 +83,10 @@ def test_drifted_replay_retrains_after_the_drift(tmp_path: Path) -> None:
     tags = client.get_model_version("demand", entry["version"]).tags
     assert tags["loopml.retrain.triggers"] == "drift"
     assert tags["loopml.retrain.date"] == first["date"]
+    # Evidently's HTML only for a drifted or retrained day, and the last.
+    shown = {d["date"] for d in days if d["drifted"] or d["decision"] != "none"}
+    assert html_days(home, days) == shown | {days[-1]["date"]}
+
     expected = entry["version"] if first["decision"] == "promoted" else None
     if expected is not None:
         assert days[first["day"] - 1]["champion"] == expected

@@ -19,6 +19,7 @@ from replaying import (
     MIN_LIVE_N,
     champion,
     cli,
+    html_days,
     late_ratio,
     ok,
     read_report,
@@ -50,6 +51,8 @@ def test_undrifted_replay_never_retrains(tmp_path: Path) -> None:
     assert all(d["live_ratio"] <= MAX_RATIO for d in judged), judged
     assert late_ratio(days) <= LATE_RATIO
     assert retrain_log(home) == []
+    # Nothing to show but the last day: its HTML is the only one.
+    assert html_days(home, days) == {days[-1]["date"]}
     before = champion(home)
     assert "retrain" not in ok(home, "history", "-w", "demand")
 

@@ -12,7 +12,8 @@ history) and, for each of the N days after the last validated day:
    forecasts from today's state) goes to the inference log
    (``source=batch``), so the monitor has served predictions to judge;
 3. **monitor** the day (drift against the champion's training data, live
-   metric, age);
+   metric, age): its JSON report every day, Evidently's HTML only on a day
+   that drifted or retrained and on the last day;
 4. **retrain** if the policy says so (``loopml.stages.retrain``).
 
 The per-day table (date, drift share and drifted columns, trigger,
@@ -175,8 +176,12 @@ def _one_day(
     day: pd.Timestamp,
     world: pd.DataFrame,
     drifted_input: bool,
+    last: bool,
 ) -> ReplayDay:
-    """Ingest, validate, log predictions, monitor and maybe retrain one day."""
+    """Ingest, validate, log predictions, monitor and maybe retrain one day.
+
+    ``last``: the replay's last day (its monitor report gets the HTML).
+    """
     started = time.perf_counter()
     name = workload.name
     when = world[workload.batch_spec.time_column].dt.normalize()
@@ -191,10 +196,18 @@ def _one_day(
     with stage_context("batch"):
         _log_predictions(settings, name, source, day, world[when == day + ONE_DAY])
     with stage_context("monitor"):
-        monitor.run(settings, name, day.date())
+        judged = monitor.judge(settings, name, day.date())
+        if judged is not None:
+            # Evidently's HTML (drawing its figures costs far more than the
+            # scores) when it has something to show: a drift, the last day;
+            # a retrain's day gets it below.
+            monitor.publish(settings, name, judged, html=judged.drifted or last)
     doc = _monitored(settings, name, day)
     with stage_context("retrain"):
         trigger, decision = _retrain(settings, name, day)
+    if judged is not None and decision not in ("none", ""):
+        with stage_context("monitor"):
+            monitor.add_html(settings, name, judged)
     prediction = (doc or {}).get("prediction_drift") or {}
     performance = (doc or {}).get("performance") or {}
     champion = get_alias(name, CHAMPION)
@@ -322,7 +335,18 @@ def run(
     for index in range(1, days + 1):
         day = last + index * ONE_DAY
         drifted = drift_from is not None and index >= drift_from
-        done.append(_one_day(settings, workload, source, index, day, world, drifted))
+        done.append(
+            _one_day(
+                settings,
+                workload,
+                source,
+                index,
+                day,
+                world,
+                drifted,
+                index == days,
+            )
+        )
         if on_day:
             on_day(done[-1])
     first = (last + ONE_DAY).date().isoformat()
