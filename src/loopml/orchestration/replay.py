@@ -112,15 +112,23 @@ def _log_predictions(
     source: DaySource,
     day: pd.Timestamp,
     next_rows: pd.DataFrame,
+    models: dict[str, Any],
 ) -> int:
-    """Log what a daily job would have answered for the day after ``day``."""
+    """Log what a daily job would have answered for the day after ``day``.
+
+    ``models``: the champion as loaded on an earlier day, by version (reused
+    while it stays the champion).
+    """
     if type(source).daily_predictions is DaySource.daily_predictions:
         return 0  # nothing to log: spare loading the champion
     champion = get_alias(workload, CHAMPION)
     if champion is None:
         return 0
     version = str(champion.version)
-    model: Any = load_verified(workload, version).unwrap_python_model()
+    if version not in models:  # one load per champion, not one a day
+        models.clear()
+        models[version] = load_verified(workload, version).unwrap_python_model()
+    model = models[version]
     data = pd.read_parquet(settings.data_dir(workload) / "validated.parquet")
     rows = source.daily_predictions(model, data, next_rows, day)
     if rows is None or rows.empty:
@@ -177,10 +185,12 @@ def _one_day(
     world: pd.DataFrame,
     drifted_input: bool,
     last: bool,
+    models: dict[str, Any],
 ) -> ReplayDay:
     """Ingest, validate, log predictions, monitor and maybe retrain one day.
 
-    ``last``: the replay's last day (its monitor report gets the HTML).
+    ``last``: the replay's last day (its monitor report gets the HTML);
+    ``models``: the champion already loaded, by version.
     """
     started = time.perf_counter()
     name = workload.name
@@ -194,7 +204,8 @@ def _one_day(
     with stage_context("validate"):
         validate.run(settings, name)  # a refused day raises StageError
     with stage_context("batch"):
-        _log_predictions(settings, name, source, day, world[when == day + ONE_DAY])
+        next_rows = world[when == day + ONE_DAY]
+        _log_predictions(settings, name, source, day, next_rows, models)
     with stage_context("monitor"):
         judged = monitor.judge(settings, name, day.date())
         if judged is not None:
@@ -332,6 +343,7 @@ def run(
         drift_from,
     )
     done: list[ReplayDay] = []
+    models: dict[str, Any] = {}
     for index in range(1, days + 1):
         day = last + index * ONE_DAY
         drifted = drift_from is not None and index >= drift_from
@@ -345,6 +357,7 @@ def run(
                 world,
                 drifted,
                 index == days,
+                models,
             )
         )
         if on_day:
