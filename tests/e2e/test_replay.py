@@ -19,6 +19,7 @@ from replaying import (
     html_days,
     late_ratio,
     ok,
+    ok_here,
     read_report,
     retrain_log,
 )
@@ -69,7 +70,7 @@ def test_drifted_replay_retrains_after_the_drift(tmp_path: Path) -> None:
     spaced = [b["day"] - a["day"] for a, b in zip(retrains, retrains[1:], strict=False)]
     assert all(gap >= 7 for gap in spaced)
 
-    history = ok(home, "history", "-w", "demand")
+    history = ok_here(home, "history", "-w", "demand")
     assert "retrain" in history
     assert f"retrain on {first['date']} triggered by drift" in history
     verb = "promoted" if first["decision"] == "promoted" else "refused"
