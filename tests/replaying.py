@@ -34,6 +34,7 @@ def late_ratio(days: list[dict[str, Any]]) -> float:
 
 
 def cli(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``loopml ARGS`` in a fresh process, as a user runs it (the replays)."""
     return subprocess.run(
         [*LOOPML, *args],
         # Wide enough that the console never wraps a message (or a path).
@@ -44,8 +45,26 @@ def cli(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def here(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``loopml ARGS`` in this process, for the commands run after a replay.
+
+    ``conftest.loopml``: the same entry point and environment as :func:`cli`,
+    with the imports paid once per test process (status, history, retrain).
+    """
+    return conftest.loopml(home, *args, **env)
+
+
 def ok(home: Path, *args: str, **env: str) -> str:
-    result = cli(home, *args, **env)
+    """The output of ``loopml ARGS`` in a fresh process, which must succeed."""
+    return succeeded(cli(home, *args, **env), args)
+
+
+def ok_here(home: Path, *args: str, **env: str) -> str:
+    """The output of ``loopml ARGS`` in this process, which must succeed."""
+    return succeeded(here(home, *args, **env), args)
+
+
+def succeeded(result: subprocess.CompletedProcess[str], args: tuple[str, ...]) -> str:
     assert result.returncode == 0, f"loopml {args}:\n{result.stdout}\n{result.stderr}"
     return result.stdout
 
@@ -60,6 +79,20 @@ def read_report(home: Path, drift: bool) -> dict[str, Any]:
     return report
 
 
+def html_days(home: Path, days: list[dict[str, Any]]) -> set[str]:
+    """The replayed days with a monitor HTML report, checked against the JSON.
+
+    A day's JSON report names its HTML under ``reports`` exactly when it
+    was written.
+    """
+    folder = home / "reports" / "demand"
+    written = {p.stem.removeprefix("monitor-") for p in folder.glob("monitor-*.html")}
+    for d in days:
+        doc = json.loads((folder / f"monitor-{d['date']}.json").read_text())
+        assert ("html" in doc["reports"]) is (d["date"] in written), doc["reports"]
+    return written
+
+
 def retrain_log(home: Path) -> list[dict[str, Any]]:
     path = home / "state" / "demand" / "retrain.jsonl"
     if not path.is_file():
@@ -68,5 +101,5 @@ def retrain_log(home: Path) -> list[dict[str, Any]]:
 
 
 def champion(home: Path) -> str:
-    status = json.loads(ok(home, "status", "--json"))
+    status = json.loads(ok_here(home, "status", "--json"))
     return str(status["workloads"]["demand"]["champion"]["version"])

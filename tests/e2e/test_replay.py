@@ -16,8 +16,10 @@ from replaying import (
     DAYS,
     DRIFT_FROM,
     LATE_RATIO,
+    html_days,
     late_ratio,
     ok,
+    ok_here,
     read_report,
     retrain_log,
 )
@@ -68,7 +70,7 @@ def test_drifted_replay_retrains_after_the_drift(tmp_path: Path) -> None:
     spaced = [b["day"] - a["day"] for a, b in zip(retrains, retrains[1:], strict=False)]
     assert all(gap >= 7 for gap in spaced)
 
-    history = ok(home, "history", "-w", "demand")
+    history = ok_here(home, "history", "-w", "demand")
     assert "retrain" in history
     assert f"retrain on {first['date']} triggered by drift" in history
     verb = "promoted" if first["decision"] == "promoted" else "refused"
@@ -82,6 +84,10 @@ def test_drifted_replay_retrains_after_the_drift(tmp_path: Path) -> None:
     tags = client.get_model_version("demand", entry["version"]).tags
     assert tags["loopml.retrain.triggers"] == "drift"
     assert tags["loopml.retrain.date"] == first["date"]
+    # Evidently's HTML only for a drifted or retrained day, and the last.
+    shown = {d["date"] for d in days if d["drifted"] or d["decision"] != "none"}
+    assert html_days(home, days) == shown | {days[-1]["date"]}
+
     expected = entry["version"] if first["decision"] == "promoted" else None
     if expected is not None:
         assert days[first["day"] - 1]["champion"] == expected

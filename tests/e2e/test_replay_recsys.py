@@ -1,8 +1,11 @@
 """The generic replay on recsys: new days of the learning platform, monitored.
 
 In process, three days after the tiny history (150 employees x 40 courses x
-120 days), drifted from the third: about 1.5 minutes on 2 busy cores, most of
-it the first loop that makes the champion.
+120 days), drifted from the third, from a copy of the session's trained
+recsys home (``conftest.TrainedHomes``: ``loopml run -w recsys`` with the
+tiny settings, what the replay would otherwise run first). The replay of a
+home without a champion, which runs that loop itself, is the demand
+replays' (tests/e2e/test_replay*.py, through the CLI).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ DAYS = 3
 
 
 @pytest.mark.slow
-def test_recsys_replay_ingests_new_days_and_monitors_each(tiny_env: Path) -> None:
+def test_recsys_replay_ingests_new_days_and_monitors_each(recsys_home: Path) -> None:
     settings = load_settings("default")
     configure_environment(settings.home)
     report = replay.run(settings, "recsys", DAYS, drift_from=DAYS)

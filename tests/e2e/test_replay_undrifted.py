@@ -18,9 +18,11 @@ from replaying import (
     MAX_RATIO,
     MIN_LIVE_N,
     champion,
-    cli,
+    here,
+    html_days,
     late_ratio,
     ok,
+    ok_here,
     read_report,
     retrain_log,
 )
@@ -50,11 +52,13 @@ def test_undrifted_replay_never_retrains(tmp_path: Path) -> None:
     assert all(d["live_ratio"] <= MAX_RATIO for d in judged), judged
     assert late_ratio(days) <= LATE_RATIO
     assert retrain_log(home) == []
+    # Nothing to show but the last day: its HTML is the only one.
+    assert html_days(home, days) == {days[-1]["date"]}
     before = champion(home)
-    assert "retrain" not in ok(home, "history", "-w", "demand")
+    assert "retrain" not in ok_here(home, "history", "-w", "demand")
 
     # The policy says why nothing fires, and changes nothing.
-    said = ok(home, "retrain", "-w", "demand")
+    said = ok_here(home, "retrain", "-w", "demand")
     assert "no trigger on" in said and "drift: none" in said
     assert retrain_log(home) == []
 
@@ -63,7 +67,7 @@ def test_undrifted_replay_never_retrains(tmp_path: Path) -> None:
     kept = validated.read_bytes()
     validated.write_bytes(b"not a parquet file")
     last = days[-1]["date"]
-    failed = cli(
+    failed = here(
         home, "retrain", "-w", "demand", "--date", last, LOOPML_RETRAIN__EVERY_DAYS="1"
     )
     validated.write_bytes(kept)

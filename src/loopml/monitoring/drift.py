@@ -22,9 +22,12 @@ recsys generator: the 78-cell job role x course category mix scored PSI
 0.32-0.51 on 7-day windows of ~330 undrifted rows, 0.13-0.17 on 28-day
 windows of ~1,270).
 
-Evidently computes the scores (``DataDriftPreset`` with a method and
-threshold per column) and renders the HTML report; the verdicts here are its
-own.
+Evidently computes the scores (its stattests, the functions its
+``DataDriftPreset`` calls with a method and threshold per column) and renders
+the HTML report; the verdicts here are its own. The report is built only when
+its HTML is written (:meth:`DriftResult.save_html`): Evidently draws every
+plotly figure while it computes a report, about 20 times the cost of the
+scores, which is what a replay's quiet days skip.
 """
 
 from __future__ import annotations
@@ -65,15 +68,23 @@ class ColumnDrift:
 
 @dataclass
 class DriftResult:
-    """Per-column verdicts, the share that drifted and Evidently's snapshot."""
+    """Per-column verdicts, the share that drifted and what the report shows.
+
+    ``samples`` holds the judged columns of the reference and current samples
+    (``None`` when no column was judged); :meth:`report` builds Evidently's
+    report from them, only when asked.
+    """
 
     columns: dict[str, ColumnDrift]
     share: float
     dataset_drift: bool
-    snapshot: Any = field(default=None, repr=False)
+    samples: tuple[pd.DataFrame, pd.DataFrame] | None = field(default=None, repr=False)
+    categorical: tuple[str, ...] = ()
+    drift_share: float = 0.5
+    summary: bool = True
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able headline (no snapshot)."""
+        """Plain JSON-able headline (no samples)."""
         return {
             "share": self.share,
             "dataset_drift": self.dataset_drift,
@@ -81,11 +92,57 @@ class DriftResult:
             "columns": {c: asdict(v) for c, v in self.columns.items()},
         }
 
+    def report(self) -> Any:
+        """Evidently's report (snapshot) of the judged columns; None without any.
+
+        ``DataDriftPreset`` with each column's method and threshold, and
+        ``DataSummaryPreset`` when ``summary``. Its drift scores are the
+        verdicts' (the same stattests on the same values); a difference is
+        logged as a warning.
+        """
+        if self.samples is None:
+            return None
+        with warnings.catch_warnings():  # its own deprecations, not the user's
+            warnings.simplefilter("ignore")
+            from evidently import DataDefinition, Dataset, Report
+            from evidently.presets import DataDriftPreset, DataSummaryPreset
+
+        reference, current = self.samples
+        judged = list(reference.columns)
+        definition = DataDefinition(
+            numerical_columns=[c for c in judged if c not in self.categorical],
+            categorical_columns=[c for c in judged if c in self.categorical],
+        )
+        preset = DataDriftPreset(
+            columns=judged,
+            drift_share=self.drift_share,
+            per_column_method={c: self.columns[c].method for c in judged},
+            per_column_threshold={c: self.columns[c].threshold for c in judged},
+        )
+        metrics: list[Any] = (
+            [preset, DataSummaryPreset(columns=judged)] if self.summary else [preset]
+        )
+        snapshot = Report(metrics).run(
+            Dataset.from_pandas(current, data_definition=definition),
+            Dataset.from_pandas(reference, data_definition=definition),
+        )
+        differ = {
+            column: score
+            for column, score in _scores(snapshot).items()
+            if score != self.columns[column].score
+        }
+        if differ:
+            log.warning(
+                "the report's drift scores differ from the verdicts: %s", differ
+            )
+        return snapshot
+
     def save_html(self, path: Path) -> None:
         """Write Evidently's HTML report (nothing when no column was judged)."""
-        if self.snapshot is not None:
+        snapshot = self.report()
+        if snapshot is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self.snapshot.save_html(str(path))
+            snapshot.save_html(str(path))
 
 
 def method_for(kind: str, cfg: MonitorSettings) -> tuple[str, float]:
@@ -102,6 +159,28 @@ def _scores(snapshot: Any) -> dict[str, float]:
         if config.get("type") == VALUE_DRIFT:
             scores[str(config["column"])] = float(metric["value"])
     return scores
+
+
+def score(
+    reference: pd.Series, current: pd.Series, kind: str, method: str, threshold: float
+) -> float:
+    """Evidently's drift score of one column, as its ``ValueDrift`` computes it.
+
+    The same stattest on the same values as the report's (infinities and
+    missing values dropped), without the report's plotly figures.
+    """
+    with warnings.catch_warnings():  # its own deprecations, not the user's
+        warnings.simplefilter("ignore")
+        from evidently.legacy.calculations.stattests import get_stattest
+        from evidently.legacy.core import ColumnType
+
+    column_type = (
+        ColumnType.Categorical if kind == CATEGORICAL else ColumnType.Numerical
+    )
+    reference = reference.replace([-np.inf, np.inf], np.nan).dropna()
+    current = current.replace([-np.inf, np.inf], np.nan).dropna()
+    test = get_stattest(reference, current, column_type, method)
+    return float(test(reference, current, column_type, threshold).drift_score)
 
 
 def detect(
@@ -125,11 +204,6 @@ def detect(
     Returns:
         The verdicts; ``share`` is over the judged columns only.
     """
-    with warnings.catch_warnings():  # its own deprecations, not the user's
-        warnings.simplefilter("ignore")
-        from evidently import DataDefinition, Dataset, Report
-        from evidently.presets import DataDriftPreset, DataSummaryPreset
-
     categorical = categorical or []
     kinds = {c: NUMERICAL for c in numerical} | {c: CATEGORICAL for c in categorical}
     columns: dict[str, ColumnDrift] = {}
@@ -149,27 +223,24 @@ def detect(
     if not judged:
         log.info("no column has enough rows (min_rows=%d) to judge", cfg.min_rows)
         return DriftResult(columns, 0.0, False)
-    definition = DataDefinition(
-        numerical_columns=[c for c in judged if kinds[c] == NUMERICAL],
-        categorical_columns=[c for c in judged if kinds[c] == CATEGORICAL],
-    )
-    preset = DataDriftPreset(
-        columns=judged,
-        drift_share=cfg.drift_share,
-        per_column_method={c: columns[c].method for c in judged},
-        per_column_threshold={c: columns[c].threshold for c in judged},
-    )
-    metrics: list[Any] = (
-        [preset, DataSummaryPreset(columns=judged)] if summary else [preset]
-    )
-    snapshot = Report(metrics).run(
-        Dataset.from_pandas(current[judged], data_definition=definition),
-        Dataset.from_pandas(reference[judged], data_definition=definition),
-    )
-    for column, score in _scores(snapshot).items():
+    for column in judged:
         verdict = columns[column]
-        verdict.score = score
+        verdict.score = score(
+            reference[column],
+            current[column],
+            kinds[column],
+            verdict.method,
+            verdict.threshold,
+        )
         # Both are distances: drift when the score reaches the threshold.
-        verdict.drifted = bool(score >= verdict.threshold)
+        verdict.drifted = bool(verdict.score >= verdict.threshold)
     share = sum(columns[c].drifted for c in judged) / len(judged)
-    return DriftResult(columns, share, share >= cfg.drift_share, snapshot)
+    return DriftResult(
+        columns,
+        share,
+        share >= cfg.drift_share,
+        samples=(reference[judged], current[judged]),
+        categorical=tuple(c for c in judged if kinds[c] == CATEGORICAL),
+        drift_share=cfg.drift_share,
+        summary=summary,
+    )

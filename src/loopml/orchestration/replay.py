@@ -12,7 +12,8 @@ history) and, for each of the N days after the last validated day:
    forecasts from today's state) goes to the inference log
    (``source=batch``), so the monitor has served predictions to judge;
 3. **monitor** the day (drift against the champion's training data, live
-   metric, age);
+   metric, age): its JSON report every day, Evidently's HTML only on a day
+   that drifted or retrained and on the last day;
 4. **retrain** if the policy says so (``loopml.stages.retrain``).
 
 The per-day table (date, drift share and drifted columns, trigger,
@@ -111,15 +112,23 @@ def _log_predictions(
     source: DaySource,
     day: pd.Timestamp,
     next_rows: pd.DataFrame,
+    models: dict[str, Any],
 ) -> int:
-    """Log what a daily job would have answered for the day after ``day``."""
+    """Log what a daily job would have answered for the day after ``day``.
+
+    ``models``: the champion as loaded on an earlier day, by version (reused
+    while it stays the champion).
+    """
     if type(source).daily_predictions is DaySource.daily_predictions:
         return 0  # nothing to log: spare loading the champion
     champion = get_alias(workload, CHAMPION)
     if champion is None:
         return 0
     version = str(champion.version)
-    model: Any = load_verified(workload, version).unwrap_python_model()
+    if version not in models:  # one load per champion, not one a day
+        models.clear()
+        models[version] = load_verified(workload, version).unwrap_python_model()
+    model = models[version]
     data = pd.read_parquet(settings.data_dir(workload) / "validated.parquet")
     rows = source.daily_predictions(model, data, next_rows, day)
     if rows is None or rows.empty:
@@ -175,8 +184,14 @@ def _one_day(
     day: pd.Timestamp,
     world: pd.DataFrame,
     drifted_input: bool,
+    last: bool,
+    models: dict[str, Any],
 ) -> ReplayDay:
-    """Ingest, validate, log predictions, monitor and maybe retrain one day."""
+    """Ingest, validate, log predictions, monitor and maybe retrain one day.
+
+    ``last``: the replay's last day (its monitor report gets the HTML);
+    ``models``: the champion already loaded, by version.
+    """
     started = time.perf_counter()
     name = workload.name
     when = world[workload.batch_spec.time_column].dt.normalize()
@@ -189,12 +204,21 @@ def _one_day(
     with stage_context("validate"):
         validate.run(settings, name)  # a refused day raises StageError
     with stage_context("batch"):
-        _log_predictions(settings, name, source, day, world[when == day + ONE_DAY])
+        next_rows = world[when == day + ONE_DAY]
+        _log_predictions(settings, name, source, day, next_rows, models)
     with stage_context("monitor"):
-        monitor.run(settings, name, day.date())
+        judged = monitor.judge(settings, name, day.date())
+        if judged is not None:
+            # Evidently's HTML (drawing its figures costs far more than the
+            # scores) when it has something to show: a drift, the last day;
+            # a retrain's day gets it below.
+            monitor.publish(settings, name, judged, html=judged.drifted or last)
     doc = _monitored(settings, name, day)
     with stage_context("retrain"):
         trigger, decision = _retrain(settings, name, day)
+    if judged is not None and decision not in ("none", ""):
+        with stage_context("monitor"):
+            monitor.add_html(settings, name, judged)
     prediction = (doc or {}).get("prediction_drift") or {}
     performance = (doc or {}).get("performance") or {}
     champion = get_alias(name, CHAMPION)
@@ -319,10 +343,23 @@ def run(
         drift_from,
     )
     done: list[ReplayDay] = []
+    models: dict[str, Any] = {}
     for index in range(1, days + 1):
         day = last + index * ONE_DAY
         drifted = drift_from is not None and index >= drift_from
-        done.append(_one_day(settings, workload, source, index, day, world, drifted))
+        done.append(
+            _one_day(
+                settings,
+                workload,
+                source,
+                index,
+                day,
+                world,
+                drifted,
+                index == days,
+                models,
+            )
+        )
         if on_day:
             on_day(done[-1])
     first = (last + ONE_DAY).date().isoformat()

@@ -6,7 +6,9 @@ the current window (``monitor.window_days`` up to the day) with a reference
 model version tag ``loopml.data_end``, or the day before the window when
 that is earlier) and writes:
 
-* ``<home>/reports/<w>/monitor-YYYY-MM-DD.html``: Evidently's drift report;
+* ``<home>/reports/<w>/monitor-YYYY-MM-DD.html``: Evidently's drift report
+  (``loopml replay`` writes it only on some days: :func:`judge`,
+  :func:`publish`, :func:`add_html`);
 * ``<home>/reports/<w>/monitor-YYYY-MM-DD.json``: every number below;
 * ``<home>/state/<w>/monitor.json``: the same, which the service's
   ``/metrics`` turns into gauges (``loopml.monitoring.collector``).
@@ -27,8 +29,11 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import json
 import logging
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -40,7 +45,7 @@ from loopml.models.integrity import load_verified
 from loopml.models.registry import CHAMPION, get_alias
 from loopml.models.tracking import DATA_END_TAG, setup_mlflow
 from loopml.monitoring import alerts
-from loopml.monitoring.drift import detect
+from loopml.monitoring.drift import DriftResult, detect
 from loopml.monitoring.inference_log import read_log
 from loopml.sdk.capabilities import MonitorContext
 from loopml.sdk.workload import get_workload
@@ -159,7 +164,7 @@ def open_incidents(settings: Settings, workload: str, doc: dict[str, Any]) -> li
             bool(drift["drifted"]) or bool(prediction.get("drifted")),
             f"{drift['share']:.0%} of the judged columns drifted ({drifted}); "
             f"prediction drift {_number(prediction.get('score'))}. "
-            f"Report: {doc['reports']['html']}",
+            f"Report: {doc['reports'].get('html') or doc['reports']['json']}",
         ),
         "performance": (
             limit is not None and float(performance.get("ratio") or 0) >= limit,
@@ -204,19 +209,34 @@ def summary_line(doc: dict[str, Any], json_name: str) -> str:
     )
 
 
-def run(
-    settings: Settings, workload_name: str, day: dt.date | None = None
-) -> StageResult:
-    """Monitor the champion of a workload on one day; write reports and state.
+@dataclass
+class Judged:
+    """One monitored day before anything is written.
 
-    Args:
-        settings: the active settings.
-        workload_name: a registered workload; without a monitor it is skipped.
-        day: the monitored day; default the last validated day.
+    ``doc`` is the report's document (without ``alerts`` yet), ``drift`` the
+    verdicts (they render the HTML), ``paths`` where the reports go.
+    """
+
+    doc: dict[str, Any]
+    drift: DriftResult
+    paths: dict[str, Path]
+    started: float
+
+    @property
+    def drifted(self) -> bool:
+        """Whether a column or the predictions drifted (the drift incident)."""
+        prediction = self.doc.get("prediction_drift") or {}
+        return bool(self.doc["drift"]["drifted"]) or bool(prediction.get("drifted"))
+
+
+def judge(
+    settings: Settings, workload_name: str, day: dt.date | None = None
+) -> Judged | None:
+    """Measure the champion of a workload on one day; write nothing.
 
     Returns:
-        ``ok``; ``drift`` when the data or the predictions drifted; ``skipped``
-        for a workload without a monitor (nothing to do).
+        The day's document and verdicts; ``None`` for a workload without a
+        monitor.
 
     Raises:
         StageError: no champion, no validated data, or ``day`` after the data.
@@ -224,12 +244,7 @@ def run(
     workload = get_workload(workload_name)  # an unknown name is a ValueError
     capability = workload.monitor()
     if capability is None:
-        return StageResult(
-            "monitor",
-            workload_name,
-            "skipped",
-            f"{workload_name} has no monitor: nothing to do",
-        )
+        return None
     started = time.perf_counter()
     path = require_file(
         settings.data_dir(workload_name) / "validated.parquet", "validate"
@@ -281,18 +296,42 @@ def run(
         **{part: None for part in LIVE_PARTS},
         **live,
         "not_measured": [part for part in LIVE_PARTS if part not in live],
-        "reports": {k: str(v) for k, v in paths.items()},
+        "reports": {"json": str(paths["json"])},
     }
-    drift.save_html(paths["html"])  # before the alert that links to it
+    return Judged(doc, drift, paths, started)
+
+
+def _write_html(judged: Judged) -> None:
+    judged.drift.save_html(judged.paths["html"])
+    # The HTML first in the document, as before the report went lazy.
+    judged.doc["reports"] = {"html": str(judged.paths["html"]), **judged.doc["reports"]}
+
+
+def publish(
+    settings: Settings, workload_name: str, judged: Judged, html: bool = True
+) -> StageResult:
+    """Write a judged day's reports and state, and open or close incidents.
+
+    Args:
+        settings: the active settings.
+        workload_name: the monitored workload.
+        judged: what :func:`judge` measured.
+        html: write the HTML report too (Evidently's, with its figures);
+            without it the document's ``reports`` name only the JSON.
+
+    Returns:
+        ``ok``, or ``drift`` when the data or the predictions drifted.
+    """
+    doc = judged.doc
+    if html:
+        _write_html(judged)  # before the alert that links to it
     doc["alerts"] = open_incidents(settings, workload_name, doc)
-    write_json(doc, paths["json"])
+    write_json(doc, judged.paths["json"])
     write_json(doc, settings.state_dir(workload_name) / "monitor.json")
-    prediction = doc.get("prediction_drift") or {}
-    drifted = bool(doc["drift"]["drifted"]) or bool(prediction.get("drifted"))
-    summary = summary_line(doc, paths["json"].name)
-    seconds = time.perf_counter() - started
+    summary = summary_line(doc, judged.paths["json"].name)
+    seconds = time.perf_counter() - judged.started
     log.info("monitored %s in %.1fs: %s", workload_name, seconds, summary)
-    metrics = {"drift_share": drift.share}
+    metrics = {"drift_share": judged.drift.share}
     if doc["model_age_days"] is not None:
         metrics["model_age_days"] = float(doc["model_age_days"])
     if (performance := doc.get("performance")) is not None:
@@ -300,7 +339,7 @@ def run(
     return StageResult(
         "monitor",
         workload_name,
-        "drift" if drifted else "ok",
+        "drift" if judged.drifted else "ok",
         summary,
         metrics=metrics,
         details={
@@ -309,6 +348,56 @@ def run(
             "alerts": doc["alerts"],
         },
     )
+
+
+def add_html(settings: Settings, workload_name: str, judged: Judged) -> None:
+    """Write the HTML report of a day published without it, and name it.
+
+    The day's JSON report and ``monitor.json`` are written again with the
+    HTML under ``reports`` (nothing else changes; no alert is sent).
+    """
+    if "html" in judged.doc["reports"]:
+        return
+    _write_html(judged)
+    write_json(judged.doc, judged.paths["json"])
+    state = settings.state_dir(workload_name) / "monitor.json"
+    if state.is_file():
+        current = json.loads(state.read_text(encoding="utf-8"))
+        if current.get("date") == judged.doc["date"]:  # not a later day's
+            write_json(judged.doc, state)
+
+
+def run(
+    settings: Settings,
+    workload_name: str,
+    day: dt.date | None = None,
+    html: bool = True,
+) -> StageResult:
+    """Monitor the champion of a workload on one day; write reports and state.
+
+    Args:
+        settings: the active settings.
+        workload_name: a registered workload; without a monitor it is skipped.
+        day: the monitored day; default the last validated day.
+        html: write the HTML report (``loopml replay`` writes it only on
+            some days: :func:`judge`, :func:`publish`).
+
+    Returns:
+        ``ok``; ``drift`` when the data or the predictions drifted; ``skipped``
+        for a workload without a monitor (nothing to do).
+
+    Raises:
+        StageError: no champion, no validated data, or ``day`` after the data.
+    """
+    judged = judge(settings, workload_name, day)
+    if judged is None:
+        return StageResult(
+            "monitor",
+            workload_name,
+            "skipped",
+            f"{workload_name} has no monitor: nothing to do",
+        )
+    return publish(settings, workload_name, judged, html)
 
 
 def run_in_loop(settings: Settings, workload_name: str) -> StageResult:

@@ -37,6 +37,9 @@ forecasts from its origin (:func:`replayed_forecasts`): WAPE and bias.
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -193,6 +196,89 @@ def one_day_ahead(
     out = features[[*KEYS, "date", "promo", "holiday"]].copy()
     out[PREDICTION] = np.asarray(values, dtype=np.float64)
     return out
+
+
+#: :func:`one_day_ahead`'s rows of one target day, by model and the rows read.
+_BY_TARGET: OrderedDict[tuple[Any, ...], pd.DataFrame] = OrderedDict()
+#: Target days remembered: two reference windows and more.
+_KEPT_DAYS = 200
+
+
+def remembered_one_day_ahead(
+    model: Callable[[], DemandForecastModel],
+    model_key: tuple[Any, ...],
+    data: pd.DataFrame,
+    end: pd.Timestamp,
+    days: int,
+) -> pd.DataFrame:
+    """:func:`one_day_ahead`, each target day computed once in a process.
+
+    A target day's forecasts read only the rows of that day and of the
+    :data:`HISTORY_DAYS` days before it (the state at its origin), so they
+    are remembered by ``model_key`` (what identifies the model: its home,
+    version and tags, checksum among them), the day and a hash of those
+    rows. A process monitoring day after day (``loopml replay``) then
+    forecasts a reference window once per champion, and one new day when
+    the window slides, instead of every day of it every day.
+
+    Args:
+        model: loads the model (called only when a day is not remembered).
+        model_key: identifies the model.
+        data: the validated table.
+        end: the last target day.
+        days: how many target days, up to ``end``.
+
+    Returns:
+        What ``one_day_ahead(model(), data, end, days)`` returns, row for row.
+    """
+    first = end - pd.Timedelta(days=days)
+    reads = data[
+        (data["date"] > first - pd.Timedelta(days=HISTORY_DAYS)) & (data["date"] <= end)
+    ]
+    hashed = pd.util.hash_pandas_object(reads, index=False).to_numpy()
+    digests = {
+        pd.Timestamp(date): hashlib.sha256(hashed[rows].tobytes()).hexdigest()
+        for date, rows in reads.groupby("date", sort=False).indices.items()
+    }
+    signature = (model_key, repr(list(reads.dtypes.items())))
+    targets = [first + pd.Timedelta(days=k) for k in range(1, days + 1)]
+    keys = {
+        target: (
+            signature,
+            target,
+            tuple(
+                digests.get(target - pd.Timedelta(days=k))
+                for k in range(HISTORY_DAYS, -1, -1)
+            ),
+        )
+        for target in targets
+    }
+    missing = [t for t in targets if keys[t] not in _BY_TARGET]
+    # Forecast each run of consecutive missing days in one go.
+    runs: list[list[pd.Timestamp]] = []
+    for target in missing:
+        if runs and target - runs[-1][-1] == pd.Timedelta(days=1):
+            runs[-1].append(target)
+        else:
+            runs.append([target])
+    for run in runs:
+        rows = one_day_ahead(model(), data, run[-1], len(run))
+        grouped = rows.groupby(pd.to_datetime(rows["date"]), sort=False)
+        by_date = {pd.Timestamp(k): v for k, v in grouped.indices.items()}
+        for target in run:
+            at = by_date.get(target)
+            piece = rows.iloc[[] if at is None else at].reset_index(drop=True)
+            _BY_TARGET[keys[target]] = piece
+    pieces = []
+    for target in targets:
+        _BY_TARGET.move_to_end(keys[target])
+        pieces.append(_BY_TARGET[keys[target]])
+    while len(_BY_TARGET) > max(_KEPT_DAYS, days):
+        _BY_TARGET.popitem(last=False)
+    found = [piece for piece in pieces if len(piece)]
+    if not found:  # as one_day_ahead says "nothing"
+        return pd.DataFrame(columns=[*KEYS, "date", "promo", "holiday", PREDICTION])
+    return pd.concat(found, ignore_index=True)
 
 
 def _fast_day(
@@ -414,14 +500,23 @@ class DemandMonitor(Monitor):
             context.logged(cfg.window_days + horizon), day, cfg.window_days
         )
         logged = of_version(everything, context.version)
-        model = context.model()
         source = "inference_log" if not logged.empty else "replay"
+        # The champion's, each target day forecast once per model and rows.
+        champion = (
+            str(context.settings.home),
+            context.version,
+            tuple(sorted(context.tags.items())),
+        )
         current_rows = (
             logged
             if source == "inference_log"
-            else one_day_ahead(model, data, day, cfg.window_days)
+            else remembered_one_day_ahead(
+                context.model, champion, data, day, cfg.window_days
+            )
         )
-        reference_rows = one_day_ahead(model, data, reference_end, cfg.reference_days)
+        reference_rows = remembered_one_day_ahead(
+            context.model, champion, data, reference_end, cfg.reference_days
+        )
         reference, current = prediction_samples(
             reference_rows, current_rows, data, reference_end, cfg
         )
@@ -430,7 +525,7 @@ class DemandMonitor(Monitor):
         if measured is not None:
             measured["source"] = "inference_log"
         else:
-            replayed = replayed_forecasts(model, data, day)
+            replayed = replayed_forecasts(context.model(), data, day)
             measured = performance(replayed, data, day, cfg.window_days)
             if measured is not None:
                 measured["source"] = "champion forecasts from its origin"
