@@ -1329,11 +1329,15 @@ def main() -> None:
         raise SystemExit(2 if isinstance(error, USER_ERRORS) else 1) from None
     # Native thread pools (Arrow's, DuckDB's) torn down during the
     # interpreter's final clean-up can abort the process ("terminate called
-    # without an active exception", apache/arrow#34314): collect now, while
-    # the libraries are whole.
+    # without an active exception", apache/arrow#34314): collect at exit,
+    # before that clean-up, while the libraries are whole. At exit, not
+    # here: a caller that runs commands in its own process (tests, a
+    # notebook) would pay a full collection of its heap per command.
+    import atexit
     import gc
 
-    gc.collect()
+    atexit.unregister(gc.collect)  # once, however many commands ran
+    atexit.register(gc.collect)
     # As click's standalone mode: always exit, with typer.Exit's code if any.
     raise SystemExit(
         code if isinstance(code, int) and not isinstance(code, bool) else 0
