@@ -127,17 +127,6 @@ def _airflow(airflow_home: Path, loopml_home: Path, *args: str) -> str:
     return result.stdout
 
 
-def _loopml(home: Path, *args: str) -> None:
-    result = subprocess.run(
-        [str(LOOPML), *args],
-        env=conftest.subprocess_env(home, COLUMNS="2000"),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, f"loopml {args}:\n{result.stdout}\n{result.stderr}"
-
-
 def _task_states(airflow_home: Path, dag_id: str) -> dict[str, str]:
     with sqlite3.connect(airflow_home / "airflow.db") as db:
         rows = db.execute(
@@ -184,10 +173,11 @@ def test_dags_import_cleanly_with_their_schedules(airflow_home: Path) -> None:
 
 @pytest.mark.slow
 def test_daily_dag_runs_the_next_day_through_every_stage(
-    airflow_home: Path, tmp_path: Path
+    airflow_home: Path, tmp_path: Path, trained_homes: conftest.TrainedHomes
 ) -> None:
-    home = tmp_path / "home"
-    _loopml(home, "run", "--workload", "demand")  # a champion to monitor
+    # A champion to monitor: the session's trained demand home, copied.
+    home = trained_homes.copy("demand", tmp_path / "home")
+    assert not (home / "data" / "demand" / "batches").exists()
 
     _airflow(airflow_home, home, "dags", "test", "loopml_daily_demand", NEXT_DAY)
 
