@@ -14,7 +14,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 ARGS ?=
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: help setup lock run test test-fast test-cluster lint lint-quick typecheck fmt audit serve ui clean airflow-setup airflow-lock dags
+.PHONY: help setup lock run test test-fast test-cluster lint lint-quick secrets typecheck fmt audit serve ui clean airflow-setup airflow-lock dags
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -57,13 +57,14 @@ airflow-lock: ## Re-compile requirements-airflow.lock from requirements-airflow.
 run: setup ## Run the whole loop (pass options with ARGS="--dataset online-retail")
 	$(BIN)/loopml run $(ARGS)
 
-# mypy (~40 s of one core on a fresh clone) runs beside the tests, which wait
-# on servers and subprocesses much of the time; its output follows theirs.
-test: setup lint-quick ## Quick lints, then every test with mypy --strict beside them
-	@log=$$(mktemp); ( $(MAKE) --no-print-directory typecheck > $$log 2>&1; echo $$? >> $$log.rc ) & \
+# mypy (~25 s of one core on a fresh clone) and the secret scan (~12 s) run
+# beside the tests, which wait on servers and subprocesses much of the time;
+# their output follows the tests'. Either failing fails the target.
+test: setup lint-quick ## Quick lints, then every test with mypy --strict and the secret scan beside them
+	@log=$$(mktemp); ( $(MAKE) --no-print-directory --keep-going typecheck secrets > $$log 2>&1; echo $$? >> $$log.rc ) & \
 	$(BIN)/pytest -q -n 3 --dist loadfile --no-loadscope-reorder -m "not cluster" $(ARGS); rc=$$?; \
-	wait; echo "--- mypy --strict src"; cat $$log; lint=$$(cat $$log.rc); rm -f $$log $$log.rc; \
-	if [ "$$lint" != 0 ]; then echo "mypy failed"; exit 1; fi; exit $$rc
+	wait; echo "--- mypy --strict src; secret scan"; cat $$log; lint=$$(cat $$log.rc); rm -f $$log $$log.rc; \
+	if [ "$$lint" != 0 ]; then echo "mypy or the secret scan failed"; exit 1; fi; exit $$rc
 
 test-cluster: setup ## Two-node Ray cluster on this machine: tune and batch on both nodes (minutes)
 	$(BIN)/pytest -q -m cluster tests/integration/test_ray_cluster.py $(ARGS)
@@ -71,12 +72,14 @@ test-cluster: setup ## Two-node Ray cluster on this machine: tune and batch on b
 test-fast: setup ## Unit, data and model tests only: no servers, no lint (under a minute)
 	$(BIN)/pytest -q -n 2 tests/unit tests/data tests/model $(ARGS)
 
-lint: lint-quick typecheck ## ruff check + ruff format --check + import layers + secret scan + mypy --strict on src/
+lint: lint-quick secrets typecheck ## ruff check + ruff format --check + import layers + secret scan + mypy --strict on src/
 
-lint-quick: setup ## The lints that take seconds: ruff, import layers, secret scan
+lint-quick: setup ## The lints that take seconds: ruff, import layers
 	$(BIN)/ruff check src tests dags
 	$(BIN)/ruff format --check src tests dags
 	$(BIN)/lint-imports
+
+secrets: setup ## Secret scan: detect-secrets over the files git knows, against .secrets.baseline
 	$(BIN)/python -m loopml.devtools.secret_scan
 
 typecheck: setup ## mypy --strict on src/
