@@ -50,6 +50,11 @@ def test_status_imports_no_heavy_library(tmp_path: Path) -> None:
     assert _heavy(tmp_path / "home", "status", "--json") == []
 
 
+def test_ingest_imports_no_model_library(tmp_path: Path) -> None:
+    # Every workload's settings are loaded; none of their models' libraries.
+    assert _heavy(tmp_path / "home", "ingest", "-w", "demand") == ["pandas"]
+
+
 def test_metrics_print_counts_and_days_as_integers() -> None:
     from loopml.cli import _number
 

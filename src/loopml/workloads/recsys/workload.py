@@ -37,13 +37,6 @@ from loopml.workloads.recsys.models import (
     SegmentPopularity,
     TwoStageRanker,
 )
-from loopml.workloads.recsys.plots import (
-    group_table,
-    metrics_at_k_plot,
-    slice_plot,
-    slice_table,
-)
-from loopml.workloads.recsys.pyfunc import RecsysModel
 from loopml.workloads.recsys.schema import validate_raw
 from loopml.workloads.recsys.tables import RecsysData
 
@@ -331,6 +324,9 @@ class RecsysWorkload(Workload):
         model = _ranker(cfg, settings.seed).fit(
             tables.with_interactions(before), pair_features=pair_features
         )
+        # Here, not at the top: MLflow is for train, not for every command.
+        from loopml.workloads.recsys.pyfunc import RecsysModel
+
         history_reason, segment_reason = _REASONS[cfg.dataset]
         wrapped = RecsysModel(
             model,
@@ -401,6 +397,14 @@ class RecsysWorkload(Workload):
                 if not key.startswith("n_")
             }
         )
+        # Here, not at the top: matplotlib is for evaluate only.
+        from loopml.workloads.recsys.plots import (
+            group_table,
+            metrics_at_k_plot,
+            slice_plot,
+            slice_table,
+        )
+
         shown = {**results, "baseline": results[best]}
         slices = slice_table(shown, cfg.k)
         return EvalOutput(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from typing import Self
 
-import lightgbm as lgb
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
@@ -122,6 +121,9 @@ class LightGBMForecaster:
             MONOTONE.get(name, 0) if self.monotone else 0
             for name in self.feature_names_
         ]
+        # Here, not at the top: LightGBM (and sklearn) is for fitting only.
+        import lightgbm as lgb
+
         model = lgb.LGBMRegressor(
             objective=self.objective,
             monotone_constraints=constraints,

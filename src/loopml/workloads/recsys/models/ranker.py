@@ -26,13 +26,11 @@ fitted on every user.
 from __future__ import annotations
 
 import logging
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
-import lightgbm
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from lightgbm import LGBMRanker
 
 from loopml.workloads.recsys.features import (
     FEATURE_COLUMNS,
@@ -64,6 +62,9 @@ from loopml.workloads.recsys.models.routing import (
 from loopml.workloads.recsys.models.segment_popularity import segment_scores
 from loopml.workloads.recsys.splits import leave_last_out_split
 from loopml.workloads.recsys.tables import RecsysData
+
+if TYPE_CHECKING:
+    from lightgbm import LGBMRanker
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +172,9 @@ class TwoStageRanker(RecommenderBase):
         )
 
     def _lambdarank(self, n_estimators: int) -> LGBMRanker:
+        # Here, not at the top: LightGBM (and sklearn) is for fitting only.
+        from lightgbm import LGBMRanker
+
         return LGBMRanker(
             objective="lambdarank",
             n_estimators=n_estimators,
@@ -287,6 +291,8 @@ class TwoStageRanker(RecommenderBase):
         model, chosen on every fold's held-out scores) and ``validation_``
         (the routes' NDCG@10); returns the mean number of trees.
         """
+        from lightgbm import early_stopping
+
         self.routes_: dict[str, str] = {}
         self.validation_: dict[str, dict[str, float]] = {}
         names = np.asarray(users, dtype=object)
@@ -316,9 +322,7 @@ class TwoStageRanker(RecommenderBase):
                 eval_group=[groups[valid]],
                 eval_init_score=[margin[rows]],
                 eval_at=[_K],
-                callbacks=[
-                    lightgbm.early_stopping(self.early_stopping_rounds, verbose=False)
-                ],
+                callbacks=[early_stopping(self.early_stopping_rounds, verbose=False)],
             )
             best = int(probe.best_iteration_ or self.n_estimators)
             trees.append(best)
