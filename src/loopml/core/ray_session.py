@@ -86,14 +86,16 @@ def ray_session(
     """Start (or join) Ray for the block, and stop it afterwards.
 
     A Ray already initialised by the caller is used as it is and left running.
-    The process environment is restored on exit (the token path is set only
-    for the session).
+    The process environment is restored on exit (the token path, and a local
+    Ray's ``env_vars``, are set only for the session).
 
     Args:
         settings: ``tune.ray_address`` chooses the cluster; ``home`` holds
             the local instance's files.
-        env_vars: environment of every Ray worker (a runtime environment),
-            e.g. the ``LOOPML_*`` settings a cluster's workers need.
+        env_vars: environment of every Ray worker, e.g. the ``LOOPML_*``
+            settings a cluster's workers need: the job's runtime environment
+            on a cluster, this process's environment (for the session) when
+            Ray is local.
         num_cpus: CPUs a local Ray offers (default: the machine's).
         address: the cluster; default ``tune.ray_address`` (empty: local).
 
@@ -102,7 +104,7 @@ def ray_session(
     """
     import ray
 
-    saved = {name: os.environ.get(name) for name in _AUTH_VARIABLES}
+    saved: dict[str, str | None] = {n: os.environ.get(n) for n in _AUTH_VARIABLES}
     started, link = False, None
     try:
         if not ray.is_initialized():
@@ -111,13 +113,21 @@ def ray_session(
                 "logging_level": logging.WARNING,
                 "log_to_driver": False,
             }
-            if env_vars:
-                common["runtime_env"] = {"env_vars": env_vars}
             if address:
+                if env_vars:
+                    common["runtime_env"] = {"env_vars": env_vars}
                 log.info("connecting to the Ray cluster at %s", address)
                 _forget_token()
                 ray.init(address=address, **common)
             else:
+                # A local Ray's processes inherit this environment: setting
+                # it here instead of as a runtime environment lets tasks and
+                # actors use the workers Ray prestarts (a runtime environment
+                # needs workers of its own, started through Ray's
+                # runtime-env agent, while the prestarted ones sit idle).
+                for name, setting in (env_vars or {}).items():
+                    saved.setdefault(name, os.environ.get(name))
+                    os.environ[name] = setting
                 _local_token(settings.home)
                 temp_dir, link = _temp_dir(settings.home)
                 _forget_token()

@@ -32,6 +32,10 @@ PASSED_PREFIXES = ("LOOPML_", "MLFLOW_", "FEAST_", "OMP_NUM_THREADS", "RAY_SERVE
 #: Ray Serve gives its HTTP proxy 5 s to start, three times; importing the
 #: proxy's stack takes longer than that on a busy 2-core machine.
 SERVE_DEFAULTS = {"RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "60"}
+#: How often a stopping replica looks for requests still in flight (they are
+#: waited for up to Serve's ``graceful_shutdown_timeout_s``, 20 s). Serve's
+#: default, 2 s, is also the least a replica takes to stop after Ctrl-C.
+GRACEFUL_WAIT_LOOP_S = 0.25
 
 
 def build_app() -> FastAPI:
@@ -66,7 +70,10 @@ def serve_on_ray(settings: Settings, host: str, port: int, replicas: int) -> Non
         serve.start(http_options={"host": host, "port": port})
         ingress: Any = serve.ingress(build_app)
         deployment: Any = serve.deployment(
-            ingress(), name="loopml", num_replicas=replicas
+            ingress(),
+            name="loopml",
+            num_replicas=replicas,
+            graceful_shutdown_wait_loop_s=GRACEFUL_WAIT_LOOP_S,
         )
         log.info("Ray Serve: %d replica(s) on http://%s:%d", replicas, host, port)
         try:

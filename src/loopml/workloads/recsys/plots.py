@@ -1,9 +1,18 @@
-"""Evaluation figures, drawn on ``matplotlib.figure.Figure`` (no pyplot state)."""
+"""Evaluation figures, drawn on ``matplotlib.figure.Figure`` (no pyplot state).
+
+Matplotlib is imported when a figure is drawn: the workload module imports
+this one, and a process that only serves or scores (an API replica, a batch
+worker) draws none.
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
-from matplotlib.figure import Figure
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 _CURVES = ("ndcg", "recall", "precision")
 _LABELS = {"baseline": "strongest baseline", "ranker": "two-stage ranker"}
@@ -11,6 +20,8 @@ _LABELS = {"baseline": "strongest baseline", "ranker": "two-stage ranker"}
 
 def metrics_at_k_plot(results: dict[str, dict[str, float]]) -> Figure:
     """NDCG, recall and precision against k for every evaluated model."""
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(11, 3.4))
     axes = fig.subplots(1, len(_CURVES))
     for ax, metric in zip(axes, _CURVES, strict=True):
@@ -56,6 +67,8 @@ def group_table(results: dict[str, dict[str, float]]) -> pd.DataFrame:
 
 def slice_plot(table: pd.DataFrame, k: int) -> Figure:
     """Horizontal bars of NDCG@k per slice, ranker vs baseline."""
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(8, 1.0 + 0.32 * len(table)))
     ax = fig.subplots()
     position = range(len(table))
