@@ -368,19 +368,17 @@ def add_html(settings: Settings, workload_name: str, judged: Judged) -> None:
 
 
 def run(
-    settings: Settings,
-    workload_name: str,
-    day: dt.date | None = None,
-    html: bool = True,
+    settings: Settings, workload_name: str, day: dt.date | None = None
 ) -> StageResult:
     """Monitor the champion of a workload on one day; write reports and state.
+
+    Every report is written, the HTML included (``loopml replay`` calls
+    :func:`judge` and :func:`publish` to write the HTML only on some days).
 
     Args:
         settings: the active settings.
         workload_name: a registered workload; without a monitor it is skipped.
         day: the monitored day; default the last validated day.
-        html: write the HTML report (``loopml replay`` writes it only on
-            some days: :func:`judge`, :func:`publish`).
 
     Returns:
         ``ok``; ``drift`` when the data or the predictions drifted; ``skipped``
@@ -397,7 +395,7 @@ def run(
             "skipped",
             f"{workload_name} has no monitor: nothing to do",
         )
-    return publish(settings, workload_name, judged, html)
+    return publish(settings, workload_name, judged)
 
 
 def run_in_loop(settings: Settings, workload_name: str) -> StageResult:
