@@ -12,8 +12,9 @@ history) and, for each of the N days after the last validated day:
    forecasts from today's state) goes to the inference log
    (``source=batch``), so the monitor has served predictions to judge;
 3. **monitor** the day (drift against the champion's training data, live
-   metric, age): its JSON report every day, Evidently's HTML only on a day
-   that drifted or retrained and on the last day;
+   metric, age): its JSON report every day, Evidently's HTML only on the
+   first day of a drift (not again while it goes on), a retrain's day and
+   the last day;
 4. **retrain** if the policy says so (``loopml.stages.retrain``).
 
 The per-day table (date, drift share and drifted columns, trigger,
@@ -186,11 +187,13 @@ def _one_day(
     drifted_input: bool,
     last: bool,
     models: dict[str, Any],
+    drifting: bool = False,
 ) -> ReplayDay:
     """Ingest, validate, log predictions, monitor and maybe retrain one day.
 
     ``last``: the replay's last day (its monitor report gets the HTML);
-    ``models``: the champion already loaded, by version.
+    ``models``: the champion already loaded, by version; ``drifting``: the
+    day before drifted (a drift that goes on gets no new HTML).
     """
     started = time.perf_counter()
     name = workload.name
@@ -210,9 +213,11 @@ def _one_day(
         judged = monitor.judge(settings, name, day.date())
         if judged is not None:
             # Evidently's HTML (drawing its figures costs far more than the
-            # scores) when it has something to show: a drift, the last day;
-            # a retrain's day gets it below.
-            monitor.publish(settings, name, judged, html=judged.drifted or last)
+            # scores) when it has something new to show: the first day of a
+            # drift (the day its alert opens), the last day; a retrain's day
+            # gets it below. Every day's scores are in its JSON.
+            opened = judged.drifted and not drifting
+            monitor.publish(settings, name, judged, html=opened or last)
     doc = _monitored(settings, name, day)
     with stage_context("retrain"):
         trigger, decision = _retrain(settings, name, day)
@@ -358,6 +363,7 @@ def run(
                 drifted,
                 index == days,
                 models,
+                drifting=bool(done and done[-1].drifted),
             )
         )
         if on_day:
