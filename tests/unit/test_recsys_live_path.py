@@ -26,15 +26,15 @@ def split() -> tuple[RecsysData, pd.DataFrame]:
 
 
 def _frame_rows(
-    model: RecsysModel, user: str, k: int, segment: str | None
-) -> list[tuple[int, str, float, str]]:
-    frame = model.recommend_frame([user], k, segment)
-    return [
-        (int(r), str(i), float(s), str(w))
-        for r, i, s, w in frame[["rank", "item_id", "score", "reason"]].itertuples(
-            index=False
-        )
-    ]
+    model: RecsysModel, users: list[str], k: int, segment: str | None
+) -> dict[str, list[tuple[int, str, float, str]]]:
+    """``recommend_frame`` (the batch path) for ``users``, as rows per user."""
+    frame = model.recommend_frame(users, k, segment)
+    rows: dict[str, list[tuple[int, str, float, str]]] = {u: [] for u in users}
+    columns = ["user_id", "rank", "item_id", "score", "reason"]
+    for u, r, i, s, w in frame[columns].itertuples(index=False):
+        rows[str(u)].append((int(r), str(i), float(s), str(w)))
+    return rows
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -46,16 +46,21 @@ def test_recommend_one_equals_recommend_frame(
     model = RecsysModel(MODELS[name]().fit(train), train, k=10, recent=test)
     assert model._recent_max > 0
     segments = sorted(model.segments)
-    checked = reasons = 0
+    # Every user, with k and a segment override varying by user; the batch
+    # path scores each (k, segment) group of users in one call.
+    asked: dict[tuple[int, str | None], list[str]] = {}
     for n, user in enumerate(model.user_ids()):
         k = (5, 10, 20)[n % 3]
         segment = None if n % 4 else segments[n % len(segments)]
-        expected = _frame_rows(model, user, k, segment)
-        assert model.recommend_one(user, k, segment) == expected
-        checked += 1
-        reasons += sum(r.startswith("because you took") for *_, r in expected)
+        asked.setdefault((k, segment), []).append(user)
+    checked = reasons = 0
+    for (k, segment), users in asked.items():
+        for user, expected in _frame_rows(model, users, k, segment).items():
+            assert model.recommend_one(user, k, segment) == expected
+            checked += 1
+            reasons += sum(r.startswith("because you took") for *_, r in expected)
     for segment in segments:  # new users get the segment's popular items
-        expected = _frame_rows(model, "new-user", 10, segment)
+        expected = _frame_rows(model, ["new-user"], 10, segment)["new-user"]
         assert expected and model.recommend_one("new-user", 10, segment) == expected
     assert checked == 300 and reasons > 0  # not vacuous: history reasons occur
 
