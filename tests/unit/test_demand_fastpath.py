@@ -11,6 +11,7 @@ path's.
 
 from __future__ import annotations
 
+import math
 import pickle
 
 import numpy as np
@@ -20,6 +21,7 @@ import pytest
 from loopml.workloads.demand import data
 from loopml.workloads.demand.batch import series_state
 from loopml.workloads.demand.fastpath import (
+    _LAST_PRICE,
     STATE_NUMBERS,
     FastForecaster,
     SeriesStates,
@@ -244,3 +246,22 @@ def test_origin_states_equal_origin_state_day_by_day(
         )
         seen += 1
     assert seen == 121
+
+
+def test_series_are_kept_per_state_not_per_name(
+    fitted: tuple[pd.DataFrame, DemandForecastModel, pd.Timestamp],
+) -> None:
+    _, model, _ = fitted
+    fast = model.fast()
+    assert fast is not None
+    forecaster, states, _ = fast
+    key = next(iter(states.index))
+    state = states.row(key).copy()
+    first = forecaster.series(*key, state)
+    assert forecaster.series(*key, state.copy()) is first  # kept
+    moved = state.copy()
+    moved[_LAST_PRICE] = state[_LAST_PRICE] + 1.0  # a new day's state
+    again = forecaster.series(*key, moved)
+    assert again is not first and again[4] == first[4] + 1.0
+    other = forecaster.series("no such store", key[1], state)
+    assert math.isnan(other[0]) and other[2:] == first[2:]

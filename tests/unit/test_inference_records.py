@@ -6,10 +6,16 @@ import datetime as dt
 import json
 from typing import Any
 
+import pandas as pd
 import pytest
 from pydantic import BaseModel
 
-from loopml.monitoring.inference_log import _Entry, entry_records
+from loopml.monitoring.inference_log import (
+    _Entry,
+    entries_frame,
+    entry_columns,
+    entry_records,
+)
 
 
 class Row(BaseModel):
@@ -83,3 +89,78 @@ def test_mappings_scalars_and_mixed_models() -> None:
 def test_rows_and_outputs_must_pair() -> None:
     with pytest.raises(ValueError):
         entry_records(_entry([{"a": 1}], []))
+
+
+class Demand(BaseModel):
+    store_id: str
+    date: dt.date
+    price: float | None = None
+    source: str = "app"  # an input named like a log column keeps its value
+
+
+def _demand(n: int, shift: int = 0) -> _Entry:
+    rows = [
+        Demand(store_id=f"S{i}", date=dt.date(2025, 1, 1 + i), price=i or None)
+        for i in range(n)
+    ]
+    outputs: list[Any] = [
+        {
+            "store_id": "ignored",
+            "forecast": float("nan") if i == 1 else 0.5 * i + shift,
+            "origin": "2024-12-31",
+            "sales_today_as_of": None if i % 2 else "2024-12-31T00:00:00",
+            "model_version": "from the output",  # a log column the input lacks
+            "items": ["a", i],
+        }
+        for i in range(n)
+    ]
+    return _entry(rows, outputs)
+
+
+_GROUPS: dict[str, list[_Entry]] = {
+    "one request": [_demand(28)],
+    "one row": [_demand(1)],
+    "requests alike": [_demand(28), _demand(1, shift=3), _demand(5)],
+    "fields differ between requests": [
+        _demand(2),
+        _entry([{"user_id": "u1", "k": 3}], [{"item_ids": ["c1"], "score": 1.0}]),
+    ],
+    "fields differ within a request": [
+        _entry([{"a": 1}, {"a": 2, "b": 3}], [0.5, 0.25]),
+        _demand(3),
+    ],
+    "scalars and models mixed": [
+        _entry(
+            [{"user_id": "u1"}, Row(store_id="S", date=dt.date(2025, 1, 1), price=1)],
+            [0.5, {"prediction": 2}],
+        ),
+    ],
+}
+
+
+@pytest.mark.parametrize("name", list(_GROUPS))
+def test_the_written_frame_is_the_records_frame(name: str) -> None:
+    entries = _GROUPS[name]
+    records = [r for entry in entries for r in entry_records(entry)]
+    got = entries_frame(entries)
+    want = pd.DataFrame.from_records(records)
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
+    for column in want:  # the same Python objects, not just equal ones
+        assert [type(v) for v in got[column]] == [type(v) for v in want[column]]
+
+
+@pytest.mark.parametrize("n", [1, 28])
+def test_columns_are_the_records_transposed(n: int) -> None:
+    entry = _demand(n)
+    columns = entry_columns(entry)
+    records = entry_records(entry)
+    assert columns is not None and list(columns) == list(records[0])
+    rows = zip(*columns.values(), strict=True)
+    assert [dict(zip(columns, row, strict=True)) for row in rows] == records
+    assert columns["source"] == ["app"] * n and columns["store_id"][0] == "S0"
+    assert columns["model_version"] == ["from the output"] * n
+
+
+def test_uneven_rows_give_no_columns() -> None:
+    assert entry_columns(_entry([{"a": 1}, {"b": 2}], [1.0, 2.0])) is None
+    assert entry_columns(_entry([{"a": 1}], [])) is None

@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Literal
+from types import SimpleNamespace
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from fastapi.testclient import TestClient
+from pydantic import BaseModel, ValidationError
 
 from loopml.data.results import VERSION_KEY
-from loopml.sdk.capabilities import Output
+from loopml.sdk.capabilities import Output, Scores
 from loopml.serving.batches import BatchResults
 from loopml.serving.oip import _tensor, input_datatype
-from loopml.serving.scoring import plain
+from loopml.serving.protocols import PredictResponse, json_response
+from loopml.serving.scoring import Service, per_row, plain, plain_column
+from loopml.workloads.demand.serving import DemandRow
 
 
 def test_plain_makes_json_values() -> None:
@@ -75,3 +83,135 @@ def test_batch_results_serve_the_newest_file_of_the_version(tmp_path: Path) -> N
     newer = results.for_version("1")
     assert newer is not None and newer.day == dt.date(2025, 1, 4)
     assert newer.rows("a") is not None and newer.rows("c") is None
+
+
+_COLUMNS: list[list[Any]] = [
+    ["S01", "S02"],
+    [1, 2, None, True],
+    [1.5, float("nan"), None, 3],
+    [float("inf"), -0.0],
+    [dt.date(2025, 1, 2), None, dt.datetime(2025, 1, 2, 3, 4, 5, 6)],
+    [dt.datetime(2025, 1, 2, tzinfo=dt.UTC)],
+    [np.float64(1.5), np.float64("nan"), np.int64(3), np.bool_(True)],
+    [pd.Timestamp("2025-02-05 15:00"), pd.NaT, None],
+    [[1, np.float32(0.5)], {"a": np.int8(1)}, (1, 2)],
+    [np.array([1.0, np.nan]), "x", 1.0, dt.date(2025, 1, 1)],
+    [],
+]
+
+
+@pytest.mark.parametrize("values", _COLUMNS)
+def test_plain_column_is_plain_of_each_value(values: list[Any]) -> None:
+    got = plain_column(values)
+    want = [plain(v) for v in values]
+    assert got == want
+    assert [type(v) for v in got] == [type(v) for v in want]
+
+
+def test_per_row_makes_one_dict_per_row_in_column_order() -> None:
+    scores = Scores(
+        columns={
+            "date": [dt.date(2025, 1, 2), dt.date(2025, 1, 3)],
+            "forecast": [np.float64(1.5), float("nan")],
+            "features": ["online", "model"],
+        }
+    )
+    scorer = SimpleNamespace(outputs=[Output("forecast", "FP64")])
+    assert per_row(scores, 2, scorer) == [  # type: ignore[arg-type]
+        {"date": "2025-01-02", "forecast": 1.5, "features": "online"},
+        {"date": "2025-01-03", "forecast": None, "features": "model"},
+    ]
+
+
+_CONTENTS: list[dict[str, Any]] = [
+    {
+        "model": "demand",
+        "model_version": "3",
+        "predictions": [
+            {
+                "store_id": "S01",
+                "date": "2026-01-06",
+                "horizon": 7,
+                "forecast": 6.931074853217832,
+                "features": "online",
+                "sales_today": None,
+            }
+        ]
+        * 28,
+        "origin": "2025-12-30",
+    },
+    {
+        "model": "m",
+        "model_version": "1",
+        "predictions": [
+            {"y": 1e16, "z": 1.5e-7, "w": 0.0001, "big": 10**20, "neg": -0.0},
+            {"y": float("inf"), "z": float("nan"), "w": 'é ☃ \u2028 "q" \\'},
+            {"items": ["a", "b"], "nested": {"k": [1, None, True]}},
+        ],
+    },
+    {"model": "m", "model_version": "1", "predictions": [], "extra": {"a": [1.25]}},
+]
+
+
+@pytest.mark.parametrize("content", _CONTENTS)
+def test_json_response_sends_the_bytes_of_fastapis_response_model(
+    content: dict[str, Any],
+) -> None:
+    app = FastAPI()
+    app.post("/model", response_model=PredictResponse)(lambda: content)
+    app.post("/direct", response_model=PredictResponse)(lambda: json_response(content))
+    client = TestClient(app)
+    old, new = client.post("/model"), client.post("/direct")
+    assert old.status_code == new.status_code == 200
+    assert new.content == old.content
+    assert new.headers["content-type"] == old.headers["content-type"]
+
+
+def test_json_response_leaves_unserializable_values_to_fastapi() -> None:
+    content = {"model": "m", "model_version": "1", "predictions": [{"x": object()}]}
+    assert json_response(content) is content
+
+
+def _parse_one_by_one(row: type[BaseModel], records: list[Any]) -> Any:
+    """What ``Service.parse`` did before: each record on its own."""
+    rows, errors = [], []
+    for i, record in enumerate(records):
+        try:
+            rows.append(row.model_validate(record))
+        except ValidationError as error:
+            for err in error.errors(include_url=False):
+                errors.append({**err, "loc": ("body", "inputs", i, *err["loc"])})
+    return errors or rows
+
+
+_GOOD = {"store_id": "S01", "item_id": "I001", "date": "2026-01-06"}
+_RECORDS: dict[str, list[Any]] = {
+    "good": [_GOOD, {**_GOOD, "price": 2.5, "promo": 1}],
+    "one bad field": [_GOOD, {**_GOOD, "price": -1}],
+    "bad fields in rows": [
+        {**_GOOD, "date": "soon", "promo": 3},
+        _GOOD,
+        {**_GOOD, "store_id": 5, "colour": "red"},
+    ],
+    "missing fields": [{}, {"store_id": "S01"}],
+    "not objects": ["S01", None, [1, 2], 3.5, _GOOD],
+    "NaN price": [{**_GOOD, "price": float("nan")}],
+}
+
+
+@pytest.mark.parametrize("name", list(_RECORDS))
+def test_parse_validates_rows_as_one_by_one(name: str) -> None:
+    records = _RECORDS[name]
+    service = SimpleNamespace(
+        settings=SimpleNamespace(serving=SimpleNamespace(max_rows=100)),
+        scorers={"demand": SimpleNamespace(row=DemandRow)},
+    )
+    want = _parse_one_by_one(DemandRow, records)
+    try:
+        got = Service.parse(service, "demand", records, ("body", "inputs"))  # type: ignore[arg-type]
+    except RequestValidationError as error:
+        got = list(error.errors())
+    if isinstance(want, list) and want and isinstance(want[0], dict):
+        assert [{**e, "loc": tuple(e["loc"])} for e in got] == want, name
+    else:
+        assert got == want

@@ -21,11 +21,12 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from fastapi import APIRouter, BackgroundTasks, HTTPException
+from fastapi import APIRouter, BackgroundTasks, HTTPException, Response
 from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic_core import PydanticSerializationError, to_json
 
 from loopml.sdk.capabilities import OnlineScorer
-from loopml.serving.bodies import INVOCATIONS_ROUTE
+from loopml.serving.bodies import INVOCATIONS_ROUTE, json_body_route
 from loopml.serving.scoring import Service, plain
 
 #: The payload keys of MLflow's JSON scoring protocol.
@@ -56,6 +57,27 @@ class InvocationsRequest(BaseModel):
     params: dict[str, Any] | None = Field(
         None, description="Accepted for MLflow clients; the scorers take none."
     )
+
+
+#: The fields of :class:`PredictResponse`; a response field may not take them.
+RESERVED = frozenset(PredictResponse.model_fields)
+
+
+def json_response(content: dict[str, Any]) -> Response | dict[str, Any]:
+    """``content`` as the bytes FastAPI would send, without its per-row work.
+
+    FastAPI validates a route's answer against its response model, in
+    another thread for a sync route, then serializes it with pydantic-core
+    in JSON mode (NaN and infinity as ``null``). ``content`` is already
+    JSON-ready (:func:`~loopml.serving.scoring.per_row`), so one
+    pydantic-core call makes the same bytes. A value it cannot serialize is
+    handed back to FastAPI's own path, which answers as it always did.
+    """
+    try:
+        body = to_json(content, inf_nan_mode="null")
+    except PydanticSerializationError:
+        return content
+    return Response(body, media_type="application/json")
 
 
 def _records(body: InvocationsRequest) -> tuple[list[Any], str]:
@@ -99,17 +121,20 @@ def v1_router(service: Service, name: str, scorer: OnlineScorer) -> APIRouter:
         ),
     )
 
-    def predict(body: Any, background: BackgroundTasks) -> dict[str, Any]:
+    def predict(body: Any, background: BackgroundTasks) -> dict[str, Any] | Response:
         loaded, scores, outputs = service.predict(
             name, body.rows, ("body", "rows"), background
         )
         extra = {k: plain(v) for k, v in scores.extra.items()}
-        return {
+        content = {
             "model": name,
             "model_version": loaded.version,
             "predictions": outputs,
             **extra,
         }
+        if RESERVED.isdisjoint(extra):
+            return json_response(content)
+        return content  # PredictResponse says what is wrong (a 500)
 
     # The body's model is built here, so it cannot be written in the signature.
     predict.__annotations__["body"] = request
@@ -118,6 +143,7 @@ def v1_router(service: Service, name: str, scorer: OnlineScorer) -> APIRouter:
         predict,
         methods=["POST"],
         response_model=PredictResponse,
+        route_class_override=json_body_route(request),
         summary=f"Score {name} rows",
         description=inspect.getdoc(type(scorer)) or "",
     )

@@ -23,6 +23,7 @@ a scorer's own routes receive.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import math
 import random
@@ -34,7 +35,7 @@ import numpy as np
 import pandas as pd
 from fastapi import BackgroundTasks, HTTPException
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from loopml.data.results import batch_dir
 from loopml.sdk.capabilities import (
@@ -98,8 +99,39 @@ def per_row(scores: Scores, n: int, scorer: OnlineScorer) -> list[dict[str, Any]
             f"{type(scorer).__name__}.score broke its contract: missing outputs "
             f"{missing}, columns without {n} values {short}"
         )
-    columns = {k: [plain(v) for v in values] for k, values in scores.columns.items()}
-    return [{k: values[i] for k, values in columns.items()} for i in range(n)]
+    if not scores.columns:
+        return [{} for _ in range(n)]
+    columns = [plain_column(values) for values in scores.columns.values()]
+    names = list(scores.columns)
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
+
+
+#: Types :func:`plain` returns unchanged (exact types: subclasses such as
+#: ``np.float64`` or ``pd.Timestamp`` take the long way).
+_AS_IS = frozenset({str, int, bool, type(None)})
+
+
+def plain_column(values: Sequence[Any]) -> list[Any]:
+    """``[plain(v) for v in values]``, without a call per value when it can.
+
+    A column of one kind of value (text, numbers, dates) is converted in one
+    comprehension: a request's columns are all one kind, so this is what
+    runs per row served.
+    """
+    kinds = set(map(type, values))
+    if kinds <= _AS_IS:
+        return list(values)
+    if kinds <= _AS_IS | {float}:
+        return [None if v != v else v for v in values]  # NaN is not equal to itself
+    if kinds <= {dt.date, dt.datetime, type(None)}:
+        return [None if v is None else v.isoformat() for v in values]
+    return [plain(v) for v in values]
+
+
+@functools.lru_cache(maxsize=64)
+def rows_adapter(row: type[BaseModel]) -> TypeAdapter[list[Any]]:
+    """Validates a list of ``row`` in one call (errors located at their row)."""
+    return TypeAdapter(list[row])  # type: ignore[valid-type]
 
 
 class Service:
@@ -195,18 +227,17 @@ class Service:
                     }
                 ]
             )
-        row_model: type[BaseModel] = self.scorers[workload].row
-        rows: list[Any] = []
-        errors: list[dict[str, Any]] = []
-        for i, record in enumerate(records):
-            try:
-                rows.append(row_model.model_validate(record))
-            except ValidationError as error:
-                for err in error.errors(include_url=False):
-                    errors.append({**err, "loc": (*loc, i, *err["loc"])})
-        if errors:
-            raise RequestValidationError(errors)
-        return rows
+        try:
+            return rows_adapter(self.scorers[workload].row).validate_python(
+                list(records)
+            )
+        except ValidationError as error:
+            raise RequestValidationError(  # each error's loc starts at its row
+                [
+                    {**err, "loc": (*loc, *err["loc"])}
+                    for err in error.errors(include_url=False)
+                ]
+            ) from None
 
     def predict(
         self,
@@ -240,11 +271,14 @@ class Service:
         outputs = per_row(scores, len(rows), scorer)
         primary = scorer.outputs[0]
         if primary.datatype in NUMERIC:
-            histogram = self.metrics.predictions.labels(workload)
+            observe = self.metrics.predictions.labels(workload).observe
             values = scores.columns[primary.name]
             for value in values if primary.per_row is None else _flat(values):
-                if value is not None and not pd.isna(value):
-                    histogram.observe(float(value))
+                if type(value) is float:  # the common case, without pd.isna
+                    if value == value:  # not NaN
+                        observe(value)
+                elif value is not None and not pd.isna(value):
+                    observe(float(value))
         self.log(workload, rows, outputs, loaded.version, started, source=role)
         shadow = self.settings.serving.shadow and role == "online"
         if shadow and challenger is not None and background is not None:

@@ -140,6 +140,7 @@ class FastForecaster:
         order = [FAST_COLUMNS.index(n) for n in names]
         self._order = None if order == sorted(order) else np.array(order)
         self._calendar: dict[int, tuple[int, int, int, int, int]] = {}
+        self._series: dict[tuple[str, str, bytes], Series] = {}
         self._iterations = int(booster.best_iteration)
         # One predictor for every call (Booster.predict builds one per call).
         try:
@@ -152,9 +153,18 @@ class FastForecaster:
             self._predictor = None
 
     def series(self, store: str, item: str, state: FloatArray) -> Series:
-        """What every row of one series shares (see :data:`Series`)."""
+        """What every row of one series shares (see :data:`Series`).
+
+        Kept per (series, state bytes): a request names a few dozen series
+        whose state changes once a day, so most requests find theirs here.
+        The lists in a :data:`Series` are only ever read.
+        """
+        key = (store, item, state.tobytes())
+        found = self._series.get(key)
+        if found is not None:
+            return found
         values = state.tolist()
-        return (
+        made = (
             self.codes["store_id"].get(store, math.nan),
             self.codes["item_id"].get(item, math.nan),
             [values[i] for i in self._copied_from],
@@ -162,6 +172,10 @@ class FastForecaster:
             values[_LAST_PRICE],
             values[_HIST0 : _HIST0 + len(HIST_COLUMNS)],
         )
+        if len(self._series) >= 100_000:
+            self._series.clear()
+        self._series[key] = made
+        return made
 
     def row(
         self,
