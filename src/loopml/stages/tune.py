@@ -117,6 +117,7 @@ def search(
     """
     import optuna
     from ray import tune
+    from ray.tune.logger import JsonLoggerCallback
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.optuna import OptunaSearch
 
@@ -127,6 +128,9 @@ def search(
     # output (Tune's newer reporter prints a banner even at verbose=0).
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # Of Tune's own files per trial only result.json (which Tuner.fit reads
+    # back) is written: no CSV copy, no TensorBoard events (MLflow has it all).
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     cfg = settings.tune
     steps = workload.tune_steps(settings)
     mode = "max" if workload.higher_is_better else "min"
@@ -172,10 +176,13 @@ def search(
             name=f"{workload.name}-{stamp}",
             storage_path=str(settings.home / "ray_results"),
             verbose=0,
-            callbacks=[runs],
+            callbacks=[runs, JsonLoggerCallback()],  # type: ignore[no-untyped-call]
         ),
     )
-    return tuner.fit()
+    try:
+        return tuner.fit()
+    finally:
+        runs.flush()
 
 
 def _trial_table(
