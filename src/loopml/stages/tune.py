@@ -16,8 +16,13 @@ access to the tracking server. After the search the stage tags every trial
 run with its outcome, closes any run still open, and logs the best
 configuration on the parent.
 
-Start-up is what made Ray slower than a process pool on small machines; what
-is left of it is measured in ``docs/benchmarks.md`` (tuning section).
+Start-up is what made Ray slower than a process pool on small machines. The
+tracking store opens in a thread while Ray starts (:func:`ray_and_tracking`);
+a local Ray's workers import what a trial runs (Tune's trainable, the
+workload, its model library) as Ray starts them, so Tune's actors, placed in
+those workers, start with nothing left to import; the trial runs are written
+off Tune's loop (``stages/tune_runs.py``). What is left is measured in
+``docs/benchmarks.md`` (tuning section).
 
 After the search the parameters ``train`` would use now (the profile's, or
 the last tuned ones) are scored on the same folds; the best trial is kept
@@ -38,6 +43,9 @@ import json
 import logging
 import os
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -90,6 +98,30 @@ def ray_search_space(space: dict[str, SearchParam]) -> dict[str, Any]:
         else:
             domains[name] = (tune.loguniform if p.log else tune.uniform)(p.low, p.high)
     return domains
+
+
+@contextmanager
+def ray_and_tracking(
+    settings: Settings, workload: Workload
+) -> Iterator[tuple[str, float]]:
+    """Start Ray (or join it) and open the tracking store at the same time.
+
+    Ray's start is other processes starting; MLflow's first use of a new
+    SQLite store creates its tables, mostly waiting for the disk. The store
+    is opened in a thread while Ray starts here. A local Ray's workers, which
+    it starts with itself, import what the trial actors will run in them (see
+    ``stages/tune_trial.py``) while this process goes on.
+
+    Yields:
+        The experiment id and the CPUs Ray offers.
+    """
+    from loopml.core.ray_session import ray_session
+    from loopml.stages.tune_trial import trial_modules
+
+    with ThreadPoolExecutor(1, thread_name_prefix="loopml-mlflow") as pool:
+        tracking = pool.submit(setup_mlflow, settings)
+        with ray_session(settings, preload=trial_modules(workload)) as cpus:
+            yield tracking.result(), cpus
 
 
 def search(
@@ -259,16 +291,18 @@ def run(settings: Settings, workload_name: str) -> StageResult:
     )
     data = pd.read_parquet(data_path)
     metric, steps = workload.primary_metric, workload.tune_steps(settings)
-    experiment_id = setup_mlflow(settings)
-    from loopml.core.ray_session import ray_session
-
     started = time.perf_counter()
-    with mlflow.start_run(run_name=f"{workload_name}-tune") as active:
-        parent = Parent(active.info.run_id, experiment_id, settings.tracking_uri)
-        tags = lineage_tags(data_path)
-        mlflow.set_tags({**tags, "loopml.workload": workload_name})
-        mlflow.set_tag("loopml.stage", "tune")
-        with ray_session(settings) as cpus:
+    # Ray stops right after the search (ray_running.close()); the rest runs
+    # without it, under the same MLflow run.
+    with ExitStack() as ray_running:
+        experiment_id, cpus = ray_running.enter_context(
+            ray_and_tracking(settings, workload)
+        )
+        with mlflow.start_run(run_name=f"{workload_name}-tune") as active:
+            parent = Parent(active.info.run_id, experiment_id, settings.tracking_uri)
+            tags = lineage_tags(data_path)
+            mlflow.set_tags({**tags, "loopml.workload": workload_name})
+            mlflow.set_tag("loopml.stage", "tune")
             concurrency = settings.tune.max_concurrent or max(
                 1, int(cpus // settings.tune.cpus_per_trial)
             )
@@ -292,51 +326,54 @@ def run(settings: Settings, workload_name: str) -> StageResult:
                 steps,
             )
             results = search(settings, workload, data, parent, concurrency)
-        seconds = time.perf_counter() - started
-        table = _trial_table(results, metric, steps, list(space))
-        n_runs = _close_trial_runs(MlflowClient(), parent, table)
-        mlflow.log_table(table, "tuning/trials.json")
-        completed = table[table["status"] == "completed"].dropna(subset=[metric])
-        counts = {str(k): int(v) for k, v in table["status"].value_counts().items()}
-        if completed.empty:
-            errors = "; ".join(table["error"].loc[table["error"] != ""].head(2))
-            raise StageError(f"no tuning trial completed: {errors or 'no results'}")
-        best = completed.sort_values(metric, ascending=not workload.higher_is_better)
-        best_row = best.iloc[0]
-        params = {
-            name: int(best_row[name]) if p.kind == "int" else float(best_row[name])
-            for name, p in space.items()
-        }
-        best_value = float(best_row[metric])
-        # Never worse: the parameters train would use now, on the same folds.
-        incumbent = workload.current_params(apply_tuned(settings, workload_name))
-        incumbent_value = (
-            float(workload.tune_objective(settings, data, incumbent))
-            if incumbent
-            else None
-        )
-        kept = "tuned"
-        if incumbent_value is not None and not workload.beats(
-            best_value, incumbent_value
-        ):
-            kept, params, best_value = "current", dict(incumbent), incumbent_value
-        mlflow.log_params({f"best_{k}": v for k, v in params.items()})
-        mlflow.log_param("kept", kept)
-        mlflow.log_metrics(
-            {
-                f"best_{metric}": best_value,
-                f"best_trial_{metric}": float(best_row[metric]),
-                "n_trials": float(len(table)),
-                "n_stopped_early": float(counts.get("stopped_early", 0)),
-                "n_failed": float(counts.get("failed", 0)),
-                "tune_seconds": seconds,
-            }
-            | (
-                {f"current_{metric}": incumbent_value}
-                if incumbent_value is not None
-                else {}
+            ray_running.close()
+            seconds = time.perf_counter() - started
+            table = _trial_table(results, metric, steps, list(space))
+            n_runs = _close_trial_runs(MlflowClient(), parent, table)
+            mlflow.log_table(table, "tuning/trials.json")
+            completed = table[table["status"] == "completed"].dropna(subset=[metric])
+            counts = {str(k): int(v) for k, v in table["status"].value_counts().items()}
+            if completed.empty:
+                errors = "; ".join(table["error"].loc[table["error"] != ""].head(2))
+                raise StageError(f"no tuning trial completed: {errors or 'no results'}")
+            best = completed.sort_values(
+                metric, ascending=not workload.higher_is_better
             )
-        )
+            best_row = best.iloc[0]
+            params = {
+                name: int(best_row[name]) if p.kind == "int" else float(best_row[name])
+                for name, p in space.items()
+            }
+            best_value = float(best_row[metric])
+            # Never worse: the parameters train would use now, on the same folds.
+            incumbent = workload.current_params(apply_tuned(settings, workload_name))
+            incumbent_value = (
+                float(workload.tune_objective(settings, data, incumbent))
+                if incumbent
+                else None
+            )
+            kept = "tuned"
+            if incumbent_value is not None and not workload.beats(
+                best_value, incumbent_value
+            ):
+                kept, params, best_value = "current", dict(incumbent), incumbent_value
+            mlflow.log_params({f"best_{k}": v for k, v in params.items()})
+            mlflow.log_param("kept", kept)
+            mlflow.log_metrics(
+                {
+                    f"best_{metric}": best_value,
+                    f"best_trial_{metric}": float(best_row[metric]),
+                    "n_trials": float(len(table)),
+                    "n_stopped_early": float(counts.get("stopped_early", 0)),
+                    "n_failed": float(counts.get("failed", 0)),
+                    "tune_seconds": seconds,
+                }
+                | (
+                    {f"current_{metric}": incumbent_value}
+                    if incumbent_value is not None
+                    else {}
+                )
+            )
     record = {
         "workload": workload_name,
         "metric": metric,
