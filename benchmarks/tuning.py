@@ -127,7 +127,7 @@ def run_ray(
     """
     workload = get_workload("demand")
     with (
-        tune_stage.ray_and_tracking(settings, workload) as (experiment_id, _),
+        tune_stage.ray_and_tracking(settings) as (experiment_id, _),
         mlflow.start_run(run_name="demand-tune-benchmark") as active,
     ):
         parent = tune_stage.Parent(

@@ -16,7 +16,7 @@ import logging
 import os
 import secrets
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -29,9 +29,6 @@ log = logging.getLogger(__name__)
 # and Linux allows 107 bytes: longer temp dirs go through a short link.
 MAX_TEMP_DIR = 40
 _AUTH_VARIABLES = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
-# Read by a starting raylet: every Python worker it starts imports these
-# (comma-separated) before it accepts work.
-PRELOAD_VARIABLE = "RAY_preload_python_modules"
 
 
 def _temp_dir(home: Path) -> tuple[Path, Path | None]:
@@ -85,7 +82,6 @@ def ray_session(
     env_vars: dict[str, str] | None = None,
     num_cpus: int | None = None,
     address: str | None = None,
-    preload: Sequence[str] = (),
 ) -> Iterator[float]:
     """Start (or join) Ray for the block, and stop it afterwards.
 
@@ -102,10 +98,6 @@ def ray_session(
             Ray is local.
         num_cpus: CPUs a local Ray offers (default: the machine's).
         address: the cluster; default ``tune.ray_address`` (empty: local).
-        preload: modules a local Ray's workers import as they start, before
-            they take work (Ray's ``RAY_preload_python_modules``): the
-            workers Ray starts with itself import them while the caller goes
-            on. Ignored on a cluster, whose workers are running already.
 
     Yields:
         The number of CPUs the cluster offers.
@@ -133,13 +125,7 @@ def ray_session(
                 # actors use the workers Ray prestarts (a runtime environment
                 # needs workers of its own, started through Ray's
                 # runtime-env agent, while the prestarted ones sit idle).
-                local_env = dict(env_vars or {})
-                if preload:
-                    already = os.environ.get(PRELOAD_VARIABLE)
-                    local_env[PRELOAD_VARIABLE] = ",".join(
-                        [*([already] if already else []), *preload]
-                    )
-                for name, setting in local_env.items():
+                for name, setting in (env_vars or {}).items():
                     saved.setdefault(name, os.environ.get(name))
                     os.environ[name] = setting
                 _local_token(settings.home)

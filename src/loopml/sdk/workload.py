@@ -92,10 +92,6 @@ class Workload(ABC):
     #: ("horizon", "model")}``, so DVC re-runs only the stages a changed
     #: parameter affects; None: every stage reads the whole section.
     stage_params: ClassVar[Mapping[str, tuple[str, ...]] | None] = None
-    #: modules a tuning trial imports as it runs (its model library): Ray's
-    #: idle workers import them while ``loopml tune`` starts its search, so
-    #: the first trials do not wait for them.
-    tune_imports: ClassVar[tuple[str, ...]] = ()
 
     # Optional capabilities: None means "not offered"; the platform says so
     # ("shop has no batch scorer: nothing to do") instead of failing.

@@ -17,11 +17,12 @@ run with its outcome, closes any run still open, and logs the best
 configuration on the parent.
 
 Start-up is what made Ray slower than a process pool on small machines. The
-tracking store opens in a thread while Ray starts (:func:`ray_and_tracking`);
-a local Ray's workers import what a trial runs (Tune's trainable, the
-workload, its model library) as Ray starts them, so Tune's actors, placed in
-those workers, start with nothing left to import; the trial runs are written
-off Tune's loop (``stages/tune_runs.py``). What is left is measured in
+tracking store opens in a thread while Ray starts (:func:`ray_and_tracking`),
+and the trial runs are written off Tune's loop (``stages/tune_runs.py``).
+Preloading the trial's modules in Ray's prestarted workers
+(``RAY_preload_python_modules``) was tried and made it worse: Tune asks for
+its actors before the workers have finished importing, so Ray starts two
+more workers, which import it all again. What is left is measured in
 ``docs/benchmarks.md`` (tuning section).
 
 After the search the parameters ``train`` would use now (the profile's, or
@@ -101,26 +102,21 @@ def ray_search_space(space: dict[str, SearchParam]) -> dict[str, Any]:
 
 
 @contextmanager
-def ray_and_tracking(
-    settings: Settings, workload: Workload
-) -> Iterator[tuple[str, float]]:
+def ray_and_tracking(settings: Settings) -> Iterator[tuple[str, float]]:
     """Start Ray (or join it) and open the tracking store at the same time.
 
     Ray's start is other processes starting; MLflow's first use of a new
     SQLite store creates its tables, mostly waiting for the disk. The store
-    is opened in a thread while Ray starts here. A local Ray's workers, which
-    it starts with itself, import what the trial actors will run in them (see
-    ``stages/tune_trial.py``) while this process goes on.
+    is opened in a thread while Ray starts here.
 
     Yields:
         The experiment id and the CPUs Ray offers.
     """
     from loopml.core.ray_session import ray_session
-    from loopml.stages.tune_trial import trial_modules
 
     with ThreadPoolExecutor(1, thread_name_prefix="loopml-mlflow") as pool:
         tracking = pool.submit(setup_mlflow, settings)
-        with ray_session(settings, preload=trial_modules(workload)) as cpus:
+        with ray_session(settings) as cpus:
             yield tracking.result(), cpus
 
 
@@ -295,9 +291,7 @@ def run(settings: Settings, workload_name: str) -> StageResult:
     # Ray stops right after the search (ray_running.close()); the rest runs
     # without it, under the same MLflow run.
     with ExitStack() as ray_running:
-        experiment_id, cpus = ray_running.enter_context(
-            ray_and_tracking(settings, workload)
-        )
+        experiment_id, cpus = ray_running.enter_context(ray_and_tracking(settings))
         with mlflow.start_run(run_name=f"{workload_name}-tune") as active:
             parent = Parent(active.info.run_id, experiment_id, settings.tracking_uri)
             tags = lineage_tags(data_path)

@@ -8,10 +8,6 @@ importing the tracking stack.
 A trial reports, besides the workload's metrics at the top level (which the
 search algorithm and the scheduler read), a ``loopml`` entry: the metrics to
 log, the step and the trial's own clock, for the driver's MLflow callback.
-
-:func:`trial_modules` names what a trial actor imports: a local Ray's
-workers import them as they start (``ray_session``'s ``preload``), with Ray,
-so that the actors Tune places in them start with nothing left to import.
 """
 
 from __future__ import annotations
@@ -26,7 +22,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from loopml.core.config import Settings
-    from loopml.sdk.workload import Workload
 
 #: The result entry the driver's MLflow callback reads.
 RESULT_KEY = "loopml"
@@ -55,15 +50,3 @@ def trial(
         tune.report({**values, RESULT_KEY: entry})
 
     get_workload(workload_name).tune_objective(settings, data, config, report)
-
-
-def trial_modules(workload: Workload) -> tuple[str, ...]:
-    """The modules a trial actor of ``workload`` imports before and as it runs:
-    Tune's function trainable, this module, the workload's and its
-    ``tune_imports``."""
-    return (
-        "ray.tune.trainable.function_trainable",
-        __name__,
-        type(workload).__module__,
-        *workload.tune_imports,
-    )

@@ -95,7 +95,6 @@ class DemandWorkload(Workload):
 
     name = "demand"
     settings_class = DemandSettings
-    tune_imports = ("lightgbm",)
     stage_params: ClassVar[Mapping[str, tuple[str, ...]]] = {
         "ingest": (
             "dataset",
