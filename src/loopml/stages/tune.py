@@ -107,15 +107,24 @@ def ray_and_tracking(settings: Settings) -> Iterator[tuple[str, float]]:
 
     Ray's start is other processes starting; MLflow's first use of a new
     SQLite store creates its tables, mostly waiting for the disk. The store
-    is opened in a thread while Ray starts here.
+    is opened in a thread while Ray starts here; the thread then imports Ray
+    Tune and Optuna for :func:`search`.
 
     Yields:
         The experiment id and the CPUs Ray offers.
     """
     from loopml.core.ray_session import ray_session
 
+    def prepare() -> str:
+        experiment_id = setup_mlflow(settings)
+        # What search() imports, while this thread would otherwise idle.
+        import optuna  # noqa: F401
+        import ray.tune.search.optuna  # noqa: F401
+
+        return experiment_id
+
     with ThreadPoolExecutor(1, thread_name_prefix="loopml-mlflow") as pool:
-        tracking = pool.submit(setup_mlflow, settings)
+        tracking = pool.submit(prepare)
         with ray_session(settings) as cpus:
             yield tracking.result(), cpus
 
