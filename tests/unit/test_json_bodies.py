@@ -137,6 +137,7 @@ RECSYS_BODIES: dict[str, bytes] = {
     "extra field": _rows({"user_id": "u1", "k": 3}),
 }
 
+JSON_TYPES = ("application/json", "application/json; charset=utf-8")
 CONTENT_TYPES = [
     "application/json",
     None,
@@ -186,3 +187,28 @@ def test_a_valid_json_body_skips_fastapis_parse() -> None:
     bad = client.post("/bytes", content=_row(price=-1), headers=headers)
     assert bad.status_code == 422
     assert bad.json()["detail"][0]["loc"] == ["body", "rows", 0, "price"]
+
+
+@pytest.mark.parametrize(
+    ("name", "field", "shown"),
+    [
+        ("price NaN", "price", "nan"),
+        ("store lone surrogate", "store_id", "S\\ud800"),
+    ],
+)
+def test_a_value_json_cannot_echo_is_a_422_naming_it(
+    name: str, field: str, shown: str
+) -> None:
+    """Strict JSON has no NaN and UTF-8 no lone surrogate: the 422 that
+    echoes the input shows it by name or escape, never a 500."""
+    client = TestClient(_app(DemandRow), raise_server_exceptions=False)
+    for path in ("/fastapi", "/bytes"):
+        for content_type in CONTENT_TYPES:
+            headers = {} if content_type is None else {"content-type": content_type}
+            response = client.post(path, content=DEMAND_BODIES[name], headers=headers)
+            assert response.status_code == 422, (path, content_type, response.text)
+            if content_type not in JSON_TYPES:
+                continue  # not read as JSON: the whole body is the input
+            detail = response.json()["detail"]
+            (error,) = [e for e in detail if e["loc"][-1] == field]
+            assert error["input"] == shown

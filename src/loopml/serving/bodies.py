@@ -16,6 +16,7 @@ from __future__ import annotations
 import email.message
 import io
 import json
+import math
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -123,8 +124,25 @@ def _as_json(request: Request, body: bytes) -> Request:
     return Request({**request.scope, "headers": headers}, receive)
 
 
+def _text(value: str) -> str:
+    """``value`` as JSON can carry it: a lone surrogate (``"\\ud800"`` in
+    the body) shown as its escape, since UTF-8 cannot encode it."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "".join(
+            f"\\u{ord(c):04x}" if "\ud800" <= c <= "\udfff" else c for c in value
+        )
+    return value
+
+
 def _printable(value: Any) -> Any:
-    """``value`` with bytes made text (undecodable ones only counted)."""
+    """``value`` as JSON can show it: bytes made text (undecodable ones only
+    counted), a NaN or an infinity as its name, a lone surrogate escaped."""
+    if isinstance(value, str):
+        return _text(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # "nan", "inf", "-inf": strict JSON has no such number
     if isinstance(value, bytes | bytearray):
         try:
             text = bytes(value[:200]).decode("utf-8")
@@ -132,7 +150,7 @@ def _printable(value: Any) -> Any:
             return f"<{len(value)} bytes, not UTF-8 text>"
         return text if len(value) <= 200 else f"{text}... ({len(value)} bytes)"
     if isinstance(value, dict):
-        return {k: _printable(v) for k, v in value.items()}
+        return {_printable(k): _printable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_printable(v) for v in value]
     return value
