@@ -88,7 +88,9 @@ def test_drifted_replay_retrains_after_the_drift(tmp_path: Path) -> None:
     # on), a retrained day, and the last.
     before = [{"drifted": []}, *days[:-1]]
     opened = {
-        d["date"] for d, b in zip(days, before) if d["drifted"] and not b["drifted"]
+        d["date"]
+        for d, b in zip(days, before, strict=True)
+        if d["drifted"] and not b["drifted"]
     }
     assert opened, days
     retrained = {d["date"] for d in days if d["decision"] != "none"}
