@@ -50,7 +50,9 @@ import ray
 from doc_sections import write_section
 
 from loopml.core.config import Settings, load_settings
+from loopml.core.ray_session import ray_session
 from loopml.core.runtime import configure_environment
+from loopml.models.tracking import setup_mlflow
 from loopml.sdk.tuning import SearchParam
 from loopml.sdk.workload import get_workload
 from loopml.stages import tune as tune_stage
@@ -120,30 +122,28 @@ def run_ray(
     """The tune stage's search on exactly ``configs``, without early stopping.
 
     Runs ``loopml.stages.tune.search`` (the stage's trainable, its MLflow
-    callback and nested runs under a parent run, its Ray session started with
-    the tracking store as ``loopml tune`` starts them) with the
+    callback and nested runs under a parent run, its Ray session) with the
     configurations as Optuna's points to evaluate and ASHA off, so every mode
     does the same work. Returns the values (sorted) and the search time alone.
     """
     workload = get_workload("demand")
-    with (
-        tune_stage.ray_and_tracking(settings) as (experiment_id, _),
-        mlflow.start_run(run_name="demand-tune-benchmark") as active,
-    ):
+    experiment_id = setup_mlflow(settings)
+    with mlflow.start_run(run_name="demand-tune-benchmark") as active:
         parent = tune_stage.Parent(
             active.info.run_id, experiment_id, settings.tracking_uri
         )
-        started = time.perf_counter()
-        grid = tune_stage.search(
-            settings,
-            workload,
-            data,
-            parent,
-            WORKERS,
-            points=configs,
-            early_stopping=False,
-        )
-        fit_seconds = time.perf_counter() - started
+        with ray_session(settings):
+            started = time.perf_counter()
+            grid = tune_stage.search(
+                settings,
+                workload,
+                data,
+                parent,
+                WORKERS,
+                points=configs,
+                early_stopping=False,
+            )
+            fit_seconds = time.perf_counter() - started
     values = sorted(float(grid[i].metrics["wape"]) for i in range(len(grid)))
     return values, fit_seconds
 

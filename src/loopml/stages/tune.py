@@ -16,14 +16,8 @@ access to the tracking server. After the search the stage tags every trial
 run with its outcome, closes any run still open, and logs the best
 configuration on the parent.
 
-Start-up is what made Ray slower than a process pool on small machines. The
-tracking store opens in a thread while Ray starts (:func:`ray_and_tracking`),
-and the trial runs are written off Tune's loop (``stages/tune_runs.py``).
-Preloading the trial's modules in Ray's prestarted workers
-(``RAY_preload_python_modules``) was tried and made it worse: Tune asks for
-its actors before the workers have finished importing, so Ray starts two
-more workers, which import it all again. What is left is measured in
-``docs/benchmarks.md`` (tuning section).
+Start-up is what made Ray slower than a process pool on small machines; what
+is left of it is measured in ``docs/benchmarks.md`` (tuning section).
 
 After the search the parameters ``train`` would use now (the profile's, or
 the last tuned ones) are scored on the same folds; the best trial is kept
@@ -44,9 +38,6 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -101,34 +92,6 @@ def ray_search_space(space: dict[str, SearchParam]) -> dict[str, Any]:
     return domains
 
 
-@contextmanager
-def ray_and_tracking(settings: Settings) -> Iterator[tuple[str, float]]:
-    """Start Ray (or join it) and open the tracking store at the same time.
-
-    Ray's start is other processes starting; MLflow's first use of a new
-    SQLite store creates its tables, mostly waiting for the disk. The store
-    is opened in a thread while Ray starts here; the thread then imports Ray
-    Tune and Optuna for :func:`search`.
-
-    Yields:
-        The experiment id and the CPUs Ray offers.
-    """
-    from loopml.core.ray_session import ray_session
-
-    def prepare() -> str:
-        experiment_id = setup_mlflow(settings)
-        # What search() imports, while this thread would otherwise idle.
-        import optuna  # noqa: F401
-        import ray.tune.search.optuna  # noqa: F401
-
-        return experiment_id
-
-    with ThreadPoolExecutor(1, thread_name_prefix="loopml-mlflow") as pool:
-        tracking = pool.submit(prepare)
-        with ray_session(settings) as cpus:
-            yield tracking.result(), cpus
-
-
 def search(
     settings: Settings,
     workload: Workload,
@@ -154,7 +117,6 @@ def search(
     """
     import optuna
     from ray import tune
-    from ray.tune.logger import JsonLoggerCallback
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.optuna import OptunaSearch
 
@@ -165,9 +127,6 @@ def search(
     # output (Tune's newer reporter prints a banner even at verbose=0).
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    # Of Tune's own files per trial only result.json (which Tuner.fit reads
-    # back) is written: no CSV copy, no TensorBoard events (MLflow has it all).
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     cfg = settings.tune
     steps = workload.tune_steps(settings)
     mode = "max" if workload.higher_is_better else "min"
@@ -213,13 +172,10 @@ def search(
             name=f"{workload.name}-{stamp}",
             storage_path=str(settings.home / "ray_results"),
             verbose=0,
-            callbacks=[runs, JsonLoggerCallback()],  # type: ignore[no-untyped-call]
+            callbacks=[runs],
         ),
     )
-    try:
-        return tuner.fit()
-    finally:
-        runs.flush()
+    return tuner.fit()
 
 
 def _trial_table(
@@ -296,16 +252,16 @@ def run(settings: Settings, workload_name: str) -> StageResult:
     )
     data = pd.read_parquet(data_path)
     metric, steps = workload.primary_metric, workload.tune_steps(settings)
+    experiment_id = setup_mlflow(settings)
+    from loopml.core.ray_session import ray_session
+
     started = time.perf_counter()
-    # Ray stops right after the search (ray_running.close()); the rest runs
-    # without it, under the same MLflow run.
-    with ExitStack() as ray_running:
-        experiment_id, cpus = ray_running.enter_context(ray_and_tracking(settings))
-        with mlflow.start_run(run_name=f"{workload_name}-tune") as active:
-            parent = Parent(active.info.run_id, experiment_id, settings.tracking_uri)
-            tags = lineage_tags(data_path)
-            mlflow.set_tags({**tags, "loopml.workload": workload_name})
-            mlflow.set_tag("loopml.stage", "tune")
+    with mlflow.start_run(run_name=f"{workload_name}-tune") as active:
+        parent = Parent(active.info.run_id, experiment_id, settings.tracking_uri)
+        tags = lineage_tags(data_path)
+        mlflow.set_tags({**tags, "loopml.workload": workload_name})
+        mlflow.set_tag("loopml.stage", "tune")
+        with ray_session(settings) as cpus:
             concurrency = settings.tune.max_concurrent or max(
                 1, int(cpus // settings.tune.cpus_per_trial)
             )
@@ -329,54 +285,51 @@ def run(settings: Settings, workload_name: str) -> StageResult:
                 steps,
             )
             results = search(settings, workload, data, parent, concurrency)
-            ray_running.close()
-            seconds = time.perf_counter() - started
-            table = _trial_table(results, metric, steps, list(space))
-            n_runs = _close_trial_runs(MlflowClient(), parent, table)
-            mlflow.log_table(table, "tuning/trials.json")
-            completed = table[table["status"] == "completed"].dropna(subset=[metric])
-            counts = {str(k): int(v) for k, v in table["status"].value_counts().items()}
-            if completed.empty:
-                errors = "; ".join(table["error"].loc[table["error"] != ""].head(2))
-                raise StageError(f"no tuning trial completed: {errors or 'no results'}")
-            best = completed.sort_values(
-                metric, ascending=not workload.higher_is_better
-            )
-            best_row = best.iloc[0]
-            params = {
-                name: int(best_row[name]) if p.kind == "int" else float(best_row[name])
-                for name, p in space.items()
+        seconds = time.perf_counter() - started
+        table = _trial_table(results, metric, steps, list(space))
+        n_runs = _close_trial_runs(MlflowClient(), parent, table)
+        mlflow.log_table(table, "tuning/trials.json")
+        completed = table[table["status"] == "completed"].dropna(subset=[metric])
+        counts = {str(k): int(v) for k, v in table["status"].value_counts().items()}
+        if completed.empty:
+            errors = "; ".join(table["error"].loc[table["error"] != ""].head(2))
+            raise StageError(f"no tuning trial completed: {errors or 'no results'}")
+        best = completed.sort_values(metric, ascending=not workload.higher_is_better)
+        best_row = best.iloc[0]
+        params = {
+            name: int(best_row[name]) if p.kind == "int" else float(best_row[name])
+            for name, p in space.items()
+        }
+        best_value = float(best_row[metric])
+        # Never worse: the parameters train would use now, on the same folds.
+        incumbent = workload.current_params(apply_tuned(settings, workload_name))
+        incumbent_value = (
+            float(workload.tune_objective(settings, data, incumbent))
+            if incumbent
+            else None
+        )
+        kept = "tuned"
+        if incumbent_value is not None and not workload.beats(
+            best_value, incumbent_value
+        ):
+            kept, params, best_value = "current", dict(incumbent), incumbent_value
+        mlflow.log_params({f"best_{k}": v for k, v in params.items()})
+        mlflow.log_param("kept", kept)
+        mlflow.log_metrics(
+            {
+                f"best_{metric}": best_value,
+                f"best_trial_{metric}": float(best_row[metric]),
+                "n_trials": float(len(table)),
+                "n_stopped_early": float(counts.get("stopped_early", 0)),
+                "n_failed": float(counts.get("failed", 0)),
+                "tune_seconds": seconds,
             }
-            best_value = float(best_row[metric])
-            # Never worse: the parameters train would use now, on the same folds.
-            incumbent = workload.current_params(apply_tuned(settings, workload_name))
-            incumbent_value = (
-                float(workload.tune_objective(settings, data, incumbent))
-                if incumbent
-                else None
+            | (
+                {f"current_{metric}": incumbent_value}
+                if incumbent_value is not None
+                else {}
             )
-            kept = "tuned"
-            if incumbent_value is not None and not workload.beats(
-                best_value, incumbent_value
-            ):
-                kept, params, best_value = "current", dict(incumbent), incumbent_value
-            mlflow.log_params({f"best_{k}": v for k, v in params.items()})
-            mlflow.log_param("kept", kept)
-            mlflow.log_metrics(
-                {
-                    f"best_{metric}": best_value,
-                    f"best_trial_{metric}": float(best_row[metric]),
-                    "n_trials": float(len(table)),
-                    "n_stopped_early": float(counts.get("stopped_early", 0)),
-                    "n_failed": float(counts.get("failed", 0)),
-                    "tune_seconds": seconds,
-                }
-                | (
-                    {f"current_{metric}": incumbent_value}
-                    if incumbent_value is not None
-                    else {}
-                )
-            )
+        )
     record = {
         "workload": workload_name,
         "metric": metric,
