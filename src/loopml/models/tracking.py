@@ -124,7 +124,7 @@ def _empty_database() -> Path:
     try:
         engine = create_engine(f"sqlite:///{name}", poolclass=NullPool)
         try:
-            _initialize_tables(engine)  # type: ignore[no-untyped-call]
+            _initialize_tables(engine)
         finally:
             engine.dispose()
         os.replace(name, template)  # atomic: a reader sees all of it or none
