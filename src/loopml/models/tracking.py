@@ -5,10 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
 import mlflow
@@ -78,7 +75,6 @@ def setup_mlflow(settings: Settings) -> str:
         StageError: the tracking database does not answer.
     """
     check_database(settings.tracking_uri)
-    seed_sqlite(settings.tracking_uri)
     mlflow.set_tracking_uri(settings.tracking_uri)
     mlflow.set_registry_uri(settings.tracking_uri)
     client = MlflowClient()
@@ -93,73 +89,6 @@ def setup_mlflow(settings: Settings) -> str:
         experiment_id = experiment.experiment_id
     mlflow.set_experiment(experiment_id=experiment_id)
     return str(experiment_id)
-
-
-def _cache_dir() -> Path:
-    """Where loopml keeps what it can rebuild: ``$XDG_CACHE_HOME/loopml``."""
-    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(root) / "loopml"
-
-
-def _empty_database() -> Path:
-    """An empty MLflow SQLite database of the installed MLflow, made once.
-
-    MLflow makes it: its tables and every schema migration (alembic), which
-    cost about 1.2 CPU s, paid here once per MLflow version instead of once
-    per new home. It holds no experiment: MLflow adds its ``Default``
-    experiment, with the home's own artefact root, when it first opens the
-    copy.
-    """
-    from mlflow.store.db.utils import _initialize_tables
-    from sqlalchemy import create_engine
-    from sqlalchemy.pool import NullPool
-
-    folder = _cache_dir()
-    template = folder / f"mlflow-{mlflow.__version__}-empty.db"
-    if template.is_file():
-        return template
-    folder.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(dir=folder, suffix=".db.part")
-    os.close(handle)
-    try:
-        engine = create_engine(f"sqlite:///{name}", poolclass=NullPool)
-        try:
-            _initialize_tables(engine)
-        finally:
-            engine.dispose()
-        os.replace(name, template)  # atomic: a reader sees all of it or none
-    finally:
-        Path(name).unlink(missing_ok=True)
-    return template
-
-
-def seed_sqlite(uri: str) -> None:
-    """Start a new local MLflow database as a copy of an empty one MLflow made.
-
-    Only for a ``sqlite:///`` file that does not exist yet; a database
-    server, or an existing file, is left to MLflow. Never replaces a file
-    another process created meanwhile (the copy is linked in, which fails
-    if the name exists). If anything goes wrong MLflow creates the database
-    itself, as it would without this; MLflow still checks the copy's schema
-    revision when it opens it.
-    """
-    if not uri.startswith("sqlite:///"):
-        return
-    path = Path(uri.removeprefix("sqlite:///"))
-    if path.exists():
-        return
-    part = path.with_name(f".{path.name}.{os.getpid()}.part")
-    try:
-        template = _empty_database()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(template, part)
-        os.link(part, path)
-    except FileExistsError:
-        pass  # another process made it first: use theirs
-    except Exception as error:  # anything: MLflow makes it instead
-        log.debug("no copy of an empty MLflow database (%s); MLflow makes it", error)
-    finally:
-        part.unlink(missing_ok=True)
 
 
 def _git(*args: str) -> str | None:
