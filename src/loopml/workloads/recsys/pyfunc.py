@@ -127,7 +127,9 @@ class RecsysModel(PythonModel):
 
         Returns:
             ``(rank, item_id, score, reason)`` best first: the very rows
-            ``recommend_frame([user_id], k, segment)`` has (a test checks).
+            ``recommend_frame([user_id], k, segment)`` has (a test checks;
+            a batch of users can differ in a score's last float32 bit, as
+            BLAS sums a matrix product in another order than a vector's).
         """
         user = str(user_id)
         engine: Any = self.recommender
