@@ -30,7 +30,7 @@ from loopml.workloads.recsys.models import (
     SegmentPopularity,
     TwoStageRanker,
 )
-from loopml.workloads.recsys.models.candidates import als_margin
+from loopml.workloads.recsys.models.candidates import _segment_top, als_margin
 from loopml.workloads.recsys.models.routing import (
     GLOBAL,
     LIGHT,
@@ -381,3 +381,26 @@ def test_workload_trains_and_evaluates_against_the_baseline() -> None:
     )
     with pytest.raises(ValueError, match="n_days"):
         RecsysSettings(n_days=60)
+
+
+def test_segment_candidates_are_the_segment_popularity_lists(
+    split: tuple[RecsysData, pd.DataFrame],
+) -> None:
+    """Stage 1's segment source (rankings sorted once per history) is exactly
+    SegmentPopularity's top n, seen items left out, for any block of users."""
+    train, _ = split
+    ranker = TwoStageRanker(n_estimators=5).fit(train)
+    context = ranker.als_.context_
+    baseline = SegmentPopularity().fit(train)
+    users = sorted(train.interactions["user_id"].unique())[:40]
+    rows = context.user_rows(users)
+    items = context.item_ids.to_numpy()
+    want_columns, _ = baseline.top_items(users, 12, exclude_seen=True)
+    want = [[items[c] for c in row if c >= 0] for row in want_columns]
+    for block in (slice(0, 40), slice(3, 4), slice(10, 25)):
+        seen = context.weights[rows[block]]
+        got = _segment_top(context, context.user_segment[rows[block]], seen, 12)
+        assert [[items[c] for c in row if c >= 0] for row in got] == want[block]
+        # Twice: the second call reads the cached rankings.
+        again = _segment_top(context, context.user_segment[rows[block]], seen, 12)
+        assert (again == got).all()

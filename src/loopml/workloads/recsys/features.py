@@ -85,6 +85,13 @@ class FeatureContext:
 
     def user_rows(self, user_ids: list[str]) -> IntArray:
         """Row of each user; unknown users get the last (empty) row."""
+        if len(user_ids) == 1:  # one user served live: no index to build
+            try:
+                row = self.user_ids.get_loc(user_ids[0])
+            except KeyError:
+                row = len(self.user_ids)
+            if isinstance(row, int):
+                return np.array([row], dtype=np.int64)
         rows = self.user_ids.get_indexer(pd.Index(user_ids, dtype=object))
         return np.where(rows < 0, len(self.user_ids), rows).astype(np.int64)
 

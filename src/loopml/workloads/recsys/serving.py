@@ -19,10 +19,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Response
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import to_json
 
 from loopml.sdk.capabilities import (
     BatchIndex,
@@ -253,7 +254,7 @@ class RecsysScorer(OnlineScorer):
                     "user it replaces theirs.",
                 ),
             ] = None,
-        ) -> RecsysResponse:
+        ) -> Response:
             """Top ``k`` items for a user, each with a short reason.
 
             A known user gets the day's batch result when the served version
@@ -286,31 +287,36 @@ class RecsysScorer(OnlineScorer):
             if answer is None:
                 live = model.recommend_one(user_id, k, segment)
                 answer = Answer(live, "live", None, segment or own)
-            items = [
-                RecsysItem(rank=r, item_id=i, score=s, reason=w)
-                for r, i, s, w in answer.items
-            ]
             context.log(
                 WORKLOAD,
                 [{"user_id": user_id, "k": k, "segment": segment}],
                 [
                     {
-                        "item_ids": [i.item_id for i in items],
-                        "scores": [i.score for i in items],
-                        "reasons": [i.reason for i in items],
+                        "item_ids": [x[1] for x in answer.items],
+                        "scores": [x[2] for x in answer.items],
+                        "reasons": [x[3] for x in answer.items],
                         "source": answer.source,
                     }
                 ],
                 loaded.version,
                 started,
             )
-            return RecsysResponse(
-                user_id=user_id,
-                model_version=loaded.version,
-                source=answer.source,
-                batch_date=answer.day,
-                segment=answer.segment,
-                items=items,
+            # RecsysResponse's fields, serialised in one pydantic-core call
+            # (FastAPI would validate the answer again, item by item).
+            content = {
+                "user_id": user_id,
+                "model": WORKLOAD,
+                "model_version": loaded.version,
+                "source": answer.source,
+                "batch_date": answer.day,
+                "segment": answer.segment,
+                "items": [
+                    {"rank": r, "item_id": i, "score": s, "reason": w}
+                    for r, i, s, w in answer.items
+                ],
+            }
+            return Response(
+                to_json(content, inf_nan_mode="null"), media_type="application/json"
             )
 
         return router

@@ -8,6 +8,7 @@ from typing import Self
 
 import numpy as np
 import numpy.typing as npt
+import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from loopml.workloads.recsys.features import FeatureContext
@@ -122,8 +123,11 @@ class ALSRecommender(RecommenderBase):
         user_rows: IntArray,
         exclude_seen: bool,
         k: int,
+        seen: sp.csr_matrix | None = None,
     ) -> tuple[IntArray, FloatArray]:
         """Exact top-k available items by ALS score of users with history.
+
+        ``seen``: the users' rows of the history, when the caller has them.
 
         Returns:
             ``users x min(k, items)`` item columns (-1 when none is left) and
@@ -133,7 +137,11 @@ class ALSRecommender(RecommenderBase):
             self.user_factors_[user_rows],
             self.item_factors_,
             k,
-            exclude=context.weights[user_rows] if exclude_seen else None,
+            exclude=(
+                (context.weights[user_rows] if seen is None else seen)
+                if exclude_seen
+                else None
+            ),
             allowed=context.item_available,
         )
         return columns, values.astype(np.float64)

@@ -8,6 +8,8 @@ always among them.
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -42,7 +44,10 @@ def candidates(
     found = np.full((len(user_rows), 3 * n), -1, dtype=np.int64)
     warm = np.flatnonzero(context.user_length[user_rows] > 0)
     if len(warm):
-        columns, _ = als.factor_top_k(context, user_rows[warm], exclude_seen, n)
+        warm_seen = None if seen is None else _csr_rows(seen, warm)
+        columns, _ = als.factor_top_k(
+            context, user_rows[warm], exclude_seen, n, seen=warm_seen
+        )
         found[warm, : columns.shape[1]] = columns
     found[:, n : 2 * n] = _segment_top(context, segment_rows, seen, n)
     everyone = np.full(len(user_rows), len(context.segments), dtype=np.int64)
@@ -88,6 +93,39 @@ def als_margin(als_score: FloatArray, position: IntArray, n_users: int) -> Float
     return margin
 
 
+#: Recent contexts' segment rankings (see :func:`_rankings`), newest last;
+#: weak references, so a cached ranking never keeps a history alive.
+_RANKINGS: list[tuple[weakref.ref[FeatureContext], IntArray]] = []
+
+
+def _rankings(context: FeatureContext) -> IntArray:
+    """Every segment row's available items, most popular first, -1 padded.
+
+    ``(segments + 1) x items``, sorted once per context (a model version's
+    history) instead of once per request: ties (often: nobody in the
+    segment took it recently) go to the more popular item overall, then to
+    the lower column, as in SegmentPopularity.
+    """
+    for known, ranked in _RANKINGS:
+        if known() is context:
+            return ranked
+    popularity = np.where(context.item_available, context.segment_popularity, -np.inf)
+    overall = np.broadcast_to(context.segment_popularity[-1], popularity.shape)
+    ranked = np.lexsort((-overall, -popularity), axis=1)
+    ranked[np.take_along_axis(popularity, ranked, axis=1) == -np.inf] = -1
+    _RANKINGS[:] = [entry for entry in _RANKINGS[-3:] if entry[0]() is not None] + [
+        (weakref.ref(context), ranked)
+    ]
+    return ranked
+
+
+def _csr_rows(matrix: sp.csr_matrix, rows: IntArray) -> sp.csr_matrix:
+    """``matrix[rows]``; ``matrix`` itself when ``rows`` are all its rows in order."""
+    if len(rows) == matrix.shape[0] and (rows == np.arange(len(rows))).all():
+        return matrix
+    return matrix[rows]
+
+
 def _segment_top(
     context: FeatureContext,
     segment_rows: IntArray,
@@ -96,23 +134,17 @@ def _segment_top(
 ) -> IntArray:
     """Each user's ``n`` most popular available items of their segment.
 
-    Each segment's ranking is sorted once (ties by item column); a user's list
-    is its first ``n`` items not in ``seen`` (the block's rows), -1 padded.
+    Each segment's ranking is sorted once per context (:func:`_rankings`);
+    a user's list is its first ``n`` items not in ``seen`` (the block's
+    rows), -1 padded.
     """
     n_users, n_items = len(segment_rows), len(context.item_ids)
-    popularity = np.where(context.item_available, context.segment_popularity, -np.inf)
     extra = 0 if seen is None else int(np.diff(seen.indptr).max(initial=0))
-    segments, inverse = np.unique(segment_rows, return_inverse=True)
-    # Ties (often: nobody in the segment took it recently) go to the more
-    # popular item overall, then to the lower column, as in SegmentPopularity.
-    overall = np.broadcast_to(context.segment_popularity[-1], (len(segments), n_items))
-    ranked = np.lexsort((-overall, -popularity[segments]), axis=1)[:, : n + extra]
-    ranked[np.take_along_axis(popularity[segments], ranked, axis=1) == -np.inf] = -1
-    found = ranked[inverse.ravel()]
+    found = _rankings(context)[segment_rows, : n + extra]
     valid = found >= 0
     if seen is not None and seen.nnz:
-        pairs = seen.tocoo()
-        keys = pairs.row.astype(np.int64) * n_items + pairs.col
+        rows = np.repeat(np.arange(n_users, dtype=np.int64), np.diff(seen.indptr))
+        keys = rows * n_items + seen.indices
         asked = np.arange(n_users, dtype=np.int64)[:, None] * n_items + found
         valid &= ~np.isin(asked, keys)
     rank = np.cumsum(valid, axis=1) - 1
