@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -13,8 +15,10 @@ from pydantic import BaseModel
 from loopml.monitoring.inference_log import (
     _Entry,
     entries_frame,
+    entries_table,
     entry_columns,
     entry_records,
+    write_part,
 )
 
 
@@ -164,3 +168,45 @@ def test_columns_are_the_records_transposed(n: int) -> None:
 def test_uneven_rows_give_no_columns() -> None:
     assert entry_columns(_entry([{"a": 1}, {"b": 2}], [1.0, 2.0])) is None
     assert entry_columns(_entry([{"a": 1}], [])) is None
+
+
+def _columnar(entry: _Entry) -> _Entry:
+    """The same entry with its outputs as columns (what the service hands over)."""
+    outputs = list(entry.outputs)
+    names = list(outputs[0])
+    columns = {name: [o[name] for o in outputs] for name in names}
+    return dataclasses.replace(entry, outputs=columns)
+
+
+@pytest.mark.parametrize("n", [1, 28])
+def test_columnar_outputs_give_the_same_records(n: int) -> None:
+    entry = _demand(n)
+    assert entry_records(_columnar(entry)) == entry_records(entry)
+    assert entry_columns(_columnar(entry)) == entry_columns(entry)
+
+
+@pytest.mark.parametrize("name", list(_GROUPS))
+def test_the_written_table_reads_back_as_the_frame_did(
+    name: str, tmp_path: Path
+) -> None:
+    """The writer's Arrow table makes the file the pandas frame made."""
+    entries = _GROUPS[name]
+    entries = [
+        *entries,
+        *(
+            _columnar(e)
+            for e in entries
+            if e.outputs
+            and all(isinstance(o, dict) for o in e.outputs)
+            and len({tuple(o) for o in e.outputs}) == 1
+        ),
+    ]
+    day = dt.date(2025, 3, 1)
+    old = pd.read_parquet(
+        write_part(tmp_path / "frame", "w", day, entries_frame(entries))
+    )
+    new = pd.read_parquet(
+        write_part(tmp_path / "table", "w", day, entries_table(entries))
+    )
+    pd.testing.assert_frame_equal(new, old, check_exact=True)
+    assert str(new["ts"].dtype) == "datetime64[ns, UTC]"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Literal
@@ -15,11 +16,15 @@ import pytest
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.testclient import TestClient
+from prometheus_client import CollectorRegistry, Histogram
 from pydantic import BaseModel, ValidationError
 
+from loopml.core.config import load_settings
 from loopml.data.results import VERSION_KEY
 from loopml.sdk.capabilities import Output, Scores
+from loopml.serving.app import create_app
 from loopml.serving.batches import BatchResults
+from loopml.serving.metrics import observe_many
 from loopml.serving.oip import _tensor, input_datatype
 from loopml.serving.protocols import PredictResponse, json_response
 from loopml.serving.scoring import Service, per_row, plain, plain_column
@@ -215,3 +220,50 @@ def test_parse_validates_rows_as_one_by_one(name: str) -> None:
         assert [{**e, "loc": tuple(e["loc"])} for e in got] == want, name
     else:
         assert got == want
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [0.0, 0.5, 1.0, 3.0, 7.5, 1000.0, 2000.0, -1.0, float("nan"), None] * 3,
+        [np.float32(2.5)] * 9 + [np.int64(4)],
+        [1.0, 2.0],  # below MANY: one observe each
+        [pd.NA, 1.0, None, float("nan"), 5.0, 6.0, 7.0, 8.0, 9.0],
+    ],
+)
+def test_observe_many_counts_like_one_observe_each(values: list[Any]) -> None:
+    buckets = (0, 1, 2, 5, 10, 1000)
+    one, many = (
+        Histogram("h", "h", buckets=buckets, registry=CollectorRegistry())
+        for _ in range(2)
+    )
+    for value in values:
+        if value is not None and value is not pd.NA and value == value:
+            one.observe(float(value))
+    observe_many(many, values)
+
+    def samples(h: Histogram) -> dict[tuple[str, str], float]:
+        family = next(iter(h.collect()))
+        return {
+            (s.name, s.labels.get("le", "")): s.value
+            for s in family.samples
+            if not s.name.endswith("_created")
+        }
+
+    got, want = samples(many), samples(one)
+    assert got.keys() == want.keys()
+    for key, value in want.items():
+        assert got[key] == pytest.approx(value, rel=1e-12), key
+
+
+def test_the_service_freezes_its_start_up_heap_while_it_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """gc.freeze() once the champions are loaded (none here); undone at shutdown."""
+    monkeypatch.setenv("LOOPML_HOME", str(tmp_path))
+    app = create_app(load_settings("default", home=tmp_path))
+    assert gc.get_freeze_count() == 0
+    with TestClient(app) as client:
+        assert gc.get_freeze_count() > 0
+        assert client.get("/healthz").status_code == 200
+    assert gc.get_freeze_count() == 0

@@ -7,11 +7,14 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from loopml.core.errors import StageError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -29,13 +32,18 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
-def write_parquet(frame: pd.DataFrame, path: Path) -> None:
-    """Atomically write a data frame as parquet."""
+def write_parquet(frame: pd.DataFrame | pa.Table, path: Path) -> None:
+    """Atomically write a data frame (or an Arrow table) as parquet."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     os.close(fd)
     try:
-        frame.to_parquet(tmp, index=False)
+        if isinstance(frame, pd.DataFrame):
+            frame.to_parquet(tmp, index=False)
+        else:
+            import pyarrow.parquet as pq
+
+            pq.write_table(frame, tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

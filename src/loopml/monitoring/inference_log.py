@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 from pydantic import TypeAdapter
 
 from loopml.core.io import write_parquet
@@ -54,7 +55,8 @@ class _Entry:
     workload: str
     ts: dt.datetime
     inputs: Sequence[Any]
-    outputs: Sequence[Any]
+    #: One output per row, or columns (name -> one value per row).
+    outputs: Sequence[Any] | Mapping[str, Sequence[Any]]
     model_version: str
     latency_seconds: float
     source: str
@@ -76,8 +78,19 @@ def _list_adapter(model: type) -> TypeAdapter[list[Any]]:
     return TypeAdapter(list[model])  # type: ignore[valid-type]
 
 
-def _as_dicts(values: Sequence[Any]) -> list[dict[str, Any]]:
-    """:func:`_as_dict` of each value; a list of one pydantic model at once."""
+def _as_dicts(
+    values: Sequence[Any] | Mapping[str, Sequence[Any]],
+) -> list[dict[str, Any]]:
+    """:func:`_as_dict` of each value; a list of one pydantic model at once.
+
+    A mapping is columns (name -> one value per row): one dict per row.
+    """
+    if isinstance(values, Mapping):
+        names = list(values)
+        return [
+            dict(zip(names, row, strict=True))
+            for row in zip(*values.values(), strict=True)
+        ]
     kind: type = type(values[0]) if values else type(None)
     alike = all(type(value) is kind for value in values)
     if alike and kind is dict:  # the service's outputs: read, never changed
@@ -128,19 +141,49 @@ def entry_columns(entry: _Entry) -> dict[str, list[Any]] | None:
     """:func:`entry_records` as columns, one list per field; None when uneven.
 
     The same fields, order and values as the records (a request's rows all
-    have the same fields): the writer builds its frame from these lists
+    have the same fields): the writer builds its table from these lists
     instead of a dict per row. Rows whose inputs or outputs differ in their
     fields give None (the caller takes the records).
     """
+    columns = _columns(entry)
+    if columns is None:
+        return None
+    return {key: _dump_nested(values) for key, values in columns.items()}
+
+
+def _dump_nested(values: Sequence[Any]) -> list[Any]:
+    """``values`` with each list, tuple or dict as JSON text."""
+    if any(issubclass(kind, _NESTED) for kind in set(map(type, values))):
+        return [
+            json.dumps(v, default=str) if isinstance(v, _NESTED) else v for v in values
+        ]
+    return list(values)
+
+
+def _columns(entry: _Entry) -> dict[str, Sequence[Any]] | None:
+    """:func:`entry_columns` before nested values become JSON text.
+
+    The lists may be the entry's own (the caller must not change them).
+    """
     inputs = _as_dicts(entry.inputs)
-    outputs = _as_dicts(entry.outputs)
-    if not inputs or len(inputs) != len(outputs):
+    by_column = isinstance(entry.outputs, Mapping)  # the service's answers
+    outputs: Any = entry.outputs if by_column else _as_dicts(entry.outputs)
+    n = len(inputs)
+    if by_column:
+        if any(len(values) != n for values in outputs.values()):
+            return None
+    elif (
+        not inputs or len(inputs) != len(outputs) or len(set(map(tuple, outputs))) != 1
+    ):
         return None
     # One tuple of fields each, in the same order (compared in C).
-    if len(set(map(tuple, inputs))) != 1 or len(set(map(tuple, outputs))) != 1:
+    if not inputs or len(set(map(tuple, inputs))) != 1:
         return None
-    given, answered = list(inputs[0]), list(outputs[0])
-    n = len(inputs)
+    given, answered = list(inputs[0]), list(outputs if by_column else outputs[0])
+
+    def answer(key: str) -> Sequence[Any]:
+        return outputs[key] if by_column else [d[key] for d in outputs]
+
     meta = {
         "ts": entry.ts,
         "request_id": entry.request_id,
@@ -151,12 +194,12 @@ def entry_columns(entry: _Entry) -> dict[str, list[Any]] | None:
     }
     # A record is {**meta, **given} plus the answer's fields the input lacks.
     taken = set(given)
-    columns: dict[str, list[Any]] = {}
+    columns: dict[str, Sequence[Any]] = {}
     for key, value in meta.items():
         if key in taken:
             columns[key] = [d[key] for d in inputs]
         elif key in answered:
-            columns[key] = [d[key] for d in outputs]
+            columns[key] = answer(key)
         else:
             columns[key] = [value] * n
     for key in given:
@@ -164,34 +207,59 @@ def entry_columns(entry: _Entry) -> dict[str, list[Any]] | None:
             columns[key] = [d[key] for d in inputs]
     for key in answered:
         if key not in taken and key not in meta:
-            columns[key] = [d[key] for d in outputs]
-    for key, values in columns.items():
-        if any(issubclass(kind, _NESTED) for kind in set(map(type, values))):
-            columns[key] = [
-                json.dumps(v, default=str) if isinstance(v, _NESTED) else v
-                for v in values
-            ]
+            columns[key] = answer(key)
     return columns
+
+
+def _joined(entries: Sequence[_Entry]) -> dict[str, list[Any]] | None:
+    """Every entry's columns end to end (nested values as JSON text), or None
+    when an entry is uneven or the entries' fields differ."""
+    parts = [_columns(entry) for entry in entries]
+    first = parts[0] if parts else None
+    if first is None or any(p is None or list(p) != list(first) for p in parts):
+        return None
+    return {
+        key: _dump_nested(
+            list(itertools.chain.from_iterable(p[key] for p in parts))  # type: ignore[index]
+        )
+        for key in first
+    }
 
 
 def entries_frame(entries: Sequence[_Entry]) -> pd.DataFrame:
     """The inference-log rows of ``entries`` as one frame, oldest first.
 
     ``pd.DataFrame.from_records`` of every :func:`entry_records`, built from
-    columns when every entry has the same fields (a dict per row costs the
-    writer thread, which shares the GIL with the requests, several times
-    more).
+    columns when every entry has the same fields.
     """
-    parts = [entry_columns(entry) for entry in entries]
-    first = parts[0] if parts else None
-    if first is None or any(p is None or list(p) != list(first) for p in parts):
+    columns = _joined(entries)
+    if columns is None:
         records = [r for entry in entries for r in entry_records(entry)]
         return pd.DataFrame.from_records(records)
-    columns = {
-        key: [v for part in parts for v in part[key]]  # type: ignore[index]
-        for key in first
-    }
     return pd.DataFrame(columns)
+
+
+def entries_table(entries: Sequence[_Entry]) -> pa.Table:
+    """:func:`entries_frame` as the Arrow table its parquet file holds.
+
+    Built from the columns by Arrow without a pandas frame (the writer
+    thread shares the GIL with the requests; pandas' object columns cost it
+    several times more). The file reads back as the frame's would: ``ts``
+    as nanoseconds in UTC, a missing number as NaN; a column Arrow cannot
+    type alone (e.g. text and numbers mixed) takes the frame's way.
+    """
+    columns = _joined(entries)
+    if columns is not None:
+        try:
+            arrays = {key: pa.array(values) for key, values in columns.items()}
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            pass
+        else:
+            ts = arrays.get("ts")
+            if ts is not None and pa.types.is_timestamp(ts.type):
+                arrays["ts"] = ts.cast(pa.timestamp("ns", tz=ts.type.tz))
+            return pa.table(arrays)
+    return pa.Table.from_pandas(entries_frame(entries), preserve_index=False)
 
 
 def partition(root: Path, workload: str, day: dt.date) -> Path:
@@ -204,7 +272,9 @@ def partition(root: Path, workload: str, day: dt.date) -> Path:
 _counter = itertools.count()
 
 
-def write_part(root: Path, workload: str, day: dt.date, frame: pd.DataFrame) -> Path:
+def write_part(
+    root: Path, workload: str, day: dt.date, frame: pd.DataFrame | pa.Table
+) -> Path:
     """Write one part file atomically into the day's partition.
 
     Also the way to log batch results in one go (no queue needed).
@@ -283,7 +353,7 @@ class InferenceLog:
         self,
         workload: str,
         inputs: Sequence[Any],
-        outputs: Sequence[Any],
+        outputs: Sequence[Any] | Mapping[str, Sequence[Any]],
         model_version: str,
         started: float,
         source: str = "online",
@@ -293,7 +363,8 @@ class InferenceLog:
         Args:
             workload: the workload that answered.
             inputs: the request rows (pydantic models or mappings).
-            outputs: one output per row (models, mappings or scalars).
+            outputs: one output per row (models, mappings or scalars), or
+                JSON-ready columns (name -> one value per row).
             model_version: the registry version that answered.
             started: ``time.perf_counter()`` when the request began.
             source: ``online`` for the API; batch jobs name themselves.
@@ -375,7 +446,7 @@ class InferenceLog:
         for (workload, day), group in groups.items():
             rows = sum(len(entry.inputs) for entry in group)
             try:
-                write_part(self.root, workload, day, entries_frame(group))
+                write_part(self.root, workload, day, entries_table(group))
             except Exception:  # a full disk must not kill the writer thread
                 log.exception("could not write %d inference rows", rows)
                 self.dropped += rows

@@ -46,6 +46,7 @@ from loopml.sdk.capabilities import (
     UnknownEntitiesError,
 )
 from loopml.serving.batches import Batch, BatchResults
+from loopml.serving.metrics import observe_many
 
 if TYPE_CHECKING:
     from loopml.core.config import Settings
@@ -86,7 +87,23 @@ def plain(value: Any) -> Any:
 
 
 def per_row(scores: Scores, n: int, scorer: OnlineScorer) -> list[dict[str, Any]]:
-    """One JSON-ready dict per row with every column of ``scores``.
+    """One JSON-ready dict per row with every column of ``scores``."""
+    return as_rows(plain_columns(scores, n, scorer), n)
+
+
+def as_rows(columns: Mapping[str, list[Any]], n: int) -> list[dict[str, Any]]:
+    """One dict per row of ``columns`` (``n`` rows)."""
+    if not columns:
+        return [{} for _ in range(n)]
+    names = list(columns)
+    return [
+        dict(zip(names, row, strict=True))
+        for row in zip(*columns.values(), strict=True)
+    ]
+
+
+def plain_columns(scores: Scores, n: int, scorer: OnlineScorer) -> dict[str, list[Any]]:
+    """Every column of ``scores``, JSON-ready (:func:`plain_column`).
 
     Raises:
         RuntimeError: a scorer that left out an output or gave a column of
@@ -99,11 +116,7 @@ def per_row(scores: Scores, n: int, scorer: OnlineScorer) -> list[dict[str, Any]
             f"{type(scorer).__name__}.score broke its contract: missing outputs "
             f"{missing}, columns without {n} values {short}"
         )
-    if not scores.columns:
-        return [{} for _ in range(n)]
-    columns = [plain_column(values) for values in scores.columns.values()]
-    names = list(scores.columns)
-    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
+    return {name: plain_column(values) for name, values in scores.columns.items()}
 
 
 #: Types :func:`plain` returns unchanged (exact types: subclasses such as
@@ -186,14 +199,19 @@ class Service:
         self,
         workload: str,
         rows: Sequence[Any],
-        outputs: Sequence[Mapping[str, Any]],
+        outputs: Sequence[Mapping[str, Any]] | Mapping[str, list[Any]],
         version: str,
         started: float,
         source: str = "online",
     ) -> None:
-        """Queue a request and its answer for the inference log."""
-        clash = LOG_COLUMNS.intersection(outputs[0]) if outputs else ()
-        if clash:  # e.g. a per-row "source": keep the log's own column
+        """Queue a request and its answer (rows, or columns) for the inference log."""
+        if isinstance(outputs, Mapping):
+            clash = LOG_COLUMNS.intersection(outputs)
+            if clash:  # e.g. a per-row "source": keep the log's own column
+                outputs = {
+                    (f"output_{k}" if k in clash else k): v for k, v in outputs.items()
+                }
+        elif outputs and (clash := LOG_COLUMNS.intersection(outputs[0])):
             outputs = [
                 {(f"output_{k}" if k in clash else k): v for k, v in o.items()}
                 for o in outputs
@@ -268,18 +286,16 @@ class Service:
         if challenger is not None and random.random() < self.canary_share:
             loaded, role = challenger, "canary"
         scores = self.score(workload, loaded, rows, loc, online)
-        outputs = per_row(scores, len(rows), scorer)
+        columns = plain_columns(scores, len(rows), scorer)
+        outputs = as_rows(columns, len(rows))
         primary = scorer.outputs[0]
         if primary.datatype in NUMERIC:
-            observe = self.metrics.predictions.labels(workload).observe
             values = scores.columns[primary.name]
-            for value in values if primary.per_row is None else _flat(values):
-                if type(value) is float:  # the common case, without pd.isna
-                    if value == value:  # not NaN
-                        observe(value)
-                elif value is not None and not pd.isna(value):
-                    observe(float(value))
-        self.log(workload, rows, outputs, loaded.version, started, source=role)
+            observe_many(
+                self.metrics.predictions.labels(workload),
+                values if primary.per_row is None else _flat(values),
+            )
+        self.log(workload, rows, columns, loaded.version, started, source=role)
         shadow = self.settings.serving.shadow and role == "online"
         if shadow and challenger is not None and background is not None:
             background.add_task(self._shadow, workload, challenger, rows, loc, online)
