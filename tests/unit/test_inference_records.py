@@ -210,3 +210,13 @@ def test_the_written_table_reads_back_as_the_frame_did(
     )
     pd.testing.assert_frame_equal(new, old, check_exact=True)
     assert str(new["ts"].dtype) == "datetime64[ns, UTC]"
+
+
+def test_the_writer_pauses_between_pieces_and_writes_the_same_table() -> None:
+    """The writer yields the GIL after each entry and column (same table)."""
+    entries = [_demand(28), _demand(5, shift=1)]
+    calls: list[None] = []
+    paused = entries_table(entries, pause=lambda: calls.append(None))
+    assert paused.equals(entries_table(entries))
+    n_columns = paused.num_columns
+    assert len(calls) == len(entries) + 2 * n_columns

@@ -31,7 +31,7 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -211,19 +211,41 @@ def _columns(entry: _Entry) -> dict[str, Sequence[Any]] | None:
     return columns
 
 
-def _joined(entries: Sequence[_Entry]) -> dict[str, list[Any]] | None:
+def _no_pause() -> None:
+    """Keep going (outside the writer thread nobody waits)."""
+
+
+def yield_gil() -> None:
+    """Let a waiting thread take the GIL now (``time.sleep(0)`` releases it).
+
+    The writer calls this between small pieces of work: a request thread
+    that wakes from I/O then waits microseconds for the GIL, not the
+    interpreter's switch interval (5 ms) for each piece.
+    """
+    time.sleep(0)
+
+
+def _joined(
+    entries: Sequence[_Entry], pause: Callable[[], None] = _no_pause
+) -> dict[str, list[Any]] | None:
     """Every entry's columns end to end (nested values as JSON text), or None
-    when an entry is uneven or the entries' fields differ."""
-    parts = [_columns(entry) for entry in entries]
+    when an entry is uneven or the entries' fields differ.
+
+    ``pause`` runs after each entry and each column.
+    """
+    parts = []
+    for entry in entries:
+        parts.append(_columns(entry))
+        pause()
     first = parts[0] if parts else None
     if first is None or any(p is None or list(p) != list(first) for p in parts):
         return None
-    return {
-        key: _dump_nested(
-            list(itertools.chain.from_iterable(p[key] for p in parts))  # type: ignore[index]
-        )
-        for key in first
-    }
+    joined = {}
+    for key in first:
+        values = itertools.chain.from_iterable(p[key] for p in parts)  # type: ignore[index]
+        joined[key] = _dump_nested(list(values))
+        pause()
+    return joined
 
 
 def entries_frame(entries: Sequence[_Entry]) -> pd.DataFrame:
@@ -239,7 +261,9 @@ def entries_frame(entries: Sequence[_Entry]) -> pd.DataFrame:
     return pd.DataFrame(columns)
 
 
-def entries_table(entries: Sequence[_Entry]) -> pa.Table:
+def entries_table(
+    entries: Sequence[_Entry], pause: Callable[[], None] = _no_pause
+) -> pa.Table:
     """:func:`entries_frame` as the Arrow table its parquet file holds.
 
     Built from the columns by Arrow without a pandas frame (the writer
@@ -247,11 +271,15 @@ def entries_table(entries: Sequence[_Entry]) -> pa.Table:
     several times more). The file reads back as the frame's would: ``ts``
     as nanoseconds in UTC, a missing number as NaN; a column Arrow cannot
     type alone (e.g. text and numbers mixed) takes the frame's way.
+    ``pause`` runs between pieces of the work (see :func:`yield_gil`).
     """
-    columns = _joined(entries)
+    columns = _joined(entries, pause)
     if columns is not None:
         try:
-            arrays = {key: pa.array(values) for key, values in columns.items()}
+            arrays = {}
+            for key, values in columns.items():
+                arrays[key] = pa.array(values)
+                pause()
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
             pass
         else:
@@ -446,7 +474,7 @@ class InferenceLog:
         for (workload, day), group in groups.items():
             rows = sum(len(entry.inputs) for entry in group)
             try:
-                write_part(self.root, workload, day, entries_table(group))
+                write_part(self.root, workload, day, entries_table(group, yield_gil))
             except Exception:  # a full disk must not kill the writer thread
                 log.exception("could not write %d inference rows", rows)
                 self.dropped += rows
