@@ -30,6 +30,7 @@ from loopml.workloads.recsys.models import (
     SegmentPopularity,
     TwoStageRanker,
 )
+from loopml.workloads.recsys.models import candidates as candidates_module
 from loopml.workloads.recsys.models.candidates import _segment_top, als_margin
 from loopml.workloads.recsys.models.routing import (
     GLOBAL,
@@ -383,11 +384,14 @@ def test_workload_trains_and_evaluates_against_the_baseline() -> None:
         RecsysSettings(n_days=60)
 
 
+@pytest.mark.parametrize("mask", [True, False])
 def test_segment_candidates_are_the_segment_popularity_lists(
-    split: tuple[RecsysData, pd.DataFrame],
+    split: tuple[RecsysData, pd.DataFrame], mask: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Stage 1's segment source (rankings sorted once per history) is exactly
-    SegmentPopularity's top n, seen items left out, for any block of users."""
+    SegmentPopularity's top n, seen items left out, for any block of users,
+    whether the seen items are marked in a dense mask or matched by key."""
+    monkeypatch.setattr(candidates_module, "SMALL_MASK", 1 << 30 if mask else 0)
     train, _ = split
     ranker = TwoStageRanker(n_estimators=5).fit(train)
     context = ranker.als_.context_

@@ -499,7 +499,8 @@ def top_k_inner(
                 values,
             )
 
-    workers = min(workers or min(available_cpus(), 4), -(-n // block))
+    n_blocks = -(-n // block)  # one block (a user served live): no CPU count
+    workers = 1 if n_blocks == 1 else min(workers or min(available_cpus(), 4), n_blocks)
     if workers <= 1:
         run()
     else:

@@ -93,6 +93,11 @@ def als_margin(als_score: FloatArray, position: IntArray, n_users: int) -> Float
     return margin
 
 
+#: Up to this many (user, item) cells, :func:`_segment_top` marks the seen
+#: items in a dense mask (one user: a few microseconds) instead of sorting
+#: pair keys (``np.isin``).
+SMALL_MASK = 1 << 20
+
 #: Recent contexts' segment rankings (see :func:`_rankings`), newest last;
 #: weak references, so a cached ranking never keeps a history alive.
 _RANKINGS: list[tuple[weakref.ref[FeatureContext], IntArray]] = []
@@ -144,9 +149,14 @@ def _segment_top(
     valid = found >= 0
     if seen is not None and seen.nnz:
         rows = np.repeat(np.arange(n_users, dtype=np.int64), np.diff(seen.indptr))
-        keys = rows * n_items + seen.indices
-        asked = np.arange(n_users, dtype=np.int64)[:, None] * n_items + found
-        valid &= ~np.isin(asked, keys)
+        if n_users * n_items <= SMALL_MASK:  # e.g. one user served live
+            taken = np.zeros((n_users, n_items), dtype=bool)
+            taken[rows, seen.indices] = True
+            valid &= ~np.take_along_axis(taken, np.maximum(found, 0), axis=1)
+        else:
+            keys = rows * n_items + seen.indices
+            asked = np.arange(n_users, dtype=np.int64)[:, None] * n_items + found
+            valid &= ~np.isin(asked, keys)
     rank = np.cumsum(valid, axis=1) - 1
     keep = valid & (rank < n)
     out = np.full((n_users, n), -1, dtype=np.int64)
