@@ -31,6 +31,7 @@ from loopml.workloads.recsys.models import (
     TwoStageRanker,
 )
 from loopml.workloads.recsys.models import candidates as candidates_module
+from loopml.workloads.recsys.models import ranker as ranker_module
 from loopml.workloads.recsys.models.candidates import _segment_top, als_margin
 from loopml.workloads.recsys.models.routing import (
     GLOBAL,
@@ -408,3 +409,17 @@ def test_segment_candidates_are_the_segment_popularity_lists(
         # Twice: the second call reads the cached rankings.
         again = _segment_top(context, context.user_segment[rows[block]], seen, 12)
         assert (again == got).all()
+
+
+def test_the_kept_predictor_scores_as_booster_predict(
+    split: tuple[RecsysData, pd.DataFrame],
+) -> None:
+    """The ranker's kept LightGBM predictor gives Booster.predict's scores."""
+    train, _ = split
+    ranker = TwoStageRanker(n_estimators=20).fit(train)
+    booster = ranker.ranker_.booster_
+    rng = np.random.default_rng(3)
+    features = rng.random((257, booster.num_feature()))
+    want = booster.predict(features, num_threads=1)
+    for _ in range(2):  # the second call reuses the predictor
+        np.testing.assert_array_equal(ranker_module._predict(booster, features), want)
