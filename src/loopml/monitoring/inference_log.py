@@ -103,6 +103,9 @@ def _as_dicts(
     return [_as_dict(value) for value in values]
 
 
+#: Values :func:`_dump_nested` turns into JSON text between two pauses.
+DUMPS_PER_PAUSE = 32
+
 #: Nested values are stored as JSON text (one parquet type per column).
 _NESTED = (list, tuple, dict)
 
@@ -151,13 +154,25 @@ def entry_columns(entry: _Entry) -> dict[str, list[Any]] | None:
     return {key: _dump_nested(values) for key, values in columns.items()}
 
 
-def _dump_nested(values: Sequence[Any]) -> list[Any]:
-    """``values`` with each list, tuple or dict as JSON text."""
-    if any(issubclass(kind, _NESTED) for kind in set(map(type, values))):
-        return [
-            json.dumps(v, default=str) if isinstance(v, _NESTED) else v for v in values
+def _dump_nested(
+    values: Sequence[Any], pause: Callable[[], None] | None = None
+) -> list[Any]:
+    """``values`` with each list, tuple or dict as JSON text.
+
+    ``pause`` runs after every :data:`DUMPS_PER_PAUSE` values dumped (about
+    0.5 ms of ``json.dumps`` for a recommendation list of 20 items).
+    """
+    if not any(issubclass(kind, _NESTED) for kind in set(map(type, values))):
+        return list(values)
+    out = []
+    for start in range(0, len(values), DUMPS_PER_PAUSE):
+        out += [
+            json.dumps(v, default=str) if isinstance(v, _NESTED) else v
+            for v in values[start : start + DUMPS_PER_PAUSE]
         ]
-    return list(values)
+        if pause is not None:
+            pause()
+    return out
 
 
 def _columns(entry: _Entry) -> dict[str, Sequence[Any]] | None:
@@ -243,7 +258,7 @@ def _joined(
     joined = {}
     for key in first:
         values = itertools.chain.from_iterable(p[key] for p in parts)  # type: ignore[index]
-        joined[key] = _dump_nested(list(values))
+        joined[key] = _dump_nested(list(values), pause)
         pause()
     return joined
 
