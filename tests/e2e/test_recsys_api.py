@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 import conftest
+from loopml.workloads.recsys.serving import RecsysResponse
 
 LOOPML = [sys.executable, "-m", "loopml.cli"]
 K = 10  # settings.recsys.k, what the batch keeps per user
@@ -92,6 +93,10 @@ def test_known_user_gets_the_days_batch_with_reasons(
     live = _get(url, user, k=K + 5).json()
     assert live["source"] == "live"
     assert [i["item_id"] for i in live["items"][:5]] == items
+    # The route writes its JSON itself: both answers are the documented model.
+    for answer in (body, live):
+        parsed = RecsysResponse.model_validate(answer)
+        assert parsed.model_dump(mode="json") == answer
 
 
 def test_unknown_user_with_a_segment_gets_segment_results(

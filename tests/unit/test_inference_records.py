@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 from pydantic import BaseModel
 
@@ -223,3 +224,16 @@ def test_the_writer_pauses_between_pieces_and_writes_the_same_table() -> None:
     n_columns = paused.num_columns
     # ... and after every 32 nested values dumped: one such column, 33 rows.
     assert len(calls) == len(entries) + 2 * n_columns + 2
+
+
+def test_a_column_arrow_cannot_type_fails_as_the_frame_did(tmp_path: Path) -> None:
+    """Text and numbers mixed in a column: refused as pandas' writer refused
+    it (the writer logs that and counts the rows as dropped)."""
+    entries = [
+        _entry([{"user_id": "u1"}], [{"label": "high"}]),
+        _entry([{"user_id": "u2"}], [{"label": 3}]),
+    ]
+    with pytest.raises(pa.ArrowTypeError, match="label"):
+        entries_frame(entries).to_parquet(tmp_path / "frame.parquet")
+    with pytest.raises(pa.ArrowTypeError, match="label"):
+        entries_table(entries)

@@ -284,25 +284,29 @@ def entries_table(
     Built from the columns by Arrow without a pandas frame (the writer
     thread shares the GIL with the requests; pandas' object columns cost it
     several times more). The file reads back as the frame's would: ``ts``
-    as nanoseconds in UTC, a missing number as NaN; a column Arrow cannot
-    type alone (e.g. text and numbers mixed) takes the frame's way.
+    as nanoseconds in UTC, a missing number as NaN. A column Arrow cannot
+    type alone (e.g. text and numbers mixed) goes the frame's way, which
+    refuses it as it always did (the writer logs it, counting the rows as
+    dropped).
     ``pause`` runs between pieces of the work (see :func:`yield_gil`).
     """
     columns = _joined(entries, pause)
-    if columns is not None:
+    if columns is None:
+        frame = entries_frame(entries)  # fields differ: from the records
+    else:
         try:
             arrays = {}
             for key, values in columns.items():
                 arrays[key] = pa.array(values)
                 pause()
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-            pass
+            frame = pd.DataFrame(columns)  # entries_frame's, not joined again
         else:
             ts = arrays.get("ts")
             if ts is not None and pa.types.is_timestamp(ts.type):
                 arrays["ts"] = ts.cast(pa.timestamp("ns", tz=ts.type.tz))
             return pa.table(arrays)
-    return pa.Table.from_pandas(entries_frame(entries), preserve_index=False)
+    return pa.Table.from_pandas(frame, preserve_index=False)
 
 
 def partition(root: Path, workload: str, day: dt.date) -> Path:

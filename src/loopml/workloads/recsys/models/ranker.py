@@ -547,7 +547,7 @@ class TwoStageRanker(RecommenderBase):
 
 
 #: One LightGBM predictor per booster (``Booster.predict`` builds one per
-#: call, a third of the trees' time for one user's ~100 candidates).
+#: call: 139 against 104 us for one user's ~114 candidates).
 _PREDICTORS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
