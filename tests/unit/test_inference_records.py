@@ -5,6 +5,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import os
+import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,14 +16,18 @@ import pyarrow as pa
 import pytest
 from pydantic import BaseModel
 
+from loopml.monitoring import log_process
 from loopml.monitoring.inference_log import (
+    InferenceLog,
     _Entry,
     entries_frame,
     entries_table,
     entry_columns,
     entry_records,
+    read_log,
     write_part,
 )
+from loopml.monitoring.log_process import InferenceLogProcess, decode, encode
 
 
 class Row(BaseModel):
@@ -237,3 +244,127 @@ def test_a_column_arrow_cannot_type_fails_as_the_frame_did(tmp_path: Path) -> No
         entries_frame(entries).to_parquet(tmp_path / "frame.parquet")
     with pytest.raises(pa.ArrowTypeError, match="label"):
         entries_table(entries)
+
+
+# The writer process (serving.inference_log_writer: process) ----------------
+
+
+@pytest.mark.parametrize("name", list(_GROUPS))
+def test_entries_sent_to_the_writer_process_make_the_same_file(
+    name: str, tmp_path: Path
+) -> None:
+    """An entry as JSON through the pipe writes the file the thread wrote."""
+    entries = _GROUPS[name]
+    received = []
+    for entry in entries:
+        data = encode(entry)
+        assert int.from_bytes(data[:4], "little") == len(data) - 4
+        received.append(decode(data[4:]))
+    day = dt.date(2025, 3, 1)
+    here = pd.read_parquet(write_part(tmp_path / "a", "w", day, entries_table(entries)))
+    there = pd.read_parquet(
+        write_part(tmp_path / "b", "w", day, entries_table(received))
+    )
+    pd.testing.assert_frame_equal(there, here, check_exact=True)
+
+
+def _log_requests(log: InferenceLog, n: int) -> int:
+    """Log ``n`` demand and ``n`` recsys requests as the service does; rows."""
+    for i in range(n):
+        entry = _demand(1 + i % 4, shift=i)
+        log.log("demand", entry.inputs, entry.outputs, "3", time.perf_counter())
+        log.log(
+            "recsys",
+            [{"user_id": f"u{i}", "k": 2, "segment": None}],
+            {"item_ids": [["c1", "c2"]], "scores": [[0.5, float("nan")]]},
+            "1",
+            time.perf_counter(),
+        )
+    return sum(1 + i % 4 for i in range(n)) + n
+
+
+def _wait_written(log: InferenceLog, rows: int, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while log.rows_written < rows and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert log.rows_written == rows
+
+
+_PER_REQUEST = ["ts", "request_id", "latency_seconds"]
+
+
+def test_the_writer_process_writes_what_the_thread_writes(tmp_path: Path) -> None:
+    logs = {
+        "thread": InferenceLog(tmp_path / "thread", flush_seconds=0.1),
+        "process": InferenceLogProcess(tmp_path / "process", flush_seconds=0.1),
+    }
+    for log in logs.values():
+        log.start()
+        rows = _log_requests(log, 30)
+        log.close()
+        assert (log.rows_written, log.dropped) == (rows, 0)
+    for workload in ("demand", "recsys"):
+        want, got = (read_log(log.root, workload) for log in logs.values())
+        assert len(got) == len(want) > 0
+        assert str(got["ts"].dtype) == "datetime64[ns, UTC]"
+        pd.testing.assert_frame_equal(
+            got.drop(columns=_PER_REQUEST),
+            want.drop(columns=_PER_REQUEST),
+            check_exact=True,
+        )
+
+
+def _child_pid(log: InferenceLogProcess) -> int:
+    child = log._child
+    assert child is not None
+    return child.process.pid
+
+
+def test_a_dead_writer_process_is_replaced_and_nothing_goes_uncounted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(log_process, "RESTART_SECONDS", 0.0)
+    log = InferenceLogProcess(tmp_path, flush_seconds=0.1)
+    log.start()
+    first = _log_requests(log, 5)
+    _wait_written(log, first)
+    dead = _child_pid(log)
+    os.kill(dead, signal.SIGKILL)
+    time.sleep(0.2)  # dead before the next entries are handed over
+    later = _log_requests(log, 5)
+    _wait_written(log, first + later)
+    assert _child_pid(log) != dead
+    log.close()
+    assert (log.rows_written, log.dropped) == (first + later, 0)
+    on_disk = len(read_log(tmp_path, "demand")) + len(read_log(tmp_path, "recsys"))
+    assert on_disk == first + later
+
+
+def test_the_writer_process_ignores_ctrl_c_and_stops_at_close(tmp_path: Path) -> None:
+    """A terminal's Ctrl-C reaches the service; the writer waits for close."""
+    log = InferenceLogProcess(tmp_path, flush_seconds=60)  # nothing written yet
+    log.start()
+    rows = _log_requests(log, 3)
+    deadline = time.monotonic() + 30
+    while log._child is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    child = log._child
+    assert child is not None and child.ready.wait(30)
+    os.kill(child.process.pid, signal.SIGINT)
+    time.sleep(0.5)
+    assert child.process.poll() is None
+    log.close()
+    assert child.process.returncode == 0
+    assert (log.rows_written, log.dropped) == (rows, 0)
+
+
+def test_a_full_queue_drops_and_counts_without_waiting(tmp_path: Path) -> None:
+    log = InferenceLogProcess(tmp_path, max_queue=2)  # not started: nothing drains
+    entry = _demand(3)
+    taken = [
+        log.log("demand", entry.inputs, entry.outputs, "3", time.perf_counter())
+        for _ in range(3)
+    ]
+    assert taken == [True, True, False] and log.dropped == 1
+    log.close()  # hands over what waited, from here
+    assert log.rows_written == 6 and len(read_log(tmp_path, "demand")) == 6

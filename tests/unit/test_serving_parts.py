@@ -90,6 +90,38 @@ def test_batch_results_serve_the_newest_file_of_the_version(tmp_path: Path) -> N
     assert newer.rows("a") is not None and newer.rows("c") is None
 
 
+def test_batch_records_equal_the_rows_frame_as_plain_values(tmp_path: Path) -> None:
+    frame = pd.DataFrame(
+        {
+            "user_id": ["b", "a", "b", "a", "a", "c"],
+            "rank": [2, 2, 1, 1, 3, 1],
+            "item_id": ["i4", "i2", "i3", "i1", None, "i5"],
+            "score": [0.5, float("nan"), 0.75, 1.0, 0.25, 2.0],
+        }
+    )
+    _write(tmp_path, "2025-01-02", "1", frame)
+    batch = BatchResults(tmp_path, key="user_id", order="rank").for_version("1")
+    assert batch is not None
+    names = ("rank", "item_id", "score")
+    for key in ("a", "b", "c"):
+        rows = batch.rows(key)
+        assert rows is not None
+        want = [tuple(r) for r in rows[list(names)].itertuples(index=False)]
+        got = batch.records(key, names)
+        assert got is not None and len(got) == len(want)
+        for g, w in zip(got, want, strict=True):
+            assert g[0] == w[0] and type(g[0]) is int
+            assert g[1] == (None if pd.isna(w[1]) else w[1])
+            assert g[2] == w[2] or (np.isnan(g[2]) and np.isnan(w[2]))
+    first_two = batch.records("a", names, limit=2)
+    assert first_two is not None and [r[:2] for r in first_two] == [
+        (1, "i1"),
+        (2, "i2"),
+    ]
+    assert first_two[0][2] == 1.0 and np.isnan(first_two[1][2])  # NaN stays NaN
+    assert batch.records("zz", names) is None
+
+
 _COLUMNS: list[list[Any]] = [
     ["S01", "S02"],
     [1, 2, None, True],

@@ -164,6 +164,10 @@ class ServingSettings(BaseModel):
     #: shadow: every scoring request is also scored by the challenger after
     #: the answer is sent; only the champion's answer is returned, both logged.
     shadow: bool = False
+    #: who writes the inference log: ``process``, a child process fed over a
+    #: pipe (the service shares no GIL with the writer); ``thread``, a thread
+    #: of the serving process. The same files either way.
+    inference_log_writer: Literal["process", "thread"] = "process"
 
 
 class TuneSettings(BaseModel):

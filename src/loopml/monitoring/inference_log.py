@@ -16,7 +16,9 @@ them into rows and writes a part file every ``flush_seconds`` or
 ``flush_rows``. :meth:`InferenceLog.close` drains the queue and writes the
 rest, so a clean shutdown loses nothing. When the queue is full (the disk
 cannot keep up), the request is not slowed down: the entry is dropped and
-counted in :attr:`InferenceLog.dropped`.
+counted in :attr:`InferenceLog.dropped`. The service writes through
+:class:`loopml.monitoring.log_process.InferenceLogProcess` by default: the
+same queue and files, the writing done by a child process.
 """
 
 from __future__ import annotations
@@ -429,12 +431,18 @@ class InferenceLog:
             source,
             uuid.uuid4().hex,
         )
+        if self._put(entry):
+            return True
+        self.dropped += 1
+        if self.dropped == 1 or self.dropped % 1000 == 0:
+            log.warning("inference log queue full: %d dropped", self.dropped)
+        return False
+
+    def _put(self, entry: _Entry) -> bool:
+        """Queue one entry without waiting; False when the queue is full."""
         try:
             self._queue.put_nowait(entry)
         except queue.Full:
-            self.dropped += 1
-            if self.dropped == 1 or self.dropped % 1000 == 0:
-                log.warning("inference log queue full: %d dropped", self.dropped)
             return False
         return True
 

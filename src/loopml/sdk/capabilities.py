@@ -213,6 +213,12 @@ class BatchIndex(Protocol):
     def rows(self, key: str) -> pd.DataFrame | None:
         """The rows of ``key`` (in the batch's order), or ``None``."""
 
+    def records(
+        self, key: str, columns: Sequence[str], limit: int | None = None
+    ) -> list[tuple[Any, ...]] | None:
+        """The first ``limit`` rows of ``key`` as tuples of plain values of
+        ``columns`` (no frame: for a request's lookup), or ``None``."""
+
 
 class ServingContext(Protocol):
     """What a scorer's own routes may use (see :meth:`OnlineScorer.routes`)."""

@@ -36,6 +36,7 @@ from loopml.models.tracking import setup_mlflow
 from loopml.monitoring import status
 from loopml.monitoring.collector import MonitorCollector
 from loopml.monitoring.inference_log import InferenceLog
+from loopml.monitoring.log_process import InferenceLogProcess
 from loopml.sdk.capabilities import OnlineScorer
 from loopml.sdk.workload import get_workload, workload_names
 from loopml.serving.bodies import validation_error
@@ -156,7 +157,9 @@ def create_app(
     names = served_workloads(settings, workloads)
     scorers = _scorers(names)
     metrics = ServiceMetrics()
-    inference = InferenceLog(settings.home / "inference")
+    writer = settings.serving.inference_log_writer
+    kind = InferenceLogProcess if writer == "process" else InferenceLog
+    inference = kind(settings.home / "inference")
     metrics.registry.register(MonitorCollector(settings, inference))
 
     def on_swap(loaded: LoadedModel) -> None:

@@ -14,7 +14,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,8 @@ class Batch:
     keys: npt.NDArray[Any]
     starts: npt.NDArray[np.int64]
     frame: pd.DataFrame
+    #: Columns as Python lists, made on first use by :meth:`records`.
+    _lists: dict[str, list[Any]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def read(cls, path: Path, version: str, key: str, order: str | None) -> Batch:
@@ -60,13 +63,47 @@ class Batch:
             file_day(path), version, per_key, keys, starts.astype(np.int64), frame
         )
 
-    def rows(self, key: str) -> pd.DataFrame | None:
-        """The rows of ``key`` in order, or ``None`` when the batch lacks it."""
+    def _span(self, key: str) -> tuple[int, int] | None:
+        """Where the rows of ``key`` are in the frame (a binary search)."""
         at = int(np.searchsorted(self.keys, key))
         if at == len(self.keys) or self.keys[at] != key:
             return None
         stop = self.starts[at + 1] if at + 1 < len(self.starts) else len(self.frame)
-        return self.frame.iloc[int(self.starts[at]) : int(stop)]
+        return int(self.starts[at]), int(stop)
+
+    def rows(self, key: str) -> pd.DataFrame | None:
+        """The rows of ``key`` in order, or ``None`` when the batch lacks it."""
+        span = self._span(key)
+        return None if span is None else self.frame.iloc[span[0] : span[1]]
+
+    def records(
+        self, key: str, columns: Sequence[str], limit: int | None = None
+    ) -> list[tuple[Any, ...]] | None:
+        """The first ``limit`` rows of ``key`` as tuples of ``columns``.
+
+        Plain Python values (a missing value is ``None``, as NaN in a float
+        column stays NaN) from lists made once per column, so a lookup
+        builds no frame: the online path's way (``rows`` costs pandas'
+        slicing, ~0.3 ms).
+        """
+        span = self._span(key)
+        if span is None:
+            return None
+        start, stop = span
+        if limit is not None:
+            stop = min(stop, start + limit)
+        lists = []
+        for name in columns:
+            values = self._lists.get(name)
+            if values is None:
+                column = self.frame[name]
+                if column.dtype.kind == "f":
+                    values = column.tolist()
+                else:
+                    values = column.astype(object).where(column.notna(), None).tolist()
+                self._lists[name] = values
+            lists.append(values[start:stop])
+        return list(zip(*lists, strict=True))
 
 
 class BatchResults:

@@ -134,15 +134,12 @@ def from_batch(
     """The user's first ``k`` batch rows, when the batch can answer."""
     if batch is None or not model.known(user_id) or segment not in (None, own):
         return None
-    rows = batch.rows(user_id) if k <= batch.per_key else None
+    if k > batch.per_key:
+        return None
+    rows = batch.records(user_id, ("rank", "item_id", "score", "reason"), k)
     if rows is None:
         return None
-    items = [
-        (int(r), str(i), float(s), str(w))
-        for r, i, s, w in rows[["rank", "item_id", "score", "reason"]]
-        .head(k)
-        .itertuples(index=False)
-    ]
+    items = [(int(r), str(i), float(s), str(w)) for r, i, s, w in rows]
     return Answer(items, "batch", batch.day, segment or own)
 
 
