@@ -81,6 +81,11 @@ RANKING_COLUMNS: list[str] = [*FEATURE_COLUMNS, *TIME_COLUMNS]
 BoolArray = npt.NDArray[np.bool_]
 # The NDCG cut-off of early stopping and routing: the gate's k.
 _K = 10
+#: Training pairs whose features are read in one call (about 90 MB of
+#: float64 columns). A point-in-time reader runs a few Feast queries per
+#: call, so at 100,000 users a call per BLOCK of users was hundreds of
+#: queries per label window.
+PAIRS_PER_READ = 500_000
 
 
 class TwoStageRanker(RecommenderBase):
@@ -396,7 +401,13 @@ class TwoStageRanker(RecommenderBase):
     ) -> Examples:
         """Candidates of the users with labels after the inner cut.
 
-        Only users with a label among their candidates form a group.
+        Only users with a label among their candidates form a group. The
+        candidates are found :data:`BLOCK` users at a time and sampled
+        before any feature is read; the features of the kept pairs are read
+        :data:`PAIRS_PER_READ` pairs at a time (a point-in-time reader runs
+        a few queries per call, whatever their size). The features are per
+        pair, so the rows equal those of reading every candidate per block
+        and keeping the same ones (tested).
         """
         context = inner.context_
         user_ids = sorted(future["user_id"].unique())
@@ -410,26 +421,45 @@ class TwoStageRanker(RecommenderBase):
         groups: list[IntArray] = []
         margins: list[FloatArray] = []
         users: list[str] = []
+        waiting: list[tuple[IntArray, IntArray, IntArray, FloatArray]] = []
         rng = np.random.default_rng(self.seed)
+
+        def read_waiting() -> None:
+            if waiting:
+                kept = [np.concatenate(part) for part in zip(*waiting, strict=True)]
+                frames.append(self._pair_rows(context, *kept, pair_features))
+                waiting.clear()
+
+        pending = 0
         for start in range(0, len(user_ids), BLOCK):
             rows = rows_all[start : start + BLOCK]
             segments = context.user_segment[rows]
-            position, cand, features = self._features(
-                inner, rows, segments, True, self.n_candidates, pair_features
+            position, cand, als_score = candidates(
+                inner, rows, segments, True, self.n_candidates
             )
             key = rows[position] * n_items + cand
             label = np.isin(key, positive)
             hit = np.bincount(position, weights=label, minlength=len(rows)) > 0
-            margin = als_margin(
-                features["als_score"].to_numpy(dtype=np.float64), position, len(rows)
-            )
+            margin = als_margin(als_score, position, len(rows))
             keep = hit[position] & (label | self._sample_negatives(rng, position))
-            frames.append(features.to_numpy(dtype=np.float64)[keep])
+            waiting.append(
+                (
+                    rows[position[keep]],
+                    segments[position[keep]],
+                    cand[keep],
+                    als_score[keep],
+                )
+            )
+            pending += int(keep.sum())
             labels.append(label[keep].astype(np.int64))
             margins.append(margin[keep])
             groups.append(np.bincount(position[keep], minlength=len(rows))[hit])
             block = user_ids[start : start + BLOCK]
             users += [name for name, has in zip(block, hit, strict=True) if has]
+            if pending >= PAIRS_PER_READ:
+                read_waiting()
+                pending = 0
+        read_waiting()
         return (
             frames,
             np.concatenate(labels),
@@ -437,6 +467,22 @@ class TwoStageRanker(RecommenderBase):
             np.concatenate(margins),
             users,
         )
+
+    @staticmethod
+    def _pair_rows(
+        context: FeatureContext,
+        user_rows: IntArray,
+        segment_rows: IntArray,
+        items: IntArray,
+        als_score: FloatArray,
+        pair_features: PairFeatures,
+    ) -> FloatArray:
+        """The ranking columns of pairs: ``pair_features``, then the time ones."""
+        pairs = pair_features(context, user_rows, segment_rows, items, als_score)
+        moment = time_features(context, user_rows, items)
+        features = pd.concat([pairs.reset_index(drop=True), moment], axis=1)
+        out: FloatArray = features.to_numpy(dtype=np.float64)
+        return out
 
     def _sample_negatives(
         self, rng: np.random.Generator, position: IntArray
