@@ -697,9 +697,12 @@ def main() -> None:  # noqa: PLR0915 - one straight script
             "",
             *goal_lines,
             "",
-            "| server | RSS after the run, serving process MB | with launcher MB |",
+            "| server | RSS after the run, serving process MB | process tree MB |",
             "|---|---:|---:|",
             *(f"| {n} | {m[0]:.0f} | {m[1]:.0f} |" for n, m in memory.items()),
+            "",
+            "The process tree: the launcher (mlflow, bentoml) or loopml's "
+            "inference-log writer process beside the serving one.",
             "",
             bento_text(bento is not None, bento_note),
             "",

@@ -426,8 +426,15 @@ class TwoStageRanker(RecommenderBase):
 
         def read_waiting() -> None:
             if waiting:
-                kept = [np.concatenate(part) for part in zip(*waiting, strict=True)]
-                frames.append(self._pair_rows(context, *kept, pair_features))
+                user_rows = np.concatenate([w[0] for w in waiting])
+                segment_rows = np.concatenate([w[1] for w in waiting])
+                items = np.concatenate([w[2] for w in waiting])
+                scores = np.concatenate([w[3] for w in waiting])
+                frames.append(
+                    self._pair_rows(
+                        context, user_rows, segment_rows, items, scores, pair_features
+                    )
+                )
                 waiting.clear()
 
         pending = 0
