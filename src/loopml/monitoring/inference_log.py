@@ -381,6 +381,7 @@ class InferenceLog:
             flush_seconds: write what is waiting at least this often.
         """
         self.root = root
+        self.max_queue = max_queue
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds
         self.dropped = 0

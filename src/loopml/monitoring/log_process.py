@@ -189,16 +189,9 @@ class InferenceLogProcess(InferenceLog):
     and hands them to the child, which writes them.
     """
 
-    def __init__(
-        self,
-        root: Path,
-        max_queue: int = 10_000,
-        flush_rows: int = 5_000,
-        flush_seconds: float = 1.0,
-    ) -> None:
-        """Log under ``root``; the child starts with the first entry."""
-        super().__init__(root, max_queue, flush_rows, flush_seconds)
-        self.max_queue = max_queue
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """:class:`InferenceLog`'s arguments; the child starts with the first entry."""
+        super().__init__(*args, **kwargs)
         self._waiting: deque[_Entry] = deque()
         self._stop = threading.Event()
         self._child: _Child | None = None

@@ -81,10 +81,11 @@ class Batch:
     ) -> list[tuple[Any, ...]] | None:
         """The first ``limit`` rows of ``key`` as tuples of ``columns``.
 
-        Plain Python values (a missing value is ``None``, as NaN in a float
+        Plain Python values (a missing value is ``None``; NaN in a float
         column stays NaN) from lists made once per column, so a lookup
-        builds no frame: the online path's way (``rows`` costs pandas'
-        slicing, ~0.3 ms).
+        builds no frame: the online path's way. A user's 10 recsys rows:
+        6.7 us, against 0.70 ms through ``rows`` and ``itertuples``
+        (measured in process, best of 3 x 2,000).
         """
         span = self._span(key)
         if span is None:
