@@ -238,14 +238,14 @@ class InferenceLogProcess(InferenceLog):
 
     def _hand_over(self, entries: Sequence[_Entry]) -> None:
         rows = sum(map(_rows, entries))
+        child = self._live_child()
+        if child is None:  # waiting to start another: nothing to encode for
+            self._count(0, rows)
+            return
         try:
             data = b"".join(map(encode, entries))
         except Exception:  # a value JSON cannot hold: drop, keep serving
             log.exception("could not encode %d inference rows", rows)
-            self._count(0, rows)
-            return
-        child = self._live_child()
-        if child is None:
             self._count(0, rows)
             return
         try:
