@@ -238,9 +238,74 @@ def test_production_profile_writes_to_postgresql(
                 )
             ).scalar_one()
         assert count == distinct == second.details["rows"]
+        # COPY wrote what the file holds, value for value.
+        stored = pd.read_sql_query(
+            "select user_id, rank, item_id, score, reason, model_version "
+            "from recommendations where date = %(day)s order by user_id, rank",
+            engine,
+            params={"day": day},
+        )
+        pd.testing.assert_frame_equal(
+            stored,
+            _parquet(settings, day).drop(columns="date"),
+            check_dtype=False,
+        )
     finally:
         with engine.begin() as connection:
             connection.execute(delete(table).where(table.c.date == day))
+        engine.dispose()
+
+
+@pytest.mark.parametrize("driver", ["psycopg2", "psycopg"])
+def test_copy_rows_loads_awkward_values_exactly_and_rolls_back(driver: str) -> None:
+    reason = conftest.postgres_unreachable()
+    if reason:
+        pytest.skip(reason)
+    import pyarrow as pa
+    from sqlalchemy import create_engine, func, select
+
+    class Scorer(RecsysBatchScorer):
+        table = f"copy_rows_{uuid.uuid4().hex[:8]}"
+
+    table = batch.result_table(Scorer())
+    reasons = ['say "hi", then\nleave', "", "naïve ☃", "\\N", "NULL", "a\tb\r\n"]
+    scores = [1 / 3, 1e-300, -2.5e300, 0.1 + 0.2, -0.0, 123456789.125]
+    created = dt.datetime(2030, 5, 6, 7, 8, 9, 123456, tzinfo=dt.UTC)
+    rows = pa.table(
+        {
+            "date": pa.array([dt.date(2030, 5, 6)] * 6, pa.date32()),
+            "user_id": [f"u,{i}" for i in range(6)],
+            "rank": pa.array(range(1, 7), pa.int32()),
+            "item_id": [f'i"{i}' for i in range(6)],
+            "score": scores,
+            "reason": reasons,
+            "model_version": ["7"] * 6,
+            "created_at": [created.isoformat()] * 6,
+        }
+    )
+    engine = create_engine(PG_URI.replace("psycopg2", driver))
+    table.metadata.create_all(engine)
+    try:
+        with pytest.raises(RuntimeError), engine.begin() as connection:
+            batch.copy_rows(connection, table, rows)
+            raise RuntimeError("roll back")
+        with engine.connect() as connection:
+            assert (
+                connection.execute(select(func.count()).select_from(table)).scalar_one()
+                == 0
+            )
+        with engine.begin() as connection:
+            batch.copy_rows(connection, table, rows)
+        with engine.connect() as connection:
+            stored = connection.execute(select(table).order_by(table.c.rank)).all()
+        assert [r.reason for r in stored] == reasons
+        assert [r.score for r in stored] == scores  # exact, to the last bit
+        assert [r.user_id for r in stored] == [f"u,{i}" for i in range(6)]
+        assert [r.item_id for r in stored] == [f'i"{i}' for i in range(6)]
+        assert {r.created_at for r in stored} == {created}
+        assert {r.date for r in stored} == {dt.date(2030, 5, 6)}
+    finally:
+        table.metadata.drop_all(engine)
         engine.dispose()
 
 

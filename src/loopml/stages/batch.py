@@ -17,8 +17,9 @@ two places, each replaced whole for the day:
   swapped in with ``os.replace``;
 * the SQL table ``scorer.table`` (SQLite at ``<home>/batch/<workload>.db`` by
   default; ``batch.database_url`` or the production profile's PostgreSQL):
-  ``DELETE`` the day, ``INSERT`` it, ``COMMIT``, in one transaction. Its
-  columns come from ``scorer.schema``; the primary key is ``date`` plus
+  ``DELETE`` the day, load it, ``COMMIT``, in one transaction (PostgreSQL
+  loads it with ``COPY``, many times faster than row inserts; SQLite with
+  ``INSERT``). Its columns come from ``scorer.schema``; the primary key is ``date`` plus
   ``scorer.key_columns``, and ``date`` plus ``scorer.unique_columns`` is
   unique too.
 
@@ -33,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import io
 import logging
 import os
 import time
@@ -42,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from loopml.core.config import Settings
@@ -56,7 +59,7 @@ from loopml.sdk.workload import get_workload
 from loopml.stages.common import StageResult
 
 if TYPE_CHECKING:
-    from sqlalchemy import Engine, Table
+    from sqlalchemy import Connection, Engine, Table
     from sqlalchemy.types import TypeEngine
 
 log = logging.getLogger(__name__)
@@ -228,18 +231,29 @@ def _write(
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     schema = file_schema(scorer).with_metadata({VERSION_KEY: version.encode()})
     rows = 0
-    created = dt.datetime.now(dt.UTC)
+    now = dt.datetime.now(dt.UTC)
+    copy = engine.dialect.name == "postgresql"
+    # COPY gets the time as text: Arrow's CSV writer renders a zoned
+    # timestamp column about 20x slower than the rest of a row together.
+    created = pa.scalar(now.isoformat()) if copy else pa.scalar(now)
     try:
         with engine.begin() as connection:
             connection.execute(delete(table).where(table.c.date == day))
             with pq.ParquetWriter(tmp, schema) as writer:
                 for frame in frames:
-                    writer.write_table(
-                        pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+                    arrow = pa.Table.from_pandas(
+                        frame, schema=schema, preserve_index=False
                     )
-                    records = frame.assign(created_at=created).to_dict("records")
-                    if records:
-                        connection.execute(insert(table), records)
+                    writer.write_table(arrow)
+                    if not len(frame):
+                        continue
+                    arrow = arrow.append_column(
+                        "created_at", pa.repeat(created, len(frame))
+                    )
+                    if copy:
+                        copy_rows(connection, table, arrow)
+                    else:
+                        connection.execute(insert(table), arrow.to_pylist())
                     rows += len(frame)
             with tmp.open("rb") as handle:
                 os.fsync(handle.fileno())
@@ -251,6 +265,39 @@ def _write(
         tmp.unlink(missing_ok=True)
         raise
     return rows
+
+
+def copy_rows(connection: Connection, table: Table, rows: pa.Table) -> None:
+    """Load ``rows`` into ``table`` with PostgreSQL's ``COPY``.
+
+    It runs in ``connection``'s transaction (a rollback takes the rows back).
+    The rows travel as CSV written by Arrow: strings quoted, NULL unquoted
+    and empty, floats in their shortest round-trip form (``nan``, ``inf``
+    included), timestamps in ISO 8601 with the zone. Works with psycopg2
+    (``copy_expert``) and psycopg 3 (``cursor.copy``).
+
+    Args:
+        connection: an open connection to PostgreSQL, in a transaction.
+        table: the target table; ``rows``' columns name some of its columns.
+        rows: the rows, with Arrow types matching the table's.
+    """
+    buffer = io.BytesIO()
+    pa_csv.write_csv(rows, buffer, pa_csv.WriteOptions(include_header=False))
+    quote = connection.dialect.identifier_preparer
+    columns = ", ".join(quote.quote(name) for name in rows.column_names)
+    statement = f"COPY {quote.format_table(table)} ({columns}) FROM STDIN (FORMAT csv)"
+    dbapi = connection.connection.dbapi_connection
+    assert dbapi is not None  # an open connection has its DBAPI connection
+    cursor = dbapi.cursor()
+    try:
+        if hasattr(cursor, "copy_expert"):  # psycopg2
+            buffer.seek(0)
+            cursor.copy_expert(statement, buffer)
+        else:  # psycopg 3
+            with cursor.copy(statement) as copy:
+                copy.write(buffer.getbuffer())
+    finally:
+        cursor.close()
 
 
 def _no_champion(workload: str, required: bool) -> StageResult:
