@@ -120,3 +120,31 @@ def test_resume_with_skip_tune_keeps_the_figures_and_the_feast_project(
     assert '"project": "scale_old"' in state
     assert "8291" in state  # tune's earlier figures stay in the table
     assert dropped == []  # a failed stage keeps the project for --resume
+
+
+def test_until_stops_after_its_stage_and_resume_runs_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    measured: list[str] = []
+    dropped: list[Path] = []
+
+    def fake_measure(args, workload, stage, home, env):  # type: ignore[no-untyped-def]
+        measured.append(stage)
+        return scale.StageRun(workload, stage, "ok", 1.0, 1.0, 1.0)
+
+    monkeypatch.setattr(scale, "_measure", fake_measure)
+    monkeypatch.setattr(scale, "prepare_database", lambda name, keep: None)
+    monkeypatch.setattr(scale, "drop_feast_project", lambda h, e: dropped.append(h))
+    argv = ["--recsys", "60x20", "--home", str(tmp_path), "--no-doc"]
+
+    assert scale.main([*argv, "--until", "tune"]) == 0
+    assert measured == ["ingest", "validate", "features", "tune"]
+    out = capsys.readouterr().out
+    assert "| recsys | train | not asked |" in out
+    assert "--until tune" in out  # the printed command reproduces this run
+    assert dropped == []  # the features stay for --resume
+
+    measured.clear()
+    assert scale.main([*argv, "--resume"]) == 0
+    assert measured == ["train", "evaluate", "promote", "batch", "monitor"]
+    assert dropped == [tmp_path]  # complete now: the project is dropped
