@@ -19,9 +19,9 @@ two places, each replaced whole for the day:
   default; ``batch.database_url`` or the production profile's PostgreSQL):
   ``DELETE`` the day, load it, ``COMMIT``, in one transaction (PostgreSQL
   loads it with ``COPY``, many times faster than row inserts; SQLite with
-  ``INSERT``). Its columns come from ``scorer.schema``; the primary key is ``date`` plus
-  ``scorer.key_columns``, and ``date`` plus ``scorer.unique_columns`` is
-  unique too.
+  ``INSERT``). Its columns come from ``scorer.schema``; the primary key is
+  ``date`` plus ``scorer.key_columns``, and ``date`` plus
+  ``scorer.unique_columns`` is unique too.
 
 The SQL commit comes first, then the file swap. A crash before the commit
 leaves both stores with the previous results; between the two (a moment),
