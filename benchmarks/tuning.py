@@ -16,7 +16,13 @@ backtest on the folds before ``evaluate``'s, on generated data of each size
   one LightGBM thread per trial), its MLflow callback logging a nested run
   per trial; the configurations go in as Optuna's points to evaluate and ASHA
   is off, so it does the same work as the others. Timed with and without
-  starting Ray (``ray.init`` + ``ray.shutdown``).
+  starting Ray (``ray.init`` + ``ray.shutdown``);
+* ``Ray Tune on a running Ray`` (``--running-ray``, on by default): the
+  same search against a Ray head started beforehand with ``ray start
+  --head`` on this machine (2 CPUs), as a cluster that stays up between
+  runs: ``loopml tune`` with ``tune.ray_address``. Timed from connecting
+  (``ray.init(address=...)``) to disconnecting; starting and stopping the
+  head are not timed.
 
 The three modes must find the same WAPE values (LightGBM is deterministic
 here), which the script checks. Not a test: run on demand; the Markdown table
@@ -36,9 +42,15 @@ import os
 import platform
 import secrets
 import shutil
+import signal
+import socket
+import subprocess
+import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +58,6 @@ import lightgbm
 import mlflow
 import numpy as np
 import pandas as pd
-import ray
 from doc_sections import write_section
 
 from loopml.core.config import Settings, load_settings
@@ -117,7 +128,10 @@ def run_pool(
 
 
 def run_ray(
-    settings: Settings, data: pd.DataFrame, configs: list[dict[str, Any]]
+    settings: Settings,
+    data: pd.DataFrame,
+    configs: list[dict[str, Any]],
+    address: str | None = None,
 ) -> tuple[list[float], float]:
     """The tune stage's search on exactly ``configs``, without early stopping.
 
@@ -135,7 +149,7 @@ def run_ray(
         parent = tune_stage.Parent(
             active.info.run_id, experiment_id, settings.tracking_uri
         )
-        with ray_session(settings):
+        with ray_session(settings, address=address):
             started = time.perf_counter()
             grid = tune_stage.search(
                 settings,
@@ -151,6 +165,68 @@ def run_ray(
     return values, fit_seconds
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def running_ray() -> Iterator[str]:
+    """A Ray head of 2 CPUs started by ``ray start --head --block``; its address.
+
+    It runs in its own temporary folder and process group, and is stopped by
+    signalling that group (never ``ray stop``, which stops every Ray on the
+    machine).
+    """
+    folder = Path(tempfile.mkdtemp(prefix="lmbr-", dir="/tmp"))
+    port = _free_port()
+    ray_cli = str(Path(sys.executable).with_name("ray"))
+    command = [ray_cli, "start", "--head", "--block", "--port", str(port)]
+    command += ["--num-cpus", str(WORKERS), "--include-dashboard", "false"]
+    command += ["--temp-dir", str(folder), "--node-ip-address", "127.0.0.1"]
+    # Ports of its own: another Ray on the machine (a `loopml tune`) holds
+    # the default ones of its agents.
+    for option in (
+        "--ray-client-server-port",
+        "--dashboard-port",
+        "--dashboard-agent-listen-port",
+        "--dashboard-agent-grpc-port",
+        "--runtime-env-agent-port",
+        "--metrics-export-port",
+    ):
+        command += [option, str(_free_port())]
+    command += ["--disable-usage-stats"]
+    log = (folder / "ray-start.log").open("w")
+    # The token file of this process (``main``), as a real cluster shares it.
+    env = {**os.environ, "RAY_AUTH_MODE": "token"}
+    head = subprocess.Popen(
+        command,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env=env,
+    )
+    address = f"127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while not list(folder.glob("session_*/sockets/raylet")):
+            if head.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"ray start failed: see {folder}/ray-start.log")
+            time.sleep(0.2)
+        time.sleep(2)  # the raylet's socket comes before its workers
+        yield address
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)
+        try:
+            head.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait()
+        log.close()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def _timed(fn: Any) -> tuple[Any, float, tuple[float, float]]:
     before = os.getloadavg()[0]
     started = time.perf_counter()
@@ -159,7 +235,7 @@ def _timed(fn: Any) -> tuple[Any, float, tuple[float, float]]:
 
 
 def measure(
-    home: Path, stores: int, items: int, trials: int
+    home: Path, stores: int, items: int, trials: int, running: bool = True
 ) -> tuple[list[str], str, dict[str, float]]:
     """Time the three modes on one data size: table rows, a summary, seconds."""
     settings = load_settings(
@@ -180,6 +256,23 @@ def measure(
     same = np.allclose(sequential, pooled, rtol=1e-9) and np.allclose(
         sorted(sequential), rayed, rtol=1e-9
     )
+    extra: list[tuple[str, float, tuple[float, float]]] = []
+    seconds: dict[str, float] = {}
+    if running:
+        with running_ray() as address:
+            (on_head, t_head_fit), t_head, l_head = _timed(
+                lambda: run_ray(settings, data, configs, address=address)
+            )
+        same = same and np.allclose(sorted(sequential), on_head, rtol=1e-9)
+        extra.append(
+            (
+                f"Ray Tune on a running Ray (`ray start --head`, {WORKERS} CPUs), "
+                "incl. connect + disconnect",
+                t_head,
+                l_head,
+            )
+        )
+        seconds |= {"ray_running": t_head, "ray_running_fit": t_head_fit}
     label = f"{stores} x {items} x {DemandSettings.of(settings).n_days}"
     modes = [
         ("sequential (1 process)", t_seq, l_seq),
@@ -191,6 +284,7 @@ def measure(
             l_ray,
         ),
         (f"Ray Tune, {WORKERS} concurrent, search only", t_fit, l_ray),
+        *extra,
     ]
     rows = [
         f"| {label} | {mode} | {sec:.1f} | {t_seq / sec:.2f}x "
@@ -202,7 +296,7 @@ def measure(
         f"in every mode: {'yes' if same else 'NO'}; best WAPE {min(sequential):.4f}."
     )
     print("\n".join([summary, *rows]), flush=True)
-    seconds = {"sequential": t_seq, "pool": t_pool, "ray": t_ray, "ray_fit": t_fit}
+    seconds |= {"sequential": t_seq, "pool": t_pool, "ray": t_ray, "ray_fit": t_fit}
     return rows, summary, seconds
 
 
@@ -215,10 +309,22 @@ def main() -> None:
         default="3x10",
         help="stores x items of the generated data, comma-separated (3x10,5x20)",
     )
+    parser.add_argument(
+        "--running-ray",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run the search against a Ray head started beforehand",
+    )
     parser.add_argument("--output", type=Path, default=Path("docs/benchmarks.md"))
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
+    # Ray reads RAY_AUTH_MODE once, when it is imported (here, first): token
+    # authentication for every Ray this benchmark starts (a local one turns
+    # it on anyway) or joins (the head of --running-ray).
+    os.environ.setdefault("RAY_AUTH_MODE", "token")
+    import ray
+
     warnings.filterwarnings("ignore")
     os.environ.setdefault(
         "LOOPML_CONFIG_DIR", str(Path(__file__).parents[1] / "configs")
@@ -235,7 +341,7 @@ def main() -> None:
         stores, items = (int(part) for part in size.split("x"))
         with tempfile.TemporaryDirectory(prefix="lmb-") as tmp:
             more, summary, figures[size] = measure(
-                Path(tmp), stores, items, args.trials
+                Path(tmp), stores, items, args.trials, args.running_ray
             )
         rows += more
         summaries.append(summary)
