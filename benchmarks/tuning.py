@@ -24,7 +24,7 @@ backtest on the folds before ``evaluate``'s, on generated data of each size
   (``ray.init(address=...)``) to disconnecting; starting and stopping the
   head are not timed.
 
-The three modes must find the same WAPE values (LightGBM is deterministic
+Every mode must find the same WAPE values (LightGBM is deterministic
 here), which the script checks. Not a test: run on demand; the Markdown table
 replaces this benchmark's section of ``docs/benchmarks.md``::
 
@@ -237,7 +237,7 @@ def _timed(fn: Any) -> tuple[Any, float, tuple[float, float]]:
 def measure(
     home: Path, stores: int, items: int, trials: int, running: bool = True
 ) -> tuple[list[str], str, dict[str, float]]:
-    """Time the three modes on one data size: table rows, a summary, seconds."""
+    """Time the modes on one data size: table rows, a summary, seconds."""
     settings = load_settings(
         "default",
         home=home,
