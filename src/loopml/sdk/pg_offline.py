@@ -28,6 +28,7 @@ import pandas as pd
 
 if TYPE_CHECKING:
     import psycopg
+    import pyarrow as pa
     from feast import FeatureStore
 
     from loopml.core.config import FeatureStoreSettings
@@ -122,29 +123,43 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def copy_arrow(cur: Any, table: str, rows: pa.Table) -> None:
+    """``COPY`` ``rows`` into ``table`` (a quoted, maybe qualified, name).
+
+    The rows travel as CSV written by Arrow (C++): strings quoted, NULL
+    unquoted and empty, floats in their shortest round-trip form (``nan``
+    and ``inf`` included), timestamps in ISO 8601 with their zone; many
+    times faster than row inserts. ``cur`` is a psycopg 3 cursor
+    (``cursor.copy``) or a psycopg2 one (``copy_expert``); the rows are part
+    of its connection's transaction.
+    """
+    import pyarrow.csv as pa_csv
+
+    buffer = io.BytesIO()
+    pa_csv.write_csv(rows, buffer, pa_csv.WriteOptions(include_header=False))
+    names = ", ".join(_quote(c) for c in rows.column_names)
+    statement = f"COPY {table} ({names}) FROM STDIN (FORMAT csv)"
+    if hasattr(cur, "copy_expert"):  # psycopg2
+        buffer.seek(0)
+        cur.copy_expert(statement, buffer)
+    else:
+        with cur.copy(statement) as copy:
+            copy.write(buffer.getbuffer())
+
+
 def copy_frame(
     cur: psycopg.Cursor[Any], table: str, df: pd.DataFrame, unlogged: bool = False
 ) -> None:
-    """Create ``table`` with ``df``'s columns and ``COPY`` the rows in.
-
-    The rows travel as CSV written by Arrow (C++, shortest round-trip floats,
-    NaN and None as NULL), many times faster than row inserts.
-    """
+    """Create ``table`` with ``df``'s columns and ``COPY`` the rows in
+    (:func:`copy_arrow`; NaN and None become NULL)."""
     import pyarrow as pa
-    import pyarrow.csv as pa_csv
 
     columns = ", ".join(f"{_quote(c)} {_pg_type(t)}" for c, t in df.dtypes.items())
     kind = "UNLOGGED TABLE" if unlogged else "TABLE"
     cur.execute(f"CREATE {kind} {_quote(table)} ({columns})")
     if df.empty:
         return
-    buffer = io.BytesIO()
-    arrow = pa.Table.from_pandas(df, preserve_index=False)
-    pa_csv.write_csv(arrow, buffer, pa_csv.WriteOptions(include_header=False))
-    names = ", ".join(_quote(c) for c in df.columns)
-    statement = f"COPY {_quote(table)} ({names}) FROM STDIN (FORMAT csv)"
-    with cur.copy(statement) as copy:
-        copy.write(buffer.getbuffer())
+    copy_arrow(cur, _quote(table), pa.Table.from_pandas(df, preserve_index=False))
 
 
 def _index(cur: psycopg.Cursor[Any], table: str, keys: Iterable[str]) -> None:
