@@ -185,7 +185,8 @@ def load_metrics(f: dict[str, Any]) -> dict[str, Metric]:
 
 def serving_metrics(f: dict[str, Any]) -> dict[str, Metric]:
     """serving.py: each target's p50 (c=1) and req/s (c=16) vs the floor app."""
-    base = {t["rows"]: t for t in f["targets"] if t["server"] == "floor"}
+    floors = [t for t in f["targets"] if t["server"] == "floor"]
+    base = {t["rows"]: t for t in floors if t["route"] == "/predict"}
     out = {}
     for t in f["targets"]:
         if t["server"] in ("floor", "loopml-w2"):

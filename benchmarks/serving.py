@@ -7,8 +7,11 @@ a subprocess with one uvicorn worker on 127.0.0.1:
 * **floor**: a minimal FastAPI app written by this script: a pydantic body of
   demand rows, the demand champion's own LightGBM booster (saved from the
   registered model) predicting on a ready numpy matrix with ``num_threads=1``,
-  nothing else (no state lookup, no log, no metrics). What serving one row
-  cannot beat in Python on this machine.
+  nothing else (no state lookup, no log, no metrics), in an ``async def``
+  route (no worker thread). What serving one row cannot beat in Python on
+  this machine. The same route as a sync ``def`` (``/predict-sync``, in
+  FastAPI's thread pool: the floor of the runs before 2026-12-07) is timed
+  as a reference row.
 * **loopml** (``loopml serve --workers 1``): ``POST /v1/demand/predict``
   (series state from the Feast online store, validation, the inference log,
   Prometheus metrics), ``POST /invocations`` (MLflow's protocol, the model
@@ -107,7 +110,15 @@ def ping() -> dict:
 
 
 @app.post("/predict")
-def predict(body: Body) -> dict:
+async def predict(body: Body) -> dict:
+    matrix = ready[len(body.rows)]
+    return {"forecasts": booster.predict(matrix, num_threads=1).tolist()}
+
+
+# The floor of the runs before 2026-12-07 (and of issue 16's table): the same
+# route, sync, so FastAPI runs it in a worker thread. A reference row.
+@app.post("/predict-sync")
+def predict_sync(body: Body) -> dict:
     matrix = ready[len(body.rows)]
     return {"forecasts": booster.predict(matrix, num_threads=1).tolist()}
 '''
@@ -174,6 +185,8 @@ class Target:
         """A short name for the goals: ``floor-1``, ``v1-28``, ``recsys-live``."""
         if self.method == "GET":
             return "recsys-live" if "k=20" in self.route else "recsys-batch"
+        if self.route == "/predict-sync":
+            return f"floorsync-{self.rows}"
         kind = {
             "floor": "floor",
             "mlflow": "mlflow",
@@ -464,7 +477,7 @@ def table(all_: list[Target]) -> list[str]:
         "| c=16 p99 ms | c=16 req/s vs floor | client CPU us/req |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    floor = {t.rows: t.merged(16).rps for t in all_ if t.server.name == "floor"}
+    floor = {t.rows: t.merged(16).rps for t in all_ if t.key.startswith("floor-")}
     for t in all_:
         one, many = t.merged(1), t.merged(16)
         cpu = (one.cpu_seconds + many.cpu_seconds) / (one.requests + many.requests)
@@ -502,6 +515,16 @@ def goals(by: dict[str, Target]) -> tuple[list[str], dict[str, float]]:
         "recsys live c=1 p99 / floor p99": live.merged(1).percentile(99)
         / floor1.merged(1).percentile(99),
     }
+    if "floorsync-1" in by:  # against the floor of the earlier runs
+        sync1 = by["floorsync-1"]
+        ratios |= {
+            "v1 c=16 req/s / sync-route floor": v1.merged(16).rps
+            / sync1.merged(16).rps,
+            "v1 c=1 p99 / sync-route floor p99": v1.merged(1).percentile(99)
+            / sync1.merged(1).percentile(99),
+            "recsys live c=1 p99 / sync-route floor p99": live.merged(1).percentile(99)
+            / sync1.merged(1).percentile(99),
+        }
     wanted = {
         "v1 c=16 req/s / floor": (">=", 0.5),
         "v1 c=16 req/s / mlflow": (">=", 10.0),
@@ -684,8 +707,14 @@ def main() -> None:  # noqa: PLR0915 - one straight script
             "",
             "The floor: a minimal FastAPI app (pydantic body of demand rows, the "
             "champion's booster `predict` on a ready numpy matrix, "
-            "`num_threads=1`, a sync route like loopml's); no state lookup, "
-            "validation beyond the body, log or metrics. loopml `/v1`: the series "
+            "`num_threads=1`, an `async def` route, so it runs on the event "
+            "loop); no state lookup, validation beyond the body, log or metrics. "
+            "The sync-route floor is the same route as a `def` (FastAPI runs it "
+            "in a worker thread): the floor of the runs before 2026-12-07, a "
+            "reference. loopml scores a request on the event loop when its "
+            "scorer answers it from memory (`serving.inline_max_rows`; demand: "
+            "every series' online state cached), else in a worker thread. "
+            "loopml `/v1`: the series "
             "state from the Feast online store (cached "
             "`serving.online_cache_seconds`), validation, the inference log and "
             "Prometheus metrics. `mlflow models serve` serves loopml's "
@@ -772,6 +801,14 @@ def targets(
         out += [
             Target(
                 servers["floor"], "floor `POST /predict`", "POST", "/predict", n, v1
+            ),
+            Target(
+                servers["floor"],
+                "floor, sync route `POST /predict-sync`",
+                "POST",
+                "/predict-sync",
+                n,
+                v1,
             ),
             Target(
                 servers["loopml"],

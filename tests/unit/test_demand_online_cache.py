@@ -67,3 +67,24 @@ def test_a_push_empties_the_cache_and_zero_seconds_reads_every_time(
     uncached.get(keys)
     uncached.get(keys)
     assert len(reads) == 4
+
+
+def test_holds_says_whether_get_would_read(
+    reads: list[list[tuple[str, str]]],
+) -> None:
+    cache = OnlineCache(store=object(), seconds=0.3)
+    keys = [("S01", "I001"), ("S01", "I002")]
+    assert not cache.holds(keys)
+    cache.get(keys[:1])
+    assert cache.holds(keys[:1]) and not cache.holds(keys)
+    cache.get(keys)
+    assert cache.holds(keys) and len(reads) == 2
+    online_reads.PUSHES[0] += 1  # a push: the next get reads again
+    assert not cache.holds(keys)
+    cache.get(keys)
+    assert cache.holds(keys)
+    time.sleep(0.35)  # expired
+    assert not cache.holds(keys[:1])
+    uncached = OnlineCache(store=object(), seconds=0)
+    uncached.get(keys)
+    assert not uncached.holds(keys)  # 0 seconds keeps nothing

@@ -148,6 +148,11 @@ class ServingSettings(BaseModel):
     #: from the serving process empties the cache at once, one from elsewhere
     #: is seen within this time.
     online_cache_seconds: float = Field(1.0, ge=0)
+    #: a scoring request of at most this many rows whose scorer answers it
+    #: from memory (``OnlineScorer.answers_in_memory``: e.g. every series'
+    #: state cached) is scored on the event loop, not in a worker thread;
+    #: 0: always a thread.
+    inline_max_rows: int = Field(64, ge=0)
     #: requests per second per client address (token bucket); None: no limit.
     #: /healthz, /readyz, /metrics and /v2/health/* are never limited.
     rate_limit_per_second: float | None = Field(None, gt=0)

@@ -240,6 +240,16 @@ class ServingContext(Protocol):
             order: the column a key's rows are sorted by (e.g. ``rank``).
         """
 
+    def batch_in_memory(
+        self, workload: str, version: str, key: str, order: str | None = None
+    ) -> bool:
+        """Whether :meth:`batch` would answer without reading a file.
+
+        True when the newest batch file of ``version`` is the one already in
+        memory, or when there is none; a route may then answer on the event
+        loop (a listing of the folder is all it costs).
+        """
+
     def log(
         self,
         workload: str,
@@ -305,6 +315,22 @@ class OnlineScorer(ABC):
             Exception: any error means the store is unreachable.
         """
         return None
+
+    def answers_in_memory(
+        self, model: Any, rows: Sequence[Any], store: Any | None
+    ) -> bool:
+        """Whether :meth:`score` would answer ``rows`` from memory alone.
+
+        When it would (no read of the online store or anything else that
+        waits, and well under a millisecond of work), the service scores the
+        request on its event loop; otherwise in a worker thread. The hop to
+        a thread costs more than such a request itself (docs/benchmarks.md),
+        but while the event loop scores, no other request moves, so say yes
+        only for what is already in memory (e.g. a cache hit). ``store`` is
+        the open online store (None when there is none or the scorer does
+        not read it), as :meth:`score` would receive it. Default: False.
+        """
+        return False
 
     def warm(self, model: Any) -> Any:
         """Prepare a freshly loaded model for fast requests.

@@ -138,6 +138,16 @@ class BatchResults:
                 found.append((name, stat.st_mtime_ns, stat.st_size))
         return sorted(found, reverse=True)
 
+    def in_memory(self, version: str) -> bool:
+        """Whether :meth:`for_version` would answer without reading a file."""
+        for file in self._files():
+            if file not in self._versions:  # not looked into yet
+                return False
+            written_by = self._versions[file]
+            if written_by == version:
+                return self._file == file and self._batch is not None
+        return True
+
     def for_version(self, version: str) -> Batch | None:
         """The newest batch written by ``version``, or ``None``.
 

@@ -70,6 +70,10 @@ class OnlineSource:
                 self._open()
         return self._store
 
+    def current(self) -> Any | None:
+        """The store if it is open now (never opens it)."""
+        return self._store
+
     def _open(self) -> None:
         from loopml.sdk.feast import open_store
 

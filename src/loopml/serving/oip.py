@@ -184,7 +184,7 @@ def _v2_model_routes(router: APIRouter, service: Service, name: str) -> None:
             raise HTTPException(503, detail=f"no {name} champion is loaded yet")
         return {"name": name, "ready": True}
 
-    def infer(body: V2InferRequest, background: BackgroundTasks) -> Any:
+    async def infer(body: V2InferRequest, background: BackgroundTasks) -> Any:
         columns = {t.name: _flat(t.data) for t in body.inputs}
         lengths = {len(v) for v in columns.values()}
         if len(lengths) != 1:
@@ -198,9 +198,8 @@ def _v2_model_routes(router: APIRouter, service: Service, name: str) -> None:
             )
         n = lengths.pop()
         records = [{k: v[i] for k, v in columns.items()} for i in range(n)]
-        rows = service.parse(name, records, ("body", "inputs"))
-        loaded, _, answers = service.predict(
-            name, rows, ("body", "inputs"), background, online=False
+        loaded, _, answers = await service.parse_and_predict(
+            name, records, ("body", "inputs"), background, online=False
         )
         answer = {
             "model_name": name,

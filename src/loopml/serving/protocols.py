@@ -121,8 +121,10 @@ def v1_router(service: Service, name: str, scorer: OnlineScorer) -> APIRouter:
         ),
     )
 
-    def predict(body: Any, background: BackgroundTasks) -> dict[str, Any] | Response:
-        loaded, scores, outputs = service.predict(
+    async def predict(
+        body: Any, background: BackgroundTasks
+    ) -> dict[str, Any] | Response:
+        loaded, scores, outputs = await service.predict_async(
             name, body.rows, ("body", "rows"), background
         )
         extra = {k: plain(v) for k, v in scores.extra.items()}
@@ -186,14 +188,13 @@ def invocations_endpoint(service: Service, name: str) -> Any:
     """MLflow's ``/invocations``: one object of the scorer's outputs per row."""
     outputs = [o.name for o in service.scorers[name].outputs]
 
-    def invocations(
+    async def invocations(
         body: InvocationsRequest, background: BackgroundTasks
     ) -> dict[str, Any]:
         records, key = _records(body)
-        rows = service.parse(name, records, ("body", key))
         # The model alone, as `mlflow models serve` would answer.
-        _, _, answers = service.predict(
-            name, rows, ("body", key), background, online=False
+        _, _, answers = await service.parse_and_predict(
+            name, records, ("body", key), background, online=False
         )
         return {"predictions": [{o: a[o] for o in outputs} for a in answers]}
 

@@ -36,6 +36,7 @@ import pandas as pd
 from fastapi import BackgroundTasks, HTTPException
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, TypeAdapter, ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from loopml.data.results import batch_dir
 from loopml.sdk.capabilities import (
@@ -195,6 +196,13 @@ class Service:
             results = self._batches.setdefault(index, BatchResults(folder, key, order))
         return results.for_version(version)
 
+    def batch_in_memory(
+        self, workload: str, version: str, key: str, order: str | None = None
+    ) -> bool:
+        """Whether :meth:`batch` would answer without reading a file."""
+        results = self._batches.get((workload, key, order))
+        return results is not None and results.in_memory(version)
+
     def log(
         self,
         workload: str,
@@ -256,6 +264,74 @@ class Service:
                     for err in error.errors(include_url=False)
                 ]
             ) from None
+
+    def in_memory(self, workload: str, rows: Sequence[Any], online: bool) -> bool:
+        """Whether ``rows`` can be scored on the event loop (no I/O, small).
+
+        Yes when the request has at most ``serving.inline_max_rows`` rows
+        and the scorer answers them from memory with every version that may
+        answer (the champion, and the challenger under canary traffic); the
+        online store must be open already when the scorer reads it.
+        """
+        if len(rows) > self.settings.serving.inline_max_rows:
+            return False
+        loaded = self.store.get(workload)
+        if loaded is None:
+            return False
+        scorer = self.scorers[workload]
+        store = None
+        if online and scorer.uses_online_store and self.online.enabled:
+            store = self.online.current()
+            if store is None:  # opening it, or retrying it, waits
+                return False
+        models = [loaded.model]
+        if self.challengers and (ch := self.store.challenger(workload)) is not None:
+            models.append(ch.model)
+        return all(scorer.answers_in_memory(m, rows, store) for m in models)
+
+    async def predict_async(
+        self,
+        workload: str,
+        rows: Sequence[Any],
+        loc: Loc,
+        background: BackgroundTasks | None = None,
+        online: bool = True,
+    ) -> tuple[LoadedModel, Scores, list[dict[str, Any]]]:
+        """:meth:`predict`, on the event loop when :meth:`in_memory`, else a thread.
+
+        A worker thread for a request that takes a fraction of a millisecond
+        costs more than the request (the hop, and the GIL handed back and
+        forth); one that waits on the online store must not hold the loop.
+        """
+        if self.in_memory(workload, rows, online):
+            return self.predict(workload, rows, loc, background, online)
+        return await run_in_threadpool(
+            self.predict, workload, rows, loc, background, online
+        )
+
+    async def parse_and_predict(
+        self,
+        workload: str,
+        records: Sequence[Any],
+        loc: Loc,
+        background: BackgroundTasks | None = None,
+        online: bool = True,
+    ) -> tuple[LoadedModel, Scores, list[dict[str, Any]]]:
+        """:meth:`parse` raw records, then :meth:`predict_async` them.
+
+        A request of more than ``serving.inline_max_rows`` records is
+        validated and scored in a worker thread, a small one on the event
+        loop when its scorer answers it from memory.
+        """
+        if len(records) > self.settings.serving.inline_max_rows:
+
+            def both() -> tuple[LoadedModel, Scores, list[dict[str, Any]]]:
+                rows = self.parse(workload, records, loc)
+                return self.predict(workload, rows, loc, background, online)
+
+            return await run_in_threadpool(both)
+        rows = self.parse(workload, records, loc)
+        return await self.predict_async(workload, rows, loc, background, online)
 
     def predict(
         self,

@@ -98,6 +98,23 @@ class DemandScorer(OnlineScorer):
             model.fast()
         return model
 
+    def answers_in_memory(
+        self, model: Any, rows: Sequence[Any], store: Any | None
+    ) -> bool:
+        """A LightGBM champion whose series are all cached (or no store read)."""
+        if not isinstance(model, DemandForecastModel):
+            return False
+        if model.__dict__.get("_fast") is None:  # not built yet, or not LightGBM
+            return False
+        if store is None:
+            return True
+        cache = self._cache
+        return (
+            cache is not None
+            and cache.store is store
+            and cache.holds(list(dict.fromkeys((r.store_id, r.item_id) for r in rows)))
+        )
+
     def cache(self, store: Any, seconds: float) -> OnlineCache:
         """The cache of online reads of ``store`` (a new one for a new store)."""
         cache = self._cache
@@ -231,6 +248,12 @@ class OnlineCache:
                     entries.clear()
                 entries.update(fresh)
         return [fresh.get(k) or e for k, e in zip(keys, found, strict=True)]  # type: ignore[misc]
+
+    def holds(self, keys: Sequence[Key]) -> bool:
+        """Whether :meth:`get` would answer ``keys`` without reading the store."""
+        if self._pushes != online_reads.PUSHES[0]:
+            return False
+        return all(e is not None for e in self._fresh(keys))
 
     def _fresh(self, keys: Sequence[Key]) -> list[_Entry | None]:
         """Each key's entry when read less than ``seconds`` ago, else None."""

@@ -24,6 +24,7 @@ from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_core import to_json
+from starlette.concurrency import run_in_threadpool
 
 from loopml.sdk.capabilities import (
     BatchIndex,
@@ -236,7 +237,7 @@ class RecsysScorer(OnlineScorer):
         router = APIRouter()
 
         @router.get("/users/{user_id}/recommendations", response_model=RecsysResponse)
-        def recommendations(
+        async def recommendations(
             user_id: Annotated[str, PathParam(min_length=1, max_length=256)],
             k: Annotated[
                 int | None,
@@ -261,6 +262,21 @@ class RecsysScorer(OnlineScorer):
             """
             started = time.perf_counter()
             loaded = context.served(WORKLOAD)
+            # In memory (the batch loaded, or a user scored live from the
+            # model's arrays): on the event loop; a batch file to read first
+            # in a worker thread.
+            args = (loaded, user_id, k, segment, started)
+            if context.batch_in_memory(WORKLOAD, loaded.version, KEY, ORDER):
+                return respond(*args)
+            return await run_in_threadpool(respond, *args)
+
+        def respond(
+            loaded: Any,
+            user_id: str,
+            k: int | None,
+            segment: str | None,
+            started: float,
+        ) -> Response:
             model = loaded.model
             k = k or model.k
             try:
