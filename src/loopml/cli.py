@@ -1132,6 +1132,8 @@ def serve(
         fd=sock.fileno(),
         workers=workers,
         log_level="warning",
+        # Below the level shown anyway; uvicorn would still build each line.
+        access_log=False,
         # uvicorn takes an inherited descriptor for a Unix socket: set
         # TCP_NODELAY itself, or keep-alive answers wait ~40 ms for an ACK.
         http="loopml.serving.nodelay:NoDelayHttpToolsProtocol",

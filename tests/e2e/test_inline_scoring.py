@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 
 from loopml.core.config import load_settings
 from loopml.serving.app import create_app
+from loopml.serving.fastlane import PredictFastLane
 from loopml.serving.scoring import Service
 from loopml.workloads.demand.online import OnlineFeatures
 
@@ -68,6 +69,15 @@ def test_demand_cache_hits_score_on_the_loop_and_misses_in_a_thread(
         return state_rows(self, keys)
 
     monkeypatch.setattr(OnlineFeatures, "state_rows", counted)
+    lane: list[bool] = []
+    answer = PredictFastLane._answer
+
+    def spied(self: PredictFastLane, found: Any, body: bytes) -> bytes | None:
+        got = answer(self, found, body)
+        lane.append(got is not None)
+        return got
+
+    monkeypatch.setattr(PredictFastLane, "_answer", spied)
     rows = _rows(demand_home)
     with TestClient(create_app(load_settings())) as client:
         first = client.post("/v1/demand/predict", json={"rows": rows})
@@ -75,9 +85,14 @@ def test_demand_cache_hits_score_on_the_loop_and_misses_in_a_thread(
         third = client.post("/v1/demand/predict", json={"rows": rows[:1]})
         assert first.status_code == second.status_code == third.status_code == 200
         assert reads == [2]  # the first request read both series, once
-        # A miss waits on the store: a worker thread. Hits: the event loop.
+        # A miss waits on the store: a worker thread. Hits: the event loop,
+        # answered by the fast lane below FastAPI's routing.
         assert where == [("demand", False), ("demand", True), ("demand", True)]
-        assert first.json() == second.json()
+        assert lane == [False, True, True]
+        assert first.content == second.content  # the same bytes either way
+        assert first.headers == second.headers
+        counted_as = 'route="/v1/demand/predict",status="200"} 3.0'
+        assert counted_as in client.get("/metrics").text
         assert third.json()["predictions"] == first.json()["predictions"][:1]
         assert {p["features"] for p in first.json()["predictions"]} == {"online"}
         # MLflow's protocol scores with the model alone: always in memory.
@@ -88,10 +103,18 @@ def test_demand_cache_hits_score_on_the_loop_and_misses_in_a_thread(
         forecasts = [p["forecast"] for p in first.json()["predictions"]]
         assert [p["forecast"] for p in mlflow.json()["predictions"]] == forecasts
         # Errors are the same on the loop: a 404 that names the series.
+        lane.clear()
         unknown = client.post(
             "/v1/demand/predict", json={"rows": [{**rows[0], "item_id": "I999"}]}
         )
         assert unknown.status_code == 404 and "S01/I999" in unknown.text
+        # A body the lane cannot take goes to FastAPI whole: the same 422.
+        bad = client.post(
+            "/v1/demand/predict", json={"rows": [{**rows[0], "promo": 2}]}
+        )
+        assert bad.status_code == 422
+        assert bad.json()["detail"][0]["loc"] == ["body", "rows", 0, "promo"]
+        assert lane == [False, False]
 
 
 def test_inline_max_rows_zero_always_uses_a_thread_with_the_same_answer(

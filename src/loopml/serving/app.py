@@ -41,6 +41,7 @@ from loopml.sdk.capabilities import OnlineScorer
 from loopml.sdk.workload import get_workload, workload_names
 from loopml.serving.bodies import validation_error
 from loopml.serving.docs import mount_offline_docs
+from loopml.serving.fastlane import Lane, PredictFastLane, lane
 from loopml.serving.features import OnlineSource
 from loopml.serving.limits import RateLimitMiddleware
 from loopml.serving.metrics import (
@@ -50,7 +51,7 @@ from loopml.serving.metrics import (
 )
 from loopml.serving.model_store import LoadedModel, ModelStore, RegistryUnreachableError
 from loopml.serving.oip import v2_router
-from loopml.serving.protocols import mlflow_router, v1_router
+from loopml.serving.protocols import mlflow_router, v1_request_model, v1_router
 from loopml.serving.schemas import Health
 from loopml.serving.scoring import Service
 
@@ -209,7 +210,10 @@ def create_app(
     )
     mount_offline_docs(app)
     app.state.store = store
-    # Inner to outer: the rate limit's 429s are counted in /metrics.
+    # Inner to outer: the fast lane (its lanes added with the routes below), then
+    # the rate limit, whose 429s are counted in /metrics.
+    lanes: dict[str, Lane] = {}
+    app.add_middleware(PredictFastLane, service=service, lanes=lanes)
     if settings.serving.rate_limit_per_second is not None:
         app.add_middleware(
             RateLimitMiddleware,
@@ -318,7 +322,12 @@ def create_app(
         return store.versions()
 
     for name, scorer in scorers.items():
-        app.include_router(v1_router(service, name, scorer))
+        router = v1_router(service, name, scorer)
+        app.include_router(router)
+        path = f"/v1/{name}/predict"
+        for route in router.routes:
+            if getattr(route, "path", None) == path:
+                lanes[path] = lane(name, v1_request_model(service, name), route)
         extra = scorer.routes(service)
         if extra is not None:
             app.include_router(extra, prefix=f"/v1/{name}", tags=[name])

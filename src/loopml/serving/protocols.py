@@ -19,15 +19,18 @@ scoring, canary, shadow and inference log.
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, BackgroundTasks, HTTPException, Response
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from pydantic_core import PydanticSerializationError, to_json
 
-from loopml.sdk.capabilities import OnlineScorer
+from loopml.sdk.capabilities import OnlineScorer, Scores
 from loopml.serving.bodies import INVOCATIONS_ROUTE, json_body_route
 from loopml.serving.scoring import Service, plain
+
+if TYPE_CHECKING:
+    from loopml.serving.model_store import LoadedModel
 
 #: The payload keys of MLflow's JSON scoring protocol.
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
@@ -108,18 +111,38 @@ def _records(body: InvocationsRequest) -> tuple[list[Any], str]:
     return list(value), key
 
 
-def v1_router(service: Service, name: str, scorer: OnlineScorer) -> APIRouter:
-    """``/v1/<name>/predict`` and ``/v1/<name>/invocations``."""
-    router = APIRouter(tags=[name])
+def v1_request_model(service: Service, name: str) -> type[BaseModel]:
+    """The body of ``POST /v1/<name>/predict``: ``{"rows": [...]}``."""
     title = "".join(part.title() for part in name.split("_"))
-    request = create_model(
+    row = service.scorers[name].row
+    model: type[BaseModel] = create_model(
         f"{title}PredictRequest",
         __config__=ConfigDict(extra="forbid"),
         rows=(
-            list[scorer.row],  # type: ignore[name-defined]
+            list[row],  # type: ignore[valid-type]
             Field(min_length=1, max_length=service.settings.serving.max_rows),
         ),
     )
+    return model
+
+
+def v1_content(
+    name: str, loaded: LoadedModel, scores: Scores, outputs: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """A ``/v1/<name>/predict`` answer: the rows' outputs and the scorer's extras."""
+    extra = {k: plain(v) for k, v in scores.extra.items()}
+    return {
+        "model": name,
+        "model_version": loaded.version,
+        "predictions": outputs,
+        **extra,
+    }
+
+
+def v1_router(service: Service, name: str, scorer: OnlineScorer) -> APIRouter:
+    """``/v1/<name>/predict`` and ``/v1/<name>/invocations``."""
+    router = APIRouter(tags=[name])
+    request = v1_request_model(service, name)
 
     async def predict(
         body: Any, background: BackgroundTasks
@@ -127,14 +150,8 @@ def v1_router(service: Service, name: str, scorer: OnlineScorer) -> APIRouter:
         loaded, scores, outputs = await service.predict_async(
             name, body.rows, ("body", "rows"), background
         )
-        extra = {k: plain(v) for k, v in scores.extra.items()}
-        content = {
-            "model": name,
-            "model_version": loaded.version,
-            "predictions": outputs,
-            **extra,
-        }
-        if RESERVED.isdisjoint(extra):
+        content = v1_content(name, loaded, scores, outputs)
+        if RESERVED.isdisjoint(scores.extra):
             return json_response(content)
         return content  # PredictResponse says what is wrong (a 500)
 
