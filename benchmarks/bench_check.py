@@ -305,15 +305,38 @@ def write_baseline(
     # The benchmarks run replace all their metrics; the others are kept.
     kept = {n: m for n, m in read_baseline(path).items() if _bench_of(n) not in names}
     merged = {**kept, **metrics}
-    doc = {
-        "recorded": dt.date.today().isoformat(),
-        "machine": f"{os.cpu_count()} CPUs shared with other work, load average "
-        f"(1/5/15 min) {started} at the start, {loadavg()} at the end",
-        "commands": {
-            n: " ".join(["benchmarks/" + SUITE[n][0], *SUITE[n][1:]]) for n in names
+    old = json.loads(path.read_text()) if path.is_file() else {}
+    commands = {n: c for n, c in old.get("commands", {}).items() if n not in names} | {
+        n: " ".join(["benchmarks/" + SUITE[n][0], *SUITE[n][1:]]) for n in names
+    }
+    machine = (
+        f"{os.cpu_count()} CPUs shared with other work, load average "
+        f"(1/5/15 min) {started} at the start, {loadavg()} at the end"
+    )
+    whole = len(names) == len(SUITE)
+    doc = {  # a partial recording keeps the whole suite's date and machine
+        "recorded": dt.date.today().isoformat()
+        if whole
+        else old.get("recorded", dt.date.today().isoformat()),
+        "machine": machine if whole else old.get("machine", machine),
+        # When only some benchmarks were recorded again: when and how.
+        "partial": {
+            **{
+                n: v
+                for n, v in old.get("partial", {}).items()
+                if n not in names and len(names) < len(SUITE)
+            },
+            **(
+                {n: f"{dt.date.today().isoformat()}: {machine}" for n in names}
+                if len(names) < len(SUITE)
+                else {}
+            ),
         },
+        "commands": dict(sorted(commands.items())),
         "metrics": {name: asdict(m) for name, m in sorted(merged.items())},
     }
+    if not doc["partial"]:
+        del doc["partial"]
     path.write_text(json.dumps(doc, indent=2) + "\n")
 
 

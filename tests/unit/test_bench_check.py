@@ -126,3 +126,30 @@ def test_record_then_check_exits_non_zero_on_a_regression(tmp_path: Path) -> Non
     (runs / "tuning.json").write_text(json.dumps({"2x4": {**figures, "pool": 9.0}}))
     assert bc.main(common) == 1
     assert bc.main([*common, "--tolerance", "0.6"]) == 0
+
+
+def test_recording_one_benchmark_keeps_the_others_and_says_so(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / "tuning.json").write_text(
+        json.dumps({"2x4": {"pool": 6.0, "ray_fit": 8.0, "sequential": 10.0}})
+    )
+    (runs / "batch_scoring.json").write_text(
+        json.dumps({"fastest": {"loopml top_k_inner": 3.0}, "floor": 2.0})
+    )
+    baseline = tmp_path / "baseline.json"
+    both = ["--from-dir", str(runs), "--baseline", str(baseline), "--record"]
+    assert bc.main(["--only", "tuning", "batch_scoring", *both]) == 0
+    first = json.loads(baseline.read_text())
+    (runs / "tuning.json").write_text(
+        json.dumps({"2x4": {"pool": 7.0, "ray_fit": 8.0, "sequential": 10.0}})
+    )
+    assert bc.main(["--only", "tuning", *both]) == 0
+    second = json.loads(baseline.read_text())
+    pool = "tuning 2x4: pool / sequential wall time"
+    assert second["metrics"][pool]["value"] == 0.7
+    kept = {n: m for n, m in first["metrics"].items() if not n.startswith("tuning")}
+    assert kept and all(second["metrics"][n] == m for n, m in kept.items())
+    assert set(second["commands"]) == {"tuning", "batch_scoring"}
+    # Both were recorded on their own (not with the whole suite), each dated.
+    assert set(second["partial"]) == {"tuning", "batch_scoring"}
