@@ -19,7 +19,7 @@ that work out:
   requests it lands on wait: with one row per request at concurrency 1, the
   p99 was 1.2-1.3 ms when the feeder woke every 50 ms and 0.9-1.2 ms every
   250 ms (three interleaved runs of 5 s; 0.8-1.0 ms with no feeding at
-  all). Encoding in the feeder instead made each wake-up longer (p99 1.9-2.2
+  all). Encoding in the feeder instead made each wake-up longer (p99 1.6-2.3
   ms at 50 ms);
 * the child, ``python -m loopml.monitoring.log_process ROOT``, decodes the
   entries and writes them with an ``InferenceLog`` of its own: the same part

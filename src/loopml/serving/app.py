@@ -322,12 +322,13 @@ def create_app(
         return store.versions()
 
     for name, scorer in scorers.items():
-        router = v1_router(service, name, scorer)
+        body = v1_request_model(service, name)
+        router = v1_router(service, name, scorer, body)
         app.include_router(router)
         path = f"/v1/{name}/predict"
         for route in router.routes:
             if getattr(route, "path", None) == path:
-                lanes[path] = lane(name, v1_request_model(service, name), route)
+                lanes[path] = lane(name, body, route)
         extra = scorer.routes(service)
         if extra is not None:
             app.include_router(extra, prefix=f"/v1/{name}", tags=[name])

@@ -15,13 +15,13 @@ itself when all of these hold:
   shadow scoring is asked (it runs after the answer, as a background task);
 * scoring raises nothing.
 
-Anything else (a bad body, a cache miss, a 404 or 422 from the scorer, an
-answer that does not serialize) goes to FastAPI with the same bytes, so
-every error and every slow path answers exactly as the route does; the
-scorer raises before it logs, so a request is never logged twice. The
-answer is the route's (``protocols.v1_content``), in the same bytes and
-headers, and the request is counted in ``/metrics`` under the route's
-template.
+Anything else (a bad body, a cache miss, a 404 or 422 from the scorer) goes
+to FastAPI with the same bytes, so every error and every slow path answers
+exactly as the route does; the scorer raises before it logs, so a request
+is never logged twice. The answer is the route's (``protocols.v1_content``),
+in the same bytes and headers (a value pydantic-core cannot write goes
+through FastAPI's ``jsonable_encoder`` first, as the route's answer would),
+and the request is counted in ``/metrics`` under the route's template.
 """
 
 from __future__ import annotations

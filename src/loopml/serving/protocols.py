@@ -139,10 +139,16 @@ def v1_content(
     }
 
 
-def v1_router(service: Service, name: str, scorer: OnlineScorer) -> APIRouter:
-    """``/v1/<name>/predict`` and ``/v1/<name>/invocations``."""
+def v1_router(
+    service: Service,
+    name: str,
+    scorer: OnlineScorer,
+    request: type[BaseModel] | None = None,
+) -> APIRouter:
+    """``/v1/<name>/predict`` (body: ``request``, by default
+    :func:`v1_request_model`'s) and ``/v1/<name>/invocations``."""
     router = APIRouter(tags=[name])
-    request = v1_request_model(service, name)
+    request = request or v1_request_model(service, name)
 
     async def predict(
         body: Any, background: BackgroundTasks
