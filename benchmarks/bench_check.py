@@ -313,30 +313,16 @@ def write_baseline(
         f"{os.cpu_count()} CPUs shared with other work, load average "
         f"(1/5/15 min) {started} at the start, {loadavg()} at the end"
     )
-    whole = len(names) == len(SUITE)
-    doc = {  # a partial recording keeps the whole suite's date and machine
-        "recorded": dt.date.today().isoformat()
-        if whole
-        else old.get("recorded", dt.date.today().isoformat()),
-        "machine": machine if whole else old.get("machine", machine),
-        # When only some benchmarks were recorded again: when and how.
-        "partial": {
-            **{
-                n: v
-                for n, v in old.get("partial", {}).items()
-                if n not in names and len(names) < len(SUITE)
-            },
-            **(
-                {n: f"{dt.date.today().isoformat()}: {machine}" for n in names}
-                if len(names) < len(SUITE)
-                else {}
-            ),
-        },
-        "commands": dict(sorted(commands.items())),
-        "metrics": {name: asdict(m) for name, m in sorted(merged.items())},
-    }
-    if not doc["partial"]:
-        del doc["partial"]
+    today = dt.date.today().isoformat()
+    doc: dict[str, Any] = {"recorded": today, "machine": machine}
+    if len(names) < len(SUITE):
+        # A partial recording keeps the whole suite's date and machine, and
+        # says when and how each benchmark recorded on its own was run.
+        doc = {k: old.get(k, v) for k, v in doc.items()}
+        partial = {n: v for n, v in old.get("partial", {}).items() if n not in names}
+        doc["partial"] = partial | {n: f"{today}: {machine}" for n in names}
+    doc["commands"] = dict(sorted(commands.items()))
+    doc["metrics"] = {name: asdict(m) for name, m in sorted(merged.items())}
     path.write_text(json.dumps(doc, indent=2) + "\n")
 
 
