@@ -423,3 +423,32 @@ def test_the_kept_predictor_scores_as_booster_predict(
     want = booster.predict(features, num_threads=1)
     for _ in range(2):  # the second call reuses the predictor
         np.testing.assert_array_equal(ranker_module._predict(booster, features), want)
+
+
+@pytest.mark.parametrize("exclude_seen", [True, False])
+def test_one_users_candidates_are_that_users_rows_of_a_block(
+    split: tuple[RecsysData, pd.DataFrame], exclude_seen: bool
+) -> None:
+    """The live path's candidates of one user (no sparse matrix, no block
+    arrays) are exactly that user's rows of a block: items and ALS scores;
+    known, history-less and unknown users, with another segment too."""
+    train, _ = split
+    ranker = TwoStageRanker(n_estimators=5).fit(train)
+    als = ranker.als_
+    context = als.context_
+    rows = np.arange(len(context.user_ids) + 1)  # the last: an unknown user
+    segments = context.user_segment[rows]
+    other = (segments + 1) % (len(context.segments) + 1)
+    assert (context.user_length[rows] == 0).any()  # not vacuous
+    for segment_rows in (segments, other):
+        position, item, score = candidates_module.candidates(
+            als, rows, segment_rows, exclude_seen, 15
+        )
+        for at in range(len(rows)):
+            got = candidates_module.candidates(
+                als, rows[at : at + 1], segment_rows[at : at + 1], exclude_seen, 15
+            )
+            mine = position == at
+            assert (got[0] == 0).all() and len(got[1]) == mine.sum() > 0
+            np.testing.assert_array_equal(got[1], item[mine])
+            np.testing.assert_array_equal(got[2], score[mine])

@@ -19,6 +19,8 @@ import numpy.typing as npt
 import pandas as pd
 import scipy.sparse as sp
 
+from loopml.workloads.recsys.sparse import csr_values
+
 log = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float64]
@@ -265,7 +267,7 @@ def time_matrix(
     out[:, 1] = np.where(np.isnan(idle), age, age - idle)
     if len(items):
         days = context.user_day[user_rows]
-        out[:, 2] = np.asarray(context.local_popularity[days, items], float).ravel()
+        out[:, 2] = csr_values(context.local_popularity, days, items)
     return out
 
 

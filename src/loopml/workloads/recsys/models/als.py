@@ -19,6 +19,7 @@ from loopml.workloads.recsys.models.base import (
     RecommenderBase,
 )
 from loopml.workloads.recsys.scoring import top_k_inner
+from loopml.workloads.recsys.sparse import csr_rows
 from loopml.workloads.recsys.tables import RecsysData
 
 Float32Array = npt.NDArray[np.float32]
@@ -138,7 +139,7 @@ class ALSRecommender(RecommenderBase):
             self.item_factors_,
             k,
             exclude=(
-                (context.weights[user_rows] if seen is None else seen)
+                (csr_rows(context.weights, user_rows) if seen is None else seen)
                 if exclude_seen
                 else None
             ),

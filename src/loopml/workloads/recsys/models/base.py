@@ -23,6 +23,7 @@ import pandas as pd
 from loopml.sdk.contract import check_fitted
 from loopml.workloads.recsys.features import FeatureContext, build_context
 from loopml.workloads.recsys.scoring import top_k
+from loopml.workloads.recsys.sparse import csr_rows
 from loopml.workloads.recsys.tables import RecsysData
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ class RecommenderBase(ABC):
         scores = self._score_block(context, user_rows, segment_rows, exclude_seen, k)
         scores[:, ~context.item_available] = -np.inf
         if exclude_seen:
-            seen = context.weights[user_rows].tocoo()
+            seen = csr_rows(context.weights, user_rows).tocoo()
             scores[seen.row, seen.col] = -np.inf
         columns, values = top_k(scores, k)
         return columns, values.astype(np.float64)

@@ -11,11 +11,14 @@ from __future__ import annotations
 import weakref
 
 import numpy as np
+import numpy.typing as npt
 import scipy.sparse as sp
 
 from loopml.workloads.recsys.features import FeatureContext
 from loopml.workloads.recsys.models.als import ALSRecommender
 from loopml.workloads.recsys.models.base import FloatArray, IntArray
+from loopml.workloads.recsys.scoring import top_k_inner
+from loopml.workloads.recsys.sparse import csr_rows
 
 
 def candidates(
@@ -39,12 +42,16 @@ def candidates(
         unavailable (and, with ``exclude_seen``, already seen) items are left
         out; the ALS score is NaN for users without history.
     """
+    if len(user_rows) == 1:  # a user served live
+        return _candidates_one(
+            als, int(user_rows[0]), int(segment_rows[0]), exclude_seen, n
+        )
     context = als.context_
-    seen = context.weights[user_rows] if exclude_seen else None
+    seen = csr_rows(context.weights, user_rows) if exclude_seen else None
     found = np.full((len(user_rows), 3 * n), -1, dtype=np.int64)
     warm = np.flatnonzero(context.user_length[user_rows] > 0)
     if len(warm):
-        warm_seen = None if seen is None else _csr_rows(seen, warm)
+        warm_seen = None if seen is None else csr_rows(seen, warm)
         columns, _ = als.factor_top_k(
             context, user_rows[warm], exclude_seen, n, seen=warm_seen
         )
@@ -62,6 +69,44 @@ def candidates(
         item,
         als.pair_scores(context, user_rows[position], item),
     )
+
+
+def _candidates_one(
+    als: ALSRecommender, row: int, segment_row: int, exclude_seen: bool, n: int
+) -> tuple[IntArray, IntArray, FloatArray]:
+    """:func:`candidates` of one user in a few numpy calls (no sparse matrix).
+
+    The same three exact top-``n`` lists, as item sets: ALS over the
+    available items not seen (:func:`top_k_inner` of one query, the path
+    the block takes for one user), then the segment's and everyone's first
+    ``n`` such items of their rankings; distinct items in column order.
+    """
+    context = als.context_
+    weights = context.weights
+    seen = weights.indices[weights.indptr[row] : weights.indptr[row + 1]]
+    allowed = context.item_available
+    taken: npt.NDArray[np.bool_] | None = None
+    if exclude_seen and len(seen):
+        taken = np.zeros(len(allowed), dtype=bool)
+        taken[seen] = True
+        allowed = allowed & ~taken
+    lists = []
+    if context.user_length[row] > 0:
+        columns, _ = top_k_inner(
+            als.user_factors_[row : row + 1], als.item_factors_, n, allowed=allowed
+        )
+        lists.append(columns[0])
+    ranked = _rankings(context)
+    for segment in (segment_row, len(context.segments)):
+        first = ranked[segment, : n + (len(seen) if taken is not None else 0)]
+        first = first[first >= 0]
+        if taken is not None:
+            first = first[~taken[first]]
+        lists.append(first[:n])
+    item = np.unique(np.concatenate(lists))
+    item = item[item >= 0]
+    users = np.full(len(item), row, dtype=np.int64)
+    return np.zeros(len(item), np.int64), item, als.pair_scores(context, users, item)
 
 
 def als_margin(als_score: FloatArray, position: IntArray, n_users: int) -> FloatArray:
@@ -122,13 +167,6 @@ def _rankings(context: FeatureContext) -> IntArray:
         (weakref.ref(context), ranked)
     ]
     return ranked
-
-
-def _csr_rows(matrix: sp.csr_matrix, rows: IntArray) -> sp.csr_matrix:
-    """``matrix[rows]``; ``matrix`` itself when ``rows`` are all its rows in order."""
-    if len(rows) == matrix.shape[0] and (rows == np.arange(len(rows))).all():
-        return matrix
-    return matrix[rows]
 
 
 def _segment_top(

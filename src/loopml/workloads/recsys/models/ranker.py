@@ -523,6 +523,8 @@ class TwoStageRanker(RecommenderBase):
     ) -> npt.NDArray[np.str_]:
         """The model answering each user: the ranker, or their cold slice's route."""
         slices = cold_slice(context.user_length[user_rows], self.cold_threshold)
+        if len(user_rows) == 1:  # a user served live
+            return np.array([self.routes_.get(str(slices[0]), RANKER)])
         routes = np.full(len(user_rows), RANKER, dtype=object)
         for name, route in self.routes_.items():
             routes[slices == name] = route
