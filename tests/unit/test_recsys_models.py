@@ -425,6 +425,31 @@ def test_the_kept_predictor_scores_as_booster_predict(
         np.testing.assert_array_equal(ranker_module._predict(booster, features), want)
 
 
+def test_compiled_ranker_trees_rank_as_lightgbm(
+    split: tuple[RecsysData, pd.DataFrame], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """compile_trees: the same scores to 1e-12, the same top-k; off by the switch."""
+    train, _ = split
+    ranker = TwoStageRanker(n_estimators=20).fit(train)
+    users = sorted(train.interactions["user_id"].astype(str).unique())[:60]
+    before = ranker.recommend(users, k=10)
+    features = np.random.default_rng(4).random(
+        (300, ranker.ranker_.booster_.num_feature())
+    )
+    want = ranker_module._predict(ranker.ranker_.booster_, features)
+    monkeypatch.setenv("LOOPML_COMPILED_TREES", "0")
+    assert not ranker.compile_trees()
+    monkeypatch.setenv("LOOPML_COMPILED_TREES", "1")
+    assert ranker.compile_trees()
+    got = ranker_module._predict(ranker.ranker_.booster_, features)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    after = ranker.recommend(users, k=10)
+    assert [[i for i, _ in r] for r in after] == [[i for i, _ in r] for r in before]
+    np.testing.assert_allclose(
+        [s for r in after for _, s in r], [s for r in before for _, s in r], rtol=1e-12
+    )
+
+
 @pytest.mark.parametrize("exclude_seen", [True, False])
 def test_one_users_candidates_are_that_users_rows_of_a_block(
     split: tuple[RecsysData, pd.DataFrame], exclude_seen: bool
@@ -452,3 +477,33 @@ def test_one_users_candidates_are_that_users_rows_of_a_block(
             assert (got[0] == 0).all() and len(got[1]) == mine.sum() > 0
             np.testing.assert_array_equal(got[1], item[mine])
             np.testing.assert_array_equal(got[2], score[mine])
+
+
+def test_one_users_top_k_is_that_users_row_of_a_block(
+    split: tuple[RecsysData, pd.DataFrame],
+) -> None:
+    """The live path's one-user rerank (_top_one, its ALS margin without
+    bincount) gives exactly the user's row of a block: items and scores."""
+    train, _ = split
+    ranker = TwoStageRanker(n_estimators=5).fit(train)
+    context = ranker.als_.context_
+    rows = np.arange(len(context.user_ids) + 1)  # the last: an unknown user
+    segment_rows = context.user_segment[rows]
+    columns, values = ranker._top_block(context, rows, segment_rows, True, 10)
+    routes = ranker._routes(context, rows)
+    assert (routes == "ranker").sum() > 10  # not vacuous
+    for at in range(len(rows)):
+        got = ranker._top_block(
+            context, rows[at : at + 1], segment_rows[at : at + 1], True, 10
+        )
+        np.testing.assert_array_equal(got[0][0], columns[at])
+        np.testing.assert_array_equal(got[1][0], values[at])
+    # the margin of one user is als_margin's of a block, bit for bit
+    rng = np.random.default_rng(5)
+    score = np.where(rng.random(300) < 0.1, np.nan, rng.normal(size=300))
+    position = np.repeat(np.arange(3), 100)
+    block = candidates_module.als_margin(score, position, 3)
+    for user in range(3):
+        mine = score[position == user]
+        one = candidates_module.als_margin(mine, np.zeros(100, dtype=np.int64), 1)
+        np.testing.assert_array_equal(one, block[position == user])

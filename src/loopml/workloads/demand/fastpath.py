@@ -14,7 +14,9 @@ same features come from numpy arrays prepared once per model version:
   ``store_id`` / ``item_id`` mapped to the category codes the booster was
   fitted with, an unseen value NaN as LightGBM makes of a pandas category it
   does not know), stacked into one float matrix in the model's column order,
-  then the booster's own predictor on it with one thread.
+  then the booster's trees on it, compiled to native code
+  (:mod:`loopml.sdk.trees`; LightGBM's own predictor with one thread when
+  they cannot be).
 
 ``tests/unit/test_demand_fastpath.py`` proves the matrix equal to
 ``build_features`` (then to the forecaster's pandas ``predict``) on random
@@ -34,6 +36,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from loopml.sdk.trees import TreePredictor, compiled_trees_on
 from loopml.workloads.demand.features import FEATURE_COLUMNS, HIST_COLUMNS, LAGS
 
 log = logging.getLogger(__name__)
@@ -115,8 +118,12 @@ class SeriesStates:
 class FastForecaster:
     """A fitted LightGBM forecaster, fed float matrices built from state rows."""
 
-    def __init__(self, forecaster: Any) -> None:
-        """Prepare the column order, the category codes and the booster."""
+    def __init__(self, forecaster: Any, compiled: bool = True) -> None:
+        """Prepare the column order, the category codes and the booster.
+
+        ``compiled``: predict with the trees compiled (:mod:`loopml.sdk.trees`)
+        when ``LOOPML_COMPILED_TREES`` allows it.
+        """
         booster = forecaster.model_.booster_
         names: list[str] = list(forecaster.feature_names_)
         if sorted(names) != sorted(FAST_COLUMNS):
@@ -141,16 +148,11 @@ class FastForecaster:
         self._order = None if order == sorted(order) else np.array(order)
         self._calendar: dict[int, tuple[int, int, int, int, int]] = {}
         self._series: dict[tuple[str, str, bytes], Series] = {}
-        self._iterations = int(booster.best_iteration)
-        # One predictor for every call (Booster.predict builds one per call).
-        try:
-            from lightgbm.basic import _InnerPredictor
-
-            self._predictor: Any = _InnerPredictor.from_booster(
-                booster, {"num_threads": 1}
-            )
-        except (ImportError, AttributeError, TypeError):  # another LightGBM
-            self._predictor = None
+        # LightGBM's trees compiled to native code (sdk.trees), or its own
+        # predictor with one thread, kept for every call.
+        self._predictor = TreePredictor(
+            booster, compiled=compiled and compiled_trees_on()
+        )
 
     def series(self, store: str, item: str, state: FloatArray) -> Series:
         """What every row of one series shares (see :data:`Series`).
@@ -240,11 +242,7 @@ class FastForecaster:
 
     def predict(self, matrix: FloatArray) -> FloatArray:
         """The booster's forecasts, clipped at zero (as ``LightGBMForecaster``)."""
-        predictor = self._predictor
-        if predictor is None:
-            raw = self.booster.predict(matrix, num_threads=1)
-        else:
-            raw = predictor.predict(matrix, num_iteration=self._iterations)
+        raw = self._predictor(matrix)
         return np.maximum(np.asarray(raw, dtype=np.float64), 0.0)  # a third of clip's
 
     def forecast(

@@ -179,6 +179,14 @@ class RecsysScorer(OnlineScorer):
     row = RecsysRow
     outputs = (Output("item_ids", "BYTES", per_row=0), Output("scores", "FP64", 0))
 
+    def warm(self, model: Any) -> Any:
+        """Compile the ranker's trees once per loaded version (live scoring)."""
+        engine = getattr(model, "recommender", None)
+        compile_trees = getattr(engine, "compile_trees", None)
+        if compile_trees is not None:
+            compile_trees()
+        return model
+
     def score(self, model: Any, rows: Sequence[Any], context: ScoringContext) -> Scores:
         """Recommend for each row: from the batch, else live (one call per k)."""
         invalid: list[tuple[int, str, str, Any]] = []

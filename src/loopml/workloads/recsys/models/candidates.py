@@ -126,6 +126,8 @@ def als_margin(als_score: FloatArray, position: IntArray, n_users: int) -> Float
         ``(score - user mean) / user standard deviation``, 0 where NaN.
     """
     known = ~np.isnan(als_score)
+    if n_users == 1:  # one user served live: plain sums, no bincount
+        return _margin_one(als_score, known)
     score = np.where(known, als_score, 0.0)
     count = np.maximum(np.bincount(position, weights=known, minlength=n_users), 1)
     mean = np.bincount(position, weights=score, minlength=n_users) / count
@@ -135,6 +137,22 @@ def als_margin(als_score: FloatArray, position: IntArray, n_users: int) -> Float
     margin: FloatArray = np.where(
         known, (score - mean[position]) / spread[position], 0.0
     )
+    return margin
+
+
+def _margin_one(als_score: FloatArray, known: npt.NDArray[np.bool_]) -> FloatArray:
+    """:func:`als_margin` of one user's candidates, with its arithmetic.
+
+    ``np.bincount`` adds its weights one after another, as ``cumsum`` does
+    (``sum`` adds pairwise, which can differ in the last bit).
+    """
+    score = np.where(known, als_score, 0.0)
+    count = max(float(np.count_nonzero(known)), 1.0)
+    mean = float(np.cumsum(score)[-1]) / count if len(score) else 0.0
+    square = float(np.cumsum(score**2)[-1]) / count if len(score) else 0.0
+    spread = float(np.sqrt(max(square - mean**2, 0.0)))
+    spread = spread if spread > 0 else 1.0
+    margin: FloatArray = np.where(known, (score - mean) / spread, 0.0)
     return margin
 
 

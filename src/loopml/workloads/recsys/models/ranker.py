@@ -33,6 +33,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from loopml.sdk.trees import TreePredictor, compiled_trees_on
 from loopml.workloads.recsys.features import (
     FEATURE_COLUMNS,
     TIME_COLUMNS,
@@ -507,6 +508,20 @@ class TwoStageRanker(RecommenderBase):
         chosen: BoolArray = rank < self.max_negatives
         return chosen
 
+    def compile_trees(self) -> bool:
+        """Predict with the ranker's trees compiled (:mod:`loopml.sdk.trees`).
+
+        For serving: one user's candidates cost 65-120 us through LightGBM,
+        about 10 us compiled. Off with ``LOOPML_COMPILED_TREES=0``.
+
+        Returns:
+            Whether the trees are compiled now.
+        """
+        booster = self.ranker_.booster_
+        predictor = TreePredictor(booster, compiled=compiled_trees_on())
+        _PREDICTORS[booster] = predictor
+        return predictor.compiled
+
     def _rank(
         self, features: FloatArray, position: IntArray, n_users: int
     ) -> FloatArray:
@@ -569,9 +584,11 @@ class TwoStageRanker(RecommenderBase):
 
         Users routed to a popularity baseline get its top k instead.
         """
+        routes = self._routes(context, user_rows)
+        if len(user_rows) == 1 and routes[0] == RANKER:  # a user served live
+            return self._top_one(user_rows, segment_rows, exclude_seen, k)
         columns = np.full((len(user_rows), k), -1, dtype=np.int64)
         values = np.full((len(user_rows), k), -np.inf)
-        routes = self._routes(context, user_rows)
         routed = np.flatnonzero(routes != RANKER)
         if len(routed):
             cols, vals = super()._top_block(
@@ -600,30 +617,38 @@ class TwoStageRanker(RecommenderBase):
         values[ranked[position[keep]], rank[keep]] = score[keep]
         return columns, values
 
+    def _top_one(
+        self, user_rows: IntArray, segment_rows: IntArray, exclude_seen: bool, k: int
+    ) -> tuple[IntArray, FloatArray]:
+        """:meth:`_top_block` of one user the ranker answers, without the
+        bookkeeping of many (a test checks it against a block's row)."""
+        columns = np.full((1, k), -1, dtype=np.int64)
+        values = np.full((1, k), -np.inf)
+        _, item, features = self._matrix(
+            self.als_, user_rows, segment_rows, exclude_seen, max(self.n_candidates, k)
+        )
+        if not len(item):
+            return columns, values
+        score = self._rank(features, np.zeros(len(item), dtype=np.int64), 1)
+        # Best score first, ties by item column (as scoring.top_k).
+        best = np.lexsort((item, -score))[:k]
+        columns[0, : len(best)] = item[best]
+        values[0, : len(best)] = score[best]
+        return columns, values
 
-#: One LightGBM predictor per booster (``Booster.predict`` builds one per
-#: call: 139 against 104 us for one user's ~114 candidates).
-_PREDICTORS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+#: One predictor per booster (``Booster.predict`` builds one per call: 139
+#: against 104 us for one user's ~114 candidates); compiled trees once
+#: :meth:`TwoStageRanker.compile_trees` asked for them.
+_PREDICTORS: weakref.WeakKeyDictionary[Any, TreePredictor] = weakref.WeakKeyDictionary()
 
 
 def _predict(booster: Any, features: FloatArray) -> FloatArray:
     """``booster.predict(features, num_threads=1)``, through a kept predictor."""
-    predictor: Any = _PREDICTORS.get(booster)
+    predictor = _PREDICTORS.get(booster)
     if predictor is None:
-        try:
-            from lightgbm.basic import _InnerPredictor
-
-            predictor = _InnerPredictor.from_booster(booster, {"num_threads": 1})
-        except (ImportError, AttributeError, TypeError):  # another LightGBM
-            predictor = False
-        _PREDICTORS[booster] = predictor
-    if predictor is False:
-        return np.asarray(booster.predict(features, num_threads=1), dtype=np.float64)
-    # Booster.predict's default: its best iteration (0 or less: every tree).
-    return np.asarray(
-        predictor.predict(features, num_iteration=booster.best_iteration),
-        dtype=np.float64,
-    )
+        predictor = _PREDICTORS[booster] = TreePredictor(booster)
+    return predictor(features)
 
 
 def _stack(blocks: list[FloatArray]) -> FloatArray:
