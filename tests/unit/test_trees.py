@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from loopml.sdk import trees
 from loopml.sdk.trees import TreePredictor
 
 
@@ -95,9 +96,27 @@ def test_without_lleaves_lightgbm_predicts(
         return real(name, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(builtins, "__import__", no_lleaves)
-    predictor = TreePredictor(booster, compiled=True)
+    fresh = lgb.Booster(model_str=booster.model_to_string())
+    fresh.best_iteration = 23  # another model text: not compiled in this process
+    predictor = TreePredictor(fresh, compiled=True)
     assert not predictor.compiled
     matrix = _matrix(_data(50, seed=4)[0])
     np.testing.assert_array_equal(
-        predictor(matrix), booster.predict(matrix, num_threads=1)
+        predictor(matrix), fresh.predict(matrix, num_threads=1)
     )
+
+
+def test_a_large_model_compiles_in_the_background(
+    booster: lgb.Booster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above INLINE_LEAVES: LightGBM answers until the compiled trees are ready."""
+    monkeypatch.setattr(trees, "INLINE_LEAVES", 0)
+    other = lgb.Booster(model_str=booster.model_to_string())
+    other.best_iteration = 17  # another model text: not compiled yet
+    predictor = TreePredictor(other, compiled=True)
+    matrix = _matrix(_data(200, seed=6)[0])
+    expected = other.predict(matrix, num_threads=1)
+    before = predictor(matrix)  # LightGBM's, or the compiled trees' if done
+    np.testing.assert_allclose(before, expected, rtol=1e-12)
+    assert predictor.wait(timeout=120)
+    np.testing.assert_allclose(predictor(matrix), expected, rtol=1e-12)

@@ -16,6 +16,14 @@ order: about 1e-15 relative; ``tests/unit/test_trees.py``), so a served
 version may rank two candidates whose scores tie to 1e-15 in the other
 order than the batch stage, which predicts with LightGBM.
 
+Compiling grows faster than the model: 0.65 s for the demand champion's
+1,554 leaves, 49 s for 500 trees of 63 leaves (31,500 leaves) with lleaves'
+inlining, 5.8 s without it (28 rows then take 73 us, against 25 inlined and
+250 through LightGBM). So a model of up to :data:`INLINE_LEAVES` leaves is
+compiled inlined before the predictor is returned; a larger one without
+inlining in a background thread, while LightGBM's predictor answers: a
+version is never held back from serving by its compilation.
+
 Compiled models are kept per process by the text of the model (a model
 loaded again, e.g. by each test's app, is compiled once).
 """
@@ -25,9 +33,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import tempfile
 import threading
 from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -39,8 +49,11 @@ FloatArray = npt.NDArray[np.float64]
 KEEP = 16
 #: ``LOOPML_COMPILED_TREES=0`` turns compilation off (LightGBM predicts).
 SWITCH = "LOOPML_COMPILED_TREES"
-_COMPILED: OrderedDict[str, Any] = OrderedDict()
+#: Models of up to this many leaves in all are compiled inlined, at once.
+INLINE_LEAVES = 4_000
+_COMPILED: OrderedDict[str, Future[Any]] = OrderedDict()
 _LOCK = threading.Lock()
+_BACKGROUND: ThreadPoolExecutor | None = None
 
 
 def compiled_trees_on() -> bool:
@@ -62,7 +75,21 @@ class TreePredictor:
             self._lightgbm = _InnerPredictor.from_booster(booster, {"num_threads": 1})
         except (ImportError, AttributeError, TypeError):  # another LightGBM
             self._lightgbm = None
-        self._native: Any = _compile(booster) if compiled else None
+        self._native: Any = None
+        self._compiling: Future[Any] | None = None
+        if compiled:
+            self._compiling = _compiled(booster)
+            self._compiling.add_done_callback(self._take)
+
+    def _take(self, done: Future[Any]) -> None:
+        """Predict with the compiled trees from now on (None: not compiled)."""
+        self._native = done.result()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for a compilation running in the background; whether compiled."""
+        if self._compiling is not None:
+            self._native = self._compiling.result(timeout)
+        return self.compiled
 
     @property
     def compiled(self) -> bool:
@@ -82,32 +109,47 @@ class TreePredictor:
         return np.asarray(raw, dtype=np.float64)
 
 
-def _compile(booster: Any) -> Any:
-    """The booster compiled by lleaves (kept per process), or None if it cannot be."""
-    try:
-        import lleaves
-    except ImportError as error:
-        log.info("trees not compiled (%s): LightGBM predicts", error)
-        return None
-    # What Booster.predict uses: the best iteration if any, else every tree.
-    text = booster.model_to_string()
+def _compiled(booster: Any) -> Future[Any]:
+    """The booster's compilation (kept per process): done at once for a small
+    model, else running in the background. Its result is None if it failed."""
+    text = booster.model_to_string()  # Booster.predict's trees: the best iteration
     key = hashlib.sha256(text.encode()).hexdigest()
     with _LOCK:
         found = _COMPILED.get(key)
         if found is not None:
             _COMPILED.move_to_end(key)
             return found
-        try:
-            with tempfile.TemporaryDirectory(prefix="loopml-trees-") as scratch:
-                path = os.path.join(scratch, "model.txt")
-                with open(path, "w", encoding="utf-8") as handle:
-                    handle.write(text)
-                model = lleaves.Model(model_file=path)
-                model.compile()
-        except Exception as error:  # an unsupported model: LightGBM predicts
-            log.warning("trees not compiled (%s): LightGBM predicts", error)
-            return None
-        _COMPILED[key] = model
+        leaves = sum(int(n) for n in re.findall(r"^num_leaves=(\d+)$", text, re.M))
+        if leaves <= INLINE_LEAVES:
+            future: Future[Any] = Future()
+            future.set_result(_compile(text, inline=True))
+        else:
+            global _BACKGROUND
+            if _BACKGROUND is None:
+                _BACKGROUND = ThreadPoolExecutor(1, thread_name_prefix="loopml-trees")
+            log.info("compiling %d leaves in the background", leaves)
+            future = _BACKGROUND.submit(_compile, text, False)
+        _COMPILED[key] = future
         while len(_COMPILED) > KEEP:
             _COMPILED.popitem(last=False)
-        return model
+        return future
+
+
+def _compile(text: str, inline: bool) -> Any:
+    """The model text compiled by lleaves, or None if it cannot be."""
+    try:
+        import lleaves
+    except ImportError as error:
+        log.info("trees not compiled (%s): LightGBM predicts", error)
+        return None
+    try:
+        with tempfile.TemporaryDirectory(prefix="loopml-trees-") as scratch:
+            path = os.path.join(scratch, "model.txt")
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            model = lleaves.Model(model_file=path)
+            model.compile(finline=inline)
+    except Exception as error:  # an unsupported model: LightGBM predicts
+        log.warning("trees not compiled (%s): LightGBM predicts", error)
+        return None
+    return model
