@@ -6,7 +6,7 @@ demand champion's 222 trees: 61 us for 28 rows; the recsys ranker's 63 trees
 on one user's ~110 candidates: 65-120 us). `lleaves <https://github.com/
 siboehm/lleaves>`_ compiles a LightGBM model file to native code with LLVM
 (``llvmlite``, a wheel: no compiler on the machine): 9 us for either, once
-compiled (0.1-0.7 s per model, done when a version is loaded for serving).
+compiled (0.1-0.7 s for these two, when a version is loaded for serving).
 
 :class:`TreePredictor` predicts with the compiled trees when asked and
 ``lleaves`` compiles the model, else with LightGBM's own predictor (one
@@ -68,13 +68,13 @@ class TreePredictor:
         """Prepare LightGBM's predictor; compile the trees if ``compiled``."""
         self.booster = booster
         self.iteration = int(booster.best_iteration)
-        self._lightgbm: Any = None
+        self._lightgbm: Any = None  # kept: Booster.predict builds one per call
         try:
             from lightgbm.basic import _InnerPredictor
 
             self._lightgbm = _InnerPredictor.from_booster(booster, {"num_threads": 1})
         except (ImportError, AttributeError, TypeError):  # another LightGBM
-            self._lightgbm = None
+            pass
         self._native: Any = None
         self._compiling: Future[Any] | None = None
         if compiled:
