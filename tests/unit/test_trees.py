@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
@@ -109,14 +111,39 @@ def test_without_lleaves_lightgbm_predicts(
 def test_a_large_model_compiles_in_the_background(
     booster: lgb.Booster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Above INLINE_LEAVES: LightGBM answers until the compiled trees are ready."""
+    """Above INLINE_LEAVES: LightGBM answers until the compiled trees are ready,
+    and the compilation runs in a daemon thread (a process need not wait)."""
     monkeypatch.setattr(trees, "INLINE_LEAVES", 0)
+    release = threading.Event()
+    real = trees._compile
+    seen: dict[str, object] = {}
+
+    def held(text: str, inline: bool) -> object:
+        seen.update(inline=inline, daemon=threading.current_thread().daemon)
+        assert release.wait(60)
+        return real(text, inline)
+
+    monkeypatch.setattr(trees, "_compile", held)
     other = lgb.Booster(model_str=booster.model_to_string())
     other.best_iteration = 17  # another model text: not compiled yet
     predictor = TreePredictor(other, compiled=True)
     matrix = _matrix(_data(200, seed=6)[0])
     expected = other.predict(matrix, num_threads=1)
-    before = predictor(matrix)  # LightGBM's, or the compiled trees' if done
-    np.testing.assert_allclose(before, expected, rtol=1e-12)
+    assert not predictor.compiled  # still compiling: LightGBM's predictions
+    np.testing.assert_array_equal(predictor(matrix), expected)
+    release.set()
     assert predictor.wait(timeout=120)
+    assert seen == {"inline": False, "daemon": True}
     np.testing.assert_allclose(predictor(matrix), expected, rtol=1e-12)
+
+
+def test_the_switch_turns_compilation_off(
+    booster: lgb.Booster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(trees.SWITCH, "0")
+    predictor = TreePredictor(booster, compiled=True)
+    assert not predictor.compiled and not predictor.wait()
+    matrix = _matrix(_data(50, seed=7)[0])
+    np.testing.assert_array_equal(
+        predictor(matrix), booster.predict(matrix, num_threads=1)
+    )

@@ -6,7 +6,7 @@ demand champion's 222 trees: 61 us for 28 rows; the recsys ranker's 63 trees
 on one user's ~110 candidates: 65-120 us). `lleaves <https://github.com/
 siboehm/lleaves>`_ compiles a LightGBM model file to native code with LLVM
 (``llvmlite``, a wheel: no compiler on the machine): 9 us for either, once
-compiled (0.1-0.7 s for these two, when a version is loaded for serving).
+compiled (0.1-0.7 s for these two).
 
 :class:`TreePredictor` predicts with the compiled trees when asked and
 ``lleaves`` compiles the model, else with LightGBM's own predictor (one
@@ -21,8 +21,9 @@ Compiling grows faster than the model: 0.65 s for the demand champion's
 inlining, 5.8 s without it (28 rows then take 73 us, against 25 inlined and
 250 through LightGBM). So a model of up to :data:`INLINE_LEAVES` leaves is
 compiled inlined before the predictor is returned; a larger one without
-inlining in a background thread, while LightGBM's predictor answers: a
-version is never held back from serving by its compilation.
+inlining in a background thread (a daemon: a process that ends does not wait
+for it), while LightGBM's predictor answers: a version is never held back
+from serving by its compilation.
 
 Compiled models are kept per process by the text of the model (a model
 loaded again, e.g. by each test's app, is compiled once).
@@ -37,7 +38,7 @@ import re
 import tempfile
 import threading
 from collections import OrderedDict
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Any
 
 import numpy as np
@@ -53,7 +54,6 @@ SWITCH = "LOOPML_COMPILED_TREES"
 INLINE_LEAVES = 4_000
 _COMPILED: OrderedDict[str, Future[Any]] = OrderedDict()
 _LOCK = threading.Lock()
-_BACKGROUND: ThreadPoolExecutor | None = None
 
 
 def compiled_trees_on() -> bool:
@@ -65,7 +65,8 @@ class TreePredictor:
     """``booster.predict(matrix, num_threads=1)``, compiled when asked and possible."""
 
     def __init__(self, booster: Any, compiled: bool = False) -> None:
-        """Prepare LightGBM's predictor; compile the trees if ``compiled``."""
+        """Prepare LightGBM's predictor; compile the trees if ``compiled`` and
+        ``LOOPML_COMPILED_TREES`` allows it."""
         self.booster = booster
         self.iteration = int(booster.best_iteration)
         self._lightgbm: Any = None  # kept: Booster.predict builds one per call
@@ -77,7 +78,7 @@ class TreePredictor:
             pass
         self._native: Any = None
         self._compiling: Future[Any] | None = None
-        if compiled:
+        if compiled and compiled_trees_on():
             self._compiling = _compiled(booster)
             self._compiling.add_done_callback(self._take)
 
@@ -124,11 +125,13 @@ def _compiled(booster: Any) -> Future[Any]:
             future: Future[Any] = Future()
             future.set_result(_compile(text, inline=True))
         else:
-            global _BACKGROUND
-            if _BACKGROUND is None:
-                _BACKGROUND = ThreadPoolExecutor(1, thread_name_prefix="loopml-trees")
             log.info("compiling %d leaves in the background", leaves)
-            future = _BACKGROUND.submit(_compile, text, False)
+            future = Future()
+            threading.Thread(
+                target=lambda: future.set_result(_compile(text, inline=False)),
+                name="loopml-trees",
+                daemon=True,
+            ).start()
         _COMPILED[key] = future
         while len(_COMPILED) > KEEP:
             _COMPILED.popitem(last=False)

@@ -36,7 +36,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from loopml.sdk.trees import TreePredictor, compiled_trees_on
+from loopml.sdk.trees import TreePredictor
 from loopml.workloads.demand.features import FEATURE_COLUMNS, HIST_COLUMNS, LAGS
 
 log = logging.getLogger(__name__)
@@ -150,9 +150,7 @@ class FastForecaster:
         self._series: dict[tuple[str, str, bytes], Series] = {}
         # LightGBM's trees compiled to native code (sdk.trees), or its own
         # predictor with one thread, kept for every call.
-        self._predictor = TreePredictor(
-            booster, compiled=compiled and compiled_trees_on()
-        )
+        self._predictor = TreePredictor(booster, compiled=compiled)
 
     def series(self, store: str, item: str, state: FloatArray) -> Series:
         """What every row of one series shares (see :data:`Series`).

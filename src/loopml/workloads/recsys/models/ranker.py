@@ -33,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from loopml.sdk.trees import TreePredictor, compiled_trees_on
+from loopml.sdk.trees import TreePredictor
 from loopml.workloads.recsys.features import (
     FEATURE_COLUMNS,
     TIME_COLUMNS,
@@ -518,7 +518,7 @@ class TwoStageRanker(RecommenderBase):
             Whether the trees are compiled now.
         """
         booster = self.ranker_.booster_
-        predictor = TreePredictor(booster, compiled=compiled_trees_on())
+        predictor = TreePredictor(booster, compiled=True)
         _PREDICTORS[booster] = predictor
         return predictor.compiled
 
@@ -637,9 +637,8 @@ class TwoStageRanker(RecommenderBase):
         return columns, values
 
 
-#: One predictor per booster (``Booster.predict`` builds one per call: 139
-#: against 104 us for one user's ~114 candidates); compiled trees once
-#: :meth:`TwoStageRanker.compile_trees` asked for them.
+#: One kept predictor per booster (LightGBM's, or compiled trees once
+#: :meth:`TwoStageRanker.compile_trees` asked for them).
 _PREDICTORS: weakref.WeakKeyDictionary[Any, TreePredictor] = weakref.WeakKeyDictionary()
 
 
