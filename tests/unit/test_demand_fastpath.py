@@ -87,20 +87,21 @@ def _fast_matrix(
 ) -> np.ndarray:
     """The fast path's matrix of request rows, one state row and origin each."""
     prices = rows["price"].to_numpy(dtype=np.float64).tolist()
-    built = []
-    for i, (store, item, date, promo, holiday) in enumerate(
-        rows[["store_id", "item_id", "date", "promo", "holiday"]].itertuples(
-            index=False
+    days = [day_number(d.date()) for d in rows["date"]]
+    series = [
+        forecaster.series(store, item, state_rows[i])
+        for i, (store, item) in enumerate(
+            zip(rows["store_id"], rows["item_id"], strict=True)
         )
-    ):
-        day = day_number(date.date())
-        series = forecaster.series(store, item, state_rows[i])
-        built.append(
-            forecaster.row(
-                series, day - origins[i], day, prices[i], float(promo), float(holiday)
-            )
-        )
-    return forecaster.matrix(built)
+    ]
+    return forecaster.inputs(
+        series,
+        [day - origin for day, origin in zip(days, origins, strict=True)],
+        days,
+        prices,
+        rows["promo"].astype(float).tolist(),
+        rows["holiday"].astype(float).tolist(),
+    )
 
 
 def _lightgbm_inputs(model: DemandForecastModel, features: pd.DataFrame) -> np.ndarray:
@@ -277,3 +278,24 @@ def test_series_are_kept_per_state_not_per_name(
     assert again is not first and again[4] == first[4] + 1.0
     other = forecaster.series("no such store", key[1], state)
     assert math.isnan(other[0]) and other[2:] == first[2:]
+
+
+def test_a_state_changed_in_place_is_never_answered_from_memory(
+    fitted: tuple[pd.DataFrame, DemandForecastModel, pd.Timestamp],
+) -> None:
+    """Series are remembered by the state object only when it is read-only."""
+    _, model, _ = fitted
+    fast = model.fast()
+    assert fast is not None
+    forecaster, states, _ = fast
+    key = next(iter(states.index))
+    view = states.row(key)
+    assert view is states.row(key) and not view.flags.writeable
+    with pytest.raises(ValueError, match="read-only"):
+        view[_LAST_PRICE] = 1.0
+    first = forecaster.series(*key, view)
+    assert forecaster.series(*key, view) is first
+    writable = view.copy()
+    forecaster.series(*key, writable)
+    writable[_LAST_PRICE] = view[_LAST_PRICE] + 5.0  # changed in place
+    assert forecaster.series(*key, writable)[4] == first[4] + 5.0

@@ -145,6 +145,26 @@ def test_plain_column_is_plain_of_each_value(values: list[Any]) -> None:
     assert [type(v) for v in got] == [type(v) for v in want]
 
 
+def test_dates_written_again_come_from_memory_but_never_an_aware_ones() -> None:
+    """Equal aware datetimes with other offsets keep their own ISO text."""
+    utc = dt.datetime(2025, 1, 2, 0, 0, tzinfo=dt.UTC)
+    plus_one = utc.astimezone(dt.timezone(dt.timedelta(hours=1)))
+    assert utc == plus_one  # one instant, two texts
+    naive = dt.datetime(2025, 1, 2, 1, 0)
+    day = dt.date(2025, 1, 2)
+    for _ in range(2):  # the second time from memory
+        assert plain_column([day, naive, utc, None]) == [
+            "2025-01-02",
+            "2025-01-02T01:00:00",
+            "2025-01-02T00:00:00+00:00",
+            None,
+        ]
+        assert plain_column([plus_one, day]) == [
+            "2025-01-02T01:00:00+01:00",
+            "2025-01-02",
+        ]
+
+
 def test_per_row_makes_one_dict_per_row_in_column_order() -> None:
     scores = Scores(
         columns={

@@ -90,8 +90,13 @@ class SeriesStates:
     def __init__(self, keys: Sequence[Key], values: FloatArray) -> None:
         """Hold ``values`` (one row of :data:`STATE_NUMBERS` per key)."""
         self.index: dict[Key, int] = {k: i for i, k in enumerate(keys)}
-        self.values = np.ascontiguousarray(values, dtype=np.float64)
+        self.values = np.array(values, dtype=np.float64, order="C")  # a copy
+        self.values.setflags(write=False)
         self.missing = np.full(len(STATE_NUMBERS), np.nan)
+        self.missing.setflags(write=False)
+        #: One view per row, made once: the same object each time a series
+        #: is asked for, which :meth:`FastForecaster.series` recognises.
+        self.views: list[FloatArray] = list(self.values)
 
     @classmethod
     def of(cls, state: pd.DataFrame) -> SeriesStates:
@@ -106,7 +111,7 @@ class SeriesStates:
     def row(self, key: Key) -> FloatArray:
         """The state row of a key (NaN for a series it does not have)."""
         at = self.index.get(key)
-        return self.missing if at is None else self.values[at]
+        return self.missing if at is None else self.views[at]
 
     def rows(self, keys: Sequence[Key]) -> FloatArray:
         """The state row of each key (NaN for a series it does not have)."""
@@ -148,6 +153,7 @@ class FastForecaster:
         self._order = None if order == sorted(order) else np.array(order)
         self._calendar: dict[int, tuple[int, int, int, int, int]] = {}
         self._series: dict[tuple[str, str, bytes], Series] = {}
+        self._last: dict[Key, tuple[FloatArray, Series]] = {}
         # LightGBM's trees compiled to native code (sdk.trees), or its own
         # predictor with one thread, kept for every call.
         self._predictor = TreePredictor(booster, compiled=compiled)
@@ -159,9 +165,13 @@ class FastForecaster:
         whose state changes once a day, so most requests find theirs here.
         The lists in a :data:`Series` are only ever read.
         """
+        last = self._last.get((store, item))
+        if last is not None and last[0] is state:  # the same read-only array
+            return last[1]
         key = (store, item, state.tobytes())
         found = self._series.get(key)
         if found is not None:
+            self._remember(store, item, state, found)
             return found
         values = state.tolist()
         made = (
@@ -175,41 +185,65 @@ class FastForecaster:
         if len(self._series) >= 100_000:
             self._series.clear()
         self._series[key] = made
+        self._remember(store, item, state, made)
         return made
 
-    def row(
-        self,
-        series: Series,
-        horizon: int,
-        day: int,
-        price: float | None,
-        promo: float,
-        holiday: float,
-    ) -> list[float]:
-        """The model inputs of one row, in :data:`FEATURE_COLUMNS` order.
+    def _remember(self, store: str, item: str, state: FloatArray, made: Series) -> None:
+        """Answer the next call with this very ``state`` object without hashing it.
 
-        Python floats, not numpy: a request has a few rows, and numpy's cost
-        per call is larger than the arithmetic here.
+        The state rows a service hands in are its bundled rows' views
+        (:attr:`SeriesStates.views`) and its cached online reads: the same
+        objects request after request, read-only, so the object names the
+        state (kept here, so its id is not reused). A writable array could
+        change in place: it is looked up by its bytes every time.
         """
-        store, item, copied, price_mean, last_price, hist = series
-        if price is None or price != price:  # missing or NaN: the last price
-            price = last_price
-        back = -horizon % 7
-        same = hist[back]
-        mean4 = (same + hist[back + 7] + hist[back + 14] + hist[back + 21]) / 4
-        return [
-            store,
-            item,
-            horizon,
-            *self.calendar(day),
-            holiday,
-            price,
-            promo,
-            _ratio(price, price_mean),
-            *copied,
-            same,
-            mean4,
-        ]
+        if state.flags.writeable:
+            return
+        if len(self._last) >= 100_000:
+            self._last.clear()
+        self._last[(store, item)] = (state, made)
+
+    def inputs(
+        self,
+        series: Sequence[Series],
+        horizons: Sequence[int],
+        days: Sequence[int],
+        prices: Sequence[float | None],
+        promos: Sequence[float],
+        holidays: Sequence[float],
+    ) -> FloatArray:
+        """The model inputs of rows, as the float matrix in the model's column order.
+
+        Row ``i`` is forecast ``horizons[i]`` days after its origin, for day
+        number ``days[i]``, from ``series[i]`` (:meth:`series`); a missing or
+        NaN price is the series' last price. The columns are computed in
+        :data:`FEATURE_COLUMNS` order into one flat list of Python floats (a
+        request has a few rows: numpy's cost per call is larger than the
+        arithmetic here), then reordered as the model wants them.
+
+        Raises:
+            ValueError: a target day not after its origin.
+        """
+        flat: list[float] = []
+        add = flat.extend
+        calendar = self._calendar
+        for one, horizon, day, price, promo, holiday in zip(
+            series, horizons, days, prices, promos, holidays, strict=True
+        ):
+            store, item, copied, price_mean, last_price, hist = one
+            if price is None or price != price:  # missing or NaN: the last price
+                price = last_price
+            back = -horizon % 7
+            same = hist[back]
+            add((store, item, horizon))
+            add(calendar.get(day) or self.calendar(day))
+            add((holiday, price, promo, _ratio(price, price_mean)))
+            add(copied)
+            add((same, (same + hist[back + 7] + hist[back + 14] + hist[back + 21]) / 4))
+        out = np.array(flat, dtype=np.float64).reshape(len(horizons), self.width)
+        if (out[:, 2] < 1).any():
+            raise ValueError("every target date must be after its forecast origin")
+        return out if self._order is None else out[:, self._order]
 
     def calendar(self, day: int) -> tuple[int, int, int, int, int]:
         """``dow, dom, month, doy, weekofyear`` of a day number."""
@@ -226,17 +260,6 @@ class FastForecaster:
             if len(self._calendar) < 100_000:
                 self._calendar[day] = parts
         return parts
-
-    def matrix(self, rows: list[list[float]]) -> FloatArray:
-        """Rows of :meth:`row` as the float matrix, in the model's column order.
-
-        Raises:
-            ValueError: a target day not after its origin.
-        """
-        out = np.array(rows, dtype=np.float64).reshape(len(rows), self.width)
-        if (out[:, 2] < 1).any():
-            raise ValueError("every target date must be after its forecast origin")
-        return out if self._order is None else out[:, self._order]
 
     def predict(self, matrix: FloatArray) -> FloatArray:
         """The booster's forecasts, clipped at zero (as ``LightGBMForecaster``)."""
@@ -255,15 +278,18 @@ class FastForecaster:
     ) -> FloatArray:
         """Forecasts of rows from one set of states at one origin."""
         known: dict[Key, Series] = {}
-        rows = []
-        for key, day, price, promo, holiday in zip(
-            keys, days, prices, promos, holidays, strict=True
-        ):
-            series = known.get(key)
-            if series is None:
-                series = known[key] = self.series(*key, states.row(key))
-            rows.append(self.row(series, day - origin, day, price, promo, holiday))
-        return self.predict(self.matrix(rows))
+        for key in keys:
+            if key not in known:
+                known[key] = self.series(*key, states.row(key))
+        matrix = self.inputs(
+            [known[k] for k in keys],
+            [day - origin for day in days],
+            days,
+            prices,
+            promos,
+            holidays,
+        )
+        return self.predict(matrix)
 
 
 def _ratio(price: float, mean: float) -> float:

@@ -234,6 +234,7 @@ class OnlineCache:
             if not stale:
                 return found  # type: ignore[return-value]
             read = OnlineFeatures(self.store).state_rows(stale)
+            read.values.setflags(write=False)  # entries' states are never written
             now = time.monotonic()
             days = [None if o is None else int(o) // 86_400 for o in read.origins]
             fresh = {
@@ -291,22 +292,23 @@ def _score_fast(
     series: dict[Key, Series] = {}
     for key in distinct:
         entry = online.get(key)
-        state = bundled.values[known[key]] if entry is None else entry.state
+        state = bundled.views[known[key]] if entry is None else entry.state
         series[key] = forecaster.series(*key, state)
-    days = [day_number(r.date) for r in rows]
+    days = _day_numbers([r.date for r in rows])
     origins = [origin if (e := online.get(k)) is None else e.origin for k in keys]
     sources = ["model" if k not in online else "online" for k in keys]
     horizons = [d - o for d, o in zip(days, origins, strict=True)]  # type: ignore[operator]
     _check_horizons(rows, horizons, origins, model.horizon)
-    matrix = forecaster.matrix(
-        [
-            forecaster.row(series[k], h, d, r.price, r.promo, r.holiday)
-            for k, h, d, r in zip(keys, horizons, days, rows, strict=True)
-        ]
+    matrix = forecaster.inputs(
+        [series[k] for k in keys],
+        horizons,
+        days,
+        [r.price for r in rows],
+        [r.promo for r in rows],
+        [r.holiday for r in rows],
     )
     values = forecaster.predict(matrix).tolist()
-    epoch = dt.date(1970, 1, 1)
-    origin_dates = [epoch + dt.timedelta(days=o) for o in origins]  # type: ignore[arg-type]
+    origin_dates = _dates(origins)  # type: ignore[arg-type]
     if cache is None:
         sales: list[float | None] = [None] * n
         as_of: list[dt.datetime | None] = [None] * n
@@ -328,6 +330,43 @@ def _score_fast(
         },
         extra={"origin": model.origin.date()},
     )
+
+
+#: Day numbers of dates, and dates of day numbers, already worked out: a
+#: service answers about a few hundred days, request after request.
+_DAY_NUMBERS: dict[dt.date, int] = {}
+_DATES: dict[int, dt.date] = {}
+_EPOCH = dt.date(1970, 1, 1)
+
+
+def _day_numbers(dates: Sequence[dt.date]) -> list[int]:
+    """``[day_number(d) for d in dates]``, memoised (a lookup, not two calls)."""
+    known = _DAY_NUMBERS
+    found = [known.get(d) for d in dates]
+    if None in found:
+        if len(known) > 100_000:
+            known.clear()
+        for i, day in enumerate(dates):
+            if found[i] is None:
+                number = found[i] = day_number(day)
+                if (
+                    type(day) is dt.date
+                ):  # a datetime counts by its date, but is not kept
+                    known[day] = number
+    return found  # type: ignore[return-value]
+
+
+def _dates(numbers: Sequence[int]) -> list[dt.date]:
+    """The date of each day number, memoised."""
+    known = _DATES
+    found = [known.get(n) for n in numbers]
+    if None in found:
+        if len(known) > 100_000:
+            known.clear()
+        for i, number in enumerate(numbers):
+            if found[i] is None:
+                found[i] = known[number] = _EPOCH + dt.timedelta(days=number)
+    return found  # type: ignore[return-value]
 
 
 def _check_horizons(
