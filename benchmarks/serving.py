@@ -427,23 +427,18 @@ def floor_matrices(
     forecaster, states, origin = fast
     out = {}
     for n, records in rows.items():
-        frame = pd.DataFrame(records)
-        keys = list(zip(frame["store_id"], frame["item_id"], strict=True))
-        built = []
-        for key, record in zip(keys, records, strict=True):
-            day = (pd.Timestamp(record["date"]) - pd.Timestamp("1970-01-01")).days
-            series = forecaster.series(*key, states.row(key))
-            built.append(
-                forecaster.row(
-                    series,
-                    day - origin,
-                    day,
-                    record["price"],
-                    record["promo"],
-                    record["holiday"],
-                )
-            )
-        out[str(n)] = forecaster.matrix(built)
+        keys = [(r["store_id"], r["item_id"]) for r in records]
+        days = [
+            (pd.Timestamp(r["date"]) - pd.Timestamp("1970-01-01")).days for r in records
+        ]
+        out[str(n)] = forecaster.inputs(
+            [forecaster.series(*key, states.row(key)) for key in keys],
+            [day - origin for day in days],
+            days,
+            [r["price"] for r in records],
+            [r["promo"] for r in records],
+            [r["holiday"] for r in records],
+        )
     return out
 
 

@@ -58,17 +58,18 @@ _LAST_PRICE = _AT["last_price"]
 _PRICE_MEAN = _AT["price_mean_28"]
 #: Model inputs copied from the state as they are, in FEATURE_COLUMNS order.
 _COPIED = [f"lag_{k}" for k in LAGS] + ["rmean_7", "rmean_28", "rstd_28"]
-#: How many of FEATURE_COLUMNS ``row`` computes: the keys, horizon, calendar,
-#: price and promo columns (12), the copied state inputs and the two
-#: same-weekday columns. A feature appended after them (docs/adding-a-feature.md)
-#: is not one of them, whenever this module is first imported.
+#: How many of FEATURE_COLUMNS ``FastForecaster.inputs`` computes: the keys,
+#: horizon, calendar, price and promo columns (12), the copied state inputs
+#: and the two same-weekday columns. A feature appended after them
+#: (docs/adding-a-feature.md) is not one of them, whenever this module is
+#: first imported.
 _N_FAST = 12 + len(_COPIED) + 2
-if FEATURE_COLUMNS[12 : _N_FAST - 2] != _COPIED:  # FastForecaster.row's order
-    raise ImportError("FEATURE_COLUMNS changed: update fastpath.FastForecaster.row")
+if FEATURE_COLUMNS[12 : _N_FAST - 2] != _COPIED:  # FastForecaster.inputs' order
+    raise ImportError("FEATURE_COLUMNS changed: update FastForecaster.inputs")
 _EPOCH = dt.date(1970, 1, 1).toordinal()
-#: The model inputs :meth:`FastForecaster.row` computes, frozen at import: a
+#: The model inputs :meth:`FastForecaster.inputs` computes, frozen at import: a
 #: model fitted with other inputs (a feature added as docs/adding-a-feature.md
-#: shows) is served by the frame path until ``row`` learns the new column.
+#: shows) is served by the frame path until ``inputs`` learns the new column.
 FAST_COLUMNS: tuple[str, ...] = tuple(FEATURE_COLUMNS[:_N_FAST])
 
 
