@@ -334,39 +334,41 @@ def _score_fast(
 
 #: Day numbers of dates, and dates of day numbers, already worked out: a
 #: service answers about a few hundred days, request after request.
-_DAY_NUMBERS: dict[dt.date, int] = {}
-_DATES: dict[int, dt.date] = {}
+_DAY_NUMBERS: dict[Any, Any] = {}
+_DATES: dict[Any, Any] = {}
 _EPOCH = dt.date(1970, 1, 1)
+#: A memo past this many values starts again.
+MEMO_SIZE = 100_000
+
+
+def _memoised(
+    values: Sequence[Any], known: dict[Any, Any], make: Any, keep: Any = None
+) -> list[Any]:
+    """``[make(v) for v in values]``, each found in ``known`` when it was made before.
+
+    ``keep(value)`` says whether a value may be kept (default: all).
+    """
+    found = [known.get(v) for v in values]
+    if None in found:
+        if len(known) > MEMO_SIZE:
+            known.clear()
+        for i, value in enumerate(values):
+            if found[i] is None:
+                made = found[i] = make(value)
+                if keep is None or keep(value):
+                    known[value] = made
+    return found
 
 
 def _day_numbers(dates: Sequence[dt.date]) -> list[int]:
-    """``[day_number(d) for d in dates]``, memoised (a lookup, not two calls)."""
-    known = _DAY_NUMBERS
-    found = [known.get(d) for d in dates]
-    if None in found:
-        if len(known) > 100_000:
-            known.clear()
-        for i, day in enumerate(dates):
-            if found[i] is None:
-                number = found[i] = day_number(day)
-                if (
-                    type(day) is dt.date
-                ):  # a datetime counts by its date, but is not kept
-                    known[day] = number
-    return found  # type: ignore[return-value]
+    """``[day_number(d) for d in dates]``; a datetime counts by its date, and
+    is not kept (it is not equal to its date)."""
+    return _memoised(dates, _DAY_NUMBERS, day_number, lambda day: type(day) is dt.date)
 
 
 def _dates(numbers: Sequence[int]) -> list[dt.date]:
-    """The date of each day number, memoised."""
-    known = _DATES
-    found = [known.get(n) for n in numbers]
-    if None in found:
-        if len(known) > 100_000:
-            known.clear()
-        for i, number in enumerate(numbers):
-            if found[i] is None:
-                found[i] = known[number] = _EPOCH + dt.timedelta(days=number)
-    return found  # type: ignore[return-value]
+    """The date of each day number."""
+    return _memoised(numbers, _DATES, lambda n: _EPOCH + dt.timedelta(days=n))
 
 
 def _check_horizons(
