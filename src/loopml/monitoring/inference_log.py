@@ -365,10 +365,6 @@ def read_log(
 class InferenceLog:
     """A bounded queue of predictions and the thread that writes them out."""
 
-    #: Runs between pieces of a part's work: :func:`yield_gil`, since the
-    #: writer thread shares the GIL with the service's requests.
-    pause: Callable[[], None] = staticmethod(yield_gil)
-
     def __init__(
         self,
         root: Path,
@@ -506,7 +502,7 @@ class InferenceLog:
         for (workload, day), group in groups.items():
             rows = sum(len(entry.inputs) for entry in group)
             try:
-                write_part(self.root, workload, day, entries_table(group, self.pause))
+                write_part(self.root, workload, day, entries_table(group, yield_gil))
             except Exception:  # a full disk must not kill the writer thread
                 log.exception("could not write %d inference rows", rows)
                 self.dropped += rows
