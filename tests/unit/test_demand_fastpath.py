@@ -261,14 +261,20 @@ def test_origin_states_equal_origin_state_day_by_day(
     assert seen == 121
 
 
-def test_series_are_kept_per_state_not_per_name(
-    fitted: tuple[pd.DataFrame, DemandForecastModel, pd.Timestamp],
-) -> None:
-    _, model, _ = fitted
+def _first_series(
+    model: DemandForecastModel,
+) -> tuple[FastForecaster, SeriesStates, tuple[str, str]]:
+    """The model's fast forecaster, its bundled states and their first key."""
     fast = model.fast()
     assert fast is not None
     forecaster, states, _ = fast
-    key = next(iter(states.index))
+    return forecaster, states, next(iter(states.index))
+
+
+def test_series_are_kept_per_state_not_per_name(
+    fitted: tuple[pd.DataFrame, DemandForecastModel, pd.Timestamp],
+) -> None:
+    forecaster, states, key = _first_series(fitted[1])
     state = states.row(key).copy()
     first = forecaster.series(*key, state)
     assert forecaster.series(*key, state.copy()) is first  # kept
@@ -284,11 +290,7 @@ def test_a_state_changed_in_place_is_never_answered_from_memory(
     fitted: tuple[pd.DataFrame, DemandForecastModel, pd.Timestamp],
 ) -> None:
     """Series are remembered by the state object only when it is read-only."""
-    _, model, _ = fitted
-    fast = model.fast()
-    assert fast is not None
-    forecaster, states, _ = fast
-    key = next(iter(states.index))
+    forecaster, states, key = _first_series(fitted[1])
     view = states.row(key)
     assert view is states.row(key) and not view.flags.writeable
     with pytest.raises(ValueError, match="read-only"):
