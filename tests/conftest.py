@@ -11,7 +11,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Iterator
@@ -49,26 +48,6 @@ TINY_ENV = {
     # So has tuning (Ray start-up); tests/integration/test_tune.py runs it in a loop.
     "LOOPML_TUNE__IN_RUN": "false",
 }
-
-
-#: Held by every test that starts a local Ray (tune, Ray batch, serve --ray).
-LOCAL_RAY_LOCK = Path(tempfile.gettempdir()) / "loopml-tests-local-ray.lock"
-
-
-@contextlib.contextmanager
-def one_local_ray() -> Iterator[None]:
-    """One local Ray at a time across ``make test``'s workers.
-
-    The slowest files start first, so the tune and Ray Serve tests always
-    began together: two local Rays on 2 cores. Once (a fresh-clone CI run,
-    2026-12-07) ``serve --ray`` then did not stop within 90 s of Ctrl-C.
-    """
-    with LOCAL_RAY_LOCK.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def pytest_collection_modifyitems(

@@ -323,8 +323,7 @@ def test_the_ray_engine_writes_what_the_local_one_writes(settings: Settings) -> 
     on_ray = settings.model_copy(
         update={"batch": blocks.model_copy(update={"engine": "ray", "ray_workers": 2})}
     )
-    with conftest.one_local_ray():
-        result = batch.run(on_ray, "recsys", day)
+    result = batch.run(on_ray, "recsys", day)
     assert result.details["rows"] == len(expected_file) > 0
     pd.testing.assert_frame_equal(_parquet(settings, day), expected_file)
     pd.testing.assert_frame_equal(_sql(settings, day), expected_sql)

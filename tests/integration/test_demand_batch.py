@@ -129,8 +129,7 @@ def test_the_ray_engine_writes_what_the_local_one_writes(settings: Settings) -> 
     on_ray = settings.model_copy(
         update={"batch": blocks.model_copy(update={"engine": "ray", "ray_workers": 2})}
     )
-    with conftest.one_local_ray():
-        result = batch.run(on_ray, "demand", day)
+    result = batch.run(on_ray, "demand", day)
     assert result.details["rows"] == len(expected) == SERIES * HORIZON
     pd.testing.assert_frame_equal(
         pd.read_parquet(result_path(settings, "demand", day)), expected

@@ -45,39 +45,36 @@ def test_serve_on_ray_answers_like_uvicorn(demand_home: Path) -> None:
     with TestClient(create_app(settings)) as local:
         expected = local.post("/v1/demand/predict", json=body).json()
 
-    with conftest.one_local_ray():
-        port = conftest.free_port()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "loopml.cli", "serve", "--ray", "--replicas", "2"]
-            + ["--host", "127.0.0.1", "--port", str(port)],
-            env=conftest.subprocess_env(demand_home),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        url = f"http://127.0.0.1:{port}"
+    port = conftest.free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "loopml.cli", "serve", "--ray", "--replicas", "2"]
+        + ["--host", "127.0.0.1", "--port", str(port)],
+        env=conftest.subprocess_env(demand_home),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
         try:
-            try:
-                conftest.wait_ready(url, proc, seconds=420)
-            except AssertionError:
-                proc.kill()
-                raise AssertionError(proc.communicate()[1].decode()[-3000:]) from None
-            answers = [
-                httpx.post(f"{url}/v1/demand/predict", json=body, timeout=30)
-                for _ in range(6)
-            ]
-            assert {a.status_code for a in answers} == {200}
-            assert all(a.json() == expected for a in answers)
-            assert httpx.get(f"{url}/version", timeout=10).json()["models"] == {
-                "demand": "1"
-            }
-        finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                _, err = proc.communicate(timeout=90)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                _, err = proc.communicate()
-                pytest.fail(
-                    f"serve --ray did not stop on Ctrl-C:\n{err.decode()[-3000:]}"
-                )
-        assert proc.returncode in (0, 1, -signal.SIGINT), err.decode()[-3000:]
+            conftest.wait_ready(url, proc, seconds=420)
+        except AssertionError:
+            proc.kill()
+            raise AssertionError(proc.communicate()[1].decode()[-3000:]) from None
+        answers = [
+            httpx.post(f"{url}/v1/demand/predict", json=body, timeout=30)
+            for _ in range(6)
+        ]
+        assert {a.status_code for a in answers} == {200}
+        assert all(a.json() == expected for a in answers)
+        assert httpx.get(f"{url}/version", timeout=10).json()["models"] == {
+            "demand": "1"
+        }
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            _, err = proc.communicate(timeout=90)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+            pytest.fail(f"serve --ray did not stop on Ctrl-C:\n{err.decode()[-3000:]}")
+    assert proc.returncode in (0, 1, -signal.SIGINT), err.decode()[-3000:]

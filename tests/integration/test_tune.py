@@ -40,7 +40,7 @@ def ray_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         conftest.set_tiny_env(patch, home)
         settings = load_settings("default")
         configure_environment(settings.home)
-        with conftest.one_local_ray(), ray_session(settings, num_cpus=2):
+        with ray_session(settings, num_cpus=2):
             yield home
 
 
