@@ -72,7 +72,10 @@ def test_serve_on_ray_answers_like_uvicorn(demand_home: Path) -> None:
     finally:
         proc.send_signal(signal.SIGINT)
         try:
-            _, err = proc.communicate(timeout=90)
+            # Serve's graceful stop of each replica (up to 20 s) and Ray's
+            # shutdown took over 90 s in three full-suite CI runs on
+            # 2026-12-07 (15-16 s alone); the cause is not diagnosed.
+            _, err = proc.communicate(timeout=240)
         except subprocess.TimeoutExpired:
             proc.kill()
             _, err = proc.communicate()
