@@ -38,6 +38,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from loopml.core.memo import memoised
 from loopml.data.results import batch_dir
 from loopml.sdk.capabilities import (
     InvalidRowsError,
@@ -144,9 +145,8 @@ def plain_column(values: Sequence[Any]) -> list[Any]:
 
 _DATES = frozenset({dt.date, dt.datetime, type(None)})
 #: ISO text of dates and naive datetimes already written (a few hundred days
-#: in practice: the days a service answers about); emptied past ISO_CACHED.
+#: in practice: the days a service answers about).
 _ISO: dict[dt.date, str] = {}
-ISO_CACHED = 100_000
 
 
 def _iso_texts(values: Sequence[dt.date | None]) -> list[str | None]:
@@ -157,19 +157,15 @@ def _iso_texts(values: Sequence[dt.date | None]) -> list[str | None]:
     naive datetimes are kept: equal aware datetimes can be written with
     different offsets, so those are written each time.
     """
-    iso = _ISO
-    texts = [None if v is None else iso.get(v) for v in values]
-    if None not in texts:
-        return texts
-    if len(iso) > ISO_CACHED:
-        iso.clear()
-    for i, value in enumerate(values):
-        if value is None or texts[i] is not None:
-            continue
-        text = texts[i] = value.isoformat()
-        if not isinstance(value, dt.datetime) or value.tzinfo is None:
-            iso[value] = text
-    return texts
+    return memoised(values, _ISO, _iso, _naive)
+
+
+def _iso(value: dt.date) -> str:
+    return value.isoformat()
+
+
+def _naive(value: dt.date) -> bool:
+    return not isinstance(value, dt.datetime) or value.tzinfo is None
 
 
 @functools.lru_cache(maxsize=64)

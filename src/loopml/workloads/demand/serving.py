@@ -31,6 +31,7 @@ import numpy.typing as npt
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from loopml.core.memo import memoised
 from loopml.sdk.capabilities import (
     InvalidRowsError,
     OnlineScorer,
@@ -334,41 +335,22 @@ def _score_fast(
 
 #: Day numbers of dates, and dates of day numbers, already worked out: a
 #: service answers about a few hundred days, request after request.
-_DAY_NUMBERS: dict[Any, Any] = {}
-_DATES: dict[Any, Any] = {}
+_DAY_NUMBERS: dict[dt.date, int] = {}
+_DATES: dict[int, dt.date] = {}
 _EPOCH = dt.date(1970, 1, 1)
-#: A memo past this many values starts again.
-MEMO_SIZE = 100_000
-
-
-def _memoised(
-    values: Sequence[Any], known: dict[Any, Any], make: Any, keep: Any = None
-) -> list[Any]:
-    """``[make(v) for v in values]``, each found in ``known`` when it was made before.
-
-    ``keep(value)`` says whether a value may be kept (default: all).
-    """
-    found = [known.get(v) for v in values]
-    if None in found:
-        if len(known) > MEMO_SIZE:
-            known.clear()
-        for i, value in enumerate(values):
-            if found[i] is None:
-                made = found[i] = make(value)
-                if keep is None or keep(value):
-                    known[value] = made
-    return found
 
 
 def _day_numbers(dates: Sequence[dt.date]) -> list[int]:
-    """``[day_number(d) for d in dates]``; a datetime counts by its date, and
-    is not kept (it is not equal to its date)."""
-    return _memoised(dates, _DAY_NUMBERS, day_number, lambda day: type(day) is dt.date)
+    """``[day_number(d) for d in dates]``, memoised; a datetime counts by its
+    date and is not kept (it is not equal to its date)."""
+    found = memoised(dates, _DAY_NUMBERS, day_number, lambda d: type(d) is dt.date)
+    return found  # type: ignore[return-value]
 
 
 def _dates(numbers: Sequence[int]) -> list[dt.date]:
-    """The date of each day number."""
-    return _memoised(numbers, _DATES, lambda n: _EPOCH + dt.timedelta(days=n))
+    """The date of each day number, memoised."""
+    found = memoised(numbers, _DATES, lambda n: _EPOCH + dt.timedelta(days=n))
+    return found  # type: ignore[return-value]
 
 
 def _check_horizons(
