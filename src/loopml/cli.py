@@ -1088,7 +1088,8 @@ def serve(
 
     Prints the URL at once and "ready" when the champions are loaded. One
     machine: uvicorn with --workers N (no proxy hop). Several machines:
-    --ray runs the same app as replicas behind Ray Serve's proxy.
+    --ray runs the same app as replicas behind Ray Serve's proxy (Ctrl-C or
+    SIGTERM stops Serve, then Ray).
 
     Example: loopml serve -w demand --port 8000
     """

@@ -8,6 +8,13 @@ replicas; on a cluster (``tune.ray_address``, or ``--ray-address``) the
 replicas run on its nodes, with the ``LOOPML_*`` settings of this process
 as their environment.
 
+Ctrl-C (SIGINT) or SIGTERM stops Serve, then Ray, however the process was
+started: :func:`stop_on_signals` installs both handlers, as uvicorn does for
+``loopml serve``. Without it, a process started with SIGINT ignored (any
+command a script runs in the background with ``&``, and everything it
+starts) never saw Ctrl-C and ran until killed, and SIGTERM (what a process
+manager sends) killed the driver without stopping Serve.
+
 Use uvicorn (``loopml serve --workers N``) on one machine: requests reach
 the app without Ray Serve's proxy hop (not benchmarked side by side here).
 Use Ray Serve to spread replicas over several machines or to scale them with
@@ -18,6 +25,11 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
 from typing import Any
 
 from fastapi import FastAPI
@@ -59,14 +71,38 @@ def replica_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """SIGINT and SIGTERM raise ``KeyboardInterrupt`` in the block; restored after.
+
+    Python leaves SIGINT ignored when the process started with it ignored
+    (the shell does that to a background job of a script), and SIGTERM
+    ends it at once; either way ``serve.shutdown`` would never run.
+    """
+    wanted = (signal.SIGINT, signal.SIGTERM)
+    saved = {s: signal.getsignal(s) for s in wanted}
+    for s in wanted:
+        signal.signal(s, _interrupt)
+    try:
+        yield
+    finally:
+        for s, handler in saved.items():
+            signal.signal(s, handler)
+
+
 def serve_on_ray(settings: Settings, host: str, port: int, replicas: int) -> None:
-    """Run the service on Ray Serve until interrupted (Ctrl-C)."""
+    """Run the service on Ray Serve until interrupted (Ctrl-C or SIGTERM)."""
     from ray import serve
 
     for key, value in SERVE_DEFAULTS.items():
         os.environ.setdefault(key, value)  # before Ray starts: its actors inherit
     env = replica_env(settings)
-    with ray_session(settings, env_vars=env):
+    # After ray.init: Ray's core worker installs a SIGTERM handler of its own.
+    with ray_session(settings, env_vars=env), stop_on_signals():
         serve.start(http_options={"host": host, "port": port})
         ingress: Any = serve.ingress(build_app)
         deployment: Any = serve.deployment(
@@ -78,7 +114,7 @@ def serve_on_ray(settings: Settings, host: str, port: int, replicas: int) -> Non
         log.info("Ray Serve: %d replica(s) on http://%s:%d", replicas, host, port)
         try:
             serve.run(deployment.bind(), name="loopml", route_prefix="/", blocking=True)
-        except KeyboardInterrupt:
-            log.info("stopping Ray Serve")
+        except KeyboardInterrupt as stop:
+            print(f"stopping Ray Serve ({stop or 'SIGINT'})", file=sys.stderr)
         finally:
             serve.shutdown()  # type: ignore[no-untyped-call]
