@@ -16,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from loopml.core.config import load_settings
+from loopml.monitoring.inference_log import read_log
 from loopml.serving.app import create_app
 from loopml.serving.fastlane import PredictFastLane
 from loopml.serving.scoring import Service
@@ -72,18 +73,26 @@ def test_demand_cache_hits_score_on_the_loop_and_misses_in_a_thread(
     lane: list[bool] = []
     answer = PredictFastLane._answer
 
-    def spied(self: PredictFastLane, found: Any, body: bytes) -> bytes | None:
-        got = answer(self, found, body)
+    def spied(
+        self: PredictFastLane, found: Any, body: bytes, later: list[Any]
+    ) -> bytes | None:
+        got = answer(self, found, body, later)
         lane.append(got is not None)
         return got
 
     monkeypatch.setattr(PredictFastLane, "_answer", spied)
     rows = _rows(demand_home)
-    with TestClient(create_app(load_settings())) as client:
+    settings = load_settings()
+    logged_before = _online_rows_logged(settings.home)
+    with TestClient(create_app(settings)) as client:
         first = client.post("/v1/demand/predict", json={"rows": rows})
         second = client.post("/v1/demand/predict", json={"rows": rows})
         third = client.post("/v1/demand/predict", json={"rows": rows[:1]})
         assert first.status_code == second.status_code == third.status_code == 200
+        # The lane counts and logs its rows after the answer is sent.
+        scored = 2 * len(rows) + 1
+        counted = f'loopml_prediction_value_count{{workload="demand"}} {scored:.1f}'
+        assert counted in client.get("/metrics").text
         assert reads == [2]  # the first request read both series, once
         # A miss waits on the store: a worker thread. Hits: the event loop,
         # answered by the fast lane below FastAPI's routing.
@@ -115,6 +124,13 @@ def test_demand_cache_hits_score_on_the_loop_and_misses_in_a_thread(
         assert bad.status_code == 422
         assert bad.json()["detail"][0]["loc"] == ["body", "rows", 0, "promo"]
         assert lane == [False, False]
+    # Every scored row was logged: 3 /v1 requests and 1 MLflow request.
+    assert _online_rows_logged(settings.home) - logged_before == scored + len(rows)
+
+
+def _online_rows_logged(home: Path) -> int:
+    logged = read_log(home / "inference", "demand")
+    return 0 if logged.empty else int((logged["source"] == "online").sum())
 
 
 def test_inline_max_rows_zero_always_uses_a_thread_with_the_same_answer(

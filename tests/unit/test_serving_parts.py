@@ -279,7 +279,9 @@ def test_parse_validates_rows_as_one_by_one(name: str) -> None:
     [
         [0.0, 0.5, 1.0, 3.0, 7.5, 1000.0, 2000.0, -1.0, float("nan"), None] * 3,
         [np.float32(2.5)] * 9 + [np.int64(4)],
-        [1.0, 2.0],  # below MANY: one observe each
+        [1.0, 2.0],
+        [0, 1, 2, 5, 10, 1000, float("inf"), -float("inf"), True],  # on the bounds
+        [None, float("nan")],  # nothing to count
         [pd.NA, 1.0, None, float("nan"), 5.0, 6.0, 7.0, 8.0, 9.0],
     ],
 )
@@ -305,7 +307,7 @@ def test_observe_many_counts_like_one_observe_each(values: list[Any]) -> None:
     got, want = samples(many), samples(one)
     assert got.keys() == want.keys()
     for key, value in want.items():
-        assert got[key] == pytest.approx(value, rel=1e-12), key
+        assert got[key] == pytest.approx(value, rel=1e-12, nan_ok=True), key
 
 
 def test_the_service_freezes_its_start_up_heap_while_it_runs(

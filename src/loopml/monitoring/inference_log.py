@@ -6,9 +6,11 @@ Layout, one folder per workload and UTC day of the prediction::
 
 One row per predicted row: ``ts`` (UTC), ``request_id``, ``workload``,
 ``source`` (``online``, ``batch``, ``replay``), ``model_version``,
-``latency_seconds`` (of the whole request), the input fields, then the output
-fields the input does not already have (demand: ``horizon``, ``forecast``,
-``origin``, ``features``...). Nested values are stored as JSON text.
+``latency_seconds`` (of the whole request; the service's fast lane logs
+after sending its answer, so its entries count the sending too), the input
+fields, then the output fields the input does not already have (demand:
+``horizon``, ``forecast``, ``origin``, ``features``...). Nested values are
+stored as JSON text.
 
 The request only puts a reference to its rows on a bounded queue
 (:meth:`InferenceLog.log`, a few microseconds); a background thread turns

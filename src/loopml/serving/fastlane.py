@@ -19,14 +19,17 @@ Anything else (a bad body, a cache miss, a 404 or 422 from the scorer) goes
 to FastAPI with the same bytes, so every error and every slow path answers
 exactly as the route does; the scorer raises before it logs, so a request
 is never logged twice. The answer is the route's (``protocols.v1_content``),
-in the same bytes and headers (a value pydantic-core cannot write goes
-through FastAPI's ``jsonable_encoder`` first, as the route's answer would),
-and the request is counted in ``/metrics`` under the route's template.
+in the same bytes and headers (a value neither orjson nor pydantic-core can
+write goes through FastAPI's ``jsonable_encoder`` first, as the route's
+answer would), and the request is counted in ``/metrics`` under the route's
+template. The predictions histogram and the inference-log entry are done
+once the answer is sent (``Service.predict``'s ``later``): at 28 rows a
+request they are a tenth of its work, which the client no longer waits for.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +37,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import PydanticSerializationError, to_json
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from loopml.core import jsonbytes
 from loopml.serving.protocols import RESERVED, v1_content
 from loopml.serving.scoring import Service
 
@@ -81,24 +85,31 @@ class PredictFastLane:
             body += message.get("body", b"")
             if not message.get("more_body", False):
                 break
-        answer = self._answer(found, bytes(body))
-        if answer is None:
-            await self.app(scope, _replay(bytes(body), receive), send)
-            return
-        scope["route"] = found.route  # the metrics label the route's template
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    (b"content-length", str(len(answer)).encode()),
-                    *HEADERS,
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": answer})
+        later: list[Callable[[], None]] = []
+        try:
+            answer = self._answer(found, bytes(body), later)
+            if answer is None:
+                await self.app(scope, _replay(bytes(body), receive), send)
+                return
+            scope["route"] = found.route  # the metrics label the route's template
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [
+                        (b"content-length", str(len(answer)).encode()),
+                        *HEADERS,
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": answer})
+        finally:  # the answer is on its way: metrics and the log entry now
+            for account in later:
+                account()
 
-    def _answer(self, found: Lane, body: bytes) -> bytes | None:
+    def _answer(
+        self, found: Lane, body: bytes, later: list[Callable[[], None]]
+    ) -> bytes | None:
         """The answer's bytes, or None for FastAPI to answer instead."""
         service = self.service
         try:
@@ -110,7 +121,9 @@ class PredictFastLane:
         ):
             return None
         try:
-            loaded, scores, outputs = service.predict(found.workload, rows, LOC)
+            loaded, scores, outputs = service.predict(
+                found.workload, rows, LOC, later=later
+            )
         except Exception:  # raised before the log: FastAPI says it in its words
             return None
         if not RESERVED.isdisjoint(scores.extra):
@@ -121,7 +134,7 @@ class PredictFastLane:
             )
         content = v1_content(found.workload, loaded, scores, outputs)
         try:
-            return to_json(content, inf_nan_mode="null")
+            return jsonbytes.dumps(content)
         except PydanticSerializationError:
             from fastapi.encoders import jsonable_encoder
 

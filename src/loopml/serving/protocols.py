@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, BackgroundTasks, HTTPException, Response
 from pydantic import BaseModel, ConfigDict, Field, create_model
-from pydantic_core import PydanticSerializationError, to_json
+from pydantic_core import PydanticSerializationError
 
+from loopml.core import jsonbytes
 from loopml.sdk.capabilities import OnlineScorer, Scores
 from loopml.serving.bodies import INVOCATIONS_ROUTE, json_body_route
 from loopml.serving.scoring import Service, plain
@@ -72,12 +73,14 @@ def json_response(content: dict[str, Any]) -> Response | dict[str, Any]:
     FastAPI validates a route's answer against its response model, in
     another thread for a sync route, then serializes it with pydantic-core
     in JSON mode (NaN and infinity as ``null``). ``content`` is already
-    JSON-ready (:func:`~loopml.serving.scoring.per_row`), so one
-    pydantic-core call makes the same bytes. A value it cannot serialize is
+    JSON-ready (:func:`~loopml.serving.scoring.per_row`), so one call makes
+    the same bytes (:func:`loopml.core.jsonbytes.dumps`: orjson, or
+    pydantic-core for what orjson is told to refuse). A value neither can
+    serialize is
     handed back to FastAPI's own path, which answers as it always did.
     """
     try:
-        body = to_json(content, inf_nan_mode="null")
+        body = jsonbytes.dumps(content)
     except PydanticSerializationError:
         return content
     return Response(body, media_type="application/json")

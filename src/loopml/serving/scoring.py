@@ -28,7 +28,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -366,6 +366,7 @@ class Service:
         loc: Loc,
         background: BackgroundTasks | None = None,
         online: bool = True,
+        later: list[Callable[[], None]] | None = None,
     ) -> tuple[LoadedModel, Scores, list[dict[str, Any]]]:
         """Score validated rows: canary, shadow, metrics and the inference log.
 
@@ -375,6 +376,9 @@ class Service:
             loc: where the rows are in the request (for 422s).
             background: where the shadow scoring is queued (after the answer).
             online: whether the scorer may read the online store.
+            later: where to put the metrics and the inference-log entry, for
+                the caller to run once the answer is sent (its latency then
+                counts the sending too); None: done here, before returning.
 
         Returns:
             The version that answered, its scores and one JSON-ready dict per
@@ -390,14 +394,22 @@ class Service:
         scores = self.score(workload, loaded, rows, loc, online)
         columns = plain_columns(scores, len(rows), scorer)
         outputs = as_rows(columns, len(rows))
-        primary = scorer.outputs[0]
-        if primary.datatype in NUMERIC:
-            values = scores.columns[primary.name]
-            observe_many(
-                self.metrics.predictions.labels(workload),
-                values if primary.per_row is None else _flat(values),
-            )
-        self.log(workload, rows, columns, loaded.version, started, source=role)
+        version = loaded.version
+
+        def account() -> None:
+            primary = scorer.outputs[0]
+            if primary.datatype in NUMERIC:
+                values = scores.columns[primary.name]
+                observe_many(
+                    self.metrics.predictions.labels(workload),
+                    values if primary.per_row is None else _flat(values),
+                )
+            self.log(workload, rows, columns, version, started, source=role)
+
+        if later is None:
+            account()
+        else:
+            later.append(account)
         shadow = self.settings.serving.shadow and role == "online"
         if shadow and challenger is not None and background is not None:
             background.add_task(self._shadow, workload, challenger, rows, loc, online)

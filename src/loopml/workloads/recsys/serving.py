@@ -23,9 +23,9 @@ from fastapi import APIRouter, HTTPException, Query, Response
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
-from pydantic_core import to_json
 from starlette.concurrency import run_in_threadpool
 
+from loopml.core import jsonbytes
 from loopml.sdk.capabilities import (
     BatchIndex,
     InvalidRowsError,
@@ -336,8 +336,6 @@ class RecsysScorer(OnlineScorer):
                     for r, i, s, w in answer.items
                 ],
             }
-            return Response(
-                to_json(content, inf_nan_mode="null"), media_type="application/json"
-            )
+            return Response(jsonbytes.dumps(content), media_type="application/json")
 
         return router
