@@ -27,7 +27,7 @@ from loopml.serving.batches import BatchResults
 from loopml.serving.metrics import observe_many
 from loopml.serving.oip import _tensor, input_datatype
 from loopml.serving.protocols import PredictResponse, json_response
-from loopml.serving.scoring import Service, per_row, plain, plain_column
+from loopml.serving.scoring import Service, as_rows, per_row, plain, plain_column
 from loopml.workloads.demand.serving import DemandRow
 
 
@@ -321,3 +321,22 @@ def test_the_service_freezes_its_start_up_heap_while_it_runs(
         assert gc.get_freeze_count() > 0
         assert client.get("/healthz").status_code == 200
     assert gc.get_freeze_count() == 0
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        ["store_id", "forecast", "date"],
+        ["quote'\"", "back\\slash", "new\nline", "é", "}]", "lambda: 0", ""],
+        [f"c{i}" for i in range(80)],  # beyond the written functions
+    ],
+    ids=["plain", "odd-names", "many-columns"],
+)
+def test_as_rows_gives_one_dict_per_row_of_any_column_names(names: list[str]) -> None:
+    columns = {name: [f"{i}-{j}" for j in range(5)] for i, name in enumerate(names)}
+    want = [{name: columns[name][j] for name in names} for j in range(5)]
+    got = as_rows(columns, 5)
+    assert got == want
+    assert [list(row) for row in got] == [names] * 5  # the columns' order
+    with pytest.raises(ValueError, match="shorter"):
+        as_rows({**columns, "short": ["x"]}, 5)
