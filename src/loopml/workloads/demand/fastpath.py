@@ -238,12 +238,13 @@ class FastForecaster:
             same = hist[back]
             add((store, item, horizon))
             add(calendar.get(day) or self.calendar(day))
-            add((holiday, price, promo, _ratio(price, price_mean)))
+            ratio = price / price_mean if price_mean else _ratio(price, price_mean)
+            add((holiday, price, promo, ratio))
             add(copied)
             add((same, (same + hist[back + 7] + hist[back + 14] + hist[back + 21]) / 4))
-        out = np.array(flat, dtype=np.float64).reshape(len(horizons), self.width)
-        if (out[:, 2] < 1).any():
+        if horizons and min(horizons) < 1:  # 0.6 us; numpy's on the matrix 2.8
             raise ValueError("every target date must be after its forecast origin")
+        out = np.array(flat, dtype=np.float64).reshape(len(horizons), self.width)
         return out if self._order is None else out[:, self._order]
 
     def calendar(self, day: int) -> tuple[int, int, int, int, int]:
