@@ -301,3 +301,24 @@ def test_a_state_changed_in_place_is_never_answered_from_memory(
     forecaster.series(*key, writable)
     writable[_LAST_PRICE] = view[_LAST_PRICE] + 5.0  # changed in place
     assert forecaster.series(*key, writable)[4] == first[4] + 5.0
+
+
+def test_inputs_refuse_a_target_day_not_after_its_origin(
+    fitted: tuple[pd.DataFrame, DemandForecastModel, pd.Timestamp],
+) -> None:
+    forecaster, states, key = _first_series(fitted[1])
+    one = forecaster.series(*key, states.row(key))
+    day = day_number(fitted[2].date()) + 1
+
+    def inputs(horizons: object) -> np.ndarray:
+        n = 3
+        return forecaster.inputs(
+            [one] * n, horizons, [day] * n, [None] * n, [0] * n, [0] * n
+        )
+
+    as_list = inputs([1, 2, 3])
+    assert as_list.shape == (3, forecaster.width)
+    np.testing.assert_array_equal(inputs(np.array([1, 2, 3])), as_list)
+    for bad in ([1, 0, 2], np.array([3, 2, -1])):
+        with pytest.raises(ValueError, match="after its forecast origin"):
+            inputs(bad)

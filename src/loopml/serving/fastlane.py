@@ -23,8 +23,9 @@ in the same bytes and headers (a value neither orjson nor pydantic-core can
 write goes through FastAPI's ``jsonable_encoder`` first, as the route's
 answer would), and the request is counted in ``/metrics`` under the route's
 template. The predictions histogram and the inference-log entry are done
-once the answer is sent (``Service.predict``'s ``later``): at 28 rows a
-request they are a tenth of its work, which the client no longer waits for.
+once the answer is sent (``Service.predict``'s ``later``), so the client
+does not wait for them (in process, on a slow host: 65-89 us of a one-row
+request, 127-190 us of a 28-row one, whose whole was about 600 us).
 """
 
 from __future__ import annotations

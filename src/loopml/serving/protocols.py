@@ -76,8 +76,8 @@ def json_response(content: dict[str, Any]) -> Response | dict[str, Any]:
     JSON-ready (:func:`~loopml.serving.scoring.per_row`), so one call makes
     the same bytes (:func:`loopml.core.jsonbytes.dumps`: orjson, or
     pydantic-core for what orjson is told to refuse). A value neither can
-    serialize is
-    handed back to FastAPI's own path, which answers as it always did.
+    serialize is handed back to FastAPI's own path, which answers as it
+    always did.
     """
     try:
         body = jsonbytes.dumps(content)

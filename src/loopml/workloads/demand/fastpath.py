@@ -242,7 +242,7 @@ class FastForecaster:
             add((holiday, price, promo, ratio))
             add(copied)
             add((same, (same + hist[back + 7] + hist[back + 14] + hist[back + 21]) / 4))
-        if horizons and min(horizons) < 1:  # 0.6 us; numpy's on the matrix 2.8
+        if len(horizons) and min(horizons) < 1:  # 0.6 us; numpy's on the matrix 2.8
             raise ValueError("every target date must be after its forecast origin")
         out = np.array(flat, dtype=np.float64).reshape(len(horizons), self.width)
         return out if self._order is None else out[:, self._order]
