@@ -24,8 +24,9 @@ def observe_many(histogram: Histogram, values: Sequence[Any]) -> None:
     The values are counted per bucket (``bisect``) and added at once: the
     same buckets, count and sum (up to float rounding) as one ``observe``
     each, without its loop over the bounds and its lock per value. For 28
-    values: 13 us, against 31 with numpy's ``searchsorted`` and ``bincount``
-    (numpy's cost per call is larger than the work) and more one by one.
+    values (timeit, a slow host): 13-16 us, against 31 with numpy's
+    ``searchsorted`` and ``bincount`` (numpy's cost per call is larger than
+    the work) and 52-58 us with one ``observe`` each.
     This reads the histogram's ``_upper_bounds``, ``_buckets`` and ``_sum``
     (prometheus_client's layout since 0.4); without them, or with a value
     that is not a number (e.g. ``pd.NA``), it observes one by one.
