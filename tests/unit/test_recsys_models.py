@@ -507,3 +507,28 @@ def test_one_users_top_k_is_that_users_row_of_a_block(
         mine = score[position == user]
         one = candidates_module.als_margin(mine, np.zeros(100, dtype=np.int64), 1)
         np.testing.assert_array_equal(one, block[position == user])
+
+
+def test_one_users_margin_squares_its_mean_as_a_block_does() -> None:
+    """Users whose spread comes out one bit apart when the mean is squared by
+    C's ``pow`` (Python's ``mean**2``) instead of multiplied get the block's
+    margin all the same. On one host the ALS factors made such a user, and
+    the live path's scores differed from the batch's in the last bit (the
+    test above failed there)."""
+    rng = np.random.default_rng(11)
+    users = []
+    for _ in range(100_000):  # scores close together: the mean's square counts
+        score = rng.normal(1.0, 0.05, size=50)
+        mean = float(np.cumsum(score)[-1]) / 50
+        square = float(np.cumsum(score**2)[-1]) / 50
+        if np.sqrt(square - mean**2) != np.sqrt(square - mean * mean):
+            users.append(score)
+            if len(users) == 3:
+                break
+    assert len(users) == 3  # the case this test is for
+    score = np.concatenate(users)
+    position = np.repeat(np.arange(3), 50)
+    block = candidates_module.als_margin(score, position, 3)
+    for user in range(3):
+        one = candidates_module.als_margin(users[user], np.zeros(50, dtype=np.int64), 1)
+        np.testing.assert_array_equal(one, block[position == user])

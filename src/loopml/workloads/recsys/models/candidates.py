@@ -144,13 +144,16 @@ def _margin_one(als_score: FloatArray, known: npt.NDArray[np.bool_]) -> FloatArr
     """:func:`als_margin` of one user's candidates, with its arithmetic.
 
     ``np.bincount`` adds its weights one after another, as ``cumsum`` does
-    (``sum`` adds pairwise, which can differ in the last bit).
+    (``sum`` adds pairwise, which can differ in the last bit). The mean is
+    squared as ``mean * mean``, as numpy squares an array: Python's
+    ``mean**2`` calls C's ``pow``, which is not always correctly rounded and
+    differed from it in the last bit for a user of the tests' data.
     """
     score = np.where(known, als_score, 0.0)
     count = max(float(np.count_nonzero(known)), 1.0)
     mean = float(np.cumsum(score)[-1]) / count if len(score) else 0.0
     square = float(np.cumsum(score**2)[-1]) / count if len(score) else 0.0
-    spread = float(np.sqrt(max(square - mean**2, 0.0)))
+    spread = float(np.sqrt(max(square - mean * mean, 0.0)))
     spread = spread if spread > 0 else 1.0
     margin: FloatArray = np.where(known, (score - mean) / spread, 0.0)
     return margin
