@@ -60,9 +60,13 @@ run: setup ## Run the whole loop (pass options with ARGS="--dataset online-retai
 # mypy (~25 s of one core on a fresh clone) and the secret scan (~12 s) run
 # beside the tests, which wait on servers and subprocesses much of the time;
 # their output follows the tests'. Either failing fails the target.
-test: setup lint-quick ## Quick lints, then every test with mypy --strict and the secret scan beside them
+test: setup lint-quick ## Quick lints, every test with mypy --strict and the secret scan beside them, then the two-node Ray test
 	@log=$$(mktemp); ( $(MAKE) --no-print-directory --keep-going typecheck secrets > $$log 2>&1; echo $$? >> $$log.rc ) & \
 	$(BIN)/pytest -q -n 3 --dist loadfile --no-loadscope-reorder -m "not cluster" $(ARGS); rc=$$?; \
+	if [ $$rc = 0 ] && [ -z "$(ARGS)" ]; then \
+	  echo "--- the two-node Ray cluster (make test-cluster), alone: its nodes need the CPUs"; \
+	  $(BIN)/pytest -q -m cluster tests/integration/test_ray_cluster.py; rc=$$?; \
+	fi; \
 	wait; echo "--- mypy --strict src; secret scan"; cat $$log; lint=$$(cat $$log.rc); rm -f $$log $$log.rc; \
 	if [ "$$lint" != 0 ]; then echo "mypy or the secret scan failed"; exit 1; fi; exit $$rc
 
