@@ -73,7 +73,7 @@ test: setup lint-quick ## Quick lints, every test with mypy --strict and the sec
 test-cluster: setup ## Two-node Ray cluster on this machine: tune and batch on both nodes (minutes)
 	$(BIN)/pytest -q -m cluster tests/integration/test_ray_cluster.py $(ARGS)
 
-test-fast: setup ## Unit, data and model tests only: no servers, no lint (under a minute)
+test-fast: setup ## Unit, data and model tests only: no servers, no lint (about a minute)
 	$(BIN)/pytest -q -n 2 tests/unit tests/data tests/model $(ARGS)
 
 lint: lint-quick secrets typecheck ## ruff check + ruff format --check + import layers + secret scan + mypy --strict on src/
