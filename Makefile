@@ -59,7 +59,8 @@ run: setup ## Run the whole loop (pass options with ARGS="--dataset online-retai
 
 # mypy (~25 s of one core on a fresh clone) and the secret scan (~12 s) run
 # beside the tests, which wait on servers and subprocesses much of the time;
-# their output follows the tests'. Either failing fails the target.
+# their output follows the tests'. Either failing fails the target. When the
+# tests pass and no ARGS narrow the run, the two-node Ray test follows, alone.
 test: setup lint-quick ## Quick lints, every test with mypy --strict and the secret scan beside them, then the two-node Ray test
 	@log=$$(mktemp); ( $(MAKE) --no-print-directory --keep-going typecheck secrets > $$log 2>&1; echo $$? >> $$log.rc ) & \
 	$(BIN)/pytest -q -n 3 --dist loadfile --no-loadscope-reorder -m "not cluster" $(ARGS); rc=$$?; \
