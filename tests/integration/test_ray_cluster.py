@@ -9,7 +9,7 @@ show that both nodes ran work of each command; the batch results equal the
 single-process ones. Both nodes are stopped by process id in a ``finally``.
 
 About 4 minutes on the loaded 2-core machine (the two ``ray start`` 69 s),
-75 s on a quiet one. Marker ``cluster``: ``make test`` runs it alone after
+58-75 s on a quiet one. Marker ``cluster``: ``make test`` runs it alone after
 the other tests (when they passed and no ``ARGS`` narrow the run), since
 its two nodes need the CPUs the parallel tests use; ``make test-cluster``
 runs only it.
