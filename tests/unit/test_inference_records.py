@@ -7,6 +7,8 @@ import datetime as dt
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -338,6 +340,40 @@ def test_a_dead_writer_process_is_replaced_and_nothing_goes_uncounted(
     assert (log.rows_written, log.dropped) == (first + later, 0)
     on_disk = len(read_log(tmp_path, "demand")) + len(read_log(tmp_path, "recsys"))
     assert on_disk == first + later
+
+
+def test_the_writer_process_writes_everything_when_the_service_is_gone(
+    tmp_path: Path,
+) -> None:
+    """A service killed outright closes both pipes: the child still writes it all.
+
+    It reports after each part; with nobody reading, a report fails (a
+    broken pipe), and that must not stop the writing.
+    """
+    child = subprocess.Popen(  # noqa: S603 - our own module, no shell
+        [sys.executable, "-m", log_process.__name__, str(tmp_path)]
+        + ["--flush-rows", "10"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert child.stdin is not None and child.stdout is not None
+    assert child.stdout.readline().split() == [b"0", b"0"]  # ready
+    child.stdout.close()  # the service is gone: nobody reads the counts
+    entries = [
+        dataclasses.replace(
+            _entry([{"x": float(i)}] * 10, [{"y": 1.0}] * 10), request_id=str(i)
+        )
+        for i in range(50)
+    ]
+    child.stdin.write(b"".join(encode(e) for e in entries))
+    child.stdin.close()
+    assert child.wait(60) == 0
+    assert child.stderr is not None
+    assert child.stderr.read() == b""  # no traceback
+    written = read_log(tmp_path, "demand")
+    assert len(written) == 500
+    assert sorted(set(written["request_id"]), key=int) == [str(i) for i in range(50)]
 
 
 def test_the_writer_process_ignores_ctrl_c_and_stops_at_close(tmp_path: Path) -> None:

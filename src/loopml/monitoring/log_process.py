@@ -40,6 +40,7 @@ import argparse
 import contextlib
 import datetime as dt
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -300,15 +301,31 @@ class _ReportingLog(InferenceLog):
     interleaved rounds of 5 s, two services side by side); a pause at most
     every millisecond, niceness 10, ``SCHED_IDLE`` and a shorter switch
     interval did not bring it back.
+
+    When nobody reads the counts any more (the service died: its end of the
+    pipe is closed), it stops reporting and goes on writing: every entry
+    the service handed over still reaches a part file.
     """
+
+    #: Whether the service stopped reading the counts.
+    orphaned = False
 
     def _write(self, entries: list[_Entry]) -> None:
         super()._write(entries)
         self.report()
 
     def report(self) -> None:
-        sys.stdout.write(f"{self.rows_written} {self.dropped}\n")
-        sys.stdout.flush()
+        if self.orphaned:
+            return
+        try:
+            sys.stdout.write(f"{self.rows_written} {self.dropped}\n")
+            sys.stdout.flush()
+        except BrokenPipeError:  # the service is gone; the rows are not
+            self.orphaned = True
+            # Python's own flush at exit would fail again: write nowhere.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
 
 
 def _read_entries(stdin: IO[bytes], into: InferenceLog) -> None:
