@@ -27,8 +27,10 @@ prices.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import math
+import struct
 from collections.abc import Sequence
 from typing import Any
 
@@ -220,7 +222,8 @@ class FastForecaster:
         NaN price is the series' last price. The columns are computed in
         :data:`FEATURE_COLUMNS` order into one flat list of Python floats (a
         request has a few rows: numpy's cost per call is larger than the
-        arithmetic here), then reordered as the model wants them.
+        arithmetic here), then reordered as the model wants them. The list
+        becomes the matrix through :func:`floats`.
 
         Raises:
             ValueError: a target day not after its origin.
@@ -244,7 +247,7 @@ class FastForecaster:
             add((same, (same + hist[back + 7] + hist[back + 14] + hist[back + 21]) / 4))
         if len(horizons) and min(horizons) < 1:  # 0.6 us; numpy's on the matrix 2.8
             raise ValueError("every target date must be after its forecast origin")
-        out = np.array(flat, dtype=np.float64).reshape(len(horizons), self.width)
+        out = floats(flat).reshape(len(horizons), self.width)
         return out if self._order is None else out[:, self._order]
 
     def calendar(self, day: int) -> tuple[int, int, int, int, int]:
@@ -292,6 +295,31 @@ class FastForecaster:
             holidays,
         )
         return self.predict(matrix)
+
+
+def floats(values: list[float]) -> FloatArray:
+    """``np.array(values, dtype=np.float64)``, for a list of Python numbers.
+
+    Packed by :mod:`struct` (each number converted as ``float()`` would)
+    into a writable buffer numpy then reads: 28 rows of model inputs (728
+    numbers, ints among them) took 10 us this way against 18 with
+    ``np.array``, which checks each item's type first (timeit, 2026-12-07).
+    A value struct cannot pack (e.g. None, which numpy reads as NaN) takes
+    numpy's way.
+    """
+    count = len(values)
+    buffer = bytearray(8 * count)
+    try:
+        _doubles(count).pack_into(buffer, 0, *values)
+    except struct.error:
+        return np.array(values, dtype=np.float64)
+    return np.frombuffer(buffer, dtype=np.float64)
+
+
+@functools.lru_cache(maxsize=256)
+def _doubles(count: int) -> struct.Struct:
+    """The format of ``count`` native doubles (numpy's float64)."""
+    return struct.Struct(f"{count}d")
 
 
 def _ratio(price: float, mean: float) -> float:

@@ -276,32 +276,38 @@ def _score_fast(
     origin: int,
     cache: OnlineCache | None,
 ) -> Scores:
-    """``score`` through state rows and one float matrix (no frame)."""
+    """``score`` through state rows and one float matrix (no frame).
+
+    Each distinct series is looked up once (its online entry when fresh,
+    else the bundled state; its shared part, origin day and source), then
+    each row takes its series' (one pass fewer per row than a dict each:
+    28 rows, 154 -> 145 us, 2026-12-07).
+    """
     n = len(rows)
     keys = [(r.store_id, r.item_id) for r in rows]
-    distinct = list(dict.fromkeys(keys))
-    online: dict[Key, _Entry] = {}
+    read: dict[Key, _Entry] = {}
     if cache is not None:
-        entries = cache.get(distinct)
-        online = {
-            k: e
-            for k, e in zip(distinct, entries, strict=True)
-            if e.origin is not None and e.origin >= origin
-        }
-    known = bundled.index
-    _refuse_unknown([k for k in distinct if k not in online and k not in known])
-    series: dict[Key, Series] = {}
-    for key in distinct:
-        entry = online.get(key)
-        state = bundled.views[known[key]] if entry is None else entry.state
-        series[key] = forecaster.series(*key, state)
+        distinct = list(dict.fromkeys(keys))
+        read = dict(zip(distinct, cache.get(distinct), strict=True))
+    shared: dict[Key, tuple[Series, int, str]] = {}
+    unknown: list[Key] = []
+    index, views, make = bundled.index, bundled.views, forecaster.series
+    for key in read or dict.fromkeys(keys):
+        entry = read.get(key)
+        if entry is not None and entry.origin is not None and entry.origin >= origin:
+            shared[key] = (make(*key, entry.state), entry.origin, "online")
+        elif (at := index.get(key)) is not None:
+            shared[key] = (make(*key, views[at]), origin, "model")
+        else:
+            unknown.append(key)
+    _refuse_unknown(unknown)
+    per_row = [shared[k] for k in keys]
     days = _day_numbers([r.date for r in rows])
-    origins = [origin if (e := online.get(k)) is None else e.origin for k in keys]
-    sources = ["model" if k not in online else "online" for k in keys]
-    horizons = [d - o for d, o in zip(days, origins, strict=True)]  # type: ignore[operator]
+    origins = [p[1] for p in per_row]
+    horizons = [d - o for d, o in zip(days, origins, strict=True)]
     _check_horizons(rows, horizons, origins, model.horizon)
     matrix = forecaster.inputs(
-        [series[k] for k in keys],
+        [p[0] for p in per_row],
         horizons,
         days,
         [r.price for r in rows],
@@ -309,14 +315,13 @@ def _score_fast(
         [r.holiday for r in rows],
     )
     values = forecaster.predict(matrix).tolist()
-    origin_dates = _dates(origins)  # type: ignore[arg-type]
     if cache is None:
         sales: list[float | None] = [None] * n
         as_of: list[dt.datetime | None] = [None] * n
     else:
-        read = dict(zip(distinct, entries, strict=True))
-        sales = [read[k].sales_today for k in keys]
-        as_of = [read[k].as_of for k in keys]
+        entries = [read[k] for k in keys]
+        sales = [e.sales_today for e in entries]
+        as_of = [e.as_of for e in entries]
     return Scores(
         columns={
             "store_id": [k[0] for k in keys],
@@ -324,8 +329,8 @@ def _score_fast(
             "date": [r.date for r in rows],
             "horizon": horizons,
             "forecast": values,
-            "origin": origin_dates,
-            "features": sources,
+            "origin": _dates(origins),
+            "features": [p[2] for p in per_row],
             "sales_today": sales,
             "sales_today_as_of": as_of,
         },
