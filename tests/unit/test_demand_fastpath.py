@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from loopml.workloads.demand import data
+from loopml.workloads.demand import data, fastpath
 from loopml.workloads.demand.batch import series_state
 from loopml.workloads.demand.fastpath import (
     _LAST_PRICE,
@@ -322,3 +322,20 @@ def test_inputs_refuse_a_target_day_not_after_its_origin(
     for bad in ([1, 0, 2], np.array([3, 2, -1])):
         with pytest.raises(ValueError, match="after its forecast origin"):
             inputs(bad)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [1, 2.5, math.nan, math.inf, -math.inf, -0.0, True, 2**60 + 1, 7],
+        [np.float64(3.25), np.int64(-4), 1e-310, 1.7976931348623157e308],
+        [None, 1.0, None],  # struct refuses None: numpy's way, NaN
+        [],
+    ],
+)
+def test_floats_is_numpys_float_array_to_the_bit(values: list[float]) -> None:
+    got = fastpath.floats(values)
+    want = np.array(values, dtype=np.float64)
+    assert got.dtype == np.float64 and got.shape == want.shape
+    assert got.tobytes() == want.tobytes()
+    assert got.flags.writeable
