@@ -370,7 +370,7 @@ def test_the_writer_process_writes_everything_when_the_service_is_gone(
     child.stdin.close()
     assert child.wait(60) == 0
     assert child.stderr is not None
-    assert child.stderr.read() == b""  # no traceback
+    assert b"Traceback" not in child.stderr.read()
     written = read_log(tmp_path, "demand")
     assert len(written) == 500
     assert sorted(set(written["request_id"]), key=int) == [str(i) for i in range(50)]

@@ -279,9 +279,9 @@ def _score_fast(
     """``score`` through state rows and one float matrix (no frame).
 
     Each distinct series is looked up once (its online entry when fresh,
-    else the bundled state; its shared part, origin day and source), then
-    each row takes its series' (one pass fewer per row than a dict each:
-    28 rows, 154 -> 145 us, 2026-12-07).
+    else the bundled state: its shared part, origin day and source), and
+    each row takes its series' triple (timeit, 28 rows: 145 us, against 154
+    with a dict and a pass over the rows per item, 2026-12-07).
     """
     n = len(rows)
     keys = [(r.store_id, r.item_id) for r in rows]
