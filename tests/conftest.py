@@ -174,10 +174,12 @@ def _kept_process_state() -> Iterator[None]:
         for logger in loggers
     ]
     before = {id(h) for logger in loggers for h in logger.handlers}
+    captured = logging._warnings_showwarning  # type: ignore[attr-defined]
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings():  # restores warnings.showwarning too
             yield
     finally:
+        logging._warnings_showwarning = captured  # type: ignore[attr-defined]
         os.environ.clear()
         os.environ.update(environ)
         sys.argv = argv

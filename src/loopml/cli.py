@@ -326,8 +326,8 @@ def options(
         typer.Option(
             "--verbose",
             "-v",
-            help="Show INFO logs on the console too "
-            "(they always go to <home>/logs/loopml.log).",
+            help="Show INFO logs on the console too (loopml's always go to "
+            "<home>/logs/loopml.log), and the libraries' notices and warnings.",
         ),
     ] = False,
     home: Annotated[

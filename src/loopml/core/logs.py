@@ -129,6 +129,22 @@ def setup_logging(
             "level": console_level,
             "filters": filters,
         }
+    quiet = (
+        console_level != "DEBUG" and logging.getLevelName(console_level) > logging.INFO
+    )
+    loggers: dict[str, dict[str, Any]] = {
+        "loopml": {
+            "level": level,
+            "handlers": list(handlers),
+            "propagate": False,
+        },
+        # Where captured warnings go (see below); Python's way when not quiet.
+        "py.warnings": (
+            {"level": "WARNING", "handlers": ["file"], "propagate": False}
+            if quiet
+            else {"handlers": [], "propagate": True}
+        ),
+    }
     logging.config.dictConfig(
         {
             "version": 1,
@@ -142,13 +158,7 @@ def setup_logging(
                 "json": {"()": JsonFormatter},
             },
             "handlers": handlers,
-            "loggers": {
-                "loopml": {
-                    "level": level,
-                    "handlers": list(handlers),
-                    "propagate": False,
-                }
-            },
+            "loggers": loggers,
         }
     )
     # MLflow's notices about our own, deliberate choices (a cloudpickled
@@ -156,9 +166,38 @@ def setup_logging(
     for noisy in ("mlflow.pyfunc", "mlflow.utils.environment", "mlflow.models.model"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     quiet_database_outages()
-    if console_level != "DEBUG" and logging.getLevelName(console_level) > logging.INFO:
+    # Python warnings go to the log file alone when the console is quiet: a
+    # library may let some through quiet_libraries' "ignore" (importing feast
+    # puts "once" for deprecations first), and they are not the user's to act on.
+    logging.captureWarnings(quiet)
+    if quiet:
         quiet_libraries()
     return log_file
+
+
+@contextlib.contextmanager
+def mlflow_notices_hidden() -> Iterator[None]:
+    """Hide the notices MLflow prints (e.g. ``mlflow.register_model``'s
+    "Successfully registered model ..."), while its loggers show errors only
+    (:func:`quiet_libraries`); with ``--verbose`` they are shown.
+
+    They are printed, not logged, through MLflow's own stream, which can be
+    turned off (what ``mlflow.utils.logging_utils.disable_logging`` does).
+    """
+    from mlflow.utils import logging_utils
+
+    stream = logging_utils.MLFLOW_LOGGING_STREAM
+    hide = (
+        stream.enabled
+        and logging.getLogger("mlflow").getEffectiveLevel() >= logging.ERROR
+    )
+    if hide:
+        stream.enabled = False
+    try:
+        yield
+    finally:
+        if hide:
+            stream.enabled = True
 
 
 def quiet_database_outages() -> None:
@@ -179,8 +218,11 @@ def quiet_libraries() -> None:
     stderr handlers; Python warnings from libraries (deprecations, hints about
     our deliberate choices) are not the user's to act on.
     """
+    import os
     import warnings
 
     for name in LIBRARIES:
         logging.getLogger(name).setLevel(logging.ERROR)
+    # MLflow sets its loggers' level again when it is imported: to this.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
     warnings.filterwarnings("ignore")

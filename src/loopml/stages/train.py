@@ -27,6 +27,7 @@ from mlflow.models import infer_signature
 from loopml.core.config import Settings
 from loopml.core.errors import DataValidationError, StageError
 from loopml.core.io import require_file, write_json
+from loopml.core.logs import mlflow_notices_hidden
 from loopml.models.integrity import CHECKSUM_TAG, model_checksum
 from loopml.models.registry import CHALLENGER, set_alias
 from loopml.models.tracking import (
@@ -138,9 +139,10 @@ def run(settings: Settings, workload_name: str) -> StageResult:
         )
         run_id = active.info.run_id
     checksum = model_checksum(info.model_uri)  # before it can be used
-    registered = mlflow.register_model(
-        info.model_uri, workload_name, tags={**tags, CHECKSUM_TAG: checksum}
-    )
+    with mlflow_notices_hidden():
+        registered = mlflow.register_model(
+            info.model_uri, workload_name, tags={**tags, CHECKSUM_TAG: checksum}
+        )
     version = str(registered.version)
     set_alias(workload_name, CHALLENGER, version)
     details = {
