@@ -1128,7 +1128,7 @@ def serve(
     console.print(f"serving on [bold]{url}[/bold] (API docs at {url}/docs)")
     threading.Thread(target=_announce_ready, args=(url,), daemon=True).start()
     uvicorn.run(
-        "loopml.serving.app:create_app",
+        "loopml.serving.app:worker_app",
         factory=True,
         fd=sock.fileno(),
         workers=workers,

@@ -6,6 +6,7 @@ process, from the environment).
 
 from __future__ import annotations
 
+import contextlib
 import re
 import subprocess
 import sys
@@ -54,3 +55,45 @@ def test_port_0_prints_the_port_it_took(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_workers_end_with_their_supervisor_killed_outright(demand_home: Path) -> None:
+    """``--workers 2``: a ``kill -9`` of uvicorn's supervisor ends its workers.
+
+    Before, they went on holding the port and answering with the champions
+    they had loaded.
+    """
+    import psutil
+
+    log = demand_home / "serve.log"
+    with log.open("w", encoding="utf-8") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "loopml.cli", "serve", "--port", "0"]
+            + ["--workers", "2"],
+            env=conftest.subprocess_env(demand_home),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    workers: list[psutil.Process] = []
+    try:
+        deadline = time.monotonic() + 300
+        while "ready:" not in log.read_text():  # both workers built their app
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.3)
+        workers += [
+            child
+            for child in psutil.Process(process.pid).children()
+            if "spawn_main" in " ".join(child.cmdline())
+        ]
+        assert len(workers) == 2, [c.cmdline() for c in workers]
+        process.kill()
+        process.wait(timeout=30)
+        gone, alive = psutil.wait_procs(workers, timeout=60)
+        assert alive == [], [(p.pid, p.status()) for p in alive]
+    finally:
+        if process.poll() is None:
+            process.kill()
+        for worker in workers:  # adopted by init when they outlive it
+            with contextlib.suppress(psutil.NoSuchProcess):
+                worker.terminate()  # their inference-log writers follow

@@ -34,3 +34,41 @@ def configure_environment(home: Path) -> None:
     }
     for key, value in defaults.items():
         os.environ.setdefault(key, value)
+
+
+#: Linux's prctl option: the signal a process gets when its parent dies.
+_PR_SET_PDEATHSIG = 1
+
+
+def end_with_parent(parent: int) -> bool:
+    """Have Linux send this process SIGTERM when its parent (``parent``) dies.
+
+    For uvicorn's worker processes (``loopml serve --workers N``): its
+    supervisor does not stop them when it is killed outright (``kill -9``),
+    and they went on holding the port and answering with the champions
+    they had. SIGTERM ends a worker as a Ctrl-C would: the requests in
+    flight are answered and the inference log is written. Elsewhere than
+    Linux this does nothing.
+
+    Args:
+        parent: the parent's process id, known from before (a parent that
+            died already is not this process's parent any more).
+
+    Returns:
+        Whether it was set.
+    """
+    import ctypes
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+            return False
+    except (OSError, AttributeError):
+        return False
+    if os.getppid() != parent:  # it died before we asked: end now
+        os.kill(os.getpid(), signal.SIGTERM)
+    return True

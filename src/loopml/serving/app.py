@@ -31,7 +31,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from loopml import __version__
 from loopml.core.config import Settings, load_settings
 from loopml.core.logs import quiet_database_outages
-from loopml.core.runtime import configure_environment
+from loopml.core.runtime import configure_environment, end_with_parent
 from loopml.models.tracking import setup_mlflow
 from loopml.monitoring import status
 from loopml.monitoring.collector import MonitorCollector
@@ -134,6 +134,22 @@ def _scorers(names: Sequence[str]) -> dict[str, OnlineScorer]:
         if scorer is not None:
             found[name] = scorer
     return found
+
+
+def worker_app() -> FastAPI:
+    """:func:`create_app` for ``loopml serve``'s uvicorn, from the environment.
+
+    In a worker process of ``--workers N`` (started by uvicorn's supervisor
+    through :mod:`multiprocessing`), the worker also ends with its
+    supervisor (:func:`~loopml.core.runtime.end_with_parent`). With one
+    worker, uvicorn serves in the command's own process: nothing to do.
+    """
+    import multiprocessing
+
+    supervisor = multiprocessing.parent_process()
+    if supervisor is not None and supervisor.pid is not None:
+        end_with_parent(supervisor.pid)
+    return create_app()
 
 
 def create_app(
