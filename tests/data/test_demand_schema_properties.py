@@ -88,6 +88,16 @@ def test_negative_quantity(row: int, value: float) -> None:
 
 
 @FAST
+@given(row=rows, column=st.sampled_from(["sales", "price"]))
+def test_infinite_quantity_or_price(row: int, column: str) -> None:
+    # inf passes ge(0) / gt(0); it would make every lag of its series inf.
+    bad = VALID.copy()
+    bad.loc[row, column] = float("inf")
+    message = _message(bad)
+    assert f"column {column!r}" in message and "less_than(inf)" in message
+
+
+@FAST
 @given(row=rows, sales=st.floats(0, 1e6))
 def test_duplicated_key(row: int, sales: float) -> None:
     # The same store, item and day twice, even with another quantity.

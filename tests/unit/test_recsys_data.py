@@ -163,6 +163,13 @@ def test_schema_rejects_negative_weight(small: RecsysData) -> None:
     assert "'weight'" in str(error) and "greater_than" in str(error)
 
 
+def test_schema_rejects_an_infinite_duration(small: RecsysData) -> None:
+    items = small.items.copy()
+    items.loc[2, "duration_hours"] = float("inf")
+    error = _error(RecsysData(small.users, items, small.interactions))
+    assert "'duration_hours'" in str(error) and "less_than(inf)" in str(error)
+
+
 def test_schema_rejects_unknown_user_and_wrong_dtype(small: RecsysData) -> None:
     interactions = small.interactions.copy()
     interactions.loc[0, "user_id"] = "ghost"

@@ -274,6 +274,18 @@ def test_parse_validates_rows_as_one_by_one(name: str) -> None:
         assert got == want
 
 
+@pytest.mark.parametrize("price", ["1e309", "-1e309", "Infinity", "NaN"])
+def test_an_infinite_or_nan_price_is_refused_by_name(price: str) -> None:
+    """JSON's 1e309 reads as infinity, which ``gt=0`` alone lets through."""
+    body = '{"store_id": "S01", "item_id": "I001", "date": "2026-01-06", '
+    with pytest.raises(ValidationError) as caught:
+        DemandRow.model_validate_json(body + f'"price": {price}}}')
+    [error] = caught.value.errors(include_url=False)
+    assert error["loc"] == ("price",)
+    assert error["type"] in {"finite_number", "greater_than"}, error
+    assert DemandRow.model_validate_json(body + '"price": 1e300}').price == 1e300
+
+
 @pytest.mark.parametrize(
     "values",
     [

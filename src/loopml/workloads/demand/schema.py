@@ -63,6 +63,9 @@ def _text_column() -> pa.Column:
     )
 
 
+_FINITE = pa.Check.lt(float("inf"))
+
+
 def _flag() -> pa.Column:
     return pa.Column("int64", pa.Check.isin([0, 1]), nullable=False)
 
@@ -79,8 +82,10 @@ RAW_COLUMNS: dict[str, pa.Column] = {
     ),
     "store_id": _text_column(),
     "item_id": _text_column(),
-    "sales": pa.Column("float64", pa.Check.ge(0), nullable=False),
-    "price": pa.Column("float64", pa.Check.gt(0), nullable=False),
+    # Finite too: an infinite quantity or price passes ge/gt and would turn
+    # every lag, rolling mean and price ratio of its series infinite.
+    "sales": pa.Column("float64", [pa.Check.ge(0), _FINITE], nullable=False),
+    "price": pa.Column("float64", [pa.Check.gt(0), _FINITE], nullable=False),
     "promo": _flag(),
     "holiday": _flag(),
 }

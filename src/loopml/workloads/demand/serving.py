@@ -64,7 +64,10 @@ class DemandRow(BaseModel):
     item_id: str = Field(min_length=1, max_length=64, examples=["I001"])
     date: dt.date = Field(description="Target date, 1..horizon days after origin.")
     price: float | None = Field(
-        None, gt=0, description="Planned price; default: the last known price."
+        None,
+        gt=0,
+        allow_inf_nan=False,
+        description="Planned price; default: the last known price.",
     )
     promo: Literal[0, 1] = 0
     holiday: Literal[0, 1] = 0

@@ -50,7 +50,9 @@ _ITEM_COLUMNS: dict[str, pa.Column] = {
     "title": _text(),
     "category": _text(),
     "level": pa.Column("int64", pa.Check.isin([0, 1, 2, 3])),
-    "duration_hours": pa.Column("float64", pa.Check.ge(0), nullable=False),
+    "duration_hours": pa.Column(
+        "float64", [pa.Check.ge(0), pa.Check.lt(float("inf"))], nullable=False
+    ),
     "roles": _text(),
     "created": _time(),
 }
