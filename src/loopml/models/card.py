@@ -71,6 +71,8 @@ def render(
         f"`{tags.get('loopml.lock_hash', 'unknown')}`",
         f"- MLflow run `{version.run_id}`",
     ]
+    if platform := tags.get("loopml.platform_commit"):  # a project's own repository
+        lines.insert(-1, f"- loopml commit `{platform}`")
     views = sorted(
         k.split(".", 2)[2] for k in tags if k.startswith("loopml.feature_view.")
     )

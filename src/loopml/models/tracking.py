@@ -91,11 +91,11 @@ def setup_mlflow(settings: Settings) -> str:
     return str(experiment_id)
 
 
-def _git(*args: str) -> str | None:
+def _git(*args: str, where: Path = REPO_ROOT) -> str | None:
     try:
         out = subprocess.run(
             ["git", *args],
-            cwd=REPO_ROOT,
+            cwd=where,
             capture_output=True,
             text=True,
             timeout=10,
@@ -106,25 +106,42 @@ def _git(*args: str) -> str | None:
     return out.stdout.strip()
 
 
-def lineage_tags(data_path: Path) -> dict[str, str]:
+def lineage_tags(data_path: Path, code: Path | None = None) -> dict[str, str]:
     """Tags that name the data version, the git commit and the lock file.
+
+    The commit is the one of the repository holding the workload's code: a
+    project made by ``loopml new`` records its own commit (and whether its
+    tree has uncommitted changes), with loopml's in ``loopml.platform_commit``
+    when loopml comes from another checkout. The lock is the code
+    repository's ``requirements.lock``, else loopml's (a new project runs on
+    loopml's lock).
 
     Args:
         data_path: the exact input file the run trained on.
+        code: the folder of the workload's code (default: loopml's own).
 
     Returns:
         Tags ready for ``mlflow.set_tags``; unknown values are ``"unknown"``.
     """
-    commit = _git("rev-parse", "HEAD") or "unknown"
-    status = _git("status", "--porcelain")
-    lock = REPO_ROOT / "requirements.lock"
-    return {
+    where = REPO_ROOT if code is None else code
+    top = _git("rev-parse", "--show-toplevel", where=where)
+    commit = _git("rev-parse", "HEAD", where=where) or "unknown"
+    status = _git("status", "--porcelain", where=where)
+    lock = Path(top) / "requirements.lock" if top else where / "requirements.lock"
+    if not lock.is_file():
+        lock = REPO_ROOT / "requirements.lock"
+    tags = {
         "loopml.data_version": file_hash(data_path),
         "loopml.data_path": str(data_path),
         "loopml.git_commit": commit,
         "loopml.git_dirty": "unknown" if status is None else str(bool(status)),
         "loopml.lock_hash": file_hash(lock) if lock.is_file() else "unknown",
     }
+    if where != REPO_ROOT:
+        own_top = _git("rev-parse", "--show-toplevel")
+        if own_top != top:
+            tags["loopml.platform_commit"] = _git("rev-parse", "HEAD") or "unknown"
+    return tags
 
 
 def _source_files(folder: Path) -> list[Path]:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from loopml.core.errors import StageError, database_unreachable
+from loopml.sdk.workload import get_workload
 
 
 @dataclass
@@ -47,3 +50,21 @@ def database_errors(stage: str) -> Iterator[None]:
             f"the database is unreachable ({reason}); run `loopml {stage}` "
             "again once it is back"
         ) from error
+
+
+def workload_code(workload_name: str) -> Path:
+    """The folder of the top-level package that defines a workload.
+
+    loopml's own for demand and recsys; ``src/<project>`` for a workload of
+    a project made by ``loopml new`` (the whole package: the workload's
+    folder and any module of the project it imports).
+    """
+    return package_folder(type(get_workload(workload_name)).__module__)
+
+
+def package_folder(module_name: str) -> Path:
+    """The folder of a module's top-level package (a lone module's folder)."""
+    module = importlib.import_module(module_name.split(".")[0])
+    if module.__file__ is None:  # a namespace package: its first folder
+        return Path(next(iter(module.__path__))).resolve()
+    return Path(module.__file__).resolve().parent

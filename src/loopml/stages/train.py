@@ -38,7 +38,7 @@ from loopml.models.tracking import (
     setup_mlflow,
 )
 from loopml.sdk.workload import get_workload
-from loopml.stages.common import StageResult
+from loopml.stages.common import StageResult, workload_code
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +68,6 @@ def model_fingerprint(settings: Settings, workload_name: str) -> str:
     The validated data, the workload's settings section (as train reads it),
     the seed, the source of loopml and of the workload's package, the lock.
     """
-    import importlib
-
     import loopml
 
     workload = get_workload(workload_name)
@@ -80,9 +78,8 @@ def model_fingerprint(settings: Settings, workload_name: str) -> str:
         else dict(settings.workloads.get(workload_name, {}))
     )
     own = Path(loopml.__file__).resolve().parent
-    module = importlib.import_module(type(workload).__module__)
     folders = [own]
-    package = Path(module.__file__ or "").resolve().parent
+    package = workload_code(workload_name)
     if own not in package.parents and package != own:
         folders.append(package)
     data_path = settings.data_dir(workload_name) / "validated.parquet"
@@ -103,7 +100,7 @@ def run(settings: Settings, workload_name: str) -> StageResult:
     except DataValidationError as error:
         raise StageError(f"the training set failed its schema: {error}") from error
     fit_seconds = time.perf_counter() - started
-    tags = lineage_tags(data_path)
+    tags = lineage_tags(data_path, workload_code(workload_name))
     tags[FINGERPRINT_TAG] = model_fingerprint(settings, workload_name)
     column = workload.batch_spec.time_column
     if column in data.columns and len(data):

@@ -54,7 +54,7 @@ from loopml.core.params import PARAMS_ENV
 from loopml.models.tracking import lineage_tags, setup_mlflow
 from loopml.sdk.tuning import SearchParam
 from loopml.sdk.workload import Workload, get_workload
-from loopml.stages.common import StageResult
+from loopml.stages.common import StageResult, workload_code
 from loopml.stages.tune_trial import TRIAL_TAG
 
 if TYPE_CHECKING:
@@ -258,7 +258,7 @@ def run(settings: Settings, workload_name: str) -> StageResult:
     started = time.perf_counter()
     with mlflow.start_run(run_name=f"{workload_name}-tune") as active:
         parent = Parent(active.info.run_id, experiment_id, settings.tracking_uri)
-        tags = lineage_tags(data_path)
+        tags = lineage_tags(data_path, workload_code(workload_name))
         mlflow.set_tags({**tags, "loopml.workload": workload_name})
         mlflow.set_tag("loopml.stage", "tune")
         with ray_session(settings) as cpus:
