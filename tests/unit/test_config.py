@@ -77,3 +77,26 @@ def test_placeholder_admin_token_refused_in_production(
     with pytest.raises(ValueError, match="placeholder"):
         load_settings("production")
     assert load_settings("default").admin_token is not None
+
+
+def test_a_project_subfolder_uses_the_projects_configs_and_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From a project's ``notebooks/`` (where Jupyter starts), not loopml's."""
+    project = tmp_path / "shop"
+    (project / "configs").mkdir(parents=True)
+    (project / "configs" / "default.yaml").write_text(
+        "profile: default\nhome: .loopml\nmlflow:\n  experiment: shop\n"
+    )
+    (project / "notebooks").mkdir()
+    for name in ("LOOPML_HOME", "LOOPML_CONFIG_DIR", "LOOPML_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(project / "notebooks")
+    settings = load_settings()
+    assert settings.mlflow.experiment == "shop"
+    assert settings.home == (project / ".loopml").resolve()
+    monkeypatch.setenv("LOOPML_HOME", "elsewhere")  # relative to where you are
+    assert load_settings().home == (project / "notebooks" / "elsewhere").resolve()
+    monkeypatch.delenv("LOOPML_HOME")
+    monkeypatch.chdir(project)  # the project's own folder: as always
+    assert load_settings().home == (project / ".loopml").resolve()

@@ -290,7 +290,7 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Put the profile's YAML file below the environment."""
         yaml_file = profile_path(os.environ.get("LOOPML_PROFILE", "default"))
-        yaml_source = YamlConfigSettingsSource(settings_cls, yaml_file=yaml_file)
+        yaml_source = _ProfileFile(settings_cls, yaml_file, _project_above())
         return (init_settings, env_settings, yaml_source)
 
     #: validated sections by (workload, class): the raw section they came
@@ -417,15 +417,53 @@ def config_dir() -> Path:
     """Find the folder of YAML profiles.
 
     Returns:
-        ``LOOPML_CONFIG_DIR`` when set, else ``./configs`` when it exists, else
-        the ``configs`` folder of the source checkout.
+        ``LOOPML_CONFIG_DIR`` when set, else ``./configs`` when it exists,
+        else the ``configs`` folder (with a ``default.yaml``) of the nearest
+        folder above (a project's, from its ``notebooks/`` say), else the
+        ``configs`` folder of the source checkout.
     """
     if env := os.environ.get("LOOPML_CONFIG_DIR"):
         return Path(env)
     local = Path.cwd() / "configs"
     if local.is_dir():
         return local
+    above = _project_above()
+    if above is not None:
+        return above / "configs"
     return Path(__file__).resolve().parents[3] / "configs"
+
+
+def _project_above() -> Path | None:
+    """The nearest folder above the working one with ``configs/default.yaml``."""
+    if os.environ.get("LOOPML_CONFIG_DIR") or (Path.cwd() / "configs").is_dir():
+        return None
+    for folder in Path.cwd().resolve().parents:
+        if (folder / "configs" / "default.yaml").is_file():
+            return folder
+    return None
+
+
+class _ProfileFile(YamlConfigSettingsSource):
+    """A profile's YAML; a relative ``home`` in it counts from ``root``.
+
+    ``root`` is the project's folder when its ``configs/`` was found above
+    the working folder, so a command run from ``notebooks/`` uses the
+    project's home, not a new ``notebooks/.loopml``.
+    """
+
+    def __init__(
+        self, settings_cls: type[BaseSettings], yaml_file: Path, root: Path | None
+    ) -> None:
+        super().__init__(settings_cls, yaml_file=yaml_file)
+        self.root = root
+
+    def __call__(self) -> dict[str, Any]:
+        values = super().__call__()
+        home = values.get("home")
+        relative = isinstance(home, str | Path) and not Path(home).is_absolute()
+        if self.root is not None and relative and not str(home).startswith("~"):
+            values["home"] = str(self.root / str(home))
+        return values
 
 
 def profile_path(profile: str) -> Path:
