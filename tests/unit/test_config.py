@@ -100,3 +100,13 @@ def test_a_project_subfolder_uses_the_projects_configs_and_home(
     monkeypatch.delenv("LOOPML_HOME")
     monkeypatch.chdir(project)  # the project's own folder: as always
     assert load_settings().home == (project / ".loopml").resolve()
+
+
+def test_production_without_a_tracking_server_is_refused(
+    tiny_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unset CI secret must not promote into a throw-away SQLite registry."""
+    monkeypatch.setenv("LOOPML_MLFLOW__TRACKING_URI", "")
+    with pytest.raises(ValueError, match="names no MLflow tracking server"):
+        load_settings("production")
+    assert load_settings("default").tracking_uri.startswith("sqlite:///")

@@ -371,6 +371,23 @@ class Settings(BaseSettings):
         return value.expanduser().resolve()
 
     @model_validator(mode="after")
+    def _refuse_no_tracking_server(self) -> Settings:
+        """Only the default profile may fall back to a SQLite file of its own.
+
+        A production run whose ``LOOPML_MLFLOW__TRACKING_URI`` is empty (a CI
+        secret that is not set) would register and promote into a throw-away
+        database under its home, and report success.
+        """
+        if self.profile != "default" and not (self.mlflow.tracking_uri or "").strip():
+            raise ValueError(
+                f"the {self.profile!r} profile names no MLflow tracking server: "
+                "set mlflow.tracking_uri in its YAML or LOOPML_MLFLOW__TRACKING_URI "
+                "(e.g. postgresql+psycopg2://user@db:5432/mlflow); only the "
+                "default profile keeps MLflow in a local SQLite file"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _refuse_placeholder_token(self) -> Settings:
         token = self.admin_token
         placeholder = (
