@@ -7,6 +7,7 @@ as a user's own package would; nothing here needs a champion or MLflow.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -74,3 +75,53 @@ def test_replay_refuses_real_data_before_any_loop(
         with pytest.raises(StageError, match=f"only the generated {workload} data"):
             replay.run(real, workload, 3)
     assert not (settings.home / "mlflow.db").exists()
+
+
+def test_tuning_asked_of_a_workload_without_a_search_space_says_so(
+    settings: Settings,
+) -> None:
+    """``loopml run --tune``: a skipped row that says why, not silence."""
+    from loopml.orchestration.runner import run_loop
+
+    class EnoughError(Exception):
+        """Stops the loop once train has started (tune comes before it)."""
+
+    rows: dict[str, Any] = {}
+
+    def seen(timed: Any) -> None:
+        rows[timed.result.stage] = timed.result
+
+    def started(stage: str, workload: str) -> None:
+        if stage == "train":
+            raise EnoughError
+
+    for tune_first in (True, False):
+        rows.clear()
+        with pytest.raises(EnoughError):
+            run_loop(settings, ["bare"], seen, tune_first=tune_first, on_start=started)
+        if tune_first:
+            assert rows["tune"].status == "skipped"
+            assert "declares no search space" in rows["tune"].summary
+        else:
+            assert "tune" not in rows  # not asked for: no row, as before
+
+
+def test_without_a_holdout_gate_nothing_is_promoted_and_the_run_fails(
+    settings: Settings,
+) -> None:
+    """A clear failed row (exit 1), not a NotImplementedError; and the next run
+    evaluates and promotes the unchanged challenger again, as the gate never
+    ruled on it (before, it skipped them as 'unchanged' for good)."""
+    from loopml.orchestration.runner import run_loop
+
+    for attempt in (1, 2):
+        rows = {t.result.stage: t.result for t in run_loop(settings, ["bare"])}
+        assert rows["promote"].status == "failed", rows
+        assert "has no holdout gate" in rows["promote"].summary
+        assert "nothing is promoted" in rows["promote"].summary
+        assert rows["evaluate"].status == "ok"
+        if attempt == 2:
+            assert rows["train"].status == "skipped"
+            assert "unchanged since v1 (challenger)" in rows["train"].summary
+    code, output = _cli("run", "-w", "bare")
+    assert code == 1, output

@@ -24,15 +24,19 @@ log = logging.getLogger(__name__)
 RETRAINING = ("train", "evaluate", "promote")
 
 
-def unchanged_since(settings: Settings, workload: str) -> str | None:
+def unchanged_since(settings: Settings, workload: str) -> tuple[str, bool] | None:
     """The champion or challenger version made of exactly what train would use.
 
     Returns:
-        ``"v<N> (<alias>)"`` when the data version, parameters (tuned ones
-        applied), code and lock are those of that version, else ``None``.
+        ``("v<N> (<alias>)", judged)`` when the data version, parameters
+        (tuned ones applied), code and lock are those of that version, else
+        ``None``. ``judged``: the gate has ruled on it (a champion, or a
+        challenger with the gate's tags); a challenger whose evaluate or
+        promote failed before the gate ruled is not, so they run again.
     """
     from loopml.models.registry import CHALLENGER, CHAMPION, get_alias
     from loopml.models.tracking import FINGERPRINT_TAG, setup_mlflow
+    from loopml.stages.promote import GATE_TAG
     from loopml.stages.train import model_fingerprint
     from loopml.stages.tune import apply_tuned
 
@@ -40,8 +44,10 @@ def unchanged_since(settings: Settings, workload: str) -> str | None:
     current = model_fingerprint(apply_tuned(settings, workload), workload)
     for alias in (CHAMPION, CHALLENGER):
         version = get_alias(workload, alias)
-        if version is not None and (version.tags or {}).get(FINGERPRINT_TAG) == current:
-            return f"v{version.version} ({alias})"
+        tags = (version.tags or {}) if version is not None else {}
+        if version is not None and tags.get(FINGERPRINT_TAG) == current:
+            judged = alias == CHAMPION or any(k.startswith(GATE_TAG) for k in tags)
+            return f"v{version.version} ({alias})", judged
     return None
 
 
@@ -82,11 +88,16 @@ def run_loop(
         started = dt.datetime.now(dt.UTC)
         mine: list[TimedResult] = []
         same: str | None = None
+        judged = True
         for name in names:
-            if name == "train" and not force:
-                same = unchanged_since(settings, workload)
+            if (
+                name == "train"
+                and not force
+                and (found := unchanged_since(settings, workload))
+            ):
+                same, judged = found
             skip = None
-            if same is not None and name in RETRAINING:
+            if same is not None and name in RETRAINING and (name == "train" or judged):
                 skip = (
                     f"unchanged since {same}: same data, parameters, code and lock "
                     "(--force retrains)"
@@ -95,8 +106,14 @@ def run_loop(
                 from loopml.stages.tune import can_tune, tuned_on
 
                 if not can_tune(settings, workload):
-                    continue  # nothing to tune: no row
-                skip = None if tune_first else tuned_on(settings, workload)
+                    if not tune_first:
+                        continue  # nothing to tune, nothing asked: no row
+                    skip = (
+                        f"the {workload} workload declares no search space "
+                        "(Workload.search_space): nothing to tune"
+                    )
+                else:
+                    skip = None if tune_first else tuned_on(settings, workload)
             if skip is not None:
                 timed = TimedResult(StageResult(name, workload, "skipped", skip), 0.0)
                 mine.append(timed)

@@ -28,6 +28,9 @@ from loopml.sdk.workload import Workload, get_workload
 from loopml.stages.common import StageResult
 
 log = logging.getLogger(__name__)
+#: The gate's checks are tags ``loopml.gate.<check>`` (pass / fail) of the
+#: version it ruled on.
+GATE_TAG = "loopml.gate."
 
 
 def _load(name: str, version: str) -> tuple[Any, pd.DataFrame | None]:
@@ -82,6 +85,11 @@ def run(settings: Settings, workload_name: str) -> StageResult:
         scores = workload.holdout_metrics(settings, data, models)
     except ValueError as error:
         raise StageError(f"cannot score the holdout: {error}") from error
+    except NotImplementedError as error:  # a workload without holdout_metrics
+        raise StageError(
+            f"{error} (Workload.holdout_metrics): nothing passes the gate, so "
+            "nothing is promoted"
+        ) from error
     found = gate.checks(workload, scores, settings.gate, problems)
     promoted, reason = gate.verdict(found)
     if promoted:
@@ -137,7 +145,7 @@ def _log_gate(
         for key, value in headline.items():
             client.log_metric(run_id, f"gate_{key}", value)
     for check in found:
-        tag = "loopml.gate." + check.name.replace(" ", "_")
+        tag = GATE_TAG + check.name.replace(" ", "_")
         client.set_model_version_tag(
             name, version, tag, "pass" if check.passed else "fail"
         )
