@@ -1254,6 +1254,12 @@ def new(
     """
     from loopml.devtools import scaffold
 
+    if not no_input and not sys.stdin.isatty():
+        err_console.print(
+            "[red]loopml new failed:[/red] no terminal to answer its questions: "
+            "pass --no-input (the defaults and the name given) or run it in a terminal"
+        )
+        raise typer.Exit(2)
     try:
         if workload_only:
             made = scaffold.new_workload(name, output_dir, no_input=no_input, kind=kind)
@@ -1268,9 +1274,10 @@ def new(
             kind=kind,
             ci=ci,
         )
-    except scaffold.ScaffoldError as error:
+    except scaffold.ScaffoldError as error:  # a mistake: 2; a failure: 1
         err_console.print(f"[red]loopml new failed:[/red] {error}")
-        raise typer.Exit(1) from error
+        failed = isinstance(error, scaffold.ScaffoldFailedError)
+        raise typer.Exit(1 if failed else 2) from error
     console.print(f"[green]created[/green] {made}")
     console.print(f"Next: cd {made} && make test && make run")
 

@@ -106,9 +106,26 @@ def test_new_fails_clearly_and_writes_nothing(
 ) -> None:
     (tmp_path / "taken").mkdir()
     result = CliRunner().invoke(app, ["new", *args, "--no-input", "-o", str(tmp_path)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a mistake, as the README says of every command
     assert message in " ".join(result.output.split())
     assert [p.name for p in tmp_path.iterdir()] == ["taken"]
+
+
+def test_new_without_a_terminal_asks_for_no_input(tmp_path: Path) -> None:
+    """Its questions need a terminal: a clear line, not 'interrupted' (130)."""
+    result = CliRunner().invoke(app, ["new", "shop", "-o", str(tmp_path)], input="")
+    assert result.exit_code == 2
+    assert "pass --no-input" in " ".join(result.output.split())
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_broken_template_is_a_failure_not_a_mistake(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LOOPML_TEMPLATE_DIR", str(tmp_path / "nowhere"))
+    result = CliRunner().invoke(app, ["new", "shop", "--no-input", "-o", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "no cookiecutter template" in " ".join(result.output.split())
 
 
 def test_workload_only_needs_a_project(tmp_path: Path) -> None:

@@ -23,7 +23,16 @@ _IDENTIFIER = re.compile(r"[a-z][a-z0-9_]*")
 
 
 class ScaffoldError(Exception):
-    """A project or workload that cannot be made; the message says why."""
+    """A project or workload that cannot be made; the message says why.
+
+    A mistake of the request (a bad name, kind or CI provider, a folder that
+    exists or is not a project); :class:`ScaffoldFailedError` when the request
+    was fine and making it failed.
+    """
+
+
+class ScaffoldFailedError(ScaffoldError):
+    """The template is missing, or cookiecutter failed on a good request."""
 
 
 @dataclass(frozen=True)
@@ -44,7 +53,7 @@ def template_dir() -> Path:
     env = os.environ.get("LOOPML_TEMPLATE_DIR")
     folder = Path(env) if env else Path(__file__).resolve().parents[3] / "template"
     if not (folder / "cookiecutter.json").is_file():
-        raise ScaffoldError(
+        raise ScaffoldFailedError(
             f"no cookiecutter template at {folder}; set LOOPML_TEMPLATE_DIR to the "
             "template/ folder of a loopml checkout"
         )
@@ -116,7 +125,7 @@ def _cookiecutter(
                 default_config=config,
             )
         except CookiecutterException as error:
-            raise ScaffoldError(f"cookiecutter failed: {error}") from error
+            raise ScaffoldFailedError(f"cookiecutter failed: {error}") from error
     return Path(made)
 
 
@@ -224,5 +233,5 @@ def new_workload(
     with tempfile.TemporaryDirectory(prefix="loopml-workload-") as staging:
         _cookiecutter(template / "workload", Path(staging), no_input, context)
     if not target.is_dir():
-        raise ScaffoldError(f"the workload template did not create {target}")
+        raise ScaffoldFailedError(f"the workload template did not create {target}")
     return target
