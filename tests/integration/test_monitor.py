@@ -159,3 +159,34 @@ def test_recsys_monitor_measures_no_live_metric_and_ages_from_the_tag(
     assert state["reference"]["end"] == str(
         (pd.Timestamp(state["date"]) - window).date()
     )
+
+
+def test_a_day_outside_what_can_be_monitored_or_retrained_is_refused(
+    demand_home: Path,
+) -> None:
+    """Inside the champion's training data (the model's age was negative) or
+    after the last validated day (retrain decided for a day without data)."""
+    from loopml.core.errors import StageError
+    from loopml.stages import retrain
+
+    settings = load_settings("default")
+    configure_environment(settings.home)
+    setup_mlflow(settings)
+    trained_until = conftest.demand_origin(settings)
+    early = (trained_until - pd.Timedelta(days=30)).date()
+    with pytest.raises(StageError, match="inside the champion's training data"):
+        monitor.run(settings, "demand", early)
+    assert not (settings.home / "reports" / "demand" / f"monitor-{early}.json").exists()
+    with pytest.raises(StageError, match="inside the champion's training data"):
+        retrain.run(settings, "demand", early)  # its age was negative
+    late = (trained_until + pd.Timedelta(days=400)).date()
+    with pytest.raises(StageError, match=f"no validated data for {late} yet"):
+        retrain.run(settings, "demand", late)
+    from loopml.stages import batch
+
+    with pytest.raises(StageError, match="no validated data before 1999-01-01"):
+        batch.run(settings, "demand", pd.Timestamp("1999-01-01").date())
+    assert not list((settings.home / "batch").rglob("date=1999-01-01*"))
+    monitor.run(settings, "demand")  # the last day: the training data's end
+    state = json.loads((settings.state_dir("demand") / "monitor.json").read_text())
+    assert state["model_age_days"] == 0

@@ -321,8 +321,9 @@ def run(
         batch scorer: nothing to do; no champion yet).
 
     Raises:
-        StageError: no champion (with ``require_champion``), or another
-            batch of the same day is running.
+        StageError: no champion (with ``require_champion``), a day on or
+            before the first validated day, or another batch of the same
+            day is running.
     """
     workload = get_workload(workload_name)  # an unknown name is a ValueError
     scorer = workload.batch_scorer()
@@ -342,7 +343,15 @@ def run(
         settings.data_dir(workload_name) / "validated.parquet", "validate"
     )
     data = pd.read_parquet(path)
-    day = day or scorer.default_day(settings, data, workload.batch_spec.time_column)
+    column = workload.batch_spec.time_column
+    day = day or scorer.default_day(settings, data, column)
+    if column in data.columns and len(data):
+        first = pd.Timestamp(data[column].min()).date()
+        if day <= first:  # nothing before it to score from: an empty day stored
+            raise StageError(
+                f"no validated data before {day} to score it from (first day: "
+                f"{first})"
+            )
     from sqlalchemy import create_engine
 
     model: Any = load_verified(workload_name, version).unwrap_python_model()

@@ -90,6 +90,11 @@ def _windows(
             f"no validated data for {monitored.date()} yet (last: {last.date()})"
         )
     trained_until = pd.Timestamp(data_end).normalize() if data_end else None
+    if trained_until is not None and monitored < trained_until:
+        raise StageError(
+            f"{monitored.date()} is inside the champion's training data (up to "
+            f"{trained_until.date()}): monitor a day from {trained_until.date()} on"
+        )
     before_window = monitored - pd.Timedelta(days=settings.monitor.window_days)
     if trained_until is None:
         return monitored, before_window, None
@@ -385,7 +390,8 @@ def run(
         for a workload without a monitor (nothing to do).
 
     Raises:
-        StageError: no champion, no validated data, or ``day`` after the data.
+        StageError: no champion, no validated data, or ``day`` after the data
+            or inside the champion's training data.
     """
     judged = judge(settings, workload_name, day)
     if judged is None:

@@ -76,8 +76,12 @@ def _append(settings: Settings, workload: str, entry: dict[str, Any]) -> None:
 
 
 def _today(settings: Settings, workload: Workload, day: dt.date | None) -> dt.date:
-    if day is not None:
-        return day
+    """``day``, or the last validated day; a day after that is refused.
+
+    Raises:
+        StageError: ``day`` has no validated data yet (as batch and monitor
+            refuse it): a retraining for it would train on older days only.
+    """
     path = require_file(
         settings.data_dir(workload.name) / "validated.parquet", "validate"
     )
@@ -85,7 +89,9 @@ def _today(settings: Settings, workload: Workload, day: dt.date | None) -> dt.da
     last: dt.date = pd.Timestamp(
         pd.read_parquet(path, columns=[column])[column].max()
     ).date()
-    return last
+    if day is not None and day > last:
+        raise StageError(f"no validated data for {day} yet (last: {last})")
+    return last if day is None else day
 
 
 def latest_report(
@@ -116,6 +122,11 @@ def gather(settings: Settings, workload: str, day: dt.date | None = None) -> Fac
     # Unknown (None) for a version trained before the tag: no age trigger.
     end = None if champion is None else (champion.tags or {}).get(DATA_END_TAG)
     data_end = None if end is None else pd.Timestamp(end).date()
+    if data_end is not None and today < data_end:
+        raise StageError(
+            f"{today} is inside the champion's training data (up to {data_end}): "
+            f"decide for a day from {data_end} on"
+        )
     decided = [
         dt.date.fromisoformat(e["date"])
         for e in read_log(settings, workload)
