@@ -1348,6 +1348,11 @@ def main() -> None:
 
     atexit.unregister(gc.collect)  # once, however many commands ran
     atexit.register(gc.collect)
+    if code == 130:  # typer turns Ctrl-C into Exit(130) before it reaches us
+        import logging
+
+        logging.getLogger("loopml.cli").info("interrupted (Ctrl-C)")  # the file
+        err_console.print("interrupted")
     # As click's standalone mode: always exit, with typer.Exit's code if any.
     raise SystemExit(
         code if isinstance(code, int) and not isinstance(code, bool) else 0

@@ -349,8 +349,7 @@ def run(
         first = pd.Timestamp(data[column].min()).date()
         if day <= first:  # nothing before it to score from: an empty day stored
             raise StageError(
-                f"no validated data before {day} to score it from (first day: "
-                f"{first})"
+                f"no validated data before {day} to score it from (first day: {first})"
             )
     from sqlalchemy import create_engine
 

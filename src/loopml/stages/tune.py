@@ -127,6 +127,10 @@ def search(
     # output (Tune's newer reporter prints a banner even at verbose=0).
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # Ctrl-C stops the command (exit 130, tuned.json untouched): Tune's own
+    # handler would end the search early and return it as if it were whole,
+    # and `loopml run` would go on to train and promote from it.
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
     cfg = settings.tune
     steps = workload.tune_steps(settings)
     mode = "max" if workload.higher_is_better else "min"
@@ -236,6 +240,19 @@ def _close_trial_runs(client: MlflowClient, parent: Parent, table: pd.DataFrame)
     return len(runs)
 
 
+def _interrupted(client: MlflowClient, parent: Parent) -> None:
+    """Mark a search stopped by Ctrl-C: the parent run and its trials' runs."""
+    log.warning("tuning interrupted: tuned.json left as it was")
+    client.set_tag(parent.run_id, "loopml.tune.status", "interrupted")
+    runs = client.search_runs(
+        [parent.experiment_id],
+        filter_string=f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{parent.run_id}'",
+    )
+    for run in runs:
+        if run.info.status == "RUNNING":
+            client.set_terminated(run.info.run_id, "KILLED")
+
+
 def run(settings: Settings, workload_name: str) -> StageResult:
     """Search the workload's hyper-parameters; keep the best in ``tuned.json``.
 
@@ -284,7 +301,11 @@ def run(settings: Settings, workload_name: str) -> StageResult:
                 metric,
                 steps,
             )
-            results = search(settings, workload, data, parent, concurrency)
+            try:
+                results = search(settings, workload, data, parent, concurrency)
+            except KeyboardInterrupt:
+                _interrupted(MlflowClient(), parent)
+                raise
         seconds = time.perf_counter() - started
         table = _trial_table(results, metric, steps, list(space))
         n_runs = _close_trial_runs(MlflowClient(), parent, table)
