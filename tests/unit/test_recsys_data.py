@@ -382,3 +382,13 @@ def test_online_retail_loader() -> None:
     days = data.interactions.assign(day=data.interactions["timestamp"].dt.normalize())
     assert not days.duplicated(["user_id", "item_id", "day"]).any()
     assert np.all(data.interactions["weight"] == 1.0)
+
+
+def test_an_empty_event_log_or_table_is_refused(small: RecsysData) -> None:
+    """Every column check passes on no rows: it replaced the validated data."""
+    from loopml.workloads.recsys.schema import validate_raw
+
+    with pytest.raises(DataValidationError, match="not_empty"):
+        validate_raw(small.to_frame().iloc[:0])
+    error = _error(small.with_interactions(small.interactions.iloc[:0]))
+    assert "interactions" in str(error) and "not_empty" in str(error)

@@ -74,8 +74,13 @@ _INTERACTION_COLUMNS: dict[str, pa.Column] = {
     ),
 }
 
+#: An empty table passes every column check: it would replace the data
+#: (``validated.parquet``) and leave every later stage nothing to work on.
+_NOT_EMPTY = pa.Check(lambda df: len(df) > 0, name="not_empty")
+
 USERS_SCHEMA = pa.DataFrameSchema(
     {"user_id": _text(unique=True), **_USER_COLUMNS},
+    checks=_NOT_EMPTY,
     strict=True,
     ordered=True,
     coerce=False,
@@ -83,17 +88,24 @@ USERS_SCHEMA = pa.DataFrameSchema(
 )
 ITEMS_SCHEMA = pa.DataFrameSchema(
     {"item_id": _text(unique=True), **_ITEM_COLUMNS},
+    checks=_NOT_EMPTY,
     strict=True,
     ordered=True,
     coerce=False,
     name="items",
 )
 INTERACTIONS_SCHEMA = pa.DataFrameSchema(
-    _INTERACTION_COLUMNS, strict=True, ordered=True, coerce=False, name="interactions"
+    _INTERACTION_COLUMNS,
+    checks=_NOT_EMPTY,
+    strict=True,
+    ordered=True,
+    coerce=False,
+    name="interactions",
 )
 _ALL_COLUMNS = {**_INTERACTION_COLUMNS, **_USER_COLUMNS, **_ITEM_COLUMNS}
 EVENT_LOG_SCHEMA = pa.DataFrameSchema(
     {name: _ALL_COLUMNS[name] for name in EVENT_COLUMNS},
+    checks=_NOT_EMPTY,
     strict=True,
     ordered=True,
     coerce=False,
