@@ -22,7 +22,14 @@ from loopml.core.io import read_json, require_file
 from loopml.models import card as model_card
 from loopml.models import gate
 from loopml.models.integrity import load_verified
-from loopml.models.registry import CHAMPION, Decision, get_alias, record, set_alias
+from loopml.models.registry import (
+    CHALLENGER,
+    CHAMPION,
+    Decision,
+    get_alias,
+    record,
+    set_alias,
+)
 from loopml.models.tracking import setup_mlflow
 from loopml.sdk.workload import Workload, get_workload
 from loopml.stages.common import StageResult
@@ -69,6 +76,13 @@ def run(settings: Settings, workload_name: str) -> StageResult:
     if champion is not None and champion.version == version:
         reason = f"version {version} is already the champion"
         return StageResult("promote", workload_name, "skipped", reason)
+    challenger_now = get_alias(workload_name, CHALLENGER)
+    if challenger_now is None or str(challenger_now.version) != version:
+        now = "none" if challenger_now is None else f"v{challenger_now.version}"
+        raise StageError(
+            f"the last evaluate was of v{version}, but the challenger is {now}: "
+            f"run `loopml evaluate -w {workload_name}` first"
+        )
     data_path = require_file(
         settings.data_dir(workload_name) / "validated.parquet", "validate"
     )
