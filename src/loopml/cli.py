@@ -938,7 +938,7 @@ def workloads(
         return
     from loopml.core.plugins import registered
     from loopml.sdk.capabilities import CAPABILITIES
-    from loopml.sdk.workload import get_workload
+    from loopml.sdk.workload import Workload, get_workload
 
     rows: list[dict[str, Any]] = []
     for name, target in registered().items():
@@ -957,7 +957,13 @@ def workloads(
                 "time_column": found.batch_spec.time_column,
                 "capabilities": [
                     cap for cap in CAPABILITIES if getattr(found, cap)() is not None
-                ],
+                ]
+                # `loopml tune` (and `run`'s tune stage): a search space declared
+                + (
+                    ["tuning"]
+                    if type(found).search_space is not Workload.search_space
+                    else []
+                ),
             }
         )
     if as_json:

@@ -125,3 +125,16 @@ def test_without_a_holdout_gate_nothing_is_promoted_and_the_run_fails(
             assert "unchanged since v1 (challenger)" in rows["train"].summary
     code, output = _cli("run", "-w", "bare")
     assert code == 1, output
+
+
+def test_workloads_lists_tuning_only_where_a_search_space_is_declared(
+    settings: Settings,
+) -> None:
+    import json
+
+    code, _ = _cli("workloads", "--json")
+    assert code == 0
+    result = CliRunner().invoke(app, ["workloads", "--json"])
+    found = {w["name"]: w["capabilities"] for w in json.loads(result.output)}
+    assert "tuning" in found["demand"] and "tuning" in found["recsys"]
+    assert "tuning" not in found["bare"]
