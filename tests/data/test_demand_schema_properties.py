@@ -98,6 +98,19 @@ def test_infinite_quantity_or_price(row: int, column: str) -> None:
 
 
 @FAST
+@given(
+    row=rows,
+    column=st.sampled_from(["store_id", "item_id"]),
+    blank=st.sampled_from(["", " ", "\t"]),
+)
+def test_empty_id(row: int, column: str, blank: str) -> None:
+    bad = VALID.copy()
+    bad.loc[row, column] = blank
+    message = _message(bad)
+    assert f"column {column!r}" in message and "not_empty_text" in message
+
+
+@FAST
 @given(row=rows, sales=st.floats(0, 1e6))
 def test_duplicated_key(row: int, sales: float) -> None:
     # The same store, item and day twice, even with another quantity.

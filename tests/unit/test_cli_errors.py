@@ -40,6 +40,14 @@ BAD = [
     (["tune", "--trials", "0"], "--trials"),
     (["features", "push", "store_id=S01"], "demand push needs item_id, sales"),
     (["features", "push", "oops"], "KEY=VALUE"),
+    (
+        ["features", "push", "store_id=S01", "item_id=I001", "sales=inf"],
+        "sales must be a finite number >= 0, got inf",
+    ),
+    (
+        ["features", "push", "store_id=S01", "item_id=I001", "sales=2", "bogus=1"],
+        "unknown ['bogus']",
+    ),
     (["--profile", "nope", "status"], "profile 'nope' not found"),
     (["nope"], "No such command"),
     (["train", "--bogus"], "No such option: --bogus"),

@@ -188,19 +188,25 @@ class DemandFeatureViews(FeatureViews):
         """Today's sales so far of one series: ``store_id``, ``item_id``, ``sales``.
 
         Raises:
-            ValueError: a missing field, or sales that are not a number >= 0.
+            ValueError: a missing or unknown field, or sales that are not a
+                finite number >= 0.
         """
         missing = [k for k in ("store_id", "item_id", "sales") if not fields.get(k)]
         if missing:
             raise ValueError(f"demand push needs {', '.join(missing)}")
+        unknown = sorted(set(fields) - {"store_id", "item_id", "sales"})
+        if unknown:
+            raise ValueError(
+                f"demand push takes store_id, item_id and sales; unknown {unknown}"
+            )
         try:
             sales = float(fields["sales"])
         except ValueError:
             raise ValueError(
                 f"sales must be a number, got {fields['sales']!r}"
             ) from None
-        if not sales >= 0:
-            raise ValueError(f"sales must be >= 0, got {sales}")
+        if not 0 <= sales < float("inf"):
+            raise ValueError(f"sales must be a finite number >= 0, got {sales}")
         return pd.DataFrame(
             {
                 JOIN_KEY: [f"{fields['store_id']}:{fields['item_id']}"],

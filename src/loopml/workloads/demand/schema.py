@@ -58,7 +58,16 @@ def _text_column() -> pa.Column:
     # values, so require plain object columns holding only strings.
     return pa.Column(
         object,
-        pa.Check(lambda s: s.map(lambda v: isinstance(v, str)), name="values_are_str"),
+        [
+            pa.Check(
+                lambda s: s.map(lambda v: isinstance(v, str)), name="values_are_str"
+            ),
+            # An empty id passes the type check and names no series.
+            pa.Check(
+                lambda s: s.map(lambda v: not isinstance(v, str) or v.strip() != ""),
+                name="not_empty_text",
+            ),
+        ],
         nullable=False,
     )
 
