@@ -20,6 +20,12 @@ def test_promotions_push_and_rollbacks_pop() -> None:
     assert champion_stack(history) == ["1"]
 
 
-def test_rollback_to_a_version_off_the_stack_starts_over() -> None:
+def test_rollback_to_a_version_off_the_stack_is_undone_by_the_next() -> None:
+    """Before, the stack started over at it: the champions before were lost,
+    and a plain rollback had nothing to go back to."""
     history = [_d("promote", "1"), _d("promote", "2"), _d("rollback", "7")]
-    assert champion_stack(history) == ["7"]
+    assert champion_stack(history) == ["1", "2", "7"]
+    history.append(_d("rollback", "2"))  # what `loopml rollback` picks next
+    assert champion_stack(history) == ["1", "2"]
+    history.append(_d("rollback", "1"))
+    assert champion_stack(history) == ["1"]

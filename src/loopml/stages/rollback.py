@@ -31,7 +31,13 @@ log = logging.getLogger(__name__)
 
 
 def champion_stack(history: list[Decision]) -> list[str]:
-    """The champions still to fall back on, oldest first, current last."""
+    """The champions still to fall back on, oldest first, current last.
+
+    A promotion pushes its version; a rollback to an earlier champion pops
+    down to it; a rollback to a version that was never one of them (``--to-
+    version``) pushes it like a promotion, so the next plain rollback undoes
+    it and returns to the champion before.
+    """
     stack: list[str] = []
     for decision in history:
         if decision.to_version is None:
@@ -39,9 +45,10 @@ def champion_stack(history: list[Decision]) -> list[str]:
         if decision.action == "promote" and decision.promoted:
             stack.append(decision.to_version)
         elif decision.action == "rollback":
-            while stack and stack[-1] != decision.to_version:
-                stack.pop()
-            if not stack:
+            if decision.to_version in stack:
+                while stack[-1] != decision.to_version:
+                    stack.pop()
+            else:
                 stack.append(decision.to_version)
     return stack
 
@@ -93,9 +100,13 @@ def run(
         ),
         history_file,
     )
-    MlflowClient().set_model_version_tag(
-        workload_name, now, "loopml.rolled_back", "true"
-    )
+    client = MlflowClient()
+    client.set_model_version_tag(workload_name, now, "loopml.rolled_back", "true")
+    if "loopml.rolled_back" in (
+        client.get_model_version(workload_name, to_version).tags or {}
+    ):
+        # Champion again: no longer the one rolled back from.
+        client.delete_model_version_tag(workload_name, to_version, "loopml.rolled_back")
     log.info("rolled %s back from v%s to v%s: %s", workload_name, now, to_version, why)
     return StageResult(
         "rollback",
