@@ -125,8 +125,19 @@ class BatchStore:
                 f"cannot split {source} into days: its {column!r} column is not a "
                 "datetime; run `loopml validate` on it (or ingest a new snapshot)"
             )
+        # All the day files or none: they are written aside, then moved in
+        # with one rename. Before, a split cut short (Ctrl-C) left some days,
+        # taken for the whole history: every later day failed as a gap.
+        staging = self.folder.with_name(self.folder.name + ".splitting")
+        if staging.exists():
+            shutil.rmtree(staging)
         for day, rows in frame.groupby(frame[column].dt.normalize(), sort=True):
-            self.write_day(pd.Timestamp(day), rows)
+            name = f"{PREFIX}{pd.Timestamp(day):%Y-%m-%d}.parquet"
+            write_parquet(rows.reset_index(drop=True), staging / name)
+        if self.folder.exists():  # no day files in it (see above)
+            shutil.rmtree(self.folder)
+        if staging.exists():
+            staging.rename(self.folder)
         log.info("split %s into %d day files", source.name, frame[column].nunique())
         return len(self.days())
 
