@@ -105,3 +105,18 @@ def test_every_command_help_has_an_example(
         if "Example" not in capsys.readouterr().out:
             missing.append(name)
     assert not missing, f"--help without an example: {missing}"
+
+
+@pytest.mark.parametrize("text", ['{"version": "1', "", "[1, 2]", "\xff"])
+def test_a_damaged_hand_over_record_names_its_file(tiny_env: Path, text: str) -> None:
+    """Before: 'promote failed: Unterminated string starting at: line 1 ...'."""
+    from loopml.core.errors import StageError
+    from loopml.core.io import read_json
+
+    path = tiny_env / "state" / "demand" / "evaluate.json"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(text.encode("latin-1"))
+    with pytest.raises(StageError) as caught:
+        read_json(path, "evaluate")
+    assert str(path) in str(caught.value)
+    assert "run `loopml evaluate` again" in str(caught.value)

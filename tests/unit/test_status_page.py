@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from loopml.core.config import load_settings
@@ -75,3 +76,24 @@ def test_an_unknown_model_age_is_shown_as_unknown(tiny_env: Path) -> None:
     page = render_html(collect(settings))
 
     assert "<tr><td>Model age</td><td>unknown</td></tr>" in page
+
+
+def test_damaged_state_files_leave_the_rest_of_the_report(tiny_env: Path) -> None:
+    """A cut-short last_run.json or a bad history line failed the whole status."""
+    settings = load_settings("default")
+    state = settings.state_dir("demand")
+    state.mkdir(parents=True)
+    (state / "last_run.json").write_text('{"ok": tr')
+    good = {"workload": "demand", "action": "promote", "promoted": True}
+    good |= {"from_version": None, "to_version": "1", "reason": "first"}
+    (state / "history.jsonl").write_text(json.dumps(good) + "\n{oops\n")
+
+    info = collect(settings)["workloads"]["demand"]
+
+    assert info["last_run"] is None
+    assert info["history"] == []
+    assert "No champion yet" in render_html(collect(settings))
+    from loopml.models.registry import read_history
+
+    with pytest.raises(ValueError, match="history.jsonl, line 2, is not a decision"):
+        read_history(state / "history.jsonl")

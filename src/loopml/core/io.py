@@ -60,14 +60,26 @@ def read_json(path: Path, produced_by: str) -> dict[str, Any]:
     """Read a hand-over record, explaining which stage must run first.
 
     Raises:
-        StageError: when the record does not exist yet.
+        StageError: when the record does not exist yet, or is not a JSON
+            object (cut short, edited by hand): the message names the file.
     """
     if not path.is_file():
         raise StageError(
             f"{path} is missing: run `loopml {produced_by}` first "
             "(or `loopml run` for the whole loop)"
         )
-    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise StageError(
+            f"{path} is not valid JSON ({error}): run `loopml {produced_by}` "
+            "again to write it afresh"
+        ) from error
+    if not isinstance(data, dict):
+        raise StageError(
+            f"{path} holds no JSON object: run `loopml {produced_by}` again "
+            "to write it afresh"
+        )
     return data
 
 

@@ -96,8 +96,23 @@ def record(decision: Decision, history_file: Path, tag: bool = True) -> None:
 
 
 def read_history(history_file: Path) -> list[Decision]:
-    """Read every recorded decision, oldest first."""
+    """Read every recorded decision, oldest first.
+
+    Raises:
+        ValueError: a line that is not a decision, naming the file and line.
+    """
     if not history_file.is_file():
         return []
     lines = history_file.read_text(encoding="utf-8").splitlines()
-    return [Decision(**json.loads(line)) for line in lines if line.strip()]
+    decisions = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            decisions.append(Decision(**json.loads(line)))
+        except (json.JSONDecodeError, TypeError) as error:
+            raise ValueError(
+                f"{history_file}, line {number}, is not a decision ({error}); "
+                "mend or remove that line"
+            ) from error
+    return decisions

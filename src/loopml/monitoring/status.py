@@ -10,6 +10,7 @@ import contextlib
 import datetime as dt
 import html
 import json
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import asdict
@@ -19,6 +20,8 @@ from typing import Any
 from loopml.core.config import Settings
 from loopml.core.plugins import names as workload_names
 from loopml.models.registry import CHALLENGER, CHAMPION, get_alias, read_history
+
+log = logging.getLogger(__name__)
 
 
 def _from_tags(
@@ -153,10 +156,15 @@ REPORT_NAME = re.compile(r"monitor-\d{4}-\d{2}-\d{2}\.(html|json)")
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
+    """A state record; None when absent or damaged (the report goes on)."""
     if not path.is_file():
         return None
-    doc: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    return doc
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        log.warning("%s is not valid JSON (%s): shown as unknown", path, error)
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 def _monitor_info(settings: Settings, name: str) -> dict[str, Any] | None:
@@ -205,7 +213,11 @@ def collect(settings: Settings, names: list[str] | None = None) -> dict[str, Any
 
     workloads: dict[str, Any] = {}
     for name in names:
-        decisions = read_history(settings.state_dir(name) / "history.jsonl")
+        try:
+            decisions = read_history(settings.state_dir(name) / "history.jsonl")
+        except ValueError as error:  # a damaged line: the rest of the report
+            log.warning("%s", error)
+            decisions = []
         workloads[name] = {
             "champion": version(name, CHAMPION),
             "challenger": version(name, CHALLENGER),
