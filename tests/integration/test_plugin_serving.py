@@ -88,15 +88,24 @@ def test_a_plugin_gets_every_protocol(toy_settings: Settings) -> None:
                 "data": [0, 3, 4, 2],
             },
         ]
+        for shape in ([3], [1], [-1], [2, 2]):  # data of 2 values: a 400, not a 200
+            wrong = {**tensor, "shape": shape}
+            refused = client.post("/v2/models/toy/infer", json={"inputs": [wrong]})
+            assert refused.status_code == 400, (shape, refused.text)
+            assert "does not hold its 2 value(s)" in refused.json()["detail"]
+        nested = {**tensor, "shape": [2, 1], "data": [[1.5], [21]]}
+        assert client.post("/v2/models/toy/infer", json={"inputs": [nested]}).json()[
+            "outputs"
+        ][0]["data"] == [3.0, 42.0]
         tag = {"name": "tag", "shape": [1], "datatype": "BYTES", "data": ["a"]}
         bad = client.post("/v2/models/toy/infer", json={"inputs": [tag]})
         assert bad.status_code == 422
         assert bad.json()["detail"][0]["loc"] == ["body", "inputs", 0, "x"]
 
     logged = read_log(toy_settings.home / "inference", "toy")
-    assert len(logged) == 2 + 2 + 2  # /v1, the two MLflow routes, v2
+    assert len(logged) == 2 + 2 + 2 + 2  # /v1, the two MLflow routes, v2 twice
     assert set(logged["source"]) == {"online"}
-    assert logged["y"].tolist() == [3.0, 42.0, 3.0, 3.0, 3.0, 42.0]
+    assert logged["y"].tolist() == [3.0, 42.0, 3.0, 3.0, 3.0, 42.0, 3.0, 42.0]
 
 
 def test_before_a_champion_the_v2_ready_routes_say_503(

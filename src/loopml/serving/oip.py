@@ -15,6 +15,7 @@ the model alone, as for MLflow's protocol.
 
 from __future__ import annotations
 
+import math
 import types
 import typing
 from typing import Any, Literal
@@ -186,6 +187,14 @@ def _v2_model_routes(router: APIRouter, service: Service, name: str) -> None:
 
     async def infer(body: V2InferRequest, background: BackgroundTasks) -> Any:
         columns = {t.name: _flat(t.data) for t in body.inputs}
+        for tensor in body.inputs:  # the shape is part of the tensor
+            held = math.prod(tensor.shape)
+            if min(tensor.shape, default=0) < 0 or held != len(columns[tensor.name]):
+                raise HTTPException(
+                    400,
+                    detail=f"input tensor {tensor.name!r}: shape {tensor.shape} "
+                    f"does not hold its {len(columns[tensor.name])} value(s)",
+                )
         lengths = {len(v) for v in columns.values()}
         if len(lengths) != 1:
             raise HTTPException(400, detail="all input tensors need the same length")
