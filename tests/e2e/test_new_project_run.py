@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -26,6 +27,9 @@ from new_projects import (
     shop_with_churn,
     tiny,
 )
+
+if TYPE_CHECKING:
+    import httpx
 
 #: A valid request row of each served workload (argv), from its online scorer.
 EXAMPLE_ROWS = """
@@ -44,7 +48,7 @@ for name in sys.argv[1:]:
     rows[name] = scorer.example_rows(scorer.warm(model))
 print(json.dumps(rows, default=str))
 """
-CAPABILITIES = ["online_scorer", "batch_scorer", "monitor", "day_source"]
+CAPABILITIES = ["online_scorer", "batch_scorer", "monitor", "day_source", "tuning"]
 
 
 @pytest.mark.slow
@@ -55,7 +59,9 @@ def test_new_project_with_two_kinds_passes_its_make_run_and_serves(
     project = shop_with_churn(tmp_path)
     sizes = {**tiny("shop", "regression"), **tiny("churn", "classification")}
 
-    ran = make(project, "run", **sizes)
+    # `make run` would tune first (Ray); tests/integration/test_tune.py covers
+    # tuning, test_workload_only_... a generated workload's tuning objective.
+    ran = make(project, "run", **sizes, LOOPML_TUNE__IN_RUN="false")
     out = ran.stdout
     assert ran.returncode == 0, out[-6000:] + ran.stderr[-3000:]
     assert "version 1 registered as challenger" in out
@@ -148,9 +154,29 @@ def served_checks(project: Path, sizes: dict[str, str]) -> None:
                     f"/v2/models/{name}/infer", json={"inputs": inputs[1:]}
                 )
                 assert missing.status_code == 422 and field in missing.text
+                if "date" in rows[0]:
+                    far_dates_are_422s(client, name, rows[0])
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def far_dates_are_422s(client: httpx.Client, name: str, row: dict[str, Any]) -> None:
+    """A day no ``datetime64[ns]`` holds is a 422 naming ``date``, never a 500."""
+    for day in ("2300-01-01", "9999-12-31", "0001-01-01"):
+        far = {**row, "date": day}
+        inputs = [
+            {"name": k, "shape": [1], "datatype": v2_datatype([v]), "data": [v]}
+            for k, v in far.items()
+        ]
+        for path, body in (
+            (f"/v1/{name}/predict", {"rows": [far]}),
+            (f"/v1/{name}/invocations", {"dataframe_records": [far]}),
+            (f"/v2/models/{name}/infer", {"inputs": inputs}),
+        ):
+            answer = client.post(path, json=body)
+            assert answer.status_code == 422, (path, day, answer.text)
+            assert "date" in answer.text, (path, day, answer.text)
 
 
 def v2_datatype(values: list[object]) -> str:
@@ -195,7 +221,7 @@ def test_workload_only_adds_a_registered_linted_workload(tmp_path: Path) -> None
         "orders": "acme_shop.workloads.orders.workload:OrdersWorkload",
     }
     again = new("orders", "--workload-only", "--no-input", cwd=project)
-    assert again.returncode == 1
+    assert again.returncode == 2  # a mistake: an existing workload folder
     assert "already exists" in said(again)
 
     ruff = [sys.executable, "-m", "ruff"]
@@ -210,7 +236,10 @@ def test_workload_only_adds_a_registered_linted_workload(tmp_path: Path) -> None
         "from loopml.core.config import Settings; "
         "from loopml.sdk.workload import get_workload; "
         "w = get_workload('orders'); d = w.validate(w.load_raw(Settings())); "
-        "print(w.name, sorted(w.evaluate(Settings(), d).metrics))"
+        "print(w.name, sorted(w.evaluate(Settings(), d).metrics)); "
+        # tuning, as a Ray trial calls it: a finite MAE on folds before the holdout
+        "p = w.current_params(Settings()); "
+        "print(sorted(w.search_space(Settings())), w.tune_objective(Settings(), d, p))"
     )
     checked = run(
         [sys.executable, "-c", code],
@@ -225,3 +254,6 @@ def test_workload_only_adds_a_registered_linted_workload(tmp_path: Path) -> None
     )
     assert checked.returncode == 0, checked.stderr
     assert checked.stdout.startswith("orders ['baseline_mae', 'baseline_rmse'")
+    space, value = checked.stdout.splitlines()[1].split("] ")
+    assert space == "['learning_rate', 'n_estimators', 'num_leaves'"
+    assert 0 < float(value) < float("inf")

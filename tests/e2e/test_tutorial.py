@@ -54,6 +54,9 @@ def test_tutorial_commands_run_as_written(tmp_path: Path) -> None:
         NEXT_DAY=NEXT_DAY.isoformat(),
         LOOPML_ENV=sys.prefix,
         MLFLOW_DISABLE_TELEMETRY="true",
+        # `make run` would tune first (Ray); tests/integration/test_tune.py
+        # covers tuning and the generated project's tests its objective.
+        LOOPML_TUNE__IN_RUN="false",
         # `.venv/bin/loopml` in the first block is the checkout's: this one.
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
     )

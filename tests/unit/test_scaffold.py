@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -134,3 +136,41 @@ def test_workload_only_needs_a_project(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
     with pytest.raises(scaffold.ScaffoldError, match="exactly one package"):
         scaffold.new_workload("orders", tmp_path)
+
+
+@pytest.fixture(scope="module")
+def projects(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A project rendered with each CI provider choice."""
+    out = tmp_path_factory.mktemp("projects")
+    return {
+        ci: scaffold.new_project(f"shop-{ci}", out, ci=ci)
+        for ci in scaffold.CI_PROVIDERS
+    }
+
+
+@pytest.mark.parametrize("ci", ["github", "gitlab", "none"])
+def test_the_readme_describes_the_ci_chosen(projects: dict[str, Path], ci: str) -> None:
+    readme = " ".join((projects[ci] / "README.md").read_text("utf-8").split())
+    ci_only = ("tests on every push", "CI posts it", "what CI checks")
+    if ci == "none":
+        assert "No CI:" in readme
+        assert f'loopml new "shop-{ci}" --ci github --no-input -o /tmp/ci' in readme
+        assert f"/tmp/ci/shop-{ci}/.github/" in readme
+        assert not [phrase for phrase in ci_only if phrase in readme]
+    else:
+        path = ".github/workflows/ci.yml" if ci == "github" else ".gitlab-ci.yml"
+        assert f"CI (`{path}`): tests on every push" in readme
+        assert (projects[ci] / path).is_file()
+        assert "No CI" not in readme
+
+
+def test_the_notebook_is_as_nbstripout_leaves_it(projects: dict[str, Path]) -> None:
+    """A fresh project's first commit passes its own nbstripout hook."""
+    notebooks = sorted((projects["none"] / "notebooks").glob("*.ipynb"))
+    assert notebooks
+    check = subprocess.run(
+        [sys.executable, "-m", "nbstripout", "--verify", *map(str, notebooks)],
+        capture_output=True,
+        text=True,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr

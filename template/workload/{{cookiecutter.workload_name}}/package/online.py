@@ -25,6 +25,7 @@ from loopml.sdk.capabilities import (
 )
 from pydantic import BaseModel
 
+from .models.base import MissingFeaturesError
 from .pyfunc import OUTPUTS, python_model
 from .schema import Row
 
@@ -53,10 +54,14 @@ class {{ cookiecutter.__class_name }}OnlineScorer(OnlineScorer):
 
         Raises:
             InvalidRowsError: a row the request contract refuses (a 422).
+            MissingFeaturesError: the model needs a feature the current
+                features no longer build (the model's fault: not a 422).
         """
         frame = pd.DataFrame([row.model_dump() for row in rows])
         try:
             answer = python_model(model).predict(None, frame)
+        except MissingFeaturesError:
+            raise
         except DataValidationError as error:
             raise InvalidRowsError(row_errors(error)) from error
         return Scores({name: answer[name].tolist() for name in answer.columns})

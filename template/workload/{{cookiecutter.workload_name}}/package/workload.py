@@ -5,12 +5,15 @@ loopml finds it through the entry point in ``pyproject.toml``
 {{ cookiecutter.workload_name }}`` runs ingest, validate, train, evaluate and
 promote on it, and the capabilities below plug it into the rest of the loop:
 ``online_scorer`` (``loopml serve``), ``batch_scorer`` (``loopml batch``),
-``monitor`` (``loopml monitor``) and ``day_source`` (``loopml replay``).
+``monitor`` (``loopml monitor``) and ``day_source`` (``loopml replay``);
+the tuning methods give it ``loopml tune`` (which ``loopml run`` also runs
+before train, once per data version).
 Each step has its own module: ``settings``, ``data`` (the raw table),
 ``schema`` (its contract), ``features``, ``models/``, ``evaluate`` (a
-time-ordered holdout), ``pyfunc`` (the model MLflow logs), ``online``,
-``batch``, ``monitoring`` and ``days``. Workload code imports only
-``loopml.sdk`` and ``loopml.core`` (``make lint`` checks it).
+time-ordered holdout), ``tuning`` (search space and objective), ``pyfunc``
+(the model MLflow logs), ``online``, ``batch``, ``monitoring`` and ``days``.
+Workload code imports only ``loopml.sdk`` and ``loopml.core`` (``make lint``
+checks it).
 """
 
 from __future__ import annotations
@@ -22,11 +25,12 @@ from typing import Any, ClassVar
 import pandas as pd
 from loopml.core.config import Settings
 from loopml.sdk.batch import BatchSpec, DailyBatch
+from loopml.sdk.tuning import Report, SearchParam
 from loopml.sdk.workload import EvalOutput, TrainOutput, Workload
 from pydantic import BaseModel
 
 from . import data as source
-from . import evaluate, features, pyfunc, schema
+from . import evaluate, features, pyfunc, schema, tuning
 from .batch import {{ cookiecutter.__class_name }}BatchScorer
 from .days import {{ cookiecutter.__class_name }}DaySource
 from .models import MODELS, make_model
@@ -173,6 +177,34 @@ class {{ cookiecutter.__class_name }}Workload(Workload):
         except Exception as error:  # any failure is a reason to refuse it
             return [f"the model fails on its input example: {error}"]
         return pyfunc.check_answer(answer, len(example))
+
+    # Tuning (``loopml tune``) -----------------------------------------------
+
+    def search_space(self, settings: Settings) -> dict[str, SearchParam]:
+        """The LightGBM settings ``loopml tune`` searches (``tuning.py``)."""
+        return dict(tuning.SEARCH_SPACE)
+
+    def with_params(self, settings: Settings, params: Mapping[str, Any]) -> Settings:
+        """Settings with ``params`` laid over the workload's section."""
+        return tuning.with_params(settings, params)
+
+    def current_params(self, settings: Settings) -> dict[str, Any]:
+        """The values ``settings`` give the searched parameters."""
+        return tuning.current_params(settings)
+
+    def tune_steps(self, settings: Settings) -> int:
+        """One report per tuning fold, so ASHA can stop a trial between folds."""
+        return settings.tune.n_folds
+
+    def tune_objective(
+        self,
+        settings: Settings,
+        data: pd.DataFrame,
+        params: Mapping[str, Any],
+        report: Report | None = None,
+    ) -> float:
+        """The primary metric of ``params`` on folds before the holdout."""
+        return tuning.objective(self.with_params(settings, params), data, report)
 
     # Capabilities -----------------------------------------------------------
 

@@ -11,6 +11,7 @@ reported too (``prior_rate_*``, ``logistic_*``).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +25,13 @@ from sklearn.metrics import log_loss, roc_auc_score, roc_curve
 from .data import TIME_COLUMN
 from .features import INPUT_COLUMNS, training_set
 from .models import ALTERNATIVES, make_model
+from .models.base import MissingFeaturesError
 from .settings import {{ cookiecutter.__class_name }}Settings
+
+log = logging.getLogger(__name__)
+
+#: loopml's name for the model the gate judges (the others are compared to it).
+CHALLENGER = "challenger"
 
 PRIMARY_METRIC = "roc_auc"
 HIGHER_IS_BETTER = True
@@ -116,7 +123,14 @@ def gate_scores(
 
     Returns:
         Metrics per predictor name, plus ``baseline`` (the stronger
-        alternative, fitted before the holdout as the models were).
+        alternative, fitted before the holdout as the models were). A
+        registered model that lacks features the current code builds no
+        longer (removed or renamed since it was trained) cannot answer
+        anywhere: it is left out with a warning, so the challenger is judged
+        against the alternatives alone.
+
+    Raises:
+        MissingFeaturesError: when the challenger itself lacks features.
     """
     train, test = split(data, cfg.holdout_days)
     if test.empty or train.empty:
@@ -130,7 +144,14 @@ def gate_scores(
     scores = {"baseline": _strongest(alternatives)}
     rows = test[INPUT_COLUMNS]
     for name, predict in predictors.items():
-        scores[name] = score(y_test, np.asarray(predict(rows), dtype=np.float64))
+        try:
+            answer = np.asarray(predict(rows), dtype=np.float64)
+        except MissingFeaturesError as error:
+            if name == CHALLENGER:
+                raise
+            log.warning("%s left out of the gate: %s", name, error)
+            continue
+        scores[name] = score(y_test, answer)
     return scores
 
 

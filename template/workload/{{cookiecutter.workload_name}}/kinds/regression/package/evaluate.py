@@ -6,6 +6,7 @@ and judged on the last ``holdout_days`` days, as it will be used.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -18,6 +19,12 @@ from .settings import {{ cookiecutter.__class_name }}Settings
 from .data import TIME_COLUMN
 from .features import INPUT_COLUMNS, training_set
 from .models import make_model
+from .models.base import MissingFeaturesError
+
+log = logging.getLogger(__name__)
+
+#: loopml's name for the model the gate judges (the others are compared to it).
+CHALLENGER = "challenger"
 
 PRIMARY_METRIC = "mae"
 HIGHER_IS_BETTER = False
@@ -87,7 +94,13 @@ def gate_scores(
 
     Returns:
         Metrics per predictor name, plus ``baseline`` (fitted before the
-        holdout, as the models were).
+        holdout, as the models were). A registered model that lacks
+        features the current code builds no longer (removed or renamed since
+        it was trained) cannot answer anywhere: it is left out with a warning,
+        so the challenger is judged against the baseline alone.
+
+    Raises:
+        MissingFeaturesError: when the challenger itself lacks features.
     """
     train, test = split(data, cfg.holdout_days)
     if test.empty or train.empty:
@@ -98,7 +111,14 @@ def gate_scores(
     scores = {"baseline": score(y_test, baseline.predict(x_test))}
     rows = test[INPUT_COLUMNS]
     for name, predict in predictors.items():
-        scores[name] = score(y_test, predict(rows))
+        try:
+            answer = predict(rows)
+        except MissingFeaturesError as error:
+            if name == CHALLENGER:
+                raise
+            log.warning("%s left out of the gate: %s", name, error)
+            continue
+        scores[name] = score(y_test, answer)
     return scores
 
 

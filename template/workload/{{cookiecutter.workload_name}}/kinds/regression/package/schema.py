@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import pandas as pd
 import pandera.pandas as pa
@@ -35,6 +35,12 @@ RANGES: dict[str, tuple[float, float]] = {
     "courier_load": (0, 1),
     LABEL: (0, 600),
 }
+#: the days a ``datetime64[ns]`` column can hold (1677-09-22 .. 2262-04-11):
+#: a request date outside them could never become a model input.
+DATE_RANGE: tuple[dt.date, dt.date] = (
+    pd.Timestamp.min.ceil("D").date(),
+    pd.Timestamp.max.floor("D").date(),
+)
 #: table-level checks, and the column each is about.
 CHECK_COLUMNS = {
     "days_contiguous": TIME_COLUMN,
@@ -83,7 +89,12 @@ class Row(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    date: dt.date = Field(description="Day of the order.", examples=["2025-03-04"])
+    date: dt.date = Field(
+        ge=DATE_RANGE[0],
+        le=DATE_RANGE[1],
+        description="Day of the order.",
+        examples=["2025-03-04"],
+    )
     distance_km: float = Field(
         ge=RANGES["distance_km"][0], le=RANGES["distance_km"][1], examples=[4.0]
     )
@@ -199,17 +210,60 @@ def validate_raw(
     return frame
 
 
+def _is_day(value: Any) -> bool:
+    """Whether ``value`` reads as a time ``datetime64[ns]`` holds.
+
+    A missing value passes: the schema's ``not_nullable`` reports it.
+    """
+    try:
+        pd.Timestamp(value).as_unit("ns")
+    except (ValueError, TypeError, OverflowError):
+        return False
+    return True
+
+
+def _parse_dates(rows: pd.DataFrame, what: str) -> pd.DataFrame:
+    """``rows`` with ``date`` as ``datetime64[ns]`` (ISO strings, dates, times).
+
+    Raises:
+        DataValidationError: naming ``date`` and each value that is no day
+            ``datetime64[ns]`` can hold (out of range, or not a date at all).
+    """
+    try:
+        rows["date"] = pd.to_datetime(rows["date"]).astype("datetime64[ns]")
+        return rows
+    except (ValueError, TypeError, OverflowError) as error:
+        low, high = DATE_RANGE
+        bad = rows["date"][~rows["date"].map(_is_day)]
+        failures = pd.DataFrame(
+            {
+                "schema_context": "Column",
+                "column": "date",
+                "check": f"is_a_date_in_range({low}, {high})",
+                "check_number": None,
+                "failure_case": bad.astype(str).to_numpy(),
+                "index": bad.index.to_numpy(),
+            }
+        )
+        if failures.empty:  # pandas refused the column as a whole
+            failures = pd.DataFrame(
+                [failure_row(f"is_a_date_in_range({low}, {high})", "date", str(error))]
+            )
+        raise _error(REQUEST_SCHEMA, what, failures) from error
+
+
 def validate_request(frame: pd.DataFrame) -> pd.DataFrame:
     """Check rows to predict (dates may come as ISO strings).
 
     Raises:
-        DataValidationError: naming each failing column and check.
+        DataValidationError: naming each failing column and check (a date
+            that cannot be read, or is out of ``DATE_RANGE``, names ``date``).
     """
+    what = "{{ cookiecutter.workload_name }} request"
     rows = frame.reset_index(drop=True)
     if "date" in rows.columns:
-        rows["date"] = pd.to_datetime(rows["date"]).astype("datetime64[ns]")
+        rows = _parse_dates(rows, what)
     try:
         return REQUEST_SCHEMA.validate(rows, lazy=True)
     except SchemaErrors as error:
-        what = "{{ cookiecutter.workload_name }} request"
         raise _error(REQUEST_SCHEMA, what, error.failure_cases) from error

@@ -24,10 +24,12 @@ class PriorRate(ModelContract):
 
     def fit(self, x: pd.DataFrame, y: npt.NDArray[np.int64]) -> Self:
         """Learn the share of churned rows."""
+        self.remember_features(x)
         self.rate_ = float(np.mean(y))
         return self
 
     def predict(self, x: pd.DataFrame) -> npt.NDArray[np.float64]:
         """The churn rate, once per row."""
         self.check_fitted("rate_")
+        x = self.fitted_features(x)
         return np.full(len(x), self.rate_, dtype=np.float64)

@@ -55,6 +55,7 @@ class CalibratedLightGBM(ModelContract):
         Raises:
             ValueError: when either part lacks churned or renewed rows.
         """
+        self.remember_features(x)
         cut = int(len(x) * (1 - self.calibration_share))
         for part, labels in (("training", y[:cut]), ("calibration", y[cut:])):
             if len(np.unique(labels)) < 2:
@@ -83,7 +84,7 @@ class CalibratedLightGBM(ModelContract):
     def predict(self, x: pd.DataFrame) -> npt.NDArray[np.float64]:
         """The calibrated probability of churning, per row."""
         self.check_fitted("calibrator_")
-        scores = self._scores(x)
+        scores = self._scores(self.fitted_features(x))
         if isinstance(self.calibrator_, IsotonicRegression):
             probability = self.calibrator_.predict(scores)
         else:
@@ -93,4 +94,4 @@ class CalibratedLightGBM(ModelContract):
     def uncalibrated(self, x: pd.DataFrame) -> npt.NDArray[np.float64]:
         """The trees' own scores (to see what calibration changed)."""
         self.check_fitted("booster_")
-        return self._scores(x)
+        return self._scores(self.fitted_features(x))

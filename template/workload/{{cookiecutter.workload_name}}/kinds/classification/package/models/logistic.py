@@ -30,6 +30,7 @@ class Logistic(ModelContract):
 
     def fit(self, x: pd.DataFrame, y: npt.NDArray[np.int64]) -> Self:
         """Fit the encoders and the regression."""
+        self.remember_features(x)
         categorical = [c for c in x.columns if isinstance(x[c].dtype, pd.CategoricalDtype)]
         numeric = [c for c in x.columns if c not in categorical]
         levels = [list(x[c].cat.categories) for c in categorical]
@@ -47,4 +48,5 @@ class Logistic(ModelContract):
     def predict(self, x: pd.DataFrame) -> npt.NDArray[np.float64]:
         """The probability of churning, per row."""
         self.check_fitted("pipeline_")
+        x = self.fitted_features(x)
         return np.asarray(self.pipeline_.predict_proba(x)[:, 1], dtype=np.float64)

@@ -25,6 +25,7 @@ class BandMedian(ModelContract):
 
     def fit(self, x: pd.DataFrame, y: npt.NDArray[np.float64]) -> Self:
         """Learn the band edges and each band's median."""
+        self.remember_features(x)
         quantiles = np.linspace(0, 1, self.n_bands + 1)[1:-1]
         self.edges_ = np.unique(np.quantile(x[self.column], quantiles))
         bands = np.searchsorted(self.edges_, x[self.column], side="right")
@@ -38,5 +39,6 @@ class BandMedian(ModelContract):
     def predict(self, x: pd.DataFrame) -> npt.NDArray[np.float64]:
         """The median of each row's band."""
         self.check_fitted("medians_")
+        x = self.fitted_features(x)
         bands = np.searchsorted(self.edges_, x[self.column], side="right")
         return np.asarray(self.medians_[bands], dtype=np.float64)

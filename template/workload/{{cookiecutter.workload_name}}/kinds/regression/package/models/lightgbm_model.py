@@ -30,6 +30,7 @@ class LightGBMRegressor(ModelContract):
 
     def fit(self, x: pd.DataFrame, y: npt.NDArray[np.float64]) -> Self:
         """Fit the trees; single-threaded, so runs are reproducible."""
+        self.remember_features(x)
         self.booster_ = lgb.LGBMRegressor(
             n_estimators=self.n_estimators,
             learning_rate=self.learning_rate,
@@ -43,4 +44,5 @@ class LightGBMRegressor(ModelContract):
     def predict(self, x: pd.DataFrame) -> npt.NDArray[np.float64]:
         """One prediction per row."""
         self.check_fitted("booster_")
-        return np.asarray(self.booster_.predict(x), dtype=np.float64)
+        answer = self.booster_.predict(self.fitted_features(x))
+        return np.asarray(answer, dtype=np.float64)

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.data import days, load, load_day
 from {{ cookiecutter.package_name }}.workloads.{{ cookiecutter.workload_name }}.schema import (
+    DATE_RANGE,
     RANGES,
     Row,
     validate_raw,
@@ -88,6 +89,36 @@ def test_requests_accept_iso_dates_and_refuse_bad_values() -> None:
     assert len(validate_request(rows)) == 3
     with pytest.raises(DataValidationError, match="courier_load"):
         validate_request(rows.assign(courier_load=1.5))
+
+
+@pytest.mark.parametrize(
+    "date", ["2300-01-01", "9999-12-31", "0001-01-01", "1677-09-21", "2262-04-12"]
+)
+def test_a_date_out_of_range_is_refused_naming_the_date(date: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        Row(**request_row(date=date))
+    assert [e["loc"] for e in refused.value.errors()] == [("date",)]
+    rows = pd.DataFrame([request_row(), request_row(date=date)])
+    with pytest.raises(DataValidationError, match="date") as caught:
+        validate_request(rows)
+    failures = caught.value.failure_cases
+    assert list(failures["column"]) == ["date"]
+    assert list(failures["index"]) == [1]
+    assert list(failures["failure_case"]) == [date]
+
+
+def test_the_first_and_last_day_in_range_are_accepted() -> None:
+    low, high = DATE_RANGE
+    for day in (low, high):
+        Row(**request_row(date=day.isoformat()))
+        rows = pd.DataFrame([request_row(date=day.isoformat())])
+        assert validate_request(rows)["date"].dt.date.tolist() == [day]
+
+
+def test_a_date_that_is_no_date_is_refused_naming_the_date() -> None:
+    rows = pd.DataFrame([request_row(date="not a day")])
+    with pytest.raises(DataValidationError, match="date"):
+        validate_request(rows)
 
 
 @pytest.mark.parametrize("column", sorted(set(RANGES) & set(Row.model_fields)))
