@@ -184,7 +184,7 @@ def test_a_day_outside_what_can_be_monitored_or_retrained_is_refused(
         retrain.run(settings, "demand", late)
     from loopml.stages import batch
 
-    with pytest.raises(StageError, match="no validated data before 1999-01-01"):
+    with pytest.raises(StageError, match="no results for 1999-01-01"):
         batch.run(settings, "demand", pd.Timestamp("1999-01-01").date())
     assert not list((settings.home / "batch").rglob("date=1999-01-01*"))
     monitor.run(settings, "demand")  # the last day: the training data's end

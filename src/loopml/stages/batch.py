@@ -254,6 +254,11 @@ def _write(
                     else:
                         connection.execute(insert(table), arrow.to_pylist())
                     rows += len(frame)
+            if not rows:  # the rollback keeps what the day had
+                raise StageError(
+                    f"no results for {day} (a day before the data?): nothing "
+                    "stored, the day's stored results are kept"
+                )
             with tmp.open("rb") as handle:
                 os.fsync(handle.fileno())
             if pause := float(os.environ.get(PAUSE_ENV, "0") or 0):
@@ -321,9 +326,9 @@ def run(
         batch scorer: nothing to do; no champion yet).
 
     Raises:
-        StageError: no champion (with ``require_champion``), a day on or
-            before the first validated day, or another batch of the same
-            day is running.
+        StageError: no champion (with ``require_champion``), no results for
+            the day (e.g. a day before the data: the stored results are
+            kept), or another batch of the same day is running.
     """
     workload = get_workload(workload_name)  # an unknown name is a ValueError
     scorer = workload.batch_scorer()
@@ -343,14 +348,7 @@ def run(
         settings.data_dir(workload_name) / "validated.parquet", "validate"
     )
     data = pd.read_parquet(path)
-    column = workload.batch_spec.time_column
-    day = day or scorer.default_day(settings, data, column)
-    if column in data.columns and len(data):
-        first = pd.Timestamp(data[column].min()).date()
-        if day <= first:  # nothing before it to score from: an empty day stored
-            raise StageError(
-                f"no validated data before {day} to score it from (first day: {first})"
-            )
+    day = day or scorer.default_day(settings, data, workload.batch_spec.time_column)
     from sqlalchemy import create_engine
 
     model: Any = load_verified(workload_name, version).unwrap_python_model()

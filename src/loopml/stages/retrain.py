@@ -86,9 +86,14 @@ def _today(settings: Settings, workload: Workload, day: dt.date | None) -> dt.da
         settings.data_dir(workload.name) / "validated.parquet", "validate"
     )
     column = workload.batch_spec.time_column
-    last: dt.date = pd.Timestamp(
-        pd.read_parquet(path, columns=[column])[column].max()
-    ).date()
+    try:
+        last: dt.date = pd.Timestamp(
+            pd.read_parquet(path, columns=[column])[column].max()
+        ).date()
+    except (OSError, ValueError):  # unreadable: the stages say so, in their words
+        if day is None:
+            raise
+        return day
     if day is not None and day > last:
         raise StageError(f"no validated data for {day} yet (last: {last})")
     return last if day is None else day
