@@ -34,3 +34,22 @@ def test_promote_refuses_an_evaluation_of_another_version(demand_home: Path) -> 
     run_stage("evaluate", settings, "demand")
     done = run_stage("promote", settings, "demand").result
     assert done.details["version"] == newer, done
+
+
+def test_train_refuses_a_feature_store_of_other_data(demand_home: Path) -> None:
+    """A new validate without features: train read the old offline tables
+    and tagged the model with the new data version."""
+    import pandas as pd
+
+    import conftest
+    from loopml.stages import ingest, validate
+
+    settings = load_settings("default")
+    setup_mlflow(settings)
+    day = (conftest.demand_origin(settings) + pd.Timedelta(days=1)).date()
+    ingest.run(settings, "demand", day=day)
+    validate.run(settings, "demand")
+    with pytest.raises(StageError, match="run `loopml features -w demand` first"):
+        run_stage("train", settings, "demand")
+    run_stage("features", settings, "demand")
+    assert run_stage("train", settings, "demand").result.status == "ok"

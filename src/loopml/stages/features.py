@@ -27,7 +27,7 @@ import pandas as pd
 
 from loopml.core.config import FeatureStoreSettings, Settings
 from loopml.core.errors import StageError
-from loopml.core.io import require_file, write_json, write_parquet
+from loopml.core.io import file_hash, require_file, write_json, write_parquet
 from loopml.sdk import pg_offline
 from loopml.sdk.feast import data_dir, feature_store_settings, open_store
 from loopml.sdk.workload import get_workload
@@ -158,6 +158,8 @@ def run(
     views = features.materialized
     done = materialize(store, views, cutoff.to_pydatetime(), restated)
     details = {
+        # What train checks: the offline tables are of this validated table.
+        "data_version": file_hash(data_path),
         "project": fs.project,
         "online_store": fs.online,
         "offline_store": fs.offline,

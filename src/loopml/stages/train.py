@@ -14,6 +14,7 @@ whole version.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import warnings
@@ -26,7 +27,7 @@ from mlflow.models import infer_signature
 
 from loopml.core.config import Settings
 from loopml.core.errors import DataValidationError, StageError
-from loopml.core.io import require_file, write_json
+from loopml.core.io import file_hash, require_file, write_json
 from loopml.core.logs import mlflow_notices_hidden
 from loopml.models.integrity import CHECKSUM_TAG, model_checksum
 from loopml.models.registry import CHALLENGER, set_alias
@@ -86,12 +87,36 @@ def model_fingerprint(settings: Settings, workload_name: str) -> str:
     return fingerprint(data_path, section, settings.seed, folders)
 
 
+def _refuse_stale_features(settings: Settings, workload: str, data: Path) -> None:
+    """Refuse to train from a feature store built of another validated table.
+
+    A workload with feature views trains on the store's offline tables:
+    after a new ``validate`` without ``features`` they hold the previous
+    data's values, and the model would be tagged with a data version it was
+    not trained on.
+
+    Raises:
+        StageError: naming the stage to run.
+    """
+    record = settings.state_dir(workload) / "features.json"
+    if get_workload(workload).feature_views() is None or not record.is_file():
+        return
+    built_from = json.loads(record.read_text(encoding="utf-8")).get("data_version")
+    if built_from is not None and built_from != file_hash(data):
+        raise StageError(
+            f"the feature store holds features of another version of {data.name} "
+            f"(validated since `loopml features` last ran): run `loopml features "
+            f"-w {workload}` first"
+        )
+
+
 def run(settings: Settings, workload_name: str) -> StageResult:
     """Fit on all validated data, log and register the model as challenger."""
     workload = get_workload(workload_name)
     data_path = require_file(
         settings.data_dir(workload_name) / "validated.parquet", "validate"
     )
+    _refuse_stale_features(settings, workload_name, data_path)
     data = pd.read_parquet(data_path)
     setup_mlflow(settings)
     started = time.perf_counter()
