@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+import yaml
 from rich.console import Console
 from rich.table import Table
 
@@ -122,6 +123,31 @@ class _State:
     #: the workloads the command runs on (after --dataset routing).
     names: list[str] = []  # noqa: RUF012
     home: Path | None = None
+
+
+def _one_line(error: BaseException) -> str:
+    """A settings error as one line: each field's path and message.
+
+    pydantic's own text takes three lines a field and a documentation link;
+    a YAML parser's points at the line with a drawing.
+    """
+    from pydantic import ValidationError
+
+    if isinstance(error, ValidationError):
+        parts = []
+        for found in error.errors(include_url=False):
+            where = ".".join(str(part) for part in found["loc"])
+            said = str(found["msg"]).removeprefix("Value error, ")
+            parts.append(f"{where}: {said}" if where else said)
+        return "; ".join(parts)
+    if isinstance(error, yaml.YAMLError):
+        mark = getattr(error, "problem_mark", None)
+        where = "a profile"
+        if mark is not None:
+            where = f"{mark.name}, line {mark.line + 1}, column {mark.column + 1},"
+        problem = getattr(error, "problem", None) or type(error).__name__
+        return f"{where} is not valid YAML: {problem}"
+    return " ".join(str(error).split())
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -236,8 +262,8 @@ def _settings(
         for name in names:
             if (model := _settings_class(name)) is not None:
                 settings.section(name, model)
-    except (ValueError, FileNotFoundError) as error:
-        raise _fail(f"configuration: {error}") from error
+    except (ValueError, FileNotFoundError, yaml.YAMLError) as error:
+        raise _fail(f"configuration: {_one_line(error)}") from error
     configure_environment(settings.home)
     setup_logging(
         settings.home,

@@ -120,3 +120,48 @@ def test_a_damaged_hand_over_record_names_its_file(tiny_env: Path, text: str) ->
         read_json(path, "evaluate")
     assert str(path) in str(caught.value)
     assert "run `loopml evaluate` again" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("LOOPML_GATE__MARGIN", "abc", "gate.margin: Input should be a valid number"),
+        ("LOOPML_MONITOR__WINDOW_DAYS", "0", "monitor.window_days: Input should be"),
+    ],
+)
+def test_a_bad_top_level_setting_is_one_line_naming_it(
+    tiny_env: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    variable: str,
+    value: str,
+    message: str,
+) -> None:
+    """pydantic's dump took three lines a field and a link."""
+    monkeypatch.setenv(variable, value)
+    monkeypatch.setattr("sys.argv", ["loopml", "status"])
+    monkeypatch.setattr(cli._State, "verbose", False)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2, err
+    assert message in " ".join(err.split()), err
+    assert len([line for line in err.splitlines() if line.strip()]) == 1, err
+    assert "errors.pydantic.dev" not in err
+
+
+def test_a_broken_profile_is_one_line_naming_file_and_line(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (tmp_path / "default.yaml").write_text("profile: default\nhome: [unclosed\n")
+    monkeypatch.setenv("LOOPML_CONFIG_DIR", str(tmp_path))
+    monkeypatch.setenv("LOOPML_PROFILE", "default")
+    monkeypatch.setattr("sys.argv", ["loopml", "status"])
+    monkeypatch.setattr(cli._State, "verbose", False)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    err = " ".join(capsys.readouterr().err.split())
+    assert exit_info.value.code == 2, err
+    assert f"{tmp_path / 'default.yaml'}, line 3, column 1, is not valid YAML" in err
