@@ -411,6 +411,9 @@ def ingest(
     day = _parse_day(date)
     if force and day is None:
         raise typer.BadParameter("only applies with --date", param_hint="--force")
+    if file is not None and not file.is_file():
+        what = "is a folder, not a parquet file" if file.is_dir() else "does not exist"
+        raise typer.BadParameter(f"{file} {what}", param_hint="--file")
     name = _workload(workload)
     settings = _settings([name], dataset=dataset, data_path=data_path)
     if day is None and file is None:

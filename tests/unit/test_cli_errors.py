@@ -31,6 +31,11 @@ BAD = [
     ),
     (["ingest", "--date", "2025-13-01"], "is not a date like"),
     (["ingest", "--force"], "only applies with --date"),
+    (
+        ["ingest", "--file", "/nonexistent.parquet"],
+        "/nonexistent.parquet does not exist",
+    ),
+    (["ingest", "--file", "/tmp"], "/tmp is a folder, not a parquet file"),
     (["batch", "--date", "tomorrow"], "is not a date like"),
     (["monitor", "--date", "2025-02-30"], "is not a date like"),
     (["serve", "--port", "99999"], "65535"),
@@ -127,6 +132,8 @@ def test_a_damaged_hand_over_record_names_its_file(tiny_env: Path, text: str) ->
     [
         ("LOOPML_GATE__MARGIN", "abc", "gate.margin: Input should be a valid number"),
         ("LOOPML_MONITOR__WINDOW_DAYS", "0", "monitor.window_days: Input should be"),
+        ("LOOPML_WORKLOADS__DEMAND__START", "notadate", "demand.start: String should"),
+        ("LOOPML_WORKLOADS__DEMAND__START", "2025-02-30", "day is out of range"),
     ],
 )
 def test_a_bad_top_level_setting_is_one_line_naming_it(
@@ -139,7 +146,9 @@ def test_a_bad_top_level_setting_is_one_line_naming_it(
 ) -> None:
     """pydantic's dump took three lines a field and a link."""
     monkeypatch.setenv(variable, value)
-    monkeypatch.setattr("sys.argv", ["loopml", "status"])
+    # A workload's section is read by the commands that run it.
+    command = "ingest" if "WORKLOADS" in variable else "status"
+    monkeypatch.setattr("sys.argv", ["loopml", command])
     monkeypatch.setattr(cli._State, "verbose", False)
     with pytest.raises(SystemExit) as exit_info:
         cli.main()

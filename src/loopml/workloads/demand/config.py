@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from loopml.sdk.settings import WorkloadSettings
 
@@ -29,7 +30,8 @@ class DemandSettings(WorkloadSettings):
     n_stores: int = Field(3, ge=1)
     n_items: int = Field(10, ge=1)
     n_days: int = Field(730, ge=120)
-    start: str = "2024-01-01"
+    #: the generated data's first day (YYYY-MM-DD)
+    start: str = Field("2024-01-01", pattern=r"^\d{4}-\d{2}-\d{2}$")
     top_n_items: int = Field(50, ge=1)
     horizon: int = Field(28, ge=1, le=90)
     n_folds: int = Field(3, ge=1)
@@ -40,3 +42,9 @@ class DemandSettings(WorkloadSettings):
     min_rows_ratio: float = Field(0.5, gt=0, le=1)
     max_rows_ratio: float = Field(2.0, ge=1)
     model: DemandModelSettings = DemandModelSettings()
+
+    @field_validator("start")
+    @classmethod
+    def _a_real_day(cls, value: str) -> str:
+        dt.date.fromisoformat(value)  # a ValueError (2025-02-30) names the field
+        return value
