@@ -392,3 +392,16 @@ def test_an_empty_event_log_or_table_is_refused(small: RecsysData) -> None:
         validate_raw(small.to_frame().iloc[:0])
     error = _error(small.with_interactions(small.interactions.iloc[:0]))
     assert "interactions" in str(error) and "not_empty" in str(error)
+
+
+def test_a_daily_batch_day_without_events_is_refused(small: RecsysData) -> None:
+    """``ingest -w recsys --date`` of a day outside the source stored no rows
+    and passed; ``features`` then moved the online store's day to it."""
+    from loopml.workloads.recsys.schema import validate_batch
+
+    frame = small.to_frame()
+    last = frame["timestamp"].max().normalize()
+    assert validate_batch(frame, [last]) is frame
+    with pytest.raises(DataValidationError, match="not_empty") as caught:
+        validate_batch(frame, [pd.Timestamp("1999-01-01"), last])
+    assert "1999-01-01: no events" in str(caught.value)

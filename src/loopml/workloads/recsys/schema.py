@@ -9,12 +9,14 @@ checks the flat event log the platform stores, then its three tables.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
 from loopml.core.errors import DataValidationError
+from loopml.sdk.failures import failure_row
 from loopml.workloads.recsys.tables import (
     AGE_BANDS,
     EVENT_COLUMNS,
@@ -217,4 +219,25 @@ def validate_raw(df: pd.DataFrame) -> pd.DataFrame:
     if len(failures):
         _raise(failures)
     validate_data(RecsysData.from_frame(df))
+    return df
+
+
+def validate_batch(df: pd.DataFrame, new_days: Sequence[pd.Timestamp]) -> pd.DataFrame:
+    """:func:`validate_raw`, then each new day of a daily batch holds events.
+
+    An empty day (a date outside the source, say) passed every check, and
+    ``features`` then moved the online store's day forward with nothing in it.
+
+    Raises:
+        DataValidationError: the schema's failures, or one per empty day.
+    """
+    validate_raw(df)
+    days = set(df["timestamp"].dt.normalize())
+    failures = [
+        failure_row("not_empty", "timestamp", f"{day:%Y-%m-%d}: no events")
+        for day in sorted({pd.Timestamp(d).normalize() for d in new_days})
+        if day not in days
+    ]
+    if failures:
+        _raise(pd.DataFrame(failures).assign(table="interactions"))
     return df

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import pandas as pd
 
-from loopml.sdk.batch import BatchSpec
+from loopml.sdk.batch import BatchSpec, DailyBatch
 from loopml.sdk.capabilities import (
     BatchScorer,
     DaySource,
@@ -37,7 +37,7 @@ from loopml.workloads.recsys.models import (
     SegmentPopularity,
     TwoStageRanker,
 )
-from loopml.workloads.recsys.schema import validate_raw
+from loopml.workloads.recsys.schema import validate_batch, validate_raw
 from loopml.workloads.recsys.tables import RecsysData
 
 if TYPE_CHECKING:
@@ -287,6 +287,12 @@ class RecsysWorkload(Workload):
     def validate(self, raw: pd.DataFrame) -> pd.DataFrame:
         """Run the event-log and table schemas (raises ``DataValidationError``)."""
         return validate_raw(raw)
+
+    def validate_batch(
+        self, settings: Settings, raw: pd.DataFrame, batch: DailyBatch
+    ) -> pd.DataFrame:
+        """The schemas, then each new day holds events."""
+        return validate_batch(raw, batch.days)
 
     def train(self, settings: Settings, data: pd.DataFrame) -> TrainOutput:
         """Fit the two-stage ranker on the interactions before the holdout.
