@@ -229,6 +229,33 @@ def _data_overrides(
     return ({"workloads": sections} if sections else {}), taking
 
 
+def _home_dataset(settings: Settings, names: list[str]) -> Settings:
+    """The dataset a home was ingested from, for commands not naming one.
+
+    ``loopml run --dataset bike-sharing`` makes its own home; a later
+    ``loopml --home ... train`` without ``--dataset`` read the configured
+    (generated) dataset's settings: its models were logged as trained on
+    generated data, ``replay`` failed on the generator's bounds, and the
+    recsys reasons were those of the generated data. The home's last
+    snapshot ingest (``ingest.json``) says which dataset it holds.
+    """
+    for name in names:
+        record = settings.state_dir(name) / "ingest.json"
+        if not record.is_file():
+            continue
+        try:
+            ingested = json.loads(record.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            continue
+        held = ingested.get("dataset")
+        section = settings.workloads.get(name, {})
+        if held and held != section.get("dataset", "generated"):
+            values = {"dataset": held, "data_path": ingested.get("data_path")}
+            settings = settings.with_section(name, values)
+            console.print(f"{name}: dataset {held}, as this home was ingested")
+    return settings
+
+
 def _home_chosen() -> bool:
     """Whether the user named the home (--home or LOOPML_HOME)."""
     return _State.home is not None or bool(os.environ.get("LOOPML_HOME"))
@@ -259,6 +286,8 @@ def _settings(
                 f"home {own} (one home per dataset; later commands on this data: "
                 f"loopml --home {own} ...)"
             )
+        if dataset is None and data_path is None:
+            settings = _home_dataset(settings, names)
         for name in names:
             if (model := _settings_class(name)) is not None:
                 settings.section(name, model)

@@ -110,3 +110,34 @@ def test_production_without_a_tracking_server_is_refused(
     with pytest.raises(ValueError, match="names no MLflow tracking server"):
         load_settings("production")
     assert load_settings("default").tracking_uri.startswith("sqlite:///")
+
+
+def test_commands_follow_the_dataset_a_home_was_ingested_from(
+    tiny_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`loopml --home .loopml-bike-sharing train` read the generated data's
+    settings: its model was logged as trained on generated data."""
+    import json
+
+    from loopml import cli
+    from loopml.stages import ingest
+
+    settings = load_settings("default")
+    record = ingest.run(settings, "demand").details  # the configured: generated
+    assert record["dataset"] is None or record["dataset"] == "generated"
+    state = settings.state_dir("demand") / "ingest.json"
+    state.write_text(
+        json.dumps({"dataset": "bike-sharing", "data_path": "/data/day.csv"})
+    )
+    followed = cli._home_dataset(settings, ["demand"])
+    section = DemandSettings.of(followed)
+    assert (section.dataset, str(section.data_path)) == (
+        "bike-sharing",
+        "/data/day.csv",
+    )
+    assert "demand: dataset bike-sharing, as this home was ingested" in " ".join(
+        capsys.readouterr().out.split()
+    )
+    assert DemandSettings.of(settings).dataset == "generated"  # a copy changed
+    state.write_text("{broken")
+    assert cli._home_dataset(settings, ["demand"]) is settings

@@ -85,9 +85,13 @@ def _snapshot(
     raw = _protect(loaded, spec, settings)
     store.clear()
     write_parquet(raw, store.raw_path)
+    section = settings.workloads.get(workload.name, {})
     details: dict[str, Any] = {
         "mode": "snapshot",
         "source": str(source or "dataset"),
+        # Later commands on this home read the same data (cli._home_dataset).
+        "dataset": section.get("dataset") if source is None else None,
+        "data_path": section.get("data_path") if source is None else None,
         "batch_id": uuid.uuid4().hex,
         "days": [],
         "path": str(store.raw_path),
@@ -152,6 +156,9 @@ def _daily(
         "path": str(store.raw_path),
         "rows": 0 if union is None else len(union),
         "seeded_days": seeded,
+        # The dataset the home holds goes on (see the snapshot's record).
+        "dataset": settings.workloads.get(name, {}).get("dataset"),
+        "data_path": settings.workloads.get(name, {}).get("data_path"),
     }
     write_json(details, settings.state_dir(name) / INGESTED)
     log.info(
