@@ -240,16 +240,19 @@ def _home_dataset(settings: Settings, names: list[str]) -> Settings:
     snapshot ingest (``ingest.json``) says which dataset it holds.
     """
     for name in names:
-        record = settings.state_dir(name) / "ingest.json"
-        if not record.is_file():
+        from loopml.data.batches import INGESTED
+
+        record = settings.state_dir(name) / INGESTED
+        model = _settings_class(name)
+        if not record.is_file() or model is None or "dataset" not in model.model_fields:
             continue
         try:
             ingested = json.loads(record.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError):
             continue
         held = ingested.get("dataset")
-        section = settings.workloads.get(name, {})
-        if held and held != section.get("dataset", "generated"):
+        default = model.model_fields["dataset"].default
+        if held and held != settings.workloads.get(name, {}).get("dataset", default):
             values = {"dataset": held, "data_path": ingested.get("data_path")}
             settings = settings.with_section(name, values)
             console.print(f"{name}: dataset {held}, as this home was ingested")

@@ -14,7 +14,6 @@ whole version.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import warnings
@@ -27,7 +26,7 @@ from mlflow.models import infer_signature
 
 from loopml.core.config import Settings
 from loopml.core.errors import DataValidationError, StageError
-from loopml.core.io import file_hash, require_file, write_json
+from loopml.core.io import file_hash, read_json, require_file, write_json
 from loopml.core.logs import mlflow_notices_hidden
 from loopml.models.integrity import CHECKSUM_TAG, model_checksum
 from loopml.models.registry import CHALLENGER, set_alias
@@ -101,7 +100,7 @@ def _refuse_stale_features(settings: Settings, workload: str, data: Path) -> Non
     record = settings.state_dir(workload) / "features.json"
     if get_workload(workload).feature_views() is None or not record.is_file():
         return
-    built_from = json.loads(record.read_text(encoding="utf-8")).get("data_version")
+    built_from = read_json(record, "features").get("data_version")
     if built_from is not None and built_from != file_hash(data):
         raise StageError(
             f"the feature store holds features of another version of {data.name} "
