@@ -174,3 +174,22 @@ def test_a_broken_profile_is_one_line_naming_file_and_line(
     err = " ".join(capsys.readouterr().err.split())
     assert exit_info.value.code == 2, err
     assert f"{tmp_path / 'default.yaml'}, line 3, column 1, is not valid YAML" in err
+
+
+def test_a_damaged_table_names_its_file(tiny_env: Path) -> None:
+    """pyarrow says "Could not open Parquet input source '<Buffer>'"."""
+    from loopml.core.errors import StageError
+    from loopml.core.io import read_table
+
+    path = tiny_env / "data" / "demand" / "validated.parquet"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not a parquet file")
+    with pytest.raises(StageError) as caught:
+        read_table(path, "validate")
+    said = str(caught.value)
+    assert str(path) in said and "run `loopml validate` again" in said
+    import conftest
+
+    done = conftest.loopml(tiny_env, "train", COLUMNS="2000")
+    said = " ".join((done.stdout + done.stderr).split())
+    assert done.returncode == 1 and str(path) in said, said

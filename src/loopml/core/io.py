@@ -83,6 +83,26 @@ def read_json(path: Path, produced_by: str) -> dict[str, Any]:
     return data
 
 
+def read_table(path: Path, produced_by: str, **kwargs: Any) -> pd.DataFrame:
+    """``pd.read_parquet(path)`` of a table a stage wrote, naming it if damaged.
+
+    pyarrow's own message names no file ("Could not open Parquet input
+    source '<Buffer>'"); a table cut short or overwritten is named here with
+    the stage that writes it.
+
+    Raises:
+        StageError: the file is missing or not a readable parquet table.
+    """
+    require_file(path, produced_by)
+    try:
+        return pd.read_parquet(path, **kwargs)
+    except (OSError, ValueError) as error:  # pyarrow's errors are both kinds
+        raise StageError(
+            f"{path} cannot be read as a parquet table ({error}): run "
+            f"`loopml {produced_by}` again to write it afresh"
+        ) from error
+
+
 def require_file(path: Path, produced_by: str) -> Path:
     """Return ``path`` if it exists, else explain which stage makes it."""
     if not path.is_file():

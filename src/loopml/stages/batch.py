@@ -47,7 +47,7 @@ import pyarrow.parquet as pq
 
 from loopml.core.config import Settings
 from loopml.core.errors import StageError
-from loopml.core.io import require_file
+from loopml.core.io import read_table, require_file
 from loopml.data.results import VERSION_KEY, result_path
 from loopml.models.integrity import load_verified
 from loopml.models.registry import CHAMPION, get_alias
@@ -347,7 +347,7 @@ def run(
     path = require_file(
         settings.data_dir(workload_name) / "validated.parquet", "validate"
     )
-    data = pd.read_parquet(path)
+    data = read_table(path, "validate")
     day = day or scorer.default_day(settings, data, workload.batch_spec.time_column)
     from sqlalchemy import create_engine
 

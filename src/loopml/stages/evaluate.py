@@ -5,11 +5,10 @@ from __future__ import annotations
 import logging
 
 import mlflow
-import pandas as pd
 from mlflow import MlflowClient
 
 from loopml.core.config import Settings
-from loopml.core.io import read_json, require_file, write_json
+from loopml.core.io import read_json, read_table, require_file, write_json
 from loopml.models.tracking import setup_mlflow
 from loopml.sdk.workload import Workload, get_workload
 from loopml.stages.common import StageResult
@@ -36,7 +35,7 @@ def run(settings: Settings, workload_name: str) -> StageResult:
     data_path = require_file(
         settings.data_dir(workload_name) / "validated.parquet", "validate"
     )
-    data = pd.read_parquet(data_path)
+    data = read_table(data_path, "validate")
     setup_mlflow(settings)
     output = workload.evaluate(settings, data)
     baselines = baseline_scores(workload, output.metrics)

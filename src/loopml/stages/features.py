@@ -27,7 +27,13 @@ import pandas as pd
 
 from loopml.core.config import FeatureStoreSettings, Settings
 from loopml.core.errors import StageError
-from loopml.core.io import file_hash, require_file, write_json, write_parquet
+from loopml.core.io import (
+    file_hash,
+    read_table,
+    require_file,
+    write_json,
+    write_parquet,
+)
 from loopml.sdk import pg_offline
 from loopml.sdk.feast import data_dir, feature_store_settings, open_store
 from loopml.sdk.workload import get_workload
@@ -136,7 +142,7 @@ def run(
     data_path = require_file(
         settings.data_dir(workload_name) / "validated.parquet", "validate"
     )
-    tables = features.offline_tables(pd.read_parquet(data_path), settings)
+    tables = features.offline_tables(read_table(data_path, "validate"), settings)
     if all(table.empty for table in tables.values()):
         raise StageError(f"{data_path} is too short to give a single feature row")
     folder = data_dir(settings)

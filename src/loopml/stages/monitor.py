@@ -40,7 +40,7 @@ import pandas as pd
 
 from loopml.core.config import Settings
 from loopml.core.errors import StageError
-from loopml.core.io import require_file, write_json
+from loopml.core.io import read_table, require_file, write_json
 from loopml.models.integrity import load_verified
 from loopml.models.registry import CHAMPION, get_alias
 from loopml.models.tracking import DATA_END_TAG, setup_mlflow
@@ -254,7 +254,7 @@ def judge(
     path = require_file(
         settings.data_dir(workload_name) / "validated.parquet", "validate"
     )
-    data = pd.read_parquet(path)
+    data = read_table(path, "validate")
     setup_mlflow(settings)
     version, tags = _champion(workload_name)
     monitored, reference_end, trained_until = _windows(

@@ -18,7 +18,7 @@ from mlflow import MlflowClient
 
 from loopml.core.config import Settings
 from loopml.core.errors import DataValidationError, StageError
-from loopml.core.io import read_json, require_file
+from loopml.core.io import read_json, read_table, require_file
 from loopml.models import card as model_card
 from loopml.models import gate
 from loopml.models.integrity import load_verified
@@ -87,7 +87,7 @@ def run(settings: Settings, workload_name: str) -> StageResult:
         settings.data_dir(workload_name) / "validated.parquet", "validate"
     )
     try:  # the data invariants: the holdout must still pass its schema
-        data = workload.validate(pd.read_parquet(data_path))
+        data = workload.validate(read_table(data_path, "validate"))
     except DataValidationError as error:
         raise StageError(f"the holdout data failed its schema: {error}") from error
     challenger, example = _load(workload_name, version)

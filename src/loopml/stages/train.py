@@ -26,7 +26,7 @@ from mlflow.models import infer_signature
 
 from loopml.core.config import Settings
 from loopml.core.errors import DataValidationError, StageError
-from loopml.core.io import file_hash, read_json, require_file, write_json
+from loopml.core.io import file_hash, read_json, read_table, require_file, write_json
 from loopml.core.logs import mlflow_notices_hidden
 from loopml.models.integrity import CHECKSUM_TAG, model_checksum
 from loopml.models.registry import CHALLENGER, set_alias
@@ -116,7 +116,7 @@ def run(settings: Settings, workload_name: str) -> StageResult:
         settings.data_dir(workload_name) / "validated.parquet", "validate"
     )
     _refuse_stale_features(settings, workload_name, data_path)
-    data = pd.read_parquet(data_path)
+    data = read_table(data_path, "validate")
     setup_mlflow(settings)
     started = time.perf_counter()
     try:

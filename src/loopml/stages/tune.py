@@ -49,7 +49,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from loopml.core.config import Settings
 from loopml.core.errors import StageError
-from loopml.core.io import file_hash, require_file, write_json
+from loopml.core.io import file_hash, read_table, require_file, write_json
 from loopml.core.params import PARAMS_ENV
 from loopml.models.tracking import lineage_tags, setup_mlflow
 from loopml.sdk.tuning import SearchParam
@@ -267,7 +267,7 @@ def run(settings: Settings, workload_name: str) -> StageResult:
     data_path = require_file(
         settings.data_dir(workload_name) / "validated.parquet", "validate"
     )
-    data = pd.read_parquet(data_path)
+    data = read_table(data_path, "validate")
     metric, steps = workload.primary_metric, workload.tune_steps(settings)
     experiment_id = setup_mlflow(settings)
     from loopml.core.ray_session import ray_session
