@@ -404,3 +404,18 @@ def test_a_full_queue_drops_and_counts_without_waiting(tmp_path: Path) -> None:
     assert taken == [True, True, False] and log.dropped == 1
     log.close()  # hands over what waited, from here
     assert log.rows_written == 6 and len(read_log(tmp_path, "demand")) == 6
+
+
+def test_a_damaged_log_part_is_named(tmp_path: Path) -> None:
+    """pyarrow said "Could not open Parquet input source '<Buffer>'"."""
+    from loopml.monitoring.inference_log import partition, read_log, write_part
+
+    day = dt.date(2025, 3, 1)
+    write_part(tmp_path, "demand", day, pd.DataFrame({"x": [1.0]}))
+    bad = partition(tmp_path, "demand", day) / "part-zzz.parquet"
+    bad.write_bytes(b"PAR1 cut short")
+    with pytest.raises(ValueError, match="damaged inference-log part") as caught:
+        read_log(tmp_path, "demand")
+    assert str(bad) in str(caught.value)
+    bad.unlink()
+    assert read_log(tmp_path, "demand")["x"].tolist() == [1.0]

@@ -337,6 +337,16 @@ def write_part(
     return path
 
 
+def _read_part(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError) as error:  # pyarrow's message names no file
+        raise ValueError(
+            f"{path} is a damaged inference-log part ({error}); move it out of "
+            "the log folder to read the rest"
+        ) from error
+
+
 def read_log(
     root: Path,
     workload: str,
@@ -347,6 +357,10 @@ def read_log(
 
     Returns:
         The rows, oldest part first; an empty frame when nothing was logged.
+
+    Raises:
+        ValueError: a part that is not a readable parquet file, named (parts
+            are written whole, so only a damaged disk or a hand edit makes one).
     """
     folder = root / workload
     frames: list[pd.DataFrame] = []
@@ -358,7 +372,7 @@ def read_log(
             continue
         if (since and day < since) or (until and day > until):
             continue
-        frames.extend(pd.read_parquet(p) for p in sorted(part.glob("part-*.parquet")))
+        frames.extend(_read_part(p) for p in sorted(part.glob("part-*.parquet")))
     if not frames:
         return pd.DataFrame()
     return pd.concat(frames, ignore_index=True)
