@@ -132,9 +132,8 @@ def test_workloads_lists_tuning_only_where_a_search_space_is_declared(
 ) -> None:
     import json
 
-    code, _ = _cli("workloads", "--json")
-    assert code == 0
     result = CliRunner().invoke(app, ["workloads", "--json"])
+    assert result.exit_code == 0, result.output
     found = {w["name"]: w["capabilities"] for w in json.loads(result.output)}
     assert "tuning" in found["demand"] and "tuning" in found["recsys"]
     assert "tuning" not in found["bare"]

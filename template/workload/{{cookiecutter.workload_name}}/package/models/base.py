@@ -15,12 +15,43 @@ names the columns it lacks after one is removed or renamed.
 from __future__ import annotations
 
 import inspect
+import logging
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pandas as pd
 from loopml.core.errors import DataValidationError
 from loopml.sdk.contract import check_fitted
 from loopml.sdk.failures import failure_row
+
+
+log = logging.getLogger(__name__)
+
+#: The name loopml gives the version under judgement in ``holdout_metrics``.
+CHALLENGER = "challenger"
+
+
+def gate_answers(
+    predictors: Mapping[str, Callable[[pd.DataFrame], Any]], rows: pd.DataFrame
+) -> dict[str, Any]:
+    """Each predictor's answer to the holdout's ``rows``, by name.
+
+    A registered model fitted on features the current code no longer builds
+    (removed or renamed since it was trained) cannot answer anywhere: it is
+    left out with a warning, so the challenger is judged without it.
+
+    Raises:
+        MissingFeaturesError: when the challenger itself lacks features.
+    """
+    answers = {}
+    for name, predict in predictors.items():
+        try:
+            answers[name] = predict(rows)
+        except MissingFeaturesError as error:
+            if name == CHALLENGER:
+                raise
+            log.warning("%s left out of the gate: %s", name, error)
+    return answers
 
 
 class MissingFeaturesError(DataValidationError, ValueError):

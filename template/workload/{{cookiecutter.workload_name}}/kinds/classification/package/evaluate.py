@@ -11,7 +11,6 @@ reported too (``prior_rate_*``, ``logistic_*``).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,13 +24,8 @@ from sklearn.metrics import log_loss, roc_auc_score, roc_curve
 from .data import TIME_COLUMN
 from .features import INPUT_COLUMNS, training_set
 from .models import ALTERNATIVES, make_model
-from .models.base import MissingFeaturesError
+from .models.base import gate_answers
 from .settings import {{ cookiecutter.__class_name }}Settings
-
-log = logging.getLogger(__name__)
-
-#: loopml's name for the model the gate judges (the others are compared to it).
-CHALLENGER = "challenger"
 
 PRIMARY_METRIC = "roc_auc"
 HIGHER_IS_BETTER = True
@@ -143,15 +137,8 @@ def gate_scores(
     }
     scores = {"baseline": _strongest(alternatives)}
     rows = test[INPUT_COLUMNS]
-    for name, predict in predictors.items():
-        try:
-            answer = np.asarray(predict(rows), dtype=np.float64)
-        except MissingFeaturesError as error:
-            if name == CHALLENGER:
-                raise
-            log.warning("%s left out of the gate: %s", name, error)
-            continue
-        scores[name] = score(y_test, answer)
+    for name, answer in gate_answers(predictors, rows).items():
+        scores[name] = score(y_test, np.asarray(answer, dtype=np.float64))
     return scores
 
 

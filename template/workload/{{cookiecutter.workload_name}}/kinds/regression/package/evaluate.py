@@ -6,7 +6,6 @@ and judged on the last ``holdout_days`` days, as it will be used.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -19,12 +18,7 @@ from .settings import {{ cookiecutter.__class_name }}Settings
 from .data import TIME_COLUMN
 from .features import INPUT_COLUMNS, training_set
 from .models import make_model
-from .models.base import MissingFeaturesError
-
-log = logging.getLogger(__name__)
-
-#: loopml's name for the model the gate judges (the others are compared to it).
-CHALLENGER = "challenger"
+from .models.base import gate_answers
 
 PRIMARY_METRIC = "mae"
 HIGHER_IS_BETTER = False
@@ -110,14 +104,7 @@ def gate_scores(
     baseline = make_model("baseline", cfg, seed).fit(x_train, y_train)
     scores = {"baseline": score(y_test, baseline.predict(x_test))}
     rows = test[INPUT_COLUMNS]
-    for name, predict in predictors.items():
-        try:
-            answer = predict(rows)
-        except MissingFeaturesError as error:
-            if name == CHALLENGER:
-                raise
-            log.warning("%s left out of the gate: %s", name, error)
-            continue
+    for name, answer in gate_answers(predictors, rows).items():
         scores[name] = score(y_test, answer)
     return scores
 

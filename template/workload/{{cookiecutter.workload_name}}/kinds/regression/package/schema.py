@@ -233,23 +233,16 @@ def _parse_dates(rows: pd.DataFrame, what: str) -> pd.DataFrame:
         rows["date"] = pd.to_datetime(rows["date"]).astype("datetime64[ns]")
         return rows
     except (ValueError, TypeError, OverflowError) as error:
-        low, high = DATE_RANGE
+        check = "is_a_date_in_range({}, {})".format(*DATE_RANGE)
         bad = rows["date"][~rows["date"].map(_is_day)]
-        failures = pd.DataFrame(
-            {
-                "schema_context": "Column",
-                "column": "date",
-                "check": f"is_a_date_in_range({low}, {high})",
-                "check_number": None,
-                "failure_case": bad.astype(str).to_numpy(),
-                "index": bad.index.to_numpy(),
-            }
-        )
-        if failures.empty:  # pandas refused the column as a whole
-            failures = pd.DataFrame(
-                [failure_row(f"is_a_date_in_range({low}, {high})", "date", str(error))]
-            )
-        raise _error(REQUEST_SCHEMA, what, failures) from error
+        # One failure per bad row, its index naming the row in a 422.
+        cases = [
+            failure_row(check, "date", str(value)) | {"index": at}
+            for at, value in bad.items()
+        ]
+        # None found one by one: pandas refused the column as a whole.
+        cases = cases or [failure_row(check, "date", str(error))]
+        raise _error(REQUEST_SCHEMA, what, pd.DataFrame(cases)) from error
 
 
 def validate_request(frame: pd.DataFrame) -> pd.DataFrame:
